@@ -1,0 +1,30 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "Kiln",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "kiln", targets: ["kiln"]),
+        .library(name: "KilnDriver", targets: ["KilnDriver"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .target(name: "KilnIR"),
+        .target(
+            name: "KilnONNX",
+            dependencies: ["KilnIR", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["proto"]),
+        .target(name: "KilnPasses", dependencies: ["KilnIR", "KilnReference"]),
+        .target(name: "KilnReference", dependencies: ["KilnIR"]),
+        .target(name: "KilnDriver", dependencies: ["KilnIR", "KilnONNX", "KilnPasses", "KilnReference"]),
+        .executableTarget(
+            name: "kiln",
+            dependencies: ["KilnDriver", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(name: "KilnTests", dependencies: ["KilnIR", "KilnONNX", "KilnPasses", "KilnReference", "KilnDriver"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

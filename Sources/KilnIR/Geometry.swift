@@ -1,0 +1,297 @@
+/// Shape arithmetic shared by shape inference, the reference interpreter and the code
+/// generators: one definition of each op's geometry.
+
+/// Normalizes a possibly negative axis against `rank` (`rank` itself allowed when `inclusive`).
+public func normalizeAxis(_ axis: Int, rank: Int, inclusive: Bool = false, _ what: String) throws -> Int {
+    let limit = inclusive ? rank + 1 : rank
+    let a = axis < 0 ? axis + rank : axis
+    guard a >= 0 && a < limit else {
+        throw KilnError("\(what): axis \(axis) is out of range for rank \(rank)")
+    }
+    return a
+}
+
+/// Numpy broadcasting of several shapes.
+public func broadcastShapes(_ shapes: [[Int]], _ what: String) throws -> [Int] {
+    let rank = shapes.map(\.count).max() ?? 0
+    var out = [Int](repeating: 1, count: rank)
+    for s in shapes {
+        let off = rank - s.count
+        for (i, d) in s.enumerated() {
+            let o = out[off + i]
+            if o == d || d == 1 { continue }
+            if o == 1 { out[off + i] = d; continue }
+            throw KilnError("\(what): shapes \(shapes.map(shapeString).joined(separator: ", ")) do not broadcast")
+        }
+    }
+    return out
+}
+
+/// Strides of a C-order shape.
+public func contiguousStrides(_ shape: [Int]) -> [Int] {
+    var s = [Int](repeating: 1, count: shape.count)
+    var acc = 1
+    for i in stride(from: shape.count - 1, through: 0, by: -1) {
+        s[i] = acc
+        acc *= shape[i]
+    }
+    return s
+}
+
+/// Resolved geometry of a convolution or pooling window over the spatial axes.
+public struct WindowGeometry: Sendable, Equatable {
+    public var kernel: [Int]
+    public var strides: [Int]
+    public var dilations: [Int]
+    public var padsBegin: [Int]
+    public var padsEnd: [Int]
+    public var input: [Int]
+    public var output: [Int]
+}
+
+/// Geometry of a convolution or pooling window. `ceilMode` applies to pooling only.
+public func windowGeometry(input: [Int], kernel: [Int], strides: [Int]?, pads: [Int]?, dilations: [Int]?,
+                           autoPad: AutoPad, ceilMode: Bool = false, _ what: String) throws -> WindowGeometry {
+    let n = input.count
+    guard kernel.count == n else { throw KilnError("\(what): kernel has \(kernel.count) spatial axes, input has \(n)") }
+    let s = strides ?? [Int](repeating: 1, count: n)
+    let d = dilations ?? [Int](repeating: 1, count: n)
+    guard s.count == n, d.count == n else { throw KilnError("\(what): strides/dilations must have \(n) entries") }
+    guard s.allSatisfy({ $0 > 0 }), d.allSatisfy({ $0 > 0 }), kernel.allSatisfy({ $0 > 0 }) else {
+        throw KilnError("\(what): kernel, strides and dilations must be positive")
+    }
+    var pb = [Int](repeating: 0, count: n), pe = [Int](repeating: 0, count: n)
+    var out = [Int](repeating: 0, count: n)
+    for i in 0..<n {
+        let ext = (kernel[i] - 1) * d[i] + 1
+        switch autoPad {
+        case .sameUpper, .sameLower:
+            out[i] = (input[i] + s[i] - 1) / s[i]
+            let total = max(0, (out[i] - 1) * s[i] + ext - input[i])
+            let small = total / 2, big = total - small
+            pb[i] = autoPad == .sameUpper ? small : big
+            pe[i] = autoPad == .sameUpper ? big : small
+        case .valid:
+            out[i] = input[i] >= ext ? (input[i] - ext) / s[i] + 1 : 0
+        case .notSet:
+            if let p = pads {
+                guard p.count == 2 * n else { throw KilnError("\(what): pads must have \(2 * n) entries, has \(p.count)") }
+                guard p.allSatisfy({ $0 >= 0 }) else { throw KilnError("\(what): negative pads are not supported") }
+                pb[i] = p[i]
+                pe[i] = p[n + i]
+            }
+            let span = input[i] + pb[i] + pe[i] - ext
+            guard span >= 0 else {
+                throw KilnError("\(what): the window (\(ext)) is larger than the padded input (\(input[i] + pb[i] + pe[i]))")
+            }
+            if ceilMode {
+                var o = (span + s[i] - 1) / s[i] + 1
+                // The last window must start inside the input or its begin padding.
+                if (o - 1) * s[i] >= input[i] + pb[i] { o -= 1 }
+                out[i] = o
+            } else {
+                out[i] = span / s[i] + 1
+            }
+        }
+    }
+    return WindowGeometry(kernel: kernel, strides: s, dilations: d, padsBegin: pb, padsEnd: pe, input: input, output: out)
+}
+
+/// Geometry of a transposed convolution: `output` is the spatial output size.
+public func convTransposeGeometry(input: [Int], kernel: [Int], attributes a: ConvTransposeAttributes,
+                                  _ what: String) throws -> WindowGeometry {
+    let n = input.count
+    let c = a.conv
+    let s = c.strides ?? [Int](repeating: 1, count: n)
+    let d = c.dilations ?? [Int](repeating: 1, count: n)
+    let op = a.outputPadding ?? [Int](repeating: 0, count: n)
+    guard kernel.count == n, s.count == n, d.count == n, op.count == n else {
+        throw KilnError("\(what): kernel, strides, dilations and output_padding must have \(n) entries")
+    }
+    var pb = [Int](repeating: 0, count: n), pe = [Int](repeating: 0, count: n), out = [Int](repeating: 0, count: n)
+    var target: [Int]? = a.outputShape.map { $0.count > n ? Array($0.suffix(n)) : $0 }
+    if target == nil, c.autoPad == .sameUpper || c.autoPad == .sameLower {
+        target = (0..<n).map { input[$0] * s[$0] }
+    }
+    for i in 0..<n {
+        let full = s[i] * (input[i] - 1) + op[i] + (kernel[i] - 1) * d[i] + 1
+        if let t = target {
+            guard t.count == n else { throw KilnError("\(what): output_shape must have \(n) entries") }
+            let total = max(0, full - t[i])
+            if c.autoPad == .sameUpper {
+                pb[i] = total / 2; pe[i] = total - total / 2
+            } else {
+                pb[i] = total - total / 2; pe[i] = total / 2
+            }
+            out[i] = t[i]
+        } else {
+            if let p = c.pads, c.autoPad == .notSet {
+                guard p.count == 2 * n else { throw KilnError("\(what): pads must have \(2 * n) entries") }
+                pb[i] = p[i]; pe[i] = p[n + i]
+            }
+            out[i] = full - pb[i] - pe[i]
+        }
+        guard out[i] > 0 else { throw KilnError("\(what): output size \(out[i]) is not positive") }
+    }
+    return WindowGeometry(kernel: kernel, strides: s, dilations: d, padsBegin: pb, padsEnd: pe, input: input, output: out)
+}
+
+/// Per-axis begin, step and count of a Slice.
+public struct SliceAxis: Sendable {
+    public var start: Int
+    public var step: Int
+    public var count: Int
+
+    public init(start: Int, step: Int, count: Int) {
+        self.start = start
+        self.step = step
+        self.count = count
+    }
+}
+
+/// Resolves Slice's operands against `shape` (ONNX clamping rules).
+public func resolveSlice(shape: [Int], starts: [Int64], ends: [Int64], axes: [Int64]?, steps: [Int64]?,
+                         _ what: String) throws -> [SliceAxis] {
+    var result = shape.map { SliceAxis(start: 0, step: 1, count: $0) }
+    guard starts.count == ends.count else { throw KilnError("\(what): starts and ends differ in length") }
+    let ax = axes ?? (0..<Int64(starts.count)).map { $0 }
+    guard ax.count == starts.count else { throw KilnError("\(what): axes and starts differ in length") }
+    if let st = steps, st.count != starts.count { throw KilnError("\(what): steps and starts differ in length") }
+    var seen = Set<Int>()
+    for k in 0..<starts.count {
+        let axis = try normalizeAxis(Int(clamping: ax[k]), rank: shape.count, what)
+        guard seen.insert(axis).inserted else { throw KilnError("\(what): axis \(axis) repeats") }
+        let dim = Int64(shape[axis])
+        let step = steps?[k] ?? 1
+        guard step != 0 else { throw KilnError("\(what): step 0") }
+        var s = starts[k], e = ends[k]
+        if s < 0 { s = s &+ dim }
+        if e < 0 { e = e &+ dim }
+        if step > 0 {
+            s = min(max(s, 0), dim)
+            e = min(max(e, 0), dim)
+        } else {
+            s = min(max(s, 0), dim - 1)
+            e = min(max(e, -1), dim - 1)
+        }
+        let count: Int64
+        if step > 0 { count = e > s ? (e - s + step - 1) / step : 0 }
+        else { count = s > e ? (s - e + (-step) - 1) / (-step) : 0 }
+        result[axis] = SliceAxis(start: Int(s), step: Int(step), count: Int(count))
+    }
+    return result
+}
+
+/// Resolves a Reshape target (0 copies the input dimension unless `allowZero`; one -1 is inferred).
+public func resolveReshape(input: [Int], target: [Int64], allowZero: Bool, _ what: String) throws -> [Int] {
+    var out: [Int] = []
+    var inferAt: Int?
+    for (i, t) in target.enumerated() {
+        if t == -1 {
+            guard inferAt == nil else { throw KilnError("\(what): more than one -1 in the target shape") }
+            inferAt = i
+            out.append(1)
+        } else if t == 0 && !allowZero {
+            guard i < input.count else { throw KilnError("\(what): 0 at position \(i) has no input dimension to copy") }
+            out.append(input[i])
+        } else {
+            guard t >= 0, t < Int64(Int32.max) else { throw KilnError("\(what): invalid target dimension \(t)") }
+            out.append(Int(t))
+        }
+    }
+    let total = shapeProduct(input)
+    if let k = inferAt {
+        let rest = shapeProduct(out)
+        guard rest > 0, total % rest == 0 else {
+            throw KilnError("\(what): cannot reshape \(shapeString(input)) to \(target)")
+        }
+        out[k] = total / rest
+    }
+    guard shapeProduct(out) == total else {
+        throw KilnError("\(what): cannot reshape \(shapeString(input)) (\(total) elements) to \(shapeString(out))")
+    }
+    return out
+}
+
+/// Sizes of each Split output.
+public func resolveSplit(dim: Int, split: [Int64]?, outputs: Int, _ what: String) throws -> [Int] {
+    if let s = split {
+        guard s.count == outputs else { throw KilnError("\(what): split has \(s.count) entries for \(outputs) outputs") }
+        guard s.allSatisfy({ $0 >= 0 }), s.reduce(0, &+) == Int64(dim) else {
+            throw KilnError("\(what): split \(s) does not add up to \(dim)")
+        }
+        return s.map { Int($0) }
+    }
+    guard outputs > 0 else { throw KilnError("\(what): no outputs") }
+    let chunk = (dim + outputs - 1) / outputs
+    var sizes: [Int] = []
+    var left = dim
+    for _ in 0..<outputs {
+        let c = min(chunk, left)
+        sizes.append(c)
+        left -= c
+    }
+    return sizes
+}
+
+/// Output shape of numpy-style matmul.
+public func matMulShape(_ a: [Int], _ b: [Int], _ what: String) throws -> [Int] {
+    guard !a.isEmpty, !b.isEmpty else { throw KilnError("\(what): matmul of a scalar") }
+    let a2 = a.count == 1 ? [1, a[0]] : a
+    let b2 = b.count == 1 ? [b[0], 1] : b
+    guard a2[a2.count - 1] == b2[b2.count - 2] else {
+        throw KilnError("\(what): cannot multiply \(shapeString(a)) by \(shapeString(b))")
+    }
+    let batch = try broadcastShapes([Array(a2.dropLast(2)), Array(b2.dropLast(2))], what)
+    var out = batch + [a2[a2.count - 2], b2[b2.count - 1]]
+    if b.count == 1 { out.removeLast() }
+    if a.count == 1 { out.remove(at: out.count - (b.count == 1 ? 1 : 2)) }
+    return out
+}
+
+/// Axes a Reduce op reduces (sorted, unique); empty means "none" only when noopWithEmptyAxes.
+public func resolveReduceAxes(_ axes: [Int64]?, rank: Int, noopWithEmptyAxes: Bool, _ what: String) throws -> [Int] {
+    guard let ax = axes, !ax.isEmpty else {
+        return noopWithEmptyAxes ? [] : Array(0..<rank)
+    }
+    return Array(Set(try ax.map { try normalizeAxis(Int(clamping: $0), rank: rank, what) })).sorted()
+}
+
+/// Output size of Resize along every axis, and the per-axis scale used for coordinates.
+public func resolveResize(input: [Int], scales: [Float]?, sizes: [Int64]?, attributes r: ResizeAttributes,
+                          _ what: String) throws -> (output: [Int], scales: [Float]) {
+    let rank = input.count
+    let axes = try (r.axes ?? (0..<rank).map { $0 }).map { try normalizeAxis($0, rank: rank, what) }
+    var outShape = input
+    var scaleOut = [Float](repeating: 1, count: rank)
+    if let sz = sizes, !sz.isEmpty {
+        guard sz.count == axes.count else { throw KilnError("\(what): sizes has \(sz.count) entries for \(axes.count) axes") }
+        if r.keepAspectRatioPolicy == .stretch {
+            for (k, a) in axes.enumerated() {
+                guard sz[k] > 0 else { throw KilnError("\(what): sizes must be positive") }
+                outShape[a] = Int(sz[k])
+                scaleOut[a] = Float(sz[k]) / Float(input[a])
+            }
+        } else {
+            var scale: Float = r.keepAspectRatioPolicy == .notLarger ? .infinity : 0
+            for (k, a) in axes.enumerated() {
+                let s = Float(sz[k]) / Float(input[a])
+                scale = r.keepAspectRatioPolicy == .notLarger ? min(scale, s) : max(scale, s)
+            }
+            for a in axes {
+                scaleOut[a] = scale
+                outShape[a] = Int((scale * Float(input[a])).rounded(.toNearestOrEven))
+            }
+        }
+    } else if let sc = scales, !sc.isEmpty {
+        guard sc.count == axes.count else { throw KilnError("\(what): scales has \(sc.count) entries for \(axes.count) axes") }
+        for (k, a) in axes.enumerated() {
+            guard sc[k] > 0, sc[k].isFinite else { throw KilnError("\(what): scales must be positive") }
+            scaleOut[a] = sc[k]
+            outShape[a] = Int((Float(input[a]) * sc[k]).rounded(.down))
+        }
+    } else {
+        throw KilnError("\(what): needs scales or sizes")
+    }
+    return (outShape, scaleOut)
+}

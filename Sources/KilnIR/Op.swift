@@ -1,0 +1,266 @@
+/// The operations of Kiln's IR, with typed attributes. Every pass, the reference interpreter
+/// and every emitter switch over `Op` exhaustively, so an op they forget does not compile.
+///
+/// Operands that ONNX passes as inputs (Reshape's shape, Slice's starts, Clip's bounds, ...)
+/// stay inputs here; older opsets' attribute forms become constant inputs at import, so each
+/// op has one meaning whatever opset it came from.
+public enum Op: Sendable, Equatable {
+    /// X, W, B? -> Y
+    case conv(ConvAttributes)
+    /// X, W, B? -> Y
+    case convTranspose(ConvTransposeAttributes)
+    /// X, scale, bias, mean, var -> Y (inference form)
+    case batchNormalization(epsilon: Float)
+    /// A, B, C? -> Y
+    case gemm(GemmAttributes)
+    /// A, B -> Y (numpy matmul semantics)
+    case matMul
+    /// X -> Y, elementwise
+    case unary(UnaryOp)
+    /// X -> Y
+    case leakyRelu(alpha: Float)
+    /// X -> Y: max(0, min(1, alpha*x + beta))
+    case hardSigmoid(alpha: Float, beta: Float)
+    /// X, min?, max? -> Y
+    case clip
+    /// X -> Y; tanh approximation when `tanhApproximation`
+    case gelu(tanhApproximation: Bool)
+    /// A, B -> C with numpy broadcasting
+    case binary(BinaryOp)
+    /// X0, X1, ... -> Y: Sum/Max/Min over any number of inputs, numpy broadcasting
+    case variadic(BinaryOp)
+    /// A, B -> B': B reshaped (trailing ones appended) so that numpy broadcasting aligns it with
+    /// A at `axis` — the legacy (opset < 7) `broadcast=1, axis=k` form of the binary ops.
+    case alignForBroadcast(axis: Int)
+    /// X -> Y
+    case maxPool(PoolAttributes)
+    /// X -> Y
+    case averagePool(PoolAttributes)
+    /// X -> Y
+    case globalAveragePool
+    /// X -> Y
+    case globalMaxPool
+    /// X0, X1, ... -> Y
+    case concat(axis: Int)
+    /// X, split? -> Y0, Y1, ...; equal parts when `split` is absent
+    case split(axis: Int)
+    /// data, starts, ends, axes?, steps? -> Y
+    case slice
+    /// data, shape -> Y
+    case reshape(allowZero: Bool)
+    /// X -> Y (2-D)
+    case flatten(axis: Int)
+    /// X -> Y; reversed axes when `perm` is nil
+    case transpose(perm: [Int]?)
+    /// X, axes? -> Y; all size-1 axes when `axes` is absent
+    case squeeze
+    /// X, axes -> Y
+    case unsqueeze
+    /// data, indices -> Y
+    case gather(axis: Int)
+    /// X -> s64[rank or end-start]
+    case shape(start: Int, end: Int?)
+    /// X -> Y
+    case cast(to: ElementType)
+    /// shape -> Y filled with `value` (a one-element tensor)
+    case constantOfShape(value: Tensor)
+    /// X -> Y
+    case identity
+    /// X, ratio?, training_mode? -> Y, mask?  (inference: Y = X, mask = true)
+    case dropout
+    /// data, pads, constant_value?, axes? -> Y
+    case pad(mode: PadMode)
+    /// X, roi?, scales?, sizes? -> Y
+    case resize(ResizeAttributes)
+    /// X -> Y. `legacy` is Softmax-1..12: the input is coerced to 2-D at `axis`.
+    case softmax(axis: Int, legacy: Bool)
+    case logSoftmax(axis: Int, legacy: Bool)
+    /// data, axes? -> reduced
+    case reduce(ReduceOp, keepDims: Bool, noopWithEmptyAxes: Bool)
+    /// X, shape -> Y
+    case expand
+    /// start, limit, delta -> Y
+    case range
+    /// cond, X, Y -> Z
+    case `where`
+    /// X, scale, bias? -> Y (mean and inverse std outputs are not supported)
+    case layerNormalization(axis: Int, epsilon: Float)
+    /// X, y_scale, y_zero_point? -> Y (u8 or s8); per tensor, or per `axis` when the scale is 1-D
+    case quantizeLinear(axis: Int, outputType: ElementType)
+    /// X, x_scale, x_zero_point? -> Y (f32); per tensor, or per `axis` when the scale is 1-D
+    case dequantizeLinear(axis: Int)
+    /// A node Kiln cannot handle, kept so that `inspect` can list every one of them.
+    case unsupported(reason: String)
+
+    /// A short name for diagnostics, histograms and the text form.
+    public var name: String {
+        switch self {
+        case .conv: return "conv"
+        case .convTranspose: return "conv_transpose"
+        case .batchNormalization: return "batch_norm"
+        case .gemm: return "gemm"
+        case .matMul: return "matmul"
+        case .unary(let u): return u.rawValue
+        case .leakyRelu: return "leaky_relu"
+        case .hardSigmoid: return "hard_sigmoid"
+        case .clip: return "clip"
+        case .gelu: return "gelu"
+        case .binary(let b): return b.rawValue
+        case .variadic(let b): return "variadic_\(b.rawValue)"
+        case .alignForBroadcast: return "align_for_broadcast"
+        case .maxPool: return "max_pool"
+        case .averagePool: return "average_pool"
+        case .globalAveragePool: return "global_average_pool"
+        case .globalMaxPool: return "global_max_pool"
+        case .concat: return "concat"
+        case .split: return "split"
+        case .slice: return "slice"
+        case .reshape: return "reshape"
+        case .flatten: return "flatten"
+        case .transpose: return "transpose"
+        case .squeeze: return "squeeze"
+        case .unsqueeze: return "unsqueeze"
+        case .gather: return "gather"
+        case .shape: return "shape"
+        case .cast: return "cast"
+        case .constantOfShape: return "constant_of_shape"
+        case .identity: return "identity"
+        case .dropout: return "dropout"
+        case .pad: return "pad"
+        case .resize: return "resize"
+        case .softmax: return "softmax"
+        case .logSoftmax: return "log_softmax"
+        case .reduce(let r, _, _): return "reduce_\(r.rawValue)"
+        case .expand: return "expand"
+        case .range: return "range"
+        case .where: return "where"
+        case .layerNormalization: return "layer_norm"
+        case .quantizeLinear: return "quantize_linear"
+        case .dequantizeLinear: return "dequantize_linear"
+        case .unsupported: return "unsupported"
+        }
+    }
+}
+
+public enum UnaryOp: String, Sendable, CaseIterable {
+    case relu, sigmoid, tanh, erf, exp, log, sqrt, neg, abs, reciprocal, floor, hardSwish = "hard_swish"
+}
+
+public enum BinaryOp: String, Sendable, CaseIterable {
+    case add, sub, mul, div, pow, max, min, equal
+}
+
+public enum ReduceOp: String, Sendable, CaseIterable {
+    case mean, sum, max
+}
+
+public enum AutoPad: String, Sendable {
+    case notSet = "NOTSET", sameUpper = "SAME_UPPER", sameLower = "SAME_LOWER", valid = "VALID"
+}
+
+public enum PadMode: String, Sendable {
+    case constant, reflect, edge, wrap
+}
+
+public struct ConvAttributes: Sendable, Equatable {
+    /// Spatial kernel size; taken from the weight's shape when the model omits it.
+    public var kernelShape: [Int]?
+    public var strides: [Int]?
+    /// Begin pads of every spatial axis, then end pads (ONNX order).
+    public var pads: [Int]?
+    public var dilations: [Int]?
+    public var group: Int
+    public var autoPad: AutoPad
+
+    public init(kernelShape: [Int]? = nil, strides: [Int]? = nil, pads: [Int]? = nil,
+                dilations: [Int]? = nil, group: Int = 1, autoPad: AutoPad = .notSet) {
+        self.kernelShape = kernelShape
+        self.strides = strides
+        self.pads = pads
+        self.dilations = dilations
+        self.group = group
+        self.autoPad = autoPad
+    }
+}
+
+public struct ConvTransposeAttributes: Sendable, Equatable {
+    public var conv: ConvAttributes
+    public var outputPadding: [Int]?
+    public var outputShape: [Int]?
+
+    public init(conv: ConvAttributes, outputPadding: [Int]? = nil, outputShape: [Int]? = nil) {
+        self.conv = conv
+        self.outputPadding = outputPadding
+        self.outputShape = outputShape
+    }
+}
+
+public struct PoolAttributes: Sendable, Equatable {
+    public var kernelShape: [Int]
+    public var strides: [Int]?
+    public var pads: [Int]?
+    public var dilations: [Int]?
+    public var autoPad: AutoPad
+    public var ceilMode: Bool
+    /// AveragePool only: whether padded cells count in the divisor.
+    public var countIncludePad: Bool
+
+    public init(kernelShape: [Int], strides: [Int]? = nil, pads: [Int]? = nil, dilations: [Int]? = nil,
+                autoPad: AutoPad = .notSet, ceilMode: Bool = false, countIncludePad: Bool = false) {
+        self.kernelShape = kernelShape
+        self.strides = strides
+        self.pads = pads
+        self.dilations = dilations
+        self.autoPad = autoPad
+        self.ceilMode = ceilMode
+        self.countIncludePad = countIncludePad
+    }
+}
+
+public struct GemmAttributes: Sendable, Equatable {
+    public var alpha: Float
+    public var beta: Float
+    public var transA: Bool
+    public var transB: Bool
+
+    public init(alpha: Float = 1, beta: Float = 1, transA: Bool = false, transB: Bool = false) {
+        self.alpha = alpha
+        self.beta = beta
+        self.transA = transA
+        self.transB = transB
+    }
+}
+
+public struct ResizeAttributes: Sendable, Equatable {
+    public enum Mode: String, Sendable { case nearest, linear }
+    public enum CoordinateTransformation: String, Sendable {
+        case halfPixel = "half_pixel", halfPixelSymmetric = "half_pixel_symmetric"
+        case pytorchHalfPixel = "pytorch_half_pixel", alignCorners = "align_corners"
+        case asymmetric, tfCropAndResize = "tf_crop_and_resize"
+    }
+    public enum NearestMode: String, Sendable {
+        case roundPreferFloor = "round_prefer_floor", roundPreferCeil = "round_prefer_ceil", floor, ceil
+    }
+    public enum AspectRatioPolicy: String, Sendable { case stretch, notLarger = "not_larger", notSmaller = "not_smaller" }
+
+    public var mode: Mode
+    public var coordinateTransformation: CoordinateTransformation
+    public var nearestMode: NearestMode
+    public var excludeOutside: Bool
+    public var extrapolationValue: Float
+    /// Axes that scales/sizes refer to (all axes when nil).
+    public var axes: [Int]?
+    public var keepAspectRatioPolicy: AspectRatioPolicy
+
+    public init(mode: Mode = .nearest, coordinateTransformation: CoordinateTransformation = .halfPixel,
+                nearestMode: NearestMode = .roundPreferFloor, excludeOutside: Bool = false,
+                extrapolationValue: Float = 0, axes: [Int]? = nil, keepAspectRatioPolicy: AspectRatioPolicy = .stretch) {
+        self.mode = mode
+        self.coordinateTransformation = coordinateTransformation
+        self.nearestMode = nearestMode
+        self.excludeOutside = excludeOutside
+        self.extrapolationValue = extrapolationValue
+        self.axes = axes
+        self.keepAspectRatioPolicy = keepAspectRatioPolicy
+    }
+}

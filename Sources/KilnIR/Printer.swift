@@ -1,0 +1,84 @@
+/// The IR's text form, used by `--print-ir` and by tests:
+///
+///     graph digits(%image: f32[1x1x8x8]) -> (%logits)
+///       %w1 = constant f32[16x1x3x3]
+///       %y = conv(%image, %w1, %b1) {group=1 strides=[1, 1]} : f32[1x16x8x8]  # Conv_0 Conv-11
+public func printIR(_ g: Graph) -> String {
+    func ref(_ v: ValueID?) -> String { v.map { "%" + g.values[$0].name } ?? "_" }
+    var s = "graph \(g.name)("
+    s += g.inputs.map { "%\(g.values[$0].name): \(g.values[$0].type)" }.joined(separator: ", ")
+    s += ") -> (" + g.outputs.map { ref($0) }.joined(separator: ", ") + ")\n"
+    var used = Set<ValueID>()
+    for n in g.nodes { for case let v? in n.inputs { used.insert(v) } }
+    for v in g.outputs { used.insert(v) }
+    for (i, v) in g.values.enumerated() where v.constant != nil && used.contains(i) {
+        var line = "  %\(v.name) = constant \(v.type)"
+        if let c = v.constant, c.count <= 8 {
+            line += c.elementType.isFloat ? " \(c.floats)" : " \(c.ints)"
+        }
+        s += line + "\n"
+    }
+    for n in g.nodes {
+        let outs = n.outputs.map { ref($0) }.joined(separator: ", ")
+        let ins = n.inputs.map(ref).joined(separator: ", ")
+        let types = n.outputs.map { g.values[$0].type.description }.joined(separator: ", ")
+        let attrs = attributeText(n.op)
+        s += "  \(outs) = \(n.op.name)(\(ins))\(attrs.isEmpty ? "" : " {\(attrs)}") : \(types)  # \(n.name) \(n.origin.description)\n"
+    }
+    return s
+}
+
+private func attributeText(_ op: Op) -> String {
+    func conv(_ a: ConvAttributes) -> String {
+        var parts = ["group=\(a.group)"]
+        if let k = a.kernelShape { parts.append("kernel=\(k)") }
+        if let s = a.strides { parts.append("strides=\(s)") }
+        if let p = a.pads { parts.append("pads=\(p)") }
+        if let d = a.dilations { parts.append("dilations=\(d)") }
+        if a.autoPad != .notSet { parts.append("auto_pad=\(a.autoPad.rawValue)") }
+        return parts.joined(separator: " ")
+    }
+    func pool(_ a: PoolAttributes) -> String {
+        var parts = ["kernel=\(a.kernelShape)"]
+        if let s = a.strides { parts.append("strides=\(s)") }
+        if let p = a.pads { parts.append("pads=\(p)") }
+        if let d = a.dilations { parts.append("dilations=\(d)") }
+        if a.ceilMode { parts.append("ceil_mode") }
+        if a.countIncludePad { parts.append("count_include_pad") }
+        if a.autoPad != .notSet { parts.append("auto_pad=\(a.autoPad.rawValue)") }
+        return parts.joined(separator: " ")
+    }
+    switch op {
+    case .conv(let a): return conv(a)
+    case .convTranspose(let a):
+        var s = conv(a.conv)
+        if let p = a.outputPadding { s += " output_padding=\(p)" }
+        if let o = a.outputShape { s += " output_shape=\(o)" }
+        return s
+    case .batchNormalization(let e): return "epsilon=\(e)"
+    case .gemm(let a): return "alpha=\(a.alpha) beta=\(a.beta) trans_a=\(a.transA) trans_b=\(a.transB)"
+    case .leakyRelu(let a): return "alpha=\(a)"
+    case .hardSigmoid(let a, let b): return "alpha=\(a) beta=\(b)"
+    case .gelu(let t): return t ? "approximate=tanh" : ""
+    case .alignForBroadcast(let a): return "axis=\(a)"
+    case .maxPool(let a), .averagePool(let a): return pool(a)
+    case .concat(let a), .split(let a), .gather(let a), .flatten(let a): return "axis=\(a)"
+    case .reshape(let z): return z ? "allowzero" : ""
+    case .transpose(let p): return p.map { "perm=\($0)" } ?? ""
+    case .shape(let s, let e): return "start=\(s)" + (e.map { " end=\($0)" } ?? "")
+    case .cast(let t): return "to=\(t)"
+    case .constantOfShape(let v): return "value=\(v.elementType):\(v.elementType.isFloat ? "\(v.floats)" : "\(v.ints)")"
+    case .pad(let m): return "mode=\(m.rawValue)"
+    case .resize(let a):
+        return "mode=\(a.mode.rawValue) coordinates=\(a.coordinateTransformation.rawValue) nearest=\(a.nearestMode.rawValue)"
+    case .softmax(let a, let l), .logSoftmax(let a, let l): return "axis=\(a)" + (l ? " legacy" : "")
+    case .reduce(_, let k, let n): return "keepdims=\(k)" + (n ? " noop_with_empty_axes" : "")
+    case .layerNormalization(let a, let e): return "axis=\(a) epsilon=\(e)"
+    case .quantizeLinear(let a, let t): return "axis=\(a) to=\(t)"
+    case .dequantizeLinear(let a): return "axis=\(a)"
+    case .unsupported(let r): return "reason=\"\(r)\""
+    case .matMul, .unary, .clip, .binary, .variadic, .globalAveragePool, .globalMaxPool, .slice, .squeeze,
+         .unsqueeze, .identity, .dropout, .expand, .range, .where:
+        return ""
+    }
+}

@@ -1,0 +1,294 @@
+/// The output types of a node, from its input types and whichever inputs are constant.
+/// Inputs must have static shapes; operands that decide a shape (Reshape's target, Slice's
+/// bounds, Resize's sizes, ...) must be constant. Errors name the node.
+public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType] {
+    let what = node.label
+    func type(_ i: Int) throws -> TensorType {
+        guard i < inputs.count, let t = inputs[i] else { throw KilnError("\(what): input \(i) is missing") }
+        return t
+    }
+    func shape(_ i: Int) throws -> [Int] {
+        let t = try type(i)
+        guard let s = t.shape else {
+            throw KilnError("\(what): input \(i) has a dynamic shape \(t); pin the model's inputs with --input-shape")
+        }
+        return s
+    }
+    func has(_ i: Int) -> Bool { i < inputs.count && inputs[i] != nil }
+    func const(_ i: Int, _ role: String) throws -> Tensor? {
+        guard has(i) else { return nil }
+        guard i < constants.count, let c = constants[i] else {
+            throw KilnError("\(what): \(role) must be a constant (it is computed at run time, which Kiln does not support)", unsupported: true)
+        }
+        return c
+    }
+    func same(_ t: TensorType, _ s: [Int]) -> TensorType { TensorType(t.elementType, s) }
+    func sameTypes(_ idx: [Int]) throws -> ElementType {
+        let t0 = try type(idx[0]).elementType
+        for i in idx.dropFirst() where has(i) {
+            let t = try type(i).elementType
+            guard t == t0 else { throw KilnError("\(what): input \(i) is \(t) but input \(idx[0]) is \(t0)") }
+        }
+        return t0
+    }
+    func requireFloat(_ i: Int) throws {
+        let t = try type(i).elementType
+        guard t.isFloat else { throw KilnError("\(what): input \(i) must be floating point, is \(t)") }
+    }
+    let outCount = node.outputs.count
+
+    switch node.op {
+    case .conv(let a):
+        try requireFloat(0)
+        let x = try shape(0), w = try shape(1)
+        guard x.count >= 3, w.count == x.count else {
+            throw KilnError("\(what): input \(shapeString(x)) and weight \(shapeString(w)) must have the same rank, at least 3")
+        }
+        guard a.group > 0, x[1] == w[1] * a.group, w[0] % a.group == 0 else {
+            throw KilnError("\(what): \(x[1]) input channels do not match weight \(shapeString(w)) with group \(a.group)")
+        }
+        if has(2) {
+            let b = try shape(2)
+            guard b == [w[0]] else { throw KilnError("\(what): bias \(shapeString(b)) should be \(w[0])") }
+        }
+        let k = Array(w.dropFirst(2))
+        if let ks = a.kernelShape, ks != k { throw KilnError("\(what): kernel_shape \(ks) does not match weight \(shapeString(w))") }
+        let g = try windowGeometry(input: Array(x.dropFirst(2)), kernel: k, strides: a.strides, pads: a.pads,
+                                   dilations: a.dilations, autoPad: a.autoPad, what)
+        return [same(try type(0), [x[0], w[0]] + g.output)]
+    case .convTranspose(let a):
+        try requireFloat(0)
+        let x = try shape(0), w = try shape(1)
+        guard x.count >= 3, w.count == x.count, x[1] == w[0], a.conv.group > 0 else {
+            throw KilnError("\(what): input \(shapeString(x)) does not match weight \(shapeString(w))")
+        }
+        let g = try convTransposeGeometry(input: Array(x.dropFirst(2)), kernel: Array(w.dropFirst(2)), attributes: a, what)
+        return [same(try type(0), [x[0], w[1] * a.conv.group] + g.output)]
+    case .batchNormalization:
+        try requireFloat(0)
+        let x = try shape(0)
+        guard x.count >= 2 else { throw KilnError("\(what): input must have rank 2 or more") }
+        for i in 1...4 {
+            guard try shape(i) == [x[1]] else { throw KilnError("\(what): parameter \(i) should have \(x[1]) elements") }
+        }
+        return [try type(0)]
+    case .gemm(let a):
+        let t = try sameTypes([0, 1])
+        let sa = try shape(0), sb = try shape(1)
+        guard sa.count == 2, sb.count == 2 else { throw KilnError("\(what): Gemm needs 2-D inputs, got \(shapeString(sa)) and \(shapeString(sb))") }
+        let (m, k1) = a.transA ? (sa[1], sa[0]) : (sa[0], sa[1])
+        let (k2, n) = a.transB ? (sb[1], sb[0]) : (sb[0], sb[1])
+        guard k1 == k2 else { throw KilnError("\(what): inner dimensions \(k1) and \(k2) differ") }
+        if has(2) { _ = try broadcastShapes([try shape(2), [m, n]], what) }
+        return [TensorType(t, [m, n])]
+    case .matMul:
+        let t = try sameTypes([0, 1])
+        return [TensorType(t, try matMulShape(try shape(0), try shape(1), what))]
+    case .unary(let u):
+        let t = try type(0)
+        switch u {
+        case .neg, .abs, .relu:
+            guard t.elementType != .bool && t.elementType != .u8 || u == .relu || u == .abs else {
+                throw KilnError("\(what): \(u.rawValue) of \(t.elementType)")
+            }
+        default: try requireFloat(0)
+        }
+        return [same(t, try shape(0))]
+    case .leakyRelu, .hardSigmoid, .gelu:
+        try requireFloat(0)
+        return [same(try type(0), try shape(0))]
+    case .clip:
+        _ = try sameTypes([0, 1, 2])
+        return [same(try type(0), try shape(0))]
+    case .binary(let b):
+        // Pow's exponent may have another type than its base.
+        let t = b == .pow ? try type(0).elementType : try sameTypes([0, 1])
+        let s = try broadcastShapes([try shape(0), try shape(1)], what)
+        return [TensorType(b == .equal ? .bool : t, s)]
+    case .variadic:
+        let idx = Array(0..<inputs.count)
+        let t = try sameTypes(idx)
+        return [TensorType(t, try broadcastShapes(try idx.map { try shape($0) }, what))]
+    case .alignForBroadcast(let axis):
+        let a = try shape(0), b = try shape(1)
+        let ax = try normalizeAxis(axis, rank: a.count, what)
+        let trailing = a.count - ax - b.count
+        guard trailing >= 0 else { throw KilnError("\(what): cannot align \(shapeString(b)) to \(shapeString(a)) at axis \(axis)") }
+        return [same(try type(1), b + [Int](repeating: 1, count: trailing))]
+    case .maxPool(let p), .averagePool(let p):
+        let x = try shape(0)
+        guard x.count >= 3 else { throw KilnError("\(what): input must be N x C x spatial") }
+        if case .averagePool = node.op { try requireFloat(0) }
+        let g = try windowGeometry(input: Array(x.dropFirst(2)), kernel: p.kernelShape, strides: p.strides, pads: p.pads,
+                                   dilations: p.dilations, autoPad: p.autoPad, ceilMode: p.ceilMode, what)
+        return [same(try type(0), Array(x.prefix(2)) + g.output)]
+    case .globalAveragePool, .globalMaxPool:
+        let x = try shape(0)
+        guard x.count >= 3 else { throw KilnError("\(what): input must be N x C x spatial") }
+        return [same(try type(0), Array(x.prefix(2)) + [Int](repeating: 1, count: x.count - 2))]
+    case .concat(let axis):
+        let idx = (0..<inputs.count).filter(has)
+        guard !idx.isEmpty else { throw KilnError("\(what): no inputs") }
+        let t = try sameTypes(idx)
+        let shapes = try idx.map { try shape($0) }
+        let ax = try normalizeAxis(axis, rank: shapes[0].count, what)
+        var out = shapes[0]
+        out[ax] = 0
+        for s in shapes {
+            guard s.count == out.count, s.enumerated().allSatisfy({ $0.offset == ax || $0.element == out[$0.offset] }) else {
+                throw KilnError("\(what): shapes \(shapes.map(shapeString).joined(separator: ", ")) do not concatenate on axis \(axis)")
+            }
+            out[ax] += s[ax]
+        }
+        return [TensorType(t, out)]
+    case .split(let axis):
+        let x = try shape(0)
+        let ax = try normalizeAxis(axis, rank: x.count, what)
+        let sizes = try resolveSplit(dim: x[ax], split: try const(1, "split")?.int64Values, outputs: outCount, what)
+        return sizes.map { var s = x; s[ax] = $0; return same(try! type(0), s) }
+    case .slice:
+        let x = try shape(0)
+        guard let starts = try const(1, "starts"), let ends = try const(2, "ends") else { throw KilnError("\(what): starts and ends are required") }
+        let r = try resolveSlice(shape: x, starts: starts.int64Values, ends: ends.int64Values,
+                                 axes: try const(3, "axes")?.int64Values, steps: try const(4, "steps")?.int64Values, what)
+        return [same(try type(0), r.map(\.count))]
+    case .reshape(let allowZero):
+        guard let target = try const(1, "the target shape") else { throw KilnError("\(what): shape is required") }
+        return [same(try type(0), try resolveReshape(input: try shape(0), target: target.int64Values, allowZero: allowZero, what))]
+    case .flatten(let axis):
+        let x = try shape(0)
+        let ax = try normalizeAxis(axis, rank: x.count, inclusive: true, what)
+        return [same(try type(0), [shapeProduct(Array(x.prefix(ax))), shapeProduct(Array(x.dropFirst(ax)))])]
+    case .transpose(let perm):
+        let x = try shape(0)
+        let p = perm ?? Array((0..<x.count).reversed())
+        guard p.count == x.count, Set(p) == Set(0..<x.count) else { throw KilnError("\(what): perm \(p) is not a permutation of \(x.count) axes") }
+        return [same(try type(0), p.map { x[$0] })]
+    case .squeeze:
+        let x = try shape(0)
+        if let axes = try const(1, "axes")?.int64Values {
+            let ax = Set(try axes.map { try normalizeAxis(Int(clamping: $0), rank: x.count, what) })
+            for a in ax where x[a] != 1 { throw KilnError("\(what): cannot squeeze axis \(a) of size \(x[a])") }
+            return [same(try type(0), x.enumerated().filter { !ax.contains($0.offset) }.map(\.element))]
+        }
+        return [same(try type(0), x.filter { $0 != 1 })]
+    case .unsqueeze:
+        let x = try shape(0)
+        guard let axes = try const(1, "axes")?.int64Values else { throw KilnError("\(what): axes are required") }
+        let rank = x.count + axes.count
+        let ax = Set(try axes.map { try normalizeAxis(Int(clamping: $0), rank: rank, what) })
+        guard ax.count == axes.count else { throw KilnError("\(what): repeated axes") }
+        var out: [Int] = []
+        var k = 0
+        for i in 0..<rank {
+            if ax.contains(i) { out.append(1) } else { out.append(x[k]); k += 1 }
+        }
+        return [same(try type(0), out)]
+    case .gather(let axis):
+        let x = try shape(0), idx = try shape(1)
+        guard try type(1).elementType.isInteger else { throw KilnError("\(what): indices must be integers") }
+        let ax = try normalizeAxis(axis, rank: x.count, what)
+        return [same(try type(0), Array(x.prefix(ax)) + idx + Array(x.dropFirst(ax + 1)))]
+    case .shape(let start, let end):
+        let r = try type(0).rank
+        let (s, e) = shapeRange(rank: r, start: start, end: end)
+        return [TensorType(.s64, [max(0, e - s)])]
+    case .cast(let to):
+        return [TensorType(to, try shape(0))]
+    case .constantOfShape(let v):
+        guard let s = try const(0, "shape") else { throw KilnError("\(what): shape is required") }
+        let dims = s.int64Values
+        guard dims.allSatisfy({ $0 >= 0 && $0 < Int64(Int32.max) }) else { throw KilnError("\(what): invalid shape \(dims)") }
+        return [TensorType(v.elementType, dims.map { Int($0) })]
+    case .identity:
+        return [same(try type(0), try shape(0))]
+    case .dropout:
+        let s = try shape(0)
+        if has(2), let mode = try const(2, "training_mode"), mode.int(at: 0) != 0 {
+            throw KilnError("\(what): training mode is not supported (inference only)", unsupported: true)
+        }
+        return [same(try type(0), s)] + (outCount > 1 ? [TensorType(.bool, s)] : [])
+    case .pad:
+        let x = try shape(0)
+        guard let pads = try const(1, "pads")?.int64Values else { throw KilnError("\(what): pads are required") }
+        let axes = try padAxes(try const(3, "axes")?.int64Values, rank: x.count, what)
+        guard pads.count == 2 * axes.count else { throw KilnError("\(what): pads has \(pads.count) entries for \(axes.count) axes") }
+        var out = x
+        for (k, a) in axes.enumerated() {
+            let d = Int64(x[a]) + pads[k] + pads[k + axes.count]
+            guard d >= 0 else { throw KilnError("\(what): padding makes axis \(a) negative") }
+            out[a] = Int(d)
+        }
+        return [same(try type(0), out)]
+    case .resize(let r):
+        let x = try shape(0)
+        let scales = try const(2, "scales")?.floatValues
+        let sizes = try const(3, "sizes")?.int64Values
+        return [same(try type(0), try resolveResize(input: x, scales: scales, sizes: sizes, attributes: r, what).output)]
+    case .softmax(let axis, _), .logSoftmax(let axis, _):
+        try requireFloat(0)
+        let x = try shape(0)
+        _ = try normalizeAxis(axis, rank: x.count, what)
+        return [same(try type(0), x)]
+    case .reduce(_, let keepDims, let noop):
+        let x = try shape(0)
+        let axes = try resolveReduceAxes(try const(1, "axes")?.int64Values, rank: x.count, noopWithEmptyAxes: noop, what)
+        var out: [Int] = []
+        for (i, d) in x.enumerated() {
+            if axes.contains(i) { if keepDims { out.append(1) } } else { out.append(d) }
+        }
+        return [same(try type(0), out)]
+    case .expand:
+        guard let target = try const(1, "the target shape")?.int64Values else { throw KilnError("\(what): shape is required") }
+        guard target.allSatisfy({ $0 >= 0 && $0 < Int64(Int32.max) }) else { throw KilnError("\(what): invalid shape \(target)") }
+        return [same(try type(0), try broadcastShapes([try shape(0), target.map { Int($0) }], what))]
+    case .range:
+        let t = try sameTypes([0, 1, 2])
+        guard let s = try const(0, "start"), let l = try const(1, "limit"), let d = try const(2, "delta") else {
+            throw KilnError("\(what): start, limit and delta are required")
+        }
+        return [TensorType(t, [try rangeCount(start: s.double(at: 0), limit: l.double(at: 0), delta: d.double(at: 0), what)])]
+    case .where:
+        guard try type(0).elementType == .bool else { throw KilnError("\(what): condition must be bool") }
+        let t = try sameTypes([1, 2])
+        return [TensorType(t, try broadcastShapes([try shape(0), try shape(1), try shape(2)], what))]
+    case .layerNormalization(let axis, _):
+        try requireFloat(0)
+        let x = try shape(0)
+        let ax = try normalizeAxis(axis, rank: x.count, what)
+        let stats = TensorType(.f32, Array(x.prefix(ax)) + [Int](repeating: 1, count: x.count - ax))
+        return Array([same(try type(0), x), stats, stats].prefix(max(1, outCount)))
+    case .quantizeLinear(_, let outputType):
+        let t = has(2) ? try type(2).elementType : outputType
+        guard t == .u8 || t == .s8 else { throw KilnError("\(what): quantizing to \(t) is not supported (u8 and s8 are)", unsupported: true) }
+        return [TensorType(t, try shape(0))]
+    case .dequantizeLinear:
+        let xt = try type(0).elementType
+        guard xt == .u8 || xt == .s8 || xt == .s32 else { throw KilnError("\(what): dequantizing \(xt) is not supported", unsupported: true) }
+        let st = try type(1).elementType
+        guard st.isFloat else { throw KilnError("\(what): scale must be floating point") }
+        return [TensorType(st, try shape(0))]
+    case .unsupported(let reason):
+        throw KilnError("\(what) is not supported: \(reason)", unsupported: true)
+    }
+}
+
+/// Start and end (clamped) of a Shape op's slice of the dimensions.
+public func shapeRange(rank: Int, start: Int, end: Int?) -> (Int, Int) {
+    func clampAxis(_ a: Int) -> Int { min(max(a < 0 ? a + rank : a, 0), rank) }
+    return (clampAxis(start), clampAxis(end ?? rank))
+}
+
+/// Axes a Pad op pads (all when absent).
+public func padAxes(_ axes: [Int64]?, rank: Int, _ what: String) throws -> [Int] {
+    guard let ax = axes else { return Array(0..<rank) }
+    return try ax.map { try normalizeAxis(Int(clamping: $0), rank: rank, what) }
+}
+
+/// Number of elements a Range produces.
+public func rangeCount(start: Double, limit: Double, delta: Double, _ what: String) throws -> Int {
+    guard delta != 0, start.isFinite, limit.isFinite, delta.isFinite else { throw KilnError("\(what): invalid range") }
+    let n = max(0, (limit - start) / delta).rounded(.up)
+    guard n < 1e9 else { throw KilnError("\(what): range of \(n) elements is too large") }
+    return Int(n)
+}

@@ -1,0 +1,68 @@
+import KilnIR
+import KilnReference
+
+/// Gives every value its static type and folds whatever is known at compile time into constants:
+/// nodes whose operands are all constant (the Shape → Gather → Unsqueeze → Concat chains that
+/// exporters write to compute Reshape targets), and Shape of a statically shaped tensor.
+///
+///     before: %s = shape(%x) : s64[?]; %t = gather(%s, %zero); %r = reshape(%x, %t2) : f32[?]
+///     after:  %r = reshape(%x, %t2) : f32[1x512]   with %t2 = constant s64[2] [1, 512]
+///
+/// Runs after `pinInputShapes`. In strict mode the first problem is thrown; otherwise each node
+/// whose types cannot be inferred is reported and its outputs stay unknown (for `inspect`).
+@discardableResult
+public func inferShapes(_ g: inout Graph, strict: Bool = true, foldLimitBytes: Int = 1 << 28) throws -> [String] {
+    var problems: [String] = []
+    var known = [Bool](repeating: false, count: g.values.count)
+    for id in g.inputs { known[id] = g.values[id].type.isStatic }
+    for (i, v) in g.values.enumerated() where v.constant != nil { known[i] = true }
+    for ni in g.nodes.indices {
+        let node = g.nodes[ni]
+        if case .unsupported(let reason) = node.op {
+            if strict { throw KilnError("\(node.label) is not supported: \(reason)", unsupported: true) }
+            continue
+        }
+        let ready = node.inputs.allSatisfy { $0 == nil || known[$0!] }
+        guard ready else { continue }  // an upstream problem was already reported
+        let types: [TensorType?] = node.inputs.map { $0.map { g.values[$0].type } }
+        let consts: [Tensor?] = node.inputs.map { $0.flatMap { g.values[$0].constant } }
+        let outTypes: [TensorType]
+        do {
+            outTypes = try inferOutputTypes(node, inputs: types, constants: consts)
+        } catch let e as KilnError {
+            if strict { throw e }
+            problems.append(e.message)
+            continue
+        }
+        for (k, v) in node.outputs.enumerated() where k < outTypes.count {
+            g.values[v].type = outTypes[k]
+            known[v] = true
+        }
+        // Fold: every present operand constant, or Shape of a static tensor.
+        let allConstant = node.inputs.allSatisfy { $0 == nil || g.values[$0!].constant != nil }
+        var foldable = allConstant
+        if case .shape = node.op { foldable = true }
+        if case .dropout = node.op { foldable = allConstant }
+        let outBytes = outTypes.reduce(0) { $0 + ($1.byteSize ?? Int.max / 4) }
+        if foldable && outBytes <= foldLimitBytes {
+            let ins: [Tensor?] = node.inputs.map { $0.flatMap { g.values[$0].constant } }
+            let shapeOnly: [Tensor?]
+            if case .shape = node.op {
+                // Shape reads only the type: give it a placeholder of the right shape.
+                shapeOnly = [Tensor(zeros: .u8, shape: g.values[node.inputs[0]!].type.shape!)]
+            } else {
+                shapeOnly = ins
+            }
+            do {
+                let outs = try evaluateNode(node, shapeOnly)
+                for (k, v) in node.outputs.enumerated() where k < outs.count { g.values[v].constant = outs[k] }
+            } catch let e as KilnError {
+                if strict { throw e }
+                problems.append(e.message)
+            }
+        }
+    }
+    // Nodes whose outputs are all constant are no longer needed.
+    g.nodes.removeAll { n in !n.outputs.isEmpty && n.outputs.allSatisfy { g.values[$0].constant != nil } }
+    return problems
+}

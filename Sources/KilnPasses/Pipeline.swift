@@ -1,0 +1,14 @@
+import KilnIR
+
+/// The pass sequences, each a short list read top to bottom.
+public enum Pipeline {
+    /// Import → static, simplified graph: what the reference interpreter and later stages take.
+    public static func simplify(_ g: inout Graph, inputShapes: [String: [Int]],
+                                progress: (String) -> Void = { _ in }) throws {
+        progress("pin input shapes");   try pinInputShapes(&g, inputShapes)
+        progress("infer shapes, fold"); try inferShapes(&g)
+        progress("remove identities");  removeIdentities(&g)
+        progress("eliminate dead code"); eliminateDeadCode(&g)
+        try verify(g, requireStaticShapes: true)
+    }
+}

@@ -1,0 +1,241 @@
+import Foundation
+import KilnIR
+
+/// Calls `body(k, index)` for every element of `shape` in C order.
+func forEachIndex(_ shape: [Int], _ body: (Int, [Int]) -> Void) {
+    let n = shapeProduct(shape)
+    guard n > 0 else { return }
+    var idx = [Int](repeating: 0, count: shape.count)
+    for k in 0..<n {
+        body(k, idx)
+        var d = shape.count - 1
+        while d >= 0 {
+            idx[d] += 1
+            if idx[d] < shape[d] { break }
+            idx[d] = 0
+            d -= 1
+        }
+    }
+}
+
+/// Builds a tensor of `shape` whose element k is `x`'s element `source(index)`
+/// (or the fill value when `source` returns nil).
+func gatherElements(_ x: Tensor, shape: [Int], type: ElementType? = nil, fill: Double = 0,
+                    _ source: ([Int]) -> Int?) -> Tensor {
+    let t = type ?? x.elementType
+    let n = shapeProduct(shape)
+    if t.isFloat {
+        var r = [Float](repeating: Float(fill), count: n)
+        forEachIndex(shape) { k, idx in if let s = source(idx) { r[k] = x.floats[s] } }
+        return Tensor(t, shape: shape, floats: r)
+    }
+    var r = [Int64](repeating: Int64(fill), count: n)
+    forEachIndex(shape) { k, idx in if let s = source(idx) { r[k] = x.ints[s] } }
+    return Tensor(t, shape: shape, ints: r)
+}
+
+func concat(_ xs: [Tensor], axis: Int, out shape: [Int]) -> Tensor {
+    let outer = shapeProduct(Array(shape.prefix(axis)))
+    let t = xs[0].elementType
+    if t.isFloat {
+        var r: [Float] = []
+        r.reserveCapacity(shapeProduct(shape))
+        for o in 0..<outer {
+            for x in xs {
+                let chunk = shapeProduct(Array(x.shape.dropFirst(axis)))
+                r.append(contentsOf: x.floats[(o * chunk)..<((o + 1) * chunk)])
+            }
+        }
+        return Tensor(t, shape: shape, floats: r)
+    }
+    var r: [Int64] = []
+    for o in 0..<outer {
+        for x in xs {
+            let chunk = shapeProduct(Array(x.shape.dropFirst(axis)))
+            r.append(contentsOf: x.ints[(o * chunk)..<((o + 1) * chunk)])
+        }
+    }
+    return Tensor(t, shape: shape, ints: r)
+}
+
+func slice(_ x: Tensor, _ axes: [SliceAxis]) -> Tensor {
+    let strides = contiguousStrides(x.shape)
+    return gatherElements(x, shape: axes.map(\.count)) { idx in
+        var off = 0
+        for d in 0..<idx.count { off += (axes[d].start + idx[d] * axes[d].step) * strides[d] }
+        return off
+    }
+}
+
+func transpose(_ x: Tensor, perm: [Int]) -> Tensor {
+    let strides = contiguousStrides(x.shape)
+    return gatherElements(x, shape: perm.map { x.shape[$0] }) { idx in
+        var off = 0
+        for d in 0..<idx.count { off += idx[d] * strides[perm[d]] }
+        return off
+    }
+}
+
+func gather(_ x: Tensor, _ indices: Tensor, axis: Int, out shape: [Int], _ what: String) throws -> Tensor {
+    let dim = x.shape[axis]
+    var idx = indices.int64Values
+    for k in 0..<idx.count {
+        if idx[k] < 0 { idx[k] += Int64(dim) }
+        guard idx[k] >= 0 && idx[k] < Int64(dim) else {
+            throw KilnError("\(what): index \(indices.int64Values[k]) is out of range for axis \(axis) of size \(dim)")
+        }
+    }
+    let strides = contiguousStrides(x.shape)
+    let ir = indices.rank
+    let istrides = contiguousStrides(indices.shape)
+    return gatherElements(x, shape: shape) { o in
+        var off = 0
+        for d in 0..<axis { off += o[d] * strides[d] }
+        var flat = 0
+        for d in 0..<ir { flat += o[axis + d] * istrides[d] }
+        off += Int(idx[flat]) * strides[axis]
+        for d in (axis + 1)..<x.rank { off += o[d + ir - 1] * strides[d] }
+        return off
+    }
+}
+
+func pad(_ x: Tensor, pads: [Int64], axes: [Int], mode: PadMode, value: Tensor?, out shape: [Int]) -> Tensor {
+    var begin = [Int](repeating: 0, count: x.rank)
+    for (k, a) in axes.enumerated() { begin[a] = Int(pads[k]) }
+    let strides = contiguousStrides(x.shape)
+    let fill = value.map { $0.double(at: 0) } ?? 0
+    return gatherElements(x, shape: shape, fill: fill) { o in
+        var off = 0
+        for d in 0..<o.count {
+            var i = o[d] - begin[d]
+            let n = x.shape[d]
+            if i < 0 || i >= n {
+                if n == 0 { return nil }
+                switch mode {
+                case .constant: return nil
+                case .edge: i = min(max(i, 0), n - 1)
+                case .wrap: i = ((i % n) + n) % n
+                case .reflect:
+                    if n == 1 { i = 0 } else {
+                        let period = 2 * (n - 1)
+                        i = ((i % period) + period) % period
+                        if i >= n { i = period - i }
+                    }
+                }
+            }
+            off += i * strides[d]
+        }
+        return off
+    }
+}
+
+func range(_ start: Tensor, _ delta: Tensor, out: TensorType) -> Tensor {
+    let n = out.shape![0]
+    if out.elementType.isFloat {
+        let s = start.floats[0], d = delta.floats[0]
+        return Tensor(out.elementType, shape: [n], floats: (0..<n).map { out.elementType.roundFloat(s + Float($0) * d) })
+    }
+    let s = start.ints[0], d = delta.ints[0]
+    return Tensor(out.elementType, shape: [n], ints: (0..<n).map { out.elementType.wrap(s &+ Int64($0) &* d) })
+}
+
+/// Source coordinate of output coordinate `x` along one axis, per Resize's transformation mode.
+func resizeSourceCoordinate(_ x: Int, scale: Float, inLen: Int, outLen: Int, mode: ResizeAttributes.CoordinateTransformation,
+                            roiStart: Float, roiEnd: Float) -> Float {
+    let xf = Float(x)
+    // ONNX measures the resized length as scale × input length (not rounded) in these formulas.
+    let outF = scale * Float(inLen)
+    switch mode {
+    case .halfPixel: return (xf + 0.5) / scale - 0.5
+    case .halfPixelSymmetric:
+        let adjustment = Float(outLen) / (scale * Float(inLen))
+        let center = Float(inLen) / 2
+        let offset = center * (1 - adjustment)
+        return offset + (xf + 0.5) / scale - 0.5
+    case .pytorchHalfPixel: return outF > 1 ? (xf + 0.5) / scale - 0.5 : 0
+    case .alignCorners: return outF == 1 ? 0 : xf * Float(inLen - 1) / (outF - 1)
+    case .asymmetric: return xf / scale
+    case .tfCropAndResize:
+        if outLen > 1 {
+            return roiStart * Float(inLen - 1) + xf * (roiEnd - roiStart) * Float(inLen - 1) / (outF - 1)
+        }
+        return 0.5 * (roiStart + roiEnd) * Float(inLen - 1)
+    }
+}
+
+func resize(_ x: Tensor, _ r: ResizeAttributes, scales: [Float], roi: [Float]?, out shape: [Int]) -> Tensor {
+    let rank = x.rank
+    let strides = contiguousStrides(x.shape)
+    // ROI is given for all axes, or for the `axes` attribute's axes.
+    var roiStart = [Float](repeating: 0, count: rank), roiEnd = [Float](repeating: 1, count: rank)
+    if let roi, !roi.isEmpty {
+        let axes = r.axes.map { $0.map { $0 < 0 ? $0 + rank : $0 } } ?? Array(0..<rank)
+        if roi.count == 2 * axes.count {
+            for (k, a) in axes.enumerated() { roiStart[a] = roi[k]; roiEnd[a] = roi[axes.count + k] }
+        }
+    }
+    // Per axis and output coordinate: the source coordinate.
+    let coords: [[Float]] = (0..<rank).map { d in
+        (0..<shape[d]).map { o in
+            resizeSourceCoordinate(o, scale: scales[d], inLen: x.shape[d], outLen: shape[d], mode: r.coordinateTransformation,
+                                   roiStart: roiStart[d], roiEnd: roiEnd[d])
+        }
+    }
+    let t = x.elementType
+    let n = shapeProduct(shape)
+    var result = [Float](repeating: 0, count: n)
+    let xs = x.floatValues
+    forEachIndex(shape) { k, o in
+        var outside = false
+        for d in 0..<rank {
+            let c = coords[d][o[d]]
+            if r.coordinateTransformation == .tfCropAndResize && (c < 0 || c > Float(x.shape[d] - 1)) { outside = true }
+        }
+        if outside { result[k] = r.extrapolationValue; return }
+        switch r.mode {
+        case .nearest:
+            var off = 0
+            for d in 0..<rank {
+                let c = coords[d][o[d]]
+                var i: Float
+                if x.shape[d] == shape[d] && scales[d] == 1 && r.coordinateTransformation != .tfCropAndResize {
+                    i = Float(o[d])
+                } else {
+                    switch r.nearestMode {
+                    case .roundPreferFloor: i = c == c.rounded(.down) + 0.5 ? c.rounded(.down) : c.rounded()
+                    case .roundPreferCeil: i = c == c.rounded(.down) + 0.5 ? c.rounded(.up) : c.rounded()
+                    case .floor: i = c.rounded(.down)
+                    case .ceil: i = c.rounded(.up)
+                    }
+                }
+                let ii = min(max(Int(i), 0), x.shape[d] - 1)
+                off += ii * strides[d]
+            }
+            result[k] = xs[off]
+        case .linear:
+            var acc: Float = 0
+            var lo = [Int](repeating: 0, count: rank), hi = lo
+            var w = [Float](repeating: 0, count: rank)
+            for d in 0..<rank {
+                let c = min(max(coords[d][o[d]], 0), Float(x.shape[d] - 1))
+                let f = c.rounded(.down)
+                lo[d] = Int(f)
+                hi[d] = min(lo[d] + 1, x.shape[d] - 1)
+                w[d] = c - f
+            }
+            for corner in 0..<(1 << rank) {
+                var weight: Float = 1
+                var off = 0
+                for d in 0..<rank {
+                    let upper = (corner >> d) & 1 == 1
+                    weight *= upper ? w[d] : 1 - w[d]
+                    off += (upper ? hi[d] : lo[d]) * strides[d]
+                }
+                if weight != 0 { acc += weight * xs[off] }
+            }
+            result[k] = acc
+        }
+    }
+    if t.isFloat { return Tensor(t, shape: shape, floats: result.map(t.roundFloat)) }
+    return Tensor(t, shape: shape, ints: result.map { t.wrap(saturatingInt64($0.rounded(.toNearestOrEven))) })
+}

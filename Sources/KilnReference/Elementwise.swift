@@ -1,0 +1,211 @@
+import Foundation
+import KilnIR
+
+/// For each element of `out` (C order), the index of the element of a tensor of shape `shape`
+/// that numpy broadcasting reads. Nil when the shapes are equal (identity).
+func broadcastIndex(_ shape: [Int], to out: [Int]) -> [Int]? {
+    if shape == out { return nil }
+    let n = shapeProduct(out)
+    let rank = out.count
+    let padded = [Int](repeating: 1, count: rank - shape.count) + shape
+    let inStrides = contiguousStrides(padded)
+    var strides = [Int](repeating: 0, count: rank)
+    for i in 0..<rank where padded[i] != 1 { strides[i] = inStrides[i] }
+    var idx = [Int](repeating: 0, count: n)
+    var counter = [Int](repeating: 0, count: rank)
+    var offset = 0
+    for k in 0..<n {
+        idx[k] = offset
+        var d = rank - 1
+        while d >= 0 {
+            counter[d] += 1
+            offset += strides[d]
+            if counter[d] < out[d] { break }
+            offset -= strides[d] * counter[d]
+            counter[d] = 0
+            d -= 1
+        }
+    }
+    return idx
+}
+
+/// Applies `f` to every element of a floating-point tensor, rounding to its precision.
+func mapFloat(_ x: Tensor, _ f: (Float) -> Float) -> Tensor {
+    let t = x.elementType
+    return Tensor(t, shape: x.shape, floats: x.floats.map { t.roundFloat(f($0)) })
+}
+
+func unary(_ u: UnaryOp, _ x: Tensor) -> Tensor {
+    if !x.elementType.isFloat {
+        let t = x.elementType
+        let f: (Int64) -> Int64
+        switch u {
+        case .relu: f = { max($0, 0) }
+        case .neg: f = { 0 &- $0 }
+        case .abs: f = { $0 < 0 ? 0 &- $0 : $0 }
+        default: f = { $0 }
+        }
+        return Tensor(t, shape: x.shape, ints: x.ints.map { t.wrap(f($0)) })
+    }
+    switch u {
+    case .relu: return mapFloat(x) { $0 > 0 ? $0 : 0 }
+    case .sigmoid: return mapFloat(x) { Float(1 / (1 + Foundation.exp(-Double($0)))) }
+    case .tanh: return mapFloat(x) { Foundation.tanh($0) }
+    case .erf: return mapFloat(x) { Float(Foundation.erf(Double($0))) }
+    case .exp: return mapFloat(x) { Foundation.exp($0) }
+    case .log: return mapFloat(x) { Foundation.log($0) }
+    case .sqrt: return mapFloat(x) { $0.squareRoot() }
+    case .neg: return mapFloat(x) { -$0 }
+    case .abs: return mapFloat(x) { Swift.abs($0) }
+    case .reciprocal: return mapFloat(x) { 1 / $0 }
+    case .floor: return mapFloat(x) { $0.rounded(.down) }
+    case .hardSwish: return mapFloat(x) { $0 * max(0, min(1, $0 / 6 + 0.5)) }
+    }
+}
+
+func clip(_ x: Tensor, _ lo: Tensor?, _ hi: Tensor?) -> Tensor {
+    if x.elementType.isFloat {
+        let l = lo?.floats.first ?? -.infinity, h = hi?.floats.first ?? .infinity
+        return mapFloat(x) { v in v.isNaN ? v : min(max(v, l), h) }
+    }
+    let l = lo?.ints.first ?? Int64.min, h = hi?.ints.first ?? Int64.max
+    return Tensor(x.elementType, shape: x.shape, ints: x.ints.map { min(max($0, l), h) })
+}
+
+func binary(_ b: BinaryOp, _ a: Tensor, _ c: Tensor, out: TensorType) throws -> Tensor {
+    let shape = out.shape!
+    let n = shapeProduct(shape)
+    let ia = broadcastIndex(a.shape, to: shape), ic = broadcastIndex(c.shape, to: shape)
+    if b == .equal {
+        var r = [Int64](repeating: 0, count: n)
+        for k in 0..<n {
+            let i = ia?[k] ?? k, j = ic?[k] ?? k
+            r[k] = a.double(at: i) == c.double(at: j) ? 1 : 0
+        }
+        return Tensor(.bool, shape: shape, ints: r)
+    }
+    let t = out.elementType
+    if t.isFloat {
+        let f: (Float, Float) -> Float
+        switch b {
+        case .add: f = (+)
+        case .sub: f = (-)
+        case .mul: f = (*)
+        case .div: f = (/)
+        case .pow: f = { Foundation.pow($0, $1) }
+        case .max: f = { $0.isNaN || $1.isNaN ? .nan : Swift.max($0, $1) }
+        case .min: f = { $0.isNaN || $1.isNaN ? .nan : Swift.min($0, $1) }
+        case .equal: f = { $0 == $1 ? 1 : 0 }
+        }
+        let cf = c.floatValues
+        var r = [Float](repeating: 0, count: n)
+        a.floats.withUnsafeBufferPointer { pa in
+            cf.withUnsafeBufferPointer { pc in
+                for k in 0..<n { r[k] = t.roundFloat(f(pa[ia?[k] ?? k], pc[ic?[k] ?? k])) }
+            }
+        }
+        return Tensor(t, shape: shape, floats: r)
+    }
+    let f: (Int64, Int64) -> Int64
+    switch b {
+    case .add: f = (&+)
+    case .sub: f = (&-)
+    case .mul: f = (&*)
+    case .div: f = { $1 == 0 ? 0 : ($0 == Int64.min && $1 == -1 ? $0 : $0 / $1) }
+    case .pow: f = intPow
+    case .max: f = { Swift.max($0, $1) }
+    case .min: f = { Swift.min($0, $1) }
+    case .equal: f = { $0 == $1 ? 1 : 0 }
+    }
+    let ci = c.int64Values
+    var r = [Int64](repeating: 0, count: n)
+    for k in 0..<n { r[k] = t.wrap(f(a.ints[ia?[k] ?? k], ci[ic?[k] ?? k])) }
+    return Tensor(t, shape: shape, ints: r)
+}
+
+private func intPow(_ base: Int64, _ exp: Int64) -> Int64 {
+    if exp < 0 { return base == 1 ? 1 : (base == -1 ? (exp % 2 == 0 ? 1 : -1) : 0) }
+    var result: Int64 = 1, b = base, e = exp
+    while e > 0 {
+        if e & 1 == 1 { result = result &* b }
+        b = b &* b
+        e >>= 1
+    }
+    return result
+}
+
+func expand(_ x: Tensor, to shape: [Int]) -> Tensor {
+    let idx = broadcastIndex(x.shape, to: shape)
+    let n = shapeProduct(shape)
+    if x.elementType.isFloat {
+        return Tensor(x.elementType, shape: shape, floats: (0..<n).map { x.floats[idx?[$0] ?? $0] })
+    }
+    return Tensor(x.elementType, shape: shape, ints: (0..<n).map { x.ints[idx?[$0] ?? $0] })
+}
+
+func whereOp(_ cond: Tensor, _ a: Tensor, _ b: Tensor, out: TensorType) -> Tensor {
+    let shape = out.shape!
+    let n = shapeProduct(shape)
+    let ic = broadcastIndex(cond.shape, to: shape), ia = broadcastIndex(a.shape, to: shape), ib = broadcastIndex(b.shape, to: shape)
+    if out.elementType.isFloat {
+        return Tensor(out.elementType, shape: shape, floats: (0..<n).map {
+            cond.ints[ic?[$0] ?? $0] != 0 ? a.floats[ia?[$0] ?? $0] : b.floats[ib?[$0] ?? $0]
+        })
+    }
+    return Tensor(out.elementType, shape: shape, ints: (0..<n).map {
+        cond.ints[ic?[$0] ?? $0] != 0 ? a.ints[ia?[$0] ?? $0] : b.ints[ib?[$0] ?? $0]
+    })
+}
+
+func cast(_ x: Tensor, to t: ElementType) -> Tensor {
+    if t.isFloat {
+        if x.elementType.isFloat { return Tensor(t, shape: x.shape, floats: x.floats.map(t.roundFloat)) }
+        return Tensor(t, shape: x.shape, floats: x.ints.map { t.roundFloat(Float($0)) })
+    }
+    if t == .bool {
+        if x.elementType.isFloat { return Tensor(t, shape: x.shape, ints: x.floats.map { $0 != 0 ? 1 : 0 }) }
+        return Tensor(t, shape: x.shape, ints: x.ints.map { $0 != 0 ? 1 : 0 })
+    }
+    if x.elementType.isFloat {
+        return Tensor(t, shape: x.shape, ints: x.floats.map { t.wrap(saturatingInt64($0)) })
+    }
+    return Tensor(t, shape: x.shape, ints: x.ints.map(t.wrap))
+}
+
+/// Index of the quantization parameter for each element: per tensor, or per `axis`.
+private func quantParamIndex(_ x: Tensor, _ scale: Tensor, axis: Int, _ what: String) throws -> (Int) -> Int {
+    if scale.count == 1 && scale.rank <= 1 { return { _ in 0 } }
+    guard scale.rank == 1 else { throw KilnError("\(what): scale must be a scalar or 1-D (blocked quantization is not supported)") }
+    let ax = try normalizeAxis(axis, rank: x.rank, what)
+    guard scale.count == x.shape[ax] else {
+        throw KilnError("\(what): \(scale.count) scales for axis \(ax) of size \(x.shape[ax])")
+    }
+    let inner = shapeProduct(Array(x.shape.dropFirst(ax + 1)))
+    let dim = x.shape[ax]
+    return { ($0 / inner) % dim }
+}
+
+/// ONNX QuantizeLinear: saturate(round_half_to_even(x / scale) + zero_point).
+func quantize(_ x: Tensor, _ scale: Tensor, _ zp: Tensor?, axis: Int, to t: ElementType, _ what: String) throws -> Tensor {
+    let p = try quantParamIndex(x, scale, axis: axis, what)
+    let r = t.intRange
+    let xs = x.floatValues
+    let out: [Int64] = (0..<x.count).map { i in
+        let k = p(i)
+        let q = (xs[i] / scale.floats[k]).rounded(.toNearestOrEven)
+        let v = Double(q) + Double(zp?.ints[k] ?? 0)
+        if v.isNaN { return 0 }
+        return min(max(saturatingInt64(v), r.lowerBound), r.upperBound)
+    }
+    return Tensor(t, shape: x.shape, ints: out)
+}
+
+/// ONNX DequantizeLinear: (x - zero_point) * scale.
+func dequantize(_ x: Tensor, _ scale: Tensor, _ zp: Tensor?, axis: Int, to t: ElementType, _ what: String) throws -> Tensor {
+    let p = try quantParamIndex(x, scale, axis: axis, what)
+    let out: [Float] = (0..<x.count).map { i in
+        let k = p(i)
+        return t.roundFloat(Float(x.ints[i] - (zp?.ints[k] ?? 0)) * scale.floats[k])
+    }
+    return Tensor(t, shape: x.shape, floats: out)
+}

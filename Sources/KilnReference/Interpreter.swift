@@ -1,0 +1,175 @@
+import KilnIR
+
+/// The golden reference: runs a graph node by node with plain, obviously-correct loops.
+/// Correct before fast; every later test compares against it.
+public struct ReferenceInterpreter {
+    public let graph: Graph
+
+    public init(_ graph: Graph) {
+        self.graph = graph
+    }
+
+    /// Runs the graph on named inputs (every graph input must be given, with its static shape
+    /// and element type) and returns the named outputs.
+    public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+        var env = [Tensor?](repeating: nil, count: graph.values.count)
+        for (i, v) in graph.values.enumerated() where v.constant != nil { env[i] = v.constant }
+        for id in graph.inputs {
+            let v = graph.values[id]
+            guard let t = inputs[v.name] else { throw KilnError("input '\(v.name)' was not given") }
+            guard t.elementType == v.type.elementType else {
+                throw KilnError("input '\(v.name)' should be \(v.type.elementType), got \(t.elementType)")
+            }
+            if let s = v.type.shape, s != t.shape {
+                throw KilnError("input '\(v.name)' should have shape \(shapeString(s)), got \(shapeString(t.shape))")
+            }
+            env[id] = t
+        }
+        let names = Set(graph.inputs.map { graph.values[$0].name })
+        for k in inputs.keys where !names.contains(k) {
+            throw KilnError("the model has no input named '\(k)' (inputs: \(names.sorted().joined(separator: ", ")))")
+        }
+        // Free each value after its last use.
+        var lastUse = [Int](repeating: -1, count: graph.values.count)
+        for (i, n) in graph.nodes.enumerated() { for case let v? in n.inputs { lastUse[v] = i } }
+        for v in graph.outputs { lastUse[v] = Int.max }
+        for (i, node) in graph.nodes.enumerated() {
+            let ins: [Tensor?] = node.inputs.map { $0.flatMap { env[$0] } }
+            let outs = try evaluateNode(node, ins)
+            for (k, v) in node.outputs.enumerated() where k < outs.count { env[v] = outs[k] }
+            for case let v? in node.inputs where lastUse[v] == i && graph.values[v].constant == nil { env[v] = nil }
+        }
+        var result: [String: Tensor] = [:]
+        for v in graph.outputs {
+            guard let t = env[v] else { throw KilnError("output '\(graph.values[v].name)' was not computed") }
+            result[graph.values[v].name] = t
+        }
+        return result
+    }
+}
+
+/// Evaluates one node on concrete inputs (nil where an optional input is absent).
+public func evaluateNode(_ node: Node, _ inputs: [Tensor?]) throws -> [Tensor] {
+    let types = try inferOutputTypes(node, inputs: inputs.map { $0?.type }, constants: inputs)
+    let what = node.label
+    func x(_ i: Int) -> Tensor { inputs[i]! }
+    func opt(_ i: Int) -> Tensor? { i < inputs.count ? inputs[i] : nil }
+    let out = types[0]
+    let shape = out.shape!
+
+    switch node.op {
+    case .conv(let a):
+        return [try conv(x(0), x(1), opt(2), a, out: shape, what)]
+    case .convTranspose(let a):
+        return [try convTranspose(x(0), x(1), opt(2), a, out: shape, what)]
+    case .batchNormalization(let eps):
+        return [batchNorm(x(0), x(1), x(2), x(3), x(4), eps)]
+    case .gemm(let a):
+        return [gemm(x(0), x(1), opt(2), a, out: shape)]
+    case .matMul:
+        return [matMul(x(0), x(1), out: out)]
+    case .unary(let u):
+        return [unary(u, x(0))]
+    case .leakyRelu(let alpha):
+        return [mapFloat(x(0)) { $0 < 0 ? alpha * $0 : $0 }]
+    case .hardSigmoid(let alpha, let beta):
+        return [mapFloat(x(0)) { max(0, min(1, alpha * $0 + beta)) }]
+    case .gelu(let tanhApprox):
+        return [mapFloat(x(0)) { v in
+            if tanhApprox {
+                let c = Float((2.0 / Double.pi).squareRoot())
+                return 0.5 * v * (1 + Foundation.tanh(c * (v + 0.044715 * v * v * v)))
+            }
+            return Float(0.5 * Double(v) * (1 + Foundation.erf(Double(v) / 2.0.squareRoot())))
+        }]
+    case .clip:
+        return [clip(x(0), opt(1), opt(2))]
+    case .binary(let b):
+        return [try binary(b, x(0), x(1), out: out)]
+    case .variadic(let b):
+        var acc = x(0)
+        for i in 1..<inputs.count {
+            let t = try broadcastShapes([acc.shape, x(i).shape], what)
+            acc = try binary(b, acc, x(i), out: TensorType(out.elementType, t))
+        }
+        if acc.shape != shape { acc = expand(acc, to: shape) }
+        return [acc]
+    case .alignForBroadcast:
+        return [x(1).reshaped(shape)]
+    case .maxPool(let p):
+        return [try pool(x(0), p, average: false, out: shape, what)]
+    case .averagePool(let p):
+        return [try pool(x(0), p, average: true, out: shape, what)]
+    case .globalAveragePool:
+        return [globalPool(x(0), average: true)]
+    case .globalMaxPool:
+        return [globalPool(x(0), average: false)]
+    case .concat(let axis):
+        return [concat(inputs.compactMap { $0 }, axis: try normalizeAxis(axis, rank: shape.count, what), out: shape)]
+    case .split(let axis):
+        let ax = try normalizeAxis(axis, rank: x(0).rank, what)
+        var outs: [Tensor] = []
+        var offset = 0
+        for t in types {
+            let s = t.shape!
+            var sl = x(0).shape.map { SliceAxis(start: 0, step: 1, count: $0) }
+            sl[ax] = SliceAxis(start: offset, step: 1, count: s[ax])
+            outs.append(slice(x(0), sl))
+            offset += s[ax]
+        }
+        return outs
+    case .slice:
+        let sl = try resolveSlice(shape: x(0).shape, starts: x(1).int64Values, ends: x(2).int64Values,
+                                  axes: opt(3)?.int64Values, steps: opt(4)?.int64Values, what)
+        return [slice(x(0), sl)]
+    case .reshape, .flatten, .squeeze, .unsqueeze, .identity:
+        return [x(0).reshaped(shape)]
+    case .dropout:
+        let y = x(0)
+        return node.outputs.count > 1 ? [y, Tensor(.bool, shape: shape, ints: [Int64](repeating: 1, count: y.count))] : [y]
+    case .transpose(let perm):
+        return [transpose(x(0), perm: perm ?? Array((0..<x(0).rank).reversed()))]
+    case .gather(let axis):
+        return [try gather(x(0), x(1), axis: try normalizeAxis(axis, rank: x(0).rank, what), out: shape, what)]
+    case .shape(let start, let end):
+        let (s, e) = shapeRange(rank: x(0).rank, start: start, end: end)
+        return [Tensor.vector(ints: x(0).shape[s..<max(s, e)].map { Int64($0) })]
+    case .cast(let to):
+        return [cast(x(0), to: to)]
+    case .constantOfShape(let v):
+        let n = shapeProduct(shape)
+        if v.elementType.isFloat { return [Tensor(v.elementType, shape: shape, floats: [Float](repeating: v.floats[0], count: n))] }
+        return [Tensor(v.elementType, shape: shape, ints: [Int64](repeating: v.ints[0], count: n))]
+    case .pad(let mode):
+        let axes = try padAxes(opt(3)?.int64Values, rank: x(0).rank, what)
+        return [pad(x(0), pads: x(1).int64Values, axes: axes, mode: mode, value: opt(2), out: shape)]
+    case .resize(let r):
+        let (_, scales) = try resolveResize(input: x(0).shape, scales: opt(2)?.floatValues, sizes: opt(3)?.int64Values,
+                                           attributes: r, what)
+        return [resize(x(0), r, scales: scales, roi: opt(1)?.floatValues, out: shape)]
+    case .softmax(let axis, let legacy):
+        return [softmax(x(0), axis: try normalizeAxis(axis, rank: shape.count, what), legacy: legacy, log: false)]
+    case .logSoftmax(let axis, let legacy):
+        return [softmax(x(0), axis: try normalizeAxis(axis, rank: shape.count, what), legacy: legacy, log: true)]
+    case .reduce(let r, _, let noop):
+        let axes = try resolveReduceAxes(opt(1)?.int64Values, rank: x(0).rank, noopWithEmptyAxes: noop, what)
+        return [reduce(r, x(0), axes: axes, out: shape)]
+    case .expand:
+        return [expand(x(0), to: shape)]
+    case .range:
+        return [range(x(0), x(2), out: out)]
+    case .where:
+        return [whereOp(x(0), x(1), x(2), out: out)]
+    case .layerNormalization(let axis, let eps):
+        let r = layerNorm(x(0), x(1), opt(2), axis: try normalizeAxis(axis, rank: shape.count, what), eps: eps)
+        return Array([r.y, r.mean, r.invStdDev].prefix(node.outputs.count))
+    case .quantizeLinear(let axis, _):
+        return [try quantize(x(0), x(1), opt(2), axis: axis, to: out.elementType, what)]
+    case .dequantizeLinear(let axis):
+        return [try dequantize(x(0), x(1), opt(2), axis: axis, to: out.elementType, what)]
+    case .unsupported(let reason):
+        throw KilnError("\(what) is not supported: \(reason)", unsupported: true)
+    }
+}
+
+import Foundation
