@@ -24,7 +24,10 @@ let package = Package(
         .executableTarget(
             name: "kiln",
             dependencies: ["KilnDriver", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .testTarget(name: "KilnTests", dependencies: ["KilnIR", "KilnONNX", "KilnPasses", "KilnReference", "KilnDriver"]),
+        .testTarget(
+            name: "KilnTests",
+            dependencies: ["KilnIR", "KilnONNX", "KilnPasses", "KilnReference", "KilnDriver",
+                           .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -5,10 +5,14 @@ import KilnIR
 ///     before: %y = identity(%x); %z = relu(%y)
 ///     after:  %z = relu(%x)
 ///
-/// A node whose output is a graph output stays (the output keeps its name). Dropout's mask
-/// output, when read, is left to the node. Runs after `inferShapes`.
+/// When the output is a graph output, the producer of the input takes over the output's name
+/// (an identity of a graph input or constant, or of a value that is itself a graph output, stays).
+/// Dropout's mask output, when present, keeps the node. Runs after `inferShapes`.
 public func removeIdentities(_ g: inout Graph) {
-    let outputs = Set(g.outputs)
+    let producers = g.producers()
+    var outputs = Set(g.outputs)
+    var readers = [Int](repeating: 0, count: g.values.count)
+    for n in g.nodes { for case let v? in n.inputs { readers[v] += 1 } }
     var replace: [ValueID: ValueID] = [:]
     var keep: [Node] = []
     for var n in g.nodes {
@@ -19,8 +23,20 @@ public func removeIdentities(_ g: inout Graph) {
         case .dropout: passThrough = n.outputs.count == 1
         default: break
         }
-        if passThrough, let src = n.inputs.first ?? nil, !outputs.contains(n.outputs[0]) {
-            replace[n.outputs[0]] = src
+        guard passThrough, let src = n.inputs.first ?? nil else {
+            keep.append(n)
+            continue
+        }
+        let out = n.outputs[0]
+        if !outputs.contains(out) {
+            replace[out] = src
+            continue
+        }
+        // A graph output: hand its name to the producer of `src` when that is safe.
+        if producers[src] != nil, !outputs.contains(src), readers[src] == 1 {
+            g.values[src].name = g.values[out].name
+            g.outputs = g.outputs.map { $0 == out ? src : $0 }
+            outputs.insert(src)
             continue
         }
         keep.append(n)

@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""Exports the benchmark models to ONNX, with a random input for each.
+
+    export_models.py --out DIR [--models alexnet,resnet18,...] [--force]
+
+Writes DIR/<name>.onnx and DIR/<name>.input.npy (float32, fixed seed) for:
+
+- the twelve torchvision CNNs below, with random weights (weights=None,
+  torch.manual_seed(0)), eval mode, batch 1, 3x224x224, exported by the
+  TorchScript exporter (dynamo=False) at opset 17 with input "input" and
+  output "output";
+- "dynamic_reshape": a tiny conv net that flattens with x.view(x.size(0), -1),
+  exported with a dynamic batch axis so that the Reshape's target shape comes
+  from a Shape -> Gather -> Unsqueeze -> Concat sub-graph (checked after export).
+  Its input file has batch 2, so that a consumer that pins the batch from the
+  input file sees a batch other than the 1 of the example used for export.
+
+Models (and inputs) that already exist are skipped unless --force.
+Needs torch, torchvision, onnx and numpy (scripts/lib.sh ensure_torch_venv).
+"""
+
+import argparse
+import os
+import sys
+import time
+import warnings
+
+TORCHVISION_MODELS = [
+    "alexnet",
+    "densenet121",
+    "mnasnet1_0",
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "resnet18",
+    "resnet50",
+    "resnet152",
+    "resnext50_32x4d",
+    "shufflenet_v2_x1_0",
+    "squeezenet1_1",
+    "vgg16",
+]
+DYNAMIC_MODELS = ["dynamic_reshape"]
+ALL_MODELS = TORCHVISION_MODELS + DYNAMIC_MODELS
+
+OPSET = 17
+INPUT_SHAPE = (1, 3, 224, 224)
+DYNAMIC_INPUT_SHAPE = (2, 3, 32, 32)  # the input file's shape for dynamic_reshape
+INPUT_SEED = 1234
+
+
+def log(msg):
+    print(f"export_models: {msg}", file=sys.stderr, flush=True)
+
+
+def write_atomically(path, write):
+    """Calls write(tmp_path), then renames tmp_path to path."""
+    root, ext = os.path.splitext(path)
+    tmp = f"{root}.tmp{os.getpid()}{ext}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def make_input(name, shape):
+    import numpy as np
+
+    # A distinct but fixed stream per model.
+    seed = INPUT_SEED + sum(map(ord, name))
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def build_torchvision(name):
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.get_model(name, weights=None)
+    return model.eval()
+
+
+def build_dynamic_reshape():
+    import torch
+    from torch import nn
+
+    class DynamicReshape(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, kernel_size=3, stride=2, padding=1)
+            self.relu = nn.ReLU()
+            self.fc = nn.Linear(8 * 16 * 16, 10)
+
+        def forward(self, x):
+            x = self.relu(self.conv(x))
+            x = x.view(x.size(0), -1)
+            return self.fc(x)
+
+    torch.manual_seed(0)
+    return DynamicReshape().eval()
+
+
+def export(model, example, path, dynamic_batch):
+    import torch
+
+    kwargs = dict(
+        opset_version=OPSET,
+        dynamo=False,
+        input_names=["input"],
+        output_names=["output"],
+        do_constant_folding=True,
+    )
+    if dynamic_batch:
+        kwargs["dynamic_axes"] = {"input": {0: "batch"}, "output": {0: "batch"}}
+    with torch.no_grad(), warnings.catch_warnings():
+        # "You are using the legacy TorchScript-based ONNX export": we mean to.
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export")
+        write_atomically(path, lambda tmp: torch.onnx.export(model, (example,), tmp, **kwargs))
+
+
+def check_shape_subgraph(path):
+    """Fails unless a Reshape's shape input is computed from a Shape node
+    (through Gather, ...), i.e. the export really left a shape sub-graph."""
+    import onnx
+
+    graph = onnx.load(path, load_external_data=False).graph
+    producer = {out: node for node in graph.node for out in node.output}
+
+    def ancestors(tensor, seen):
+        """The nodes the tensor is computed from, up to (and with) Shape nodes."""
+        node = producer.get(tensor)
+        if node is None or id(node) in seen:
+            return
+        seen.add(id(node))
+        if node.op_type != "Shape":
+            for inp in node.input:
+                ancestors(inp, seen)
+
+    for node in graph.node:
+        if node.op_type != "Reshape":
+            continue
+        seen = set()
+        ancestors(node.input[1], seen)
+        ops = [n.op_type for n in graph.node if id(n) in seen and n.op_type != "Constant"]
+        if "Shape" in ops and "Gather" in ops:
+            chain = " -> ".join(ops + ["Reshape"])
+            log(f"{os.path.basename(path)}: Reshape {node.name!r} target from {chain}")
+            dims = [
+                d.dim_param or d.dim_value
+                for d in graph.input[0].type.tensor_type.shape.dim
+            ]
+            log(f"{os.path.basename(path)}: input dims {dims}")
+            return
+    raise SystemExit(f"{path}: no Reshape fed by a Shape -> Gather sub-graph")
+
+
+def export_one(name, out_dir, force):
+    import numpy as np
+
+    onnx_path = os.path.join(out_dir, f"{name}.onnx")
+    npy_path = os.path.join(out_dir, f"{name}.input.npy")
+    dynamic = name in DYNAMIC_MODELS
+
+    if force or not os.path.exists(npy_path):
+        shape = DYNAMIC_INPUT_SHAPE if dynamic else INPUT_SHAPE
+        data = make_input(name, shape)
+        write_atomically(npy_path, lambda tmp: np.save(tmp, data))
+
+    if os.path.exists(onnx_path) and not force:
+        log(f"{name}: exists, skipped")
+    else:
+        import torch
+
+        start = time.monotonic()
+        if dynamic:
+            model = build_dynamic_reshape()
+            example = torch.zeros(1, *DYNAMIC_INPUT_SHAPE[1:])
+        else:
+            model = build_torchvision(name)
+            example = torch.zeros(*INPUT_SHAPE)
+        export(model, example, onnx_path, dynamic_batch=dynamic)
+        size = os.path.getsize(onnx_path) / 1e6
+        log(f"{name}: exported ({size:.1f} MB, {time.monotonic() - start:.1f} s)")
+
+    if dynamic:
+        check_shape_subgraph(onnx_path)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument(
+        "--models",
+        default=",".join(ALL_MODELS),
+        help="comma-separated subset of: " + ", ".join(ALL_MODELS),
+    )
+    parser.add_argument("--force", action="store_true", help="re-export existing models")
+    args = parser.parse_args()
+
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ALL_MODELS]
+    if unknown:
+        parser.error(f"unknown model(s): {', '.join(unknown)}")
+    os.makedirs(args.out, exist_ok=True)
+    for name in names:
+        export_one(name, args.out, args.force)
+
+
+if __name__ == "__main__":
+    main()
