@@ -111,7 +111,7 @@ json_field() {
 
 fmt_macs() {
     awk -v m="$1" 'BEGIN {
-        if (m == "" || m == "None") { print "?"; exit }
+        if (m == "" || m == "None") { print "unknown"; exit }
         if (m >= 1e9) printf "%.2f G\n", m / 1e9
         else if (m >= 1e6) printf "%.1f M\n", m / 1e6
         else printf "%.1f K\n", m / 1e3 }'
@@ -133,7 +133,7 @@ inspect() {
         inspect_status=ok
     else
         inspect_status="FAIL (exit $rc)"
-        fail "kiln inspect $name ${*:-} (exit $rc)" "$out"
+        fail "kiln inspect $name${*:+ $*} (exit $rc)" "$out"
     fi
 }
 
