@@ -295,3 +295,84 @@ public func resolveResize(input: [Int], scales: [Float]?, sizes: [Int64]?, attri
     }
     return (outShape, scaleOut)
 }
+
+/// Source coordinate of output coordinate `x` along one axis, per Resize's transformation mode.
+public func resizeSourceCoordinate(_ x: Int, scale: Float, inLen: Int, outLen: Int, mode: ResizeAttributes.CoordinateTransformation,
+                            roiStart: Float, roiEnd: Float) -> Float {
+    let xf = Float(x)
+    // ONNX measures the resized length as scale × input length (not rounded) in these formulas.
+    let outF = scale * Float(inLen)
+    switch mode {
+    case .halfPixel: return (xf + 0.5) / scale - 0.5
+    case .halfPixelSymmetric:
+        let adjustment = Float(outLen) / (scale * Float(inLen))
+        let center = Float(inLen) / 2
+        let offset = center * (1 - adjustment)
+        return offset + (xf + 0.5) / scale - 0.5
+    case .pytorchHalfPixel: return outF > 1 ? (xf + 0.5) / scale - 0.5 : 0
+    case .alignCorners: return outF == 1 ? 0 : xf * Float(inLen - 1) / (outF - 1)
+    case .asymmetric: return xf / scale
+    case .tfCropAndResize:
+        if outLen > 1 {
+            return roiStart * Float(inLen - 1) + xf * (roiEnd - roiStart) * Float(inLen - 1) / (outF - 1)
+        }
+        return 0.5 * (roiStart + roiEnd) * Float(inLen - 1)
+    }
+}
+
+
+/// Per output coordinate along one axis of a Resize: the nearest source index, the two linear
+/// neighbours with the upper one's weight, and whether the coordinate falls outside the input
+/// (tf_crop_and_resize extrapolates there).
+public struct ResizeAxisTable: Sendable {
+    public var nearest: [Int] = []
+    public var lower: [Int] = []
+    public var upper: [Int] = []
+    public var weight: [Float] = []
+    public var outside: [Bool] = []
+}
+
+public func resizeAxisTable(inLen: Int, outLen: Int, scale: Float, attributes r: ResizeAttributes,
+                            roiStart: Float, roiEnd: Float) -> ResizeAxisTable {
+    var t = ResizeAxisTable()
+    for o in 0..<outLen {
+        let c = resizeSourceCoordinate(o, scale: scale, inLen: inLen, outLen: outLen, mode: r.coordinateTransformation,
+                                       roiStart: roiStart, roiEnd: roiEnd)
+        t.outside.append(r.coordinateTransformation == .tfCropAndResize && (c < 0 || c > Float(inLen - 1)))
+        var i: Float
+        if inLen == outLen && scale == 1 && r.coordinateTransformation != .tfCropAndResize {
+            i = Float(o)
+        } else {
+            switch r.nearestMode {
+            case .roundPreferFloor: i = c == c.rounded(.down) + 0.5 ? c.rounded(.down) : c.rounded()
+            case .roundPreferCeil: i = c == c.rounded(.down) + 0.5 ? c.rounded(.up) : c.rounded()
+            case .floor: i = c.rounded(.down)
+            case .ceil: i = c.rounded(.up)
+            }
+        }
+        t.nearest.append(min(max(i.isFinite ? Int(i) : 0, 0), max(inLen - 1, 0)))
+        let cc = min(max(c.isFinite ? c : 0, 0), Float(max(inLen - 1, 0)))
+        let f = cc.rounded(.down)
+        t.lower.append(Int(f))
+        t.upper.append(min(Int(f) + 1, max(inLen - 1, 0)))
+        t.weight.append(cc - f)
+    }
+    return t
+}
+
+/// Resize tables for every axis, with the ROI (given for all axes or for `axes`) applied.
+public func resizeTables(input: [Int], output: [Int], scales: [Float], roi: [Float]?,
+                         attributes r: ResizeAttributes) -> [ResizeAxisTable] {
+    let rank = input.count
+    var roiStart = [Float](repeating: 0, count: rank), roiEnd = [Float](repeating: 1, count: rank)
+    if let roi, !roi.isEmpty {
+        let axes = r.axes.map { $0.map { $0 < 0 ? $0 + rank : $0 } } ?? Array(0..<rank)
+        if roi.count == 2 * axes.count {
+            for (k, a) in axes.enumerated() where a >= 0 && a < rank { roiStart[a] = roi[k]; roiEnd[a] = roi[axes.count + k] }
+        }
+    }
+    return (0..<rank).map {
+        resizeAxisTable(inLen: input[$0], outLen: output[$0], scale: scales[$0], attributes: r,
+                        roiStart: roiStart[$0], roiEnd: roiEnd[$0])
+    }
+}

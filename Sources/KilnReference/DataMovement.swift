@@ -139,97 +139,34 @@ func range(_ start: Tensor, _ delta: Tensor, out: TensorType) -> Tensor {
     return Tensor(out.elementType, shape: [n], ints: (0..<n).map { out.elementType.wrap(s &+ Int64($0) &* d) })
 }
 
-/// Source coordinate of output coordinate `x` along one axis, per Resize's transformation mode.
-func resizeSourceCoordinate(_ x: Int, scale: Float, inLen: Int, outLen: Int, mode: ResizeAttributes.CoordinateTransformation,
-                            roiStart: Float, roiEnd: Float) -> Float {
-    let xf = Float(x)
-    // ONNX measures the resized length as scale × input length (not rounded) in these formulas.
-    let outF = scale * Float(inLen)
-    switch mode {
-    case .halfPixel: return (xf + 0.5) / scale - 0.5
-    case .halfPixelSymmetric:
-        let adjustment = Float(outLen) / (scale * Float(inLen))
-        let center = Float(inLen) / 2
-        let offset = center * (1 - adjustment)
-        return offset + (xf + 0.5) / scale - 0.5
-    case .pytorchHalfPixel: return outF > 1 ? (xf + 0.5) / scale - 0.5 : 0
-    case .alignCorners: return outF == 1 ? 0 : xf * Float(inLen - 1) / (outF - 1)
-    case .asymmetric: return xf / scale
-    case .tfCropAndResize:
-        if outLen > 1 {
-            return roiStart * Float(inLen - 1) + xf * (roiEnd - roiStart) * Float(inLen - 1) / (outF - 1)
-        }
-        return 0.5 * (roiStart + roiEnd) * Float(inLen - 1)
-    }
-}
-
 func resize(_ x: Tensor, _ r: ResizeAttributes, scales: [Float], roi: [Float]?, out shape: [Int]) -> Tensor {
     let rank = x.rank
     let strides = contiguousStrides(x.shape)
-    // ROI is given for all axes, or for the `axes` attribute's axes.
-    var roiStart = [Float](repeating: 0, count: rank), roiEnd = [Float](repeating: 1, count: rank)
-    if let roi, !roi.isEmpty {
-        let axes = r.axes.map { $0.map { $0 < 0 ? $0 + rank : $0 } } ?? Array(0..<rank)
-        if roi.count == 2 * axes.count {
-            for (k, a) in axes.enumerated() { roiStart[a] = roi[k]; roiEnd[a] = roi[axes.count + k] }
-        }
-    }
-    // Per axis and output coordinate: the source coordinate.
-    let coords: [[Float]] = (0..<rank).map { d in
-        (0..<shape[d]).map { o in
-            resizeSourceCoordinate(o, scale: scales[d], inLen: x.shape[d], outLen: shape[d], mode: r.coordinateTransformation,
-                                   roiStart: roiStart[d], roiEnd: roiEnd[d])
-        }
-    }
+    let tables = resizeTables(input: x.shape, output: shape, scales: scales, roi: roi, attributes: r)
     let t = x.elementType
     let n = shapeProduct(shape)
     var result = [Float](repeating: 0, count: n)
     let xs = x.floatValues
     forEachIndex(shape) { k, o in
-        var outside = false
-        for d in 0..<rank {
-            let c = coords[d][o[d]]
-            if r.coordinateTransformation == .tfCropAndResize && (c < 0 || c > Float(x.shape[d] - 1)) { outside = true }
+        if (0..<rank).contains(where: { tables[$0].outside[o[$0]] }) {
+            result[k] = r.extrapolationValue
+            return
         }
-        if outside { result[k] = r.extrapolationValue; return }
         switch r.mode {
         case .nearest:
             var off = 0
-            for d in 0..<rank {
-                let c = coords[d][o[d]]
-                var i: Float
-                if x.shape[d] == shape[d] && scales[d] == 1 && r.coordinateTransformation != .tfCropAndResize {
-                    i = Float(o[d])
-                } else {
-                    switch r.nearestMode {
-                    case .roundPreferFloor: i = c == c.rounded(.down) + 0.5 ? c.rounded(.down) : c.rounded()
-                    case .roundPreferCeil: i = c == c.rounded(.down) + 0.5 ? c.rounded(.up) : c.rounded()
-                    case .floor: i = c.rounded(.down)
-                    case .ceil: i = c.rounded(.up)
-                    }
-                }
-                let ii = min(max(Int(i), 0), x.shape[d] - 1)
-                off += ii * strides[d]
-            }
+            for d in 0..<rank { off += tables[d].nearest[o[d]] * strides[d] }
             result[k] = xs[off]
         case .linear:
             var acc: Float = 0
-            var lo = [Int](repeating: 0, count: rank), hi = lo
-            var w = [Float](repeating: 0, count: rank)
-            for d in 0..<rank {
-                let c = min(max(coords[d][o[d]], 0), Float(x.shape[d] - 1))
-                let f = c.rounded(.down)
-                lo[d] = Int(f)
-                hi[d] = min(lo[d] + 1, x.shape[d] - 1)
-                w[d] = c - f
-            }
             for corner in 0..<(1 << rank) {
                 var weight: Float = 1
                 var off = 0
                 for d in 0..<rank {
                     let upper = (corner >> d) & 1 == 1
-                    weight *= upper ? w[d] : 1 - w[d]
-                    off += (upper ? hi[d] : lo[d]) * strides[d]
+                    let w = tables[d].weight[o[d]]
+                    weight *= upper ? w : 1 - w
+                    off += (upper ? tables[d].upper[o[d]] : tables[d].lower[o[d]]) * strides[d]
                 }
                 if weight != 0 { acc += weight * xs[off] }
             }
