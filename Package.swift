@@ -20,13 +20,17 @@ let package = Package(
             exclude: ["proto"]),
         .target(name: "KilnPasses", dependencies: ["KilnIR", "KilnReference"]),
         .target(name: "KilnReference", dependencies: ["KilnIR"]),
-        .target(name: "KilnDriver", dependencies: ["KilnIR", "KilnONNX", "KilnPasses", "KilnReference"]),
+        .target(name: "KilnCodegen", dependencies: ["KilnIR"]),
+        .target(name: "KilnToolchain", dependencies: ["KilnIR"]),
+        .target(
+            name: "KilnDriver",
+            dependencies: ["KilnIR", "KilnONNX", "KilnPasses", "KilnReference", "KilnCodegen", "KilnToolchain"]),
         .executableTarget(
             name: "kiln",
             dependencies: ["KilnDriver", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(
             name: "KilnTests",
-            dependencies: ["KilnIR", "KilnONNX", "KilnPasses", "KilnReference", "KilnDriver",
+            dependencies: ["KilnIR", "KilnONNX", "KilnPasses", "KilnReference", "KilnCodegen", "KilnToolchain", "KilnDriver",
                            .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
     ],
     swiftLanguageModes: [.v5]

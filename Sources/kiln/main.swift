@@ -11,9 +11,12 @@ struct Kiln: ParsableCommand {
             Examples:
               kiln inspect model.onnx --input-shape input=1x3x224x224
               kiln eval model.onnx --input input=image.npy --output-dir out/
+              kiln compile model.onnx -o out/ --name resnet
+              kiln run out/libresnet.so --input input=image.npy --output-dir results/
+              kiln bench out/libresnet.so --threads 2
             """,
         version: kilnVersion,
-        subcommands: [Inspect.self, Eval.self, ConformanceCommand.self])
+        subcommands: [Inspect.self, Eval.self, Compile.self, Run.self, Bench.self, ConformanceCommand.self])
 }
 
 /// Options shared by the commands that read a model.
@@ -179,6 +182,191 @@ struct Eval: ParsableCommand {
             let (ok, total) = try top1Accuracy(logits: outs[first]!, labels: l)
             print(String(format: "accuracy: %d/%d = %.2f%%", ok, total, 100 * Double(ok) / Double(max(total, 1))))
         }
+    }
+}
+
+/// Progress lines on stderr: shown on a terminal, or always with --verbose.
+struct Progress {
+    let enabled: Bool
+    let start = Date()
+    init(verbose: Bool) { enabled = verbose || isatty(2) != 0 }
+    func callAsFunction(_ step: String) {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data(String(format: "[%6.2fs] %@\n", Date().timeIntervalSince(start), step).utf8))
+    }
+}
+
+struct Compile: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compile a model into a C library: NAME.h, libNAME.a / libNAME.so, NAME.pc and NAMEConfig.cmake.",
+        discussion: """
+            Writes into OUTDIR the C header, the libraries, the generated C++ (kept for the curious and \
+            for debuggers), a pkg-config file and a CMake package (find_package(NAME) with \
+            CMAKE_PREFIX_PATH=OUTDIR). Every dynamic dimension must be pinned with --input-shape. The \
+            libraries need libdnnl (Debian: libdnnl2), libgomp and libstdc++ at run time.
+            """)
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(name: [.customShort("o"), .customLong("output-dir")], help: "Where to write the library and its files.")
+    var outputDir: String
+
+    @Option(help: "The model's name: the prefix of every exported symbol and the header's name (default: from the file name).")
+    var name: String?
+
+    @Option(help: "Which libraries to build: static, shared or both.")
+    var library: String = "both"
+
+    @Flag(help: "Show each step and the g++ command lines.")
+    var verbose = false
+
+    func run() throws {
+        guard let kind = LibraryKind(rawValue: library) else {
+            throw ValidationError("--library must be static, shared or both")
+        }
+        let progress = Progress(verbose: verbose)
+        var o = CompileOptions(modelPath: options.model, outputDirectory: outputDir,
+                               name: name ?? defaultModelName(options.model), kilnVersion: kilnVersion)
+        o.inputShapes = try options.shapes()
+        o.library = kind
+        let started = Date()
+        let r = try compileModel(o, progress: { progress($0) }, log: { line in
+            if verbose { FileHandle.standardError.write(Data("  $ \(line)\n".utf8)) }
+        })
+        print("compiled \(options.model) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(r.oneDNNNodes) oneDNN primitives, \(r.loopNodes) generated kernels")
+        print("arena: \(formatCount(r.arenaBytes)) bytes per instance; weights: \(formatCount(r.weightsBytes)) bytes")
+        for p in [r.products.header, r.products.staticLibrary, r.products.sharedLibrary, r.products.pkgConfig, r.products.cmakeConfig, r.products.source].compactMap({ $0 }) {
+            print("wrote \(p)")
+        }
+    }
+}
+
+/// Reads `--input NAME=FILE.npy` (or `FILE.npy` for a single input) against a list of input names.
+func readInputs(_ specs: [String], names: [String]) throws -> [String: Tensor] {
+    var tensors: [String: Tensor] = [:]
+    for spec in specs {
+        var name: String, file: String
+        if let eq = spec.firstIndex(of: "="), !FileManager.default.fileExists(atPath: spec) {
+            name = String(spec[..<eq])
+            file = String(spec[spec.index(after: eq)...])
+        } else {
+            guard names.count == 1 else { throw KilnError("--input \(spec): the model has \(names.count) inputs; name it as NAME=FILE.npy") }
+            name = names[0]
+            file = spec
+        }
+        guard names.contains(name) else {
+            throw KilnError("--input \(spec): the model has no input '\(name)' (inputs: \(names.joined(separator: ", ")))")
+        }
+        tensors[name] = try NPY.read(path: file)
+    }
+    return tensors
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a compiled shared library (through its C API) and write its outputs as .npy files.")
+
+    @Argument(help: "The compiled shared library (libNAME.so).")
+    var library: String
+
+    @Option(help: "The model's name, if it differs from the library's file name.")
+    var name: String?
+
+    @Option(name: .customLong("input"), help: ArgumentHelp("An input: NAME=FILE.npy, or FILE.npy for a single-input model (repeatable).", valueName: "NAME=FILE"))
+    var inputs: [String] = []
+
+    @Option(name: .customLong("output-dir"), help: "Where to write the outputs (created if missing).")
+    var outputDir: String
+
+    @Option(help: "Threads (0: OpenMP's default).")
+    var threads: Int = 0
+
+    func run() throws {
+        let lib = try CLibrary(path: library, name: name)
+        let tensors = try readInputs(inputs, names: lib.inputs.map(\.name))
+        let instance = try lib.makeInstance()
+        try instance.setThreads(threads)
+        let outs = try instance.run(tensors)
+        try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
+        for spec in lib.outputs {
+            let path = (outputDir as NSString).appendingPathComponent(sanitizedFileName(spec.name) + ".npy")
+            try NPY.write(outs[spec.name]!, path: path)
+            print("wrote \(path) (\(spec.type)[\(shapeString(spec.shape))])")
+        }
+    }
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time a compiled shared library: median, p10 and p90 latency and throughput after warm-up.",
+        discussion: "Inputs are random unless given with --input. Uses only the library's C API.")
+
+    @Argument(help: "The compiled shared library (libNAME.so).")
+    var library: String
+
+    @Option(help: "The model's name, if it differs from the library's file name.")
+    var name: String?
+
+    @Option(name: .customLong("input"), help: ArgumentHelp("An input: NAME=FILE.npy (repeatable); others are random.", valueName: "NAME=FILE"))
+    var inputs: [String] = []
+
+    @Option(help: "Threads (0: OpenMP's default).")
+    var threads: Int = 0
+
+    @Option(help: "Timed runs (default: as many as fit in --seconds).")
+    var iterations: Int?
+
+    @Option(help: "Seconds to spend timing when --iterations is not given.")
+    var seconds: Double = 3
+
+    @Option(help: "Untimed warm-up runs.")
+    var warmup: Int = 10
+
+    func run() throws {
+        let lib = try CLibrary(path: library, name: name)
+        let given = try readInputs(inputs, names: lib.inputs.map(\.name))
+        var inputData: [[UInt8]] = []
+        for spec in lib.inputs {
+            if let t = given[spec.name] {
+                guard t.elementType == spec.type, t.shape == spec.shape else {
+                    throw KilnError("input '\(spec.name)' must be \(spec.type)[\(shapeString(spec.shape))]")
+                }
+                inputData.append(t.rawBytes())
+            } else {
+                var rng = UInt64(0x9E3779B97F4A7C15)
+                inputData.append((0..<spec.bytes).map { _ in
+                    rng = rng &* 6364136223846793005 &+ 1442695040888963407
+                    // Small values for float types (bits of exponent kept moderate), any byte otherwise.
+                    return spec.type.isFloat ? UInt8(truncatingIfNeeded: (rng >> 33) & 0x3F) : UInt8(truncatingIfNeeded: rng >> 56)
+                })
+            }
+        }
+        let instance = try lib.makeInstance()
+        try instance.setThreads(threads)
+        var outputs = lib.outputs.map { [UInt8](repeating: 0, count: max($0.bytes, 1)) }
+        var times: [Double] = []
+        try withPointers(inputData) { ins in
+            try withMutablePointers(&outputs) { outs in
+                let ib = lib.inputs.map(\.bytes), ob = lib.outputs.map(\.bytes)
+                for _ in 0..<warmup { try instance.run(inputs: ins, inputBytes: ib, outputs: outs, outputBytes: ob) }
+                let deadline = Date().addingTimeInterval(seconds)
+                var k = 0
+                while iterations.map({ k < $0 }) ?? (Date() < deadline || k < 5) {
+                    var t0 = timespec(), t1 = timespec()
+                    clock_gettime(CLOCK_MONOTONIC, &t0)
+                    try instance.run(inputs: ins, inputBytes: ib, outputs: outs, outputBytes: ob)
+                    clock_gettime(CLOCK_MONOTONIC, &t1)
+                    times.append(Double(t1.tv_sec - t0.tv_sec) * 1e3 + Double(t1.tv_nsec - t0.tv_nsec) / 1e6)
+                    k += 1
+                }
+            }
+        }
+        times.sort()
+        func pct(_ p: Double) -> Double { times[min(times.count - 1, Int(p * Double(times.count - 1)))] }
+        let median = pct(0.5)
+        print("\(lib.name): \(times.count) runs, \(threads == 0 ? "default" : String(threads)) threads")
+        print(String(format: "latency ms: median %.4f  p10 %.4f  p90 %.4f", median, pct(0.1), pct(0.9)))
+        print(String(format: "throughput: %.1f inferences/s", 1000 / median))
     }
 }
 

@@ -1,0 +1,210 @@
+import KilnIR
+
+/// The files code generation produces for one model.
+public struct EmittedModel: Sendable {
+    public var name: String
+    /// `NAME.h`: the public C header.
+    public var header: String
+    /// `NAME.cpp`: kernels, oneDNN primitives, the run function and the C API.
+    public var source: String
+    /// The weights blob, linked into the library by the assembler.
+    public var weights: [UInt8]
+    public var arenaBytes: Int
+    /// Number of nodes that run through oneDNN, and through generated loops.
+    public var oneDNNNodes: Int
+    public var loopNodes: Int
+}
+
+/// Options of code generation.
+public struct CodegenOptions: Sendable {
+    /// Prefix of every exported symbol, and the header's name.
+    public var name: String
+    /// Stamped into the header and the source.
+    public var kilnVersion: String
+    /// Where the model came from (a comment in the generated files).
+    public var modelPath: String
+
+    public init(name: String, kilnVersion: String, modelPath: String = "") {
+        self.name = name
+        self.kilnVersion = kilnVersion
+        self.modelPath = modelPath
+    }
+}
+
+/// The C ABI version of generated libraries: bumped when the API changes incompatibly.
+public let kilnABIVersion = 1
+
+/// Checks that `name` can prefix C symbols.
+public func validateModelName(_ name: String) throws {
+    guard let f = name.unicodeScalars.first, f.properties.isAlphabetic || f == "_",
+          name.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_") })
+    else {
+        throw KilnError("--name '\(name)' must be a C identifier (letters, digits, '_', not starting with a digit)")
+    }
+}
+
+/// Generates the C++ source, the C header and the weights blob of a static, verified graph.
+public func emitModel(_ graph: Graph, options: CodegenOptions) throws -> EmittedModel {
+    try validateModelName(options.name)
+    var g = graph
+    prepareForCodegen(&g)
+    try verify(g, requireStaticShapes: true)
+    let plan = planMemory(g)
+    var e = ModelEmitter(graph: g, plan: plan, options: options)
+    try e.emitNodes()
+    let source = e.source()
+    let header = emitHeader(g, plan: plan, options: options)
+    var weights = [UInt8](repeating: 0, count: plan.weightsBytes)
+    for (v, off) in plan.constants {
+        let bytes = g.values[v].constant!.rawBytes()
+        weights.replaceSubrange(off..<(off + bytes.count), with: bytes)
+    }
+    return EmittedModel(name: options.name, header: header, source: source, weights: weights,
+                        arenaBytes: plan.arenaBytes, oneDNNNodes: e.oneDNNCount, loopNodes: e.loopCount)
+}
+
+/// C++ spelling of an element type's storage.
+func cType(_ t: ElementType) -> String {
+    switch t {
+    case .f32: return "float"
+    case .f16: return "kiln::f16"
+    case .bf16: return "kiln::bf16"
+    case .s8: return "int8_t"
+    case .u8: return "uint8_t"
+    case .s32: return "int32_t"
+    case .s64: return "int64_t"
+    case .bool: return "bool"
+    }
+}
+
+/// A brace list of integers: `{1, 2, 3}` (`{0}` when empty, so C arrays stay valid).
+func list(_ v: [Int]) -> String { v.isEmpty ? "{0}" : "{" + v.map(String.init).joined(separator: ", ") + "}" }
+
+func floatLiteral(_ f: Float) -> String {
+    if f.isNaN { return "NAN" }
+    if f.isInfinite { return f > 0 ? "INFINITY" : "-INFINITY" }
+    return "\(f)f"
+}
+
+struct ModelEmitter {
+    let g: Graph
+    let plan: MemoryPlan
+    let options: CodegenOptions
+    var run = CodeWriter()
+    var create = CodeWriter()
+    var members: [String] = []
+    var oneDNNCount = 0
+    var loopCount = 0
+    /// Values referenced by the run function, whose pointers it declares.
+    var referenced = Set<ValueID>()
+    /// oneDNN memories bound to the caller's buffers: re-pointed at every run.
+    var rebinds: [(member: String, value: ValueID)] = []
+
+    init(graph: Graph, plan: MemoryPlan, options: CodegenOptions) {
+        self.g = graph
+        self.plan = plan
+        self.options = options
+    }
+
+    var name: String { options.name }
+
+    /// The C++ expression for a value's pointer in the run function.
+    mutating func v(_ id: ValueID) -> String {
+        referenced.insert(id)
+        return "v\(id)"
+    }
+
+    mutating func opt(_ id: ValueID?) -> String { id.map { v($0) } ?? "nullptr" }
+
+    func type(_ id: ValueID) -> TensorType { g.values[id].type }
+    func shape(_ id: ValueID) -> [Int] { g.values[id].type.shape! }
+    func elem(_ id: ValueID) -> ElementType { g.values[id].type.elementType }
+    func constant(_ id: ValueID?) -> Tensor? { id.flatMap { g.values[$0].constant } }
+
+    /// A pointer to a value that create-time code can use (arena or weights; nil for caller buffers).
+    func createTimePointer(_ id: ValueID) -> String? {
+        switch plan.storage[id]! {
+        case .arena(let off): return "(void*)(m->arena + \(off))"
+        case .constant(let off): return "(void*)(W + \(off))"
+        case .input, .output: return nil
+        }
+    }
+
+    mutating func emitNodes() throws {
+        for (i, n) in g.nodes.enumerated() {
+            run.line("// \(n.name) (\(n.origin.description)): \(n.op.name)")
+            try emit(n, index: i)
+        }
+        // Graph outputs that no node writes: constants, inputs, or a value listed twice.
+        var written = Set<ValueID>()
+        for n in g.nodes { written.formUnion(n.outputs) }
+        for (j, o) in g.outputs.enumerated() {
+            if case .output(let k) = plan.storage[o]!, k == j, written.contains(o) { continue }
+            let bytes = type(o).byteSize!
+            run.line("std::memcpy(out[\(j)], \(v(o)), \(bytes));")
+        }
+    }
+
+    // MARK: the generated file
+
+    func source() -> String {
+        var w = CodeWriter()
+        w.line("// \(name).cpp — generated by Kiln \(options.kilnVersion)\(options.modelPath.isEmpty ? "" : " from \(options.modelPath)") — do not edit.")
+        w.line("#include \"\(name).h\"")
+        w.line("#include <kiln/runtime.hpp>")
+        w.line("#include <dnnl.hpp>")
+        w.line("#include <omp.h>")
+        w.line("#include <exception>")
+        w.line("#include <new>")
+        w.line("#include <string>")
+        w.line("#include <cstdio>")
+        w.line("#include <cstdlib>")
+        w.line()
+        w.line("extern \"C\" __attribute__((visibility(\"hidden\"))) const unsigned char kiln_\(name)_weights[];")
+        w.line()
+        w.block("namespace kiln_\(name)", close: "}  // namespace kiln_\(name)") { w in
+            w.line("const unsigned char* const W = kiln_\(name)_weights;")
+            w.line()
+            w.block("struct Model", close: "};") { w in
+                w.line("std::string error;")
+                w.line("int threads = 0;")
+                w.line("unsigned char* arena = nullptr;")
+                w.line("dnnl::engine eng;")
+                w.line("dnnl::stream strm;")
+                for m in members { w.line(m) }
+                w.line("~Model() { std::free(arena); }")
+            }
+            w.line()
+            w.line("// Creates the oneDNN primitives and prepacks the weights (once, at create time).")
+            w.block("static void create_primitives(Model* m)") { w in
+                w.line("using namespace dnnl;")
+                w.line("using tag = memory::format_tag;")
+                w.line("using dt = memory::data_type;")
+                w.line("(void)sizeof(tag); (void)sizeof(dt);")
+                for l in create.text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() { w.line(String(l)) }
+            }
+            w.line()
+            w.line("// Runs the graph: returns 0, or the number of the node that failed.")
+            w.block("static int run_graph(Model* m, const void* const* in, void* const* out)") { w in
+                w.line("(void)in; (void)out;")
+                for id in referenced.sorted() {
+                    let t = cType(elem(id))
+                    switch plan.storage[id]! {
+                    case .input(let i): w.line("const \(t)* v\(id) = static_cast<const \(t)*>(in[\(i)]);")
+                    case .output(let j): w.line("\(t)* v\(id) = static_cast<\(t)*>(out[\(j)]);")
+                    case .arena(let off): w.line("\(t)* v\(id) = reinterpret_cast<\(t)*>(m->arena + \(off));")
+                    case .constant(let off): w.line("const \(t)* v\(id) = reinterpret_cast<const \(t)*>(W + \(off));")
+                    }
+                }
+                for r in rebinds {
+                    w.line("dnnl_memory_set_data_handle(m->\(r.member).get(), const_cast<void*>(static_cast<const void*>(v\(r.value))));")
+                }
+                for l in run.text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() { w.line(String(l)) }
+                w.line("return 0;")
+            }
+        }
+        w.line()
+        emitAPI(&w)
+        return w.text
+    }
+}

@@ -1,0 +1,79 @@
+import KilnIR
+
+/// Where a value lives while the model runs.
+public enum Storage: Equatable, Sendable {
+    /// The caller's i-th input buffer.
+    case input(Int)
+    /// The caller's j-th output buffer.
+    case output(Int)
+    /// `offset` bytes into the model instance's arena.
+    case arena(offset: Int)
+    /// `offset` bytes into the weights blob linked into the library.
+    case constant(offset: Int)
+}
+
+/// The memory plan of a graph: a storage for every value the nodes touch, the arena size and
+/// the weights blob's layout.
+public struct MemoryPlan: Sendable {
+    public var storage: [ValueID: Storage] = [:]
+    public var arenaBytes = 0
+    /// Constants in blob order, each at its offset.
+    public var constants: [(value: ValueID, offset: Int)] = []
+    public var weightsBytes = 0
+
+    public static let alignment = 64
+}
+
+@inline(__always)
+func alignUp(_ n: Int, _ a: Int = MemoryPlan.alignment) -> Int { (n + a - 1) / a * a }
+
+/// Assigns storage: graph inputs and outputs live in the caller's buffers, constants in the
+/// weights blob, and every other value in one arena at offsets from a liveness-based first-fit
+/// planner, so values whose lifetimes do not overlap share bytes.
+public func planMemory(_ g: Graph) -> MemoryPlan {
+    var plan = MemoryPlan()
+    for (i, v) in g.inputs.enumerated() { plan.storage[v] = .input(i) }
+    for (j, v) in g.outputs.enumerated() where plan.storage[v] == nil {
+        plan.storage[v] = .output(j)
+    }
+    // Constants read by nodes or returned as outputs go into the blob.
+    var used = Set<ValueID>()
+    for n in g.nodes { for case let v? in n.inputs { used.insert(v) } }
+    for v in g.outputs { used.insert(v) }
+    var offset = 0
+    for v in used.sorted() where g.values[v].constant != nil {
+        if case .output = plan.storage[v] {} else if case .input = plan.storage[v] {} else {
+            plan.storage[v] = .constant(offset: offset)
+        }
+        plan.constants.append((v, offset))
+        offset = alignUp(offset + max(g.values[v].type.byteSize ?? 0, 1))
+    }
+    plan.weightsBytes = offset
+
+    // Live intervals of the intermediates: [defining node, last reading node].
+    var first: [ValueID: Int] = [:], last: [ValueID: Int] = [:]
+    for (i, n) in g.nodes.enumerated() {
+        for v in n.outputs where plan.storage[v] == nil { first[v] = i; last[v] = i }
+        for case let v? in n.inputs where first[v] != nil { last[v] = i }
+    }
+    struct Block { var offset: Int; var size: Int; var start: Int; var end: Int }
+    var placed: [Block] = []
+    let order = first.keys.sorted {
+        let a = g.values[$0].type.byteSize ?? 0, b = g.values[$1].type.byteSize ?? 0
+        return a != b ? a > b : $0 < $1
+    }
+    for v in order {
+        let size = alignUp(max(g.values[v].type.byteSize ?? 0, 1))
+        let (s, e) = (first[v]!, last[v]!)
+        let overlapping = placed.filter { !($0.end < s || e < $0.start) }.sorted { $0.offset < $1.offset }
+        var candidate = 0
+        for b in overlapping {
+            if candidate + size <= b.offset { break }
+            candidate = max(candidate, b.offset + b.size)
+        }
+        placed.append(Block(offset: candidate, size: size, start: s, end: e))
+        plan.storage[v] = .arena(offset: candidate)
+        plan.arenaBytes = max(plan.arenaBytes, candidate + size)
+    }
+    return plan
+}

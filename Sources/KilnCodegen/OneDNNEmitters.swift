@@ -1,0 +1,171 @@
+import KilnIR
+
+/// Convolutions and matrix products through oneDNN: the primitive is created and its constant
+/// weights reordered into the layout it prefers once, at create time; the run function only
+/// re-points the memories bound to the caller's buffers and executes.
+extension ModelEmitter {
+    /// oneDNN's plain (row-major) format tag for a rank.
+    func plainTag(_ rank: Int) -> String {
+        ["tag::a", "tag::a", "tag::ab", "tag::abc", "tag::abcd", "tag::abcde", "tag::abcdef"][min(max(rank, 0), 6)]
+    }
+
+    func dims(_ d: [Int]) -> String { "memory::dims{" + d.map { "\($0)" }.joined(separator: ", ") + "}" }
+
+    /// Declares a memory member bound to `value` (the blob or arena at create time, or the
+    /// caller's buffer re-pointed at each run) and returns its member name.
+    mutating func boundMemory(_ prim: String, _ slot: String, desc: String, value: ValueID) -> String {
+        let member = "\(prim)_\(slot)"
+        members.append("dnnl::memory \(member);")
+        if let p = createTimePointer(value) {
+            create.line("m->\(member) = memory(\(desc), m->eng, \(p));")
+        } else {
+            create.line("m->\(member) = memory(\(desc), m->eng, DNNL_MEMORY_NONE);")
+            rebinds.append((member, value))
+            referenced.insert(value)
+        }
+        return member
+    }
+
+    /// Weights: constant ones are reordered from their plain layout (at `plainDesc`) into the
+    /// primitive's chosen layout; run-time ones are used as they are.
+    mutating func weightsMemory(_ prim: String, value: ValueID, plainDesc: String, chosen: String) -> String {
+        if case .constant(let off) = plan.storage[value]! {
+            let member = "\(prim)_wei"
+            members.append("dnnl::memory \(member);")
+            create.line("{")
+            create.line("    memory plain(\(plainDesc), m->eng, (void*)(W + \(off)));")
+            create.line("    m->\(member) = memory(\(chosen), m->eng);")
+            create.line("    reorder(plain, m->\(member)).execute(m->strm, plain, m->\(member));")
+            create.line("    m->strm.wait();")
+            create.line("}")
+            return member
+        }
+        return boundMemory(prim, "wei", desc: plainDesc, value: value)
+    }
+
+    mutating func finishPrimitive(_ prim: String, index: Int, args: [(String, String)]) {
+        members.append("dnnl_exec_arg_t \(prim)_args[\(args.count)];")
+        for (k, a) in args.enumerated() {
+            create.line("m->\(prim)_args[\(k)] = {\(a.0), m->\(a.1).get()};")
+        }
+        run.line("if (dnnl_primitive_execute(m->\(prim).get(), m->strm.get(), \(args.count), m->\(prim)_args) != dnnl_success) return \(index + 1);")
+        oneDNNCount += 1
+    }
+
+    mutating func emitOneDNNConv(_ n: Node, index: Int, _ a: ConvAttributes) throws {
+        let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
+        let b = n.inputs.count > 2 ? n.inputs[2] : nil
+        let xs = shape(x), ws = shape(w), ys = shape(y)
+        let geo = try windowGeometry(input: Array(xs.dropFirst(2)), kernel: Array(ws.dropFirst(2)), strides: a.strides,
+                                     pads: a.pads, dilations: a.dilations, autoPad: a.autoPad, n.label)
+        let prim = "p\(index)"
+        members.append("dnnl::convolution_forward \(prim);")
+        // Grouped weights: [g, M/g, C/g, k...].
+        let wdims = a.group > 1 ? [a.group, ws[0] / a.group] + Array(ws.dropFirst()) : ws
+        create.line("{  // \(n.name)")
+        create.line("memory::desc src_md(\(dims(xs)), dt::f32, \(plainTag(xs.count)));")
+        create.line("memory::desc dst_md(\(dims(ys)), dt::f32, \(plainTag(ys.count)));")
+        create.line("memory::desc wei_plain(\(dims(wdims)), dt::f32, \(plainTag(wdims.count)));")
+        let weightsConstant = constant(w) != nil
+        create.line("memory::desc wei_md = \(weightsConstant ? "memory::desc(\(dims(wdims)), dt::f32, tag::any)" : "wei_plain");")
+        if b != nil { create.line("memory::desc bias_md(\(dims([ws[0]])), dt::f32, tag::a);") }
+        create.line("auto d = convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_direct, src_md, wei_md, \(b != nil ? "bias_md, " : "")dst_md, \(dims(geo.strides)), \(dims(geo.dilations.map { $0 - 1 })), \(dims(geo.padsBegin)), \(dims(geo.padsEnd)));")
+        create.line("auto pd = convolution_forward::primitive_desc(d, m->eng);")
+        create.line("m->\(prim) = convolution_forward(pd);")
+        let src = boundMemory(prim, "src", desc: "src_md", value: x)
+        let wei = weightsMemory(prim, value: w, plainDesc: "wei_plain", chosen: "pd.weights_desc()")
+        var args = [("DNNL_ARG_SRC", src), ("DNNL_ARG_WEIGHTS", wei)]
+        if let b { args.append(("DNNL_ARG_BIAS", boundMemory(prim, "bias", desc: "bias_md", value: b))) }
+        args.append(("DNNL_ARG_DST", boundMemory(prim, "dst", desc: "dst_md", value: y)))
+        finishPrimitive(prim, index: index, args: args)
+        create.line("}")
+    }
+
+    mutating func emitOneDNNMatMul(_ n: Node, index: Int) throws {
+        let A = n.inputs[0]!, B = n.inputs[1]!, y = n.outputs[0]
+        let (a2, b2, batch) = matMulOperands(shape(A), shape(B))
+        let ydims = batch + [a2[a2.count - 2], b2[b2.count - 1]]
+        let prim = "p\(index)"
+        members.append("dnnl::matmul \(prim);")
+        create.line("{  // \(n.name)")
+        create.line("memory::desc a_md(\(dims(a2)), dt::f32, \(plainTag(a2.count)));")
+        create.line("memory::desc b_plain(\(dims(b2)), dt::f32, \(plainTag(b2.count)));")
+        create.line("memory::desc b_md = \(constant(B) != nil ? "memory::desc(\(dims(b2)), dt::f32, tag::any)" : "b_plain");")
+        create.line("memory::desc dst_md(\(dims(ydims)), dt::f32, \(plainTag(ydims.count)));")
+        create.line("auto d = matmul::desc(a_md, b_md, dst_md);")
+        create.line("auto pd = matmul::primitive_desc(d, m->eng);")
+        create.line("m->\(prim) = matmul(pd);")
+        let src = boundMemory(prim, "src", desc: "a_md", value: A)
+        let wei = weightsMemory(prim, value: B, plainDesc: "b_plain", chosen: "pd.weights_desc()")
+        let dst = boundMemory(prim, "dst", desc: "dst_md", value: y)
+        finishPrimitive(prim, index: index, args: [("DNNL_ARG_SRC", src), ("DNNL_ARG_WEIGHTS", wei), ("DNNL_ARG_DST", dst)])
+        create.line("}")
+    }
+
+    /// Gemm maps onto oneDNN's matmul when alpha and beta are 1 (lowering folds them into
+    /// constant operands) and C broadcasts as a 2-D bias.
+    func oneDNNGemmApplies(_ n: Node, _ a: GemmAttributes) -> Bool {
+        guard a.alpha == 1, shapeProduct(shape(n.outputs[0])) > 0 else { return false }
+        if n.inputs.count > 2, let c = n.inputs[2] {
+            return a.beta == 1 && shape(c).count <= 2
+        }
+        return true
+    }
+
+    mutating func emitOneDNNGemm(_ n: Node, index: Int, _ a: GemmAttributes) throws {
+        let A = n.inputs[0]!, B = n.inputs[1]!, y = n.outputs[0]
+        let C = n.inputs.count > 2 ? n.inputs[2] : nil
+        let out = shape(y)
+        let (mm, nn) = (out[0], out[1])
+        let k = a.transA ? shape(A)[0] : shape(A)[1]
+        let prim = "p\(index)"
+        members.append("dnnl::matmul \(prim);")
+        create.line("{  // \(n.name)")
+        create.line("memory::desc a_md(\(dims([mm, k])), dt::f32, \(dims(a.transA ? [1, mm] : [k, 1])));")
+        create.line("memory::desc b_plain(\(dims([k, nn])), dt::f32, \(dims(a.transB ? [1, k] : [nn, 1])));")
+        create.line("memory::desc b_md = \(constant(B) != nil ? "memory::desc(\(dims([k, nn])), dt::f32, tag::any)" : "b_plain");")
+        create.line("memory::desc dst_md(\(dims(out)), dt::f32, tag::ab);")
+        if let C {
+            let cs = shape(C)
+            let c2 = [Int](repeating: 1, count: 2 - cs.count) + cs
+            create.line("memory::desc bias_md(\(dims(c2)), dt::f32, tag::ab);")
+            create.line("auto d = matmul::desc(a_md, b_md, bias_md, dst_md);")
+        } else {
+            create.line("auto d = matmul::desc(a_md, b_md, dst_md);")
+        }
+        create.line("auto pd = matmul::primitive_desc(d, m->eng);")
+        create.line("m->\(prim) = matmul(pd);")
+        let src = boundMemory(prim, "src", desc: "a_md", value: A)
+        let wei = weightsMemory(prim, value: B, plainDesc: "b_plain", chosen: "pd.weights_desc()")
+        var args = [("DNNL_ARG_SRC", src), ("DNNL_ARG_WEIGHTS", wei)]
+        if let C { args.append(("DNNL_ARG_BIAS", boundMemory(prim, "bias", desc: "bias_md", value: C))) }
+        args.append(("DNNL_ARG_DST", boundMemory(prim, "dst", desc: "dst_md", value: y)))
+        finishPrimitive(prim, index: index, args: args)
+        create.line("}")
+    }
+}
+
+/// Rewrites what code generation would otherwise special-case: Gemm's alpha and beta fold into
+/// constant operands (B' = alpha·B, C' = beta·C), and a beta of 0 drops C.
+func prepareForCodegen(_ g: inout Graph) {
+    for i in g.nodes.indices {
+        guard case .gemm(var a) = g.nodes[i].op, g.values[g.nodes[i].outputs[0]].type.elementType == .f32 else { continue }
+        let n = g.nodes[i]
+        if a.alpha != 1, let b = n.inputs[1], let bt = g.values[b].constant {
+            let scaled = Tensor(.f32, shape: bt.shape, floats: bt.floats.map { $0 * a.alpha })
+            g.nodes[i].inputs[1] = g.addConstant("\(g.values[b].name)_alpha", scaled)
+            a.alpha = 1
+        }
+        if n.inputs.count > 2, let c = n.inputs[2] {
+            if a.beta == 0 {
+                g.nodes[i].inputs.removeLast()
+                a.beta = 1
+            } else if a.beta != 1, let ct = g.values[c].constant {
+                let scaled = Tensor(.f32, shape: ct.shape, floats: ct.floats.map { $0 * a.beta })
+                g.nodes[i].inputs[2] = g.addConstant("\(g.values[c].name)_beta", scaled)
+                a.beta = 1
+            }
+        }
+        g.nodes[i].op = .gemm(a)
+    }
+}

@@ -1,0 +1,433 @@
+import KilnIR
+
+/// One emitting function per op: each writes the node's run-time code (and, for oneDNN
+/// primitives, its create-time code).
+extension ModelEmitter {
+    mutating func emit(_ n: Node, index: Int) throws {
+        let x0 = n.inputs.first ?? nil
+        let y = n.outputs[0]
+        func x(_ i: Int) -> ValueID? { i < n.inputs.count ? n.inputs[i] : nil }
+        switch n.op {
+        case .conv(let a):
+            if elem(y) == .f32 && shapeProduct(shape(y)) > 0 {
+                try emitOneDNNConv(n, index: index, a)
+            } else {
+                try emitGenericConv(n, a)
+            }
+        case .convTranspose(let a):
+            try emitGenericConvTranspose(n, a)
+        case .batchNormalization(let eps):
+            let s = shape(x0!)
+            loopCount += 1
+            run.line("kiln::batch_norm(\(v(x0!)), \(v(x(1)!)), \(v(x(2)!)), \(v(x(3)!)), \(v(x(4)!)), \(floatLiteral(eps)), \(v(y)), \(s[0]), \(s[1]), \(shapeProduct(Array(s.dropFirst(2)))));")
+        case .gemm(let a):
+            if elem(y) == .f32 && oneDNNGemmApplies(n, a) {
+                try emitOneDNNGemm(n, index: index, a)
+            } else {
+                emitGenericGemm(n, a)
+            }
+        case .matMul:
+            if elem(y) == .f32 && shapeProduct(shape(y)) > 0 && shapeProduct(shape(x0!)) > 0 {
+                try emitOneDNNMatMul(n, index: index)
+            } else {
+                emitGenericMatMul(n)
+            }
+        case .unary(let u):
+            emitMap(n, unaryExpression(u, elem(x0!)))
+        case .leakyRelu(let alpha):
+            emitMap(n, "v < 0 ? \(floatLiteral(alpha)) * v : v")
+        case .hardSigmoid(let a, let b):
+            emitMap(n, "std::max(0.0f, std::min(1.0f, \(floatLiteral(a)) * v + \(floatLiteral(b))))")
+        case .gelu(let tanhApprox):
+            emitMap(n, tanhApprox
+                ? "0.5f * v * (1.0f + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v)))"
+                : "(float)(0.5 * (double)v * (1.0 + std::erf((double)v * 0.7071067811865476)))")
+        case .clip:
+            emitClip(n)
+        case .binary(let b):
+            emitBinary(a: x0!, b: x(1)!, y: y, op: b)
+        case .variadic(let b):
+            let inputs = n.inputs.compactMap { $0 }
+            if inputs.count == 1 {
+                copy(inputs[0], to: y)
+            } else {
+                emitBinary(a: inputs[0], b: inputs[1], y: y, op: b)
+                for extra in inputs.dropFirst(2) { emitBinary(a: y, b: extra, y: y, op: b) }
+            }
+        case .alignForBroadcast:
+            copy(x(1)!, to: y)
+        case .where:
+            let out = shape(y)
+            loopCount += 1
+            run.open()
+            run.line("static const int64_t shape[] = \(list(out)), sc[] = \(list(broadcastStrides(shape(x0!), to: out))), sa[] = \(list(broadcastStrides(shape(x(1)!), to: out))), sb[] = \(list(broadcastStrides(shape(x(2)!), to: out)));")
+            run.line("kiln::where(\(v(x0!)), sc, \(v(x(1)!)), sa, \(v(x(2)!)), sb, \(v(y)), \(out.count), shape);")
+            run.close()
+        case .maxPool(let p), .averagePool(let p):
+            var average = false
+            if case .averagePool = n.op { average = true }
+            let s = shape(x0!)
+            let geo = try windowGeometry(input: Array(s.dropFirst(2)), kernel: p.kernelShape, strides: p.strides, pads: p.pads,
+                                         dilations: p.dilations, autoPad: p.autoPad, ceilMode: p.ceilMode, n.label)
+            guard geo.input.count <= 3 else { throw KilnError("\(n.label): pooling over more than 3 spatial axes is not supported", unsupported: true) }
+            loopCount += 1
+            run.open()
+            run.line("static const kiln::Window g = \(window(geo));")
+            run.line("kiln::pool(\(v(x0!)), \(v(y)), \(s[0] * s[1]), g, \(average), \(p.countIncludePad));")
+            run.close()
+        case .globalAveragePool, .globalMaxPool:
+            var average = false
+            if case .globalAveragePool = n.op { average = true }
+            let s = shape(x0!)
+            loopCount += 1
+            run.line("kiln::global_pool(\(v(x0!)), \(v(y)), \(s[0] * s[1]), \(shapeProduct(Array(s.dropFirst(2)))), \(average));")
+        case .concat(let axis):
+            let inputs = n.inputs.compactMap { $0 }
+            let ax = try normalizeAxis(axis, rank: shape(y).count, n.label)
+            let t = cType(elem(y))
+            loopCount += 1
+            run.open()
+            run.line("const \(t)* xs[] = {\(inputs.map { v($0) }.joined(separator: ", "))};")
+            run.line("static const int64_t chunks[] = \(list(inputs.map { shapeProduct(Array(shape($0).dropFirst(ax))) }));")
+            run.line("kiln::concat(\(inputs.count), xs, chunks, \(v(y)), \(shapeProduct(Array(shape(y).prefix(ax)))));")
+            run.close()
+        case .split(let axis):
+            let s = shape(x0!)
+            let ax = try normalizeAxis(axis, rank: s.count, n.label)
+            var offset = 0
+            for out in n.outputs {
+                var axes = s.map { SliceAxis(start: 0, step: 1, count: $0) }
+                axes[ax] = SliceAxis(start: offset, step: 1, count: shape(out)[ax])
+                emitSlice(x0!, axes, to: out)
+                offset += shape(out)[ax]
+            }
+        case .slice:
+            let axes = try resolveSlice(shape: shape(x0!), starts: constant(x(1))!.int64Values, ends: constant(x(2))!.int64Values,
+                                        axes: constant(x(3))?.int64Values, steps: constant(x(4))?.int64Values, n.label)
+            emitSlice(x0!, axes, to: y)
+        case .reshape, .flatten, .squeeze, .unsqueeze, .identity:
+            copy(x0!, to: y)
+        case .dropout:
+            copy(x0!, to: y)
+            if n.outputs.count > 1 {
+                run.line("kiln::fill(\(v(n.outputs[1])), \(shapeProduct(shape(n.outputs[1]))), true);")
+            }
+        case .transpose(let perm):
+            let s = shape(x0!)
+            let p = perm ?? Array((0..<s.count).reversed())
+            let strides = contiguousStrides(s)
+            emitStridedCopy(x0!, offset: 0, strides: p.map { strides[$0] }, to: y)
+        case .expand:
+            emitStridedCopy(x0!, offset: 0, strides: broadcastStrides(shape(x0!), to: shape(y)), to: y)
+        case .gather(let axis):
+            let s = shape(x0!)
+            let ax = try normalizeAxis(axis, rank: s.count, n.label)
+            loopCount += 1
+            run.line("if (kiln::gather(\(v(x0!)), \(v(x(1)!)), \(shapeProduct(shape(x(1)!))), \(v(y)), \(shapeProduct(Array(s.prefix(ax)))), \(s[ax]), \(shapeProduct(Array(s.dropFirst(ax + 1)))))) return \(index + 1);")
+        case .cast:
+            emitMap(n, "v")
+        case .constantOfShape(let value):
+            loopCount += 1
+            let lit = value.elementType.isFloat ? "kiln::store<\(cType(value.elementType))>(\(floatLiteral(value.floats[0])))"
+                                                : "kiln::store_i<\(cType(value.elementType))>(\(value.ints[0])LL)"
+            run.line("kiln::fill(\(v(y)), \(shapeProduct(shape(y))), \(lit));")
+        case .pad(let mode):
+            let s = shape(x0!)
+            let axes = try padAxes(constant(x(3))?.int64Values, rank: s.count, n.label)
+            var begin = [Int](repeating: 0, count: s.count)
+            for (k, a) in axes.enumerated() { begin[a] = Int(constant(x(1))!.int64Values[k]) }
+            let modeCode: Int
+            switch mode {
+            case .constant: modeCode = 0
+            case .reflect: modeCode = 1
+            case .edge: modeCode = 2
+            case .wrap: modeCode = 3
+            }
+            let t = cType(elem(y))
+            loopCount += 1
+            run.open()
+            run.line("static const int64_t in_shape[] = \(list(s)), begin[] = \(list(begin)), out_shape[] = \(list(shape(y)));")
+            run.line("const \(t) value = \(x(2).map { "\(v($0))[0]" } ?? "\(t){}");")
+            run.line("kiln::pad(\(v(x0!)), in_shape, begin, \(v(y)), out_shape, \(s.count), \(modeCode), value);")
+            run.close()
+        case .resize(let r):
+            try emitResize(n, r)
+        case .softmax(let axis, let legacy), .logSoftmax(let axis, let legacy):
+            var log = false
+            if case .logSoftmax = n.op { log = true }
+            let s = shape(x0!)
+            let ax = try normalizeAxis(axis, rank: s.count, n.label)
+            let outer = shapeProduct(Array(s.prefix(ax)))
+            let len = legacy ? shapeProduct(Array(s.dropFirst(ax))) : s[ax]
+            let inner = legacy ? 1 : shapeProduct(Array(s.dropFirst(ax + 1)))
+            loopCount += 1
+            run.line("kiln::softmax(\(v(x0!)), \(v(y)), \(outer), \(len), \(inner), \(log));")
+        case .reduce(let kind, _, let noop):
+            let s = shape(x0!)
+            let axes = try resolveReduceAxes(constant(x(1))?.int64Values, rank: s.count, noopWithEmptyAxes: noop, n.label)
+            if axes.isEmpty {
+                copy(x0!, to: y)
+            } else {
+                var kept = [Int](repeating: 0, count: s.count)
+                var acc = 1
+                for d in stride(from: s.count - 1, through: 0, by: -1) where !axes.contains(d) {
+                    kept[d] = acc
+                    acc *= s[d]
+                }
+                let code = kind == .sum ? 0 : kind == .mean ? 1 : 2
+                loopCount += 1
+                run.open()
+                run.line("static const int64_t in_shape[] = \(list(s)), kept[] = \(list(kept));")
+                run.line("kiln::reduce(\(v(x0!)), \(v(y)), \(s.count), in_shape, kept, \(shapeProduct(shape(y))), \(shapeProduct(axes.map { s[$0] })), \(code));")
+                run.close()
+            }
+        case .layerNormalization(let axis, let eps):
+            let s = shape(x0!)
+            let ax = try normalizeAxis(axis, rank: s.count, n.label)
+            let normShape = Array(s.dropFirst(ax))
+            func indexTable(_ id: ValueID?) -> String {
+                guard let id, shape(id) != normShape else { return "nullptr" }
+                let strides = broadcastStrides(shape(id), to: normShape)
+                var table: [Int] = []
+                forEachIndex(normShape) { idx in table.append(zip(idx, strides).reduce(0) { $0 + $1.0 * $1.1 }) }
+                return "(const int64_t[])\(list(table))"
+            }
+            loopCount += 1
+            run.line("kiln::layer_norm(\(v(x0!)), \(v(x(1)!)), \(indexTable(x(1))), \(opt(x(2))), \(indexTable(x(2))), \(v(y)), \(n.outputs.count > 1 ? v(n.outputs[1]) : "nullptr"), \(n.outputs.count > 2 ? v(n.outputs[2]) : "nullptr"), \(shapeProduct(Array(s.prefix(ax)))), \(shapeProduct(normShape)), \(floatLiteral(eps)));")
+        case .quantizeLinear(let axis, _):
+            let (inner, dim) = try quantParams(x0!, scale: x(1)!, axis: axis, n.label)
+            let r = elem(y).intRange
+            loopCount += 1
+            run.line("kiln::quantize(\(v(x0!)), \(v(x(1)!)), \(x(2).map { v($0) } ?? "(const \(cType(elem(y)))*)nullptr"), \(v(y)), \(shapeProduct(shape(y))), \(inner), \(dim), \(r.lowerBound), \(r.upperBound));")
+        case .dequantizeLinear(let axis):
+            let (inner, dim) = try quantParams(x0!, scale: x(1)!, axis: axis, n.label)
+            loopCount += 1
+            run.line("kiln::dequantize(\(v(x0!)), \(v(x(1)!)), \(x(2).map { v($0) } ?? "(const \(cType(elem(x0!)))*)nullptr"), \(v(y)), \(shapeProduct(shape(y))), \(inner), \(dim));")
+        case .shape, .range:
+            throw KilnError("\(n.label): should have been folded to a constant", unsupported: true)
+        case .unsupported(let reason):
+            throw KilnError("\(n.label) is not supported: \(reason)", unsupported: true)
+        }
+    }
+
+    // MARK: elementwise
+
+    func unaryExpression(_ u: UnaryOp, _ t: ElementType) -> String {
+        let isFloat = t.isFloat
+        switch u {
+        case .relu: return isFloat ? "v > 0 ? v : 0.0f" : "v > 0 ? v : (int64_t)0"
+        case .sigmoid: return "(float)(1.0 / (1.0 + std::exp(-(double)v)))"
+        case .tanh: return "std::tanh(v)"
+        case .erf: return "(float)std::erf((double)v)"
+        case .exp: return "std::exp(v)"
+        case .log: return "std::log(v)"
+        case .sqrt: return "std::sqrt(v)"
+        case .neg: return isFloat ? "-v" : "kiln::wsub(0, v)"
+        case .abs: return isFloat ? "std::fabs(v)" : "(v < 0 ? kiln::wsub(0, v) : v)"
+        case .reciprocal: return "1.0f / v"
+        case .floor: return "std::floor(v)"
+        case .hardSwish: return "v * std::max(0.0f, std::min(1.0f, v / 6.0f + 0.5f))"
+        }
+    }
+
+    mutating func emitMap(_ n: Node, _ expression: String) {
+        let x = n.inputs[0]!, y = n.outputs[0]
+        loopCount += 1
+        run.line("kiln::map(\(v(x)), \(v(y)), \(shapeProduct(shape(y))), [](auto v) { return \(expression); });")
+    }
+
+    mutating func emitClip(_ n: Node) {
+        let x = n.inputs[0]!, y = n.outputs[0]
+        let lo = n.inputs.count > 1 ? n.inputs[1] : nil, hi = n.inputs.count > 2 ? n.inputs[2] : nil
+        let isFloat = elem(x).isFloat
+        let c = isFloat ? "float" : "int64_t"
+        let low = lo.map { "kiln::load(\(v($0))[0])" } ?? (isFloat ? "-INFINITY" : "INT64_MIN")
+        let high = hi.map { "kiln::load(\(v($0))[0])" } ?? (isFloat ? "INFINITY" : "INT64_MAX")
+        loopCount += 1
+        run.open()
+        run.line("const \(c) lo = \(low), hi = \(high);")
+        let body = isFloat ? "std::isnan(v) ? v : std::min(std::max(v, lo), hi)" : "std::min(std::max(v, lo), hi)"
+        run.line("kiln::map(\(v(x)), \(v(y)), \(shapeProduct(shape(y))), [lo, hi](auto v) { return \(body); });")
+        run.close()
+    }
+
+    mutating func emitBinary(a: ValueID, b: ValueID, y: ValueID, op: BinaryOp) {
+        let out = shape(y)
+        let isFloat = elem(a).isFloat
+        let expr: String
+        switch op {
+        case .add: expr = isFloat ? "a + b" : "kiln::wadd(a, b)"
+        case .sub: expr = isFloat ? "a - b" : "kiln::wsub(a, b)"
+        case .mul: expr = isFloat ? "a * b" : "kiln::wmul(a, b)"
+        case .div: expr = isFloat ? "a / b" : "kiln::wdiv(a, b)"
+        case .pow: expr = isFloat ? "std::pow(a, (float)b)" : "kiln::wpow(a, (int64_t)b)"
+        case .max: expr = isFloat ? "kiln::fmax_nan(a, b)" : "std::max(a, b)"
+        case .min: expr = isFloat ? "kiln::fmin_nan(a, b)" : "std::min(a, b)"
+        case .equal: expr = "(int64_t)(a == b)"
+        }
+        loopCount += 1
+        run.open()
+        run.line("static const int64_t shape[] = \(list(out)), sa[] = \(list(broadcastStrides(shape(a), to: out))), sb[] = \(list(broadcastStrides(shape(b), to: out)));")
+        run.line("kiln::binary(\(v(a)), sa, \(v(b)), sb, \(v(y)), \(out.count), shape, [](auto a, auto b) { return \(expr); });")
+        run.close()
+    }
+
+    // MARK: data movement
+
+    mutating func copy(_ x: ValueID, to y: ValueID) {
+        if plan.storage[x] == plan.storage[y] { return }
+        run.line("std::memcpy(\(v(y)), \(v(x)), \(type(y).byteSize!));")
+    }
+
+    mutating func emitStridedCopy(_ x: ValueID, offset: Int, strides: [Int], to y: ValueID) {
+        loopCount += 1
+        run.open()
+        run.line("static const int64_t shape[] = \(list(shape(y))), strides[] = \(list(strides));")
+        run.line("kiln::strided_copy(\(v(x)), \(offset), strides, \(v(y)), \(shape(y).count), shape);")
+        run.close()
+    }
+
+    mutating func emitSlice(_ x: ValueID, _ axes: [SliceAxis], to y: ValueID) {
+        let strides = contiguousStrides(shape(x))
+        let offset = zip(axes, strides).reduce(0) { $0 + $1.0.start * $1.1 }
+        emitStridedCopy(x, offset: offset, strides: zip(axes, strides).map { $0.step * $1 }, to: y)
+    }
+
+    mutating func emitResize(_ n: Node, _ r: ResizeAttributes) throws {
+        let x = n.inputs[0]!, y = n.outputs[0]
+        func input(_ i: Int) -> Tensor? { i < n.inputs.count ? constant(n.inputs[i]) : nil }
+        let (_, scales) = try resolveResize(input: shape(x), scales: input(2)?.floatValues, sizes: input(3)?.int64Values,
+                                           attributes: r, n.label)
+        let tables = resizeTables(input: shape(x), output: shape(y), scales: scales, roi: input(1)?.floatValues, attributes: r)
+        let rank = shape(x).count
+        loopCount += 1
+        run.open()
+        for (d, t) in tables.enumerated() {
+            run.line("static const int64_t n\(d)[] = \(list(t.nearest)), l\(d)[] = \(list(t.lower)), u\(d)[] = \(list(t.upper));")
+            run.line("static const float w\(d)[] = {\(t.weight.map(floatLiteral).joined(separator: ", "))};")
+            run.line("static const unsigned char o\(d)[] = \(list(t.outside.map { $0 ? 1 : 0 }));")
+        }
+        func arr(_ p: String) -> String { "{" + (0..<rank).map { "\(p)\($0)" }.joined(separator: ", ") + "}" }
+        run.line("static const int64_t* const nearest[] = \(arr("n")), * const lower[] = \(arr("l")), * const upper[] = \(arr("u"));")
+        run.line("static const float* const weight[] = \(arr("w"));")
+        run.line("static const unsigned char* const outside[] = \(arr("o"));")
+        run.line("static const int64_t in_shape[] = \(list(shape(x))), out_shape[] = \(list(shape(y)));")
+        run.line("kiln::resize(\(v(x)), \(v(y)), \(rank), in_shape, out_shape, nearest, lower, upper, weight, outside, \(r.mode == .linear), \(floatLiteral(r.extrapolationValue)));")
+        run.close()
+    }
+
+    func quantParams(_ x: ValueID, scale: ValueID, axis: Int, _ what: String) throws -> (inner: Int, dim: Int) {
+        let s = shape(scale)
+        if shapeProduct(s) == 1 && s.count <= 1 { return (1, 1) }
+        let xs = shape(x)
+        let ax = try normalizeAxis(axis, rank: xs.count, what)
+        return (shapeProduct(Array(xs.dropFirst(ax + 1))), xs[ax])
+    }
+
+    func window(_ geo: WindowGeometry) -> String {
+        let pad = 3 - geo.input.count
+        func ext(_ a: [Int], _ fill: Int) -> String { list([Int](repeating: fill, count: pad) + a) }
+        return "{\(ext(geo.input, 1)), \(ext(geo.output, 1)), \(ext(geo.kernel, 1)), \(ext(geo.strides, 1)), \(ext(geo.dilations, 1)), \(ext(geo.padsBegin, 0)), \(ext(geo.padsEnd, 0))}"
+    }
+
+    // MARK: generic fallbacks for convolution and matrix products
+
+    mutating func emitGenericConv(_ n: Node, _ a: ConvAttributes) throws {
+        let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
+        let b = n.inputs.count > 2 ? n.inputs[2] : nil
+        let xs = shape(x), ws = shape(w)
+        let geo = try windowGeometry(input: Array(xs.dropFirst(2)), kernel: Array(ws.dropFirst(2)), strides: a.strides,
+                                     pads: a.pads, dilations: a.dilations, autoPad: a.autoPad, n.label)
+        guard geo.input.count <= 3 else { throw KilnError("\(n.label): more than 3 spatial axes are not supported", unsupported: true) }
+        loopCount += 1
+        run.open()
+        run.line("static const kiln::Window g = \(window(geo));")
+        run.line("kiln::conv(\(v(x)), \(v(w)), \(b.map { v($0) } ?? "(const \(cType(elem(x)))*)nullptr"), \(v(y)), \(xs[0]), \(xs[1]), \(ws[0]), \(a.group), g);")
+        run.close()
+    }
+
+    mutating func emitGenericConvTranspose(_ n: Node, _ a: ConvTransposeAttributes) throws {
+        let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
+        let b = n.inputs.count > 2 ? n.inputs[2] : nil
+        let xs = shape(x), ws = shape(w)
+        let geo = try convTransposeGeometry(input: Array(xs.dropFirst(2)), kernel: Array(ws.dropFirst(2)), attributes: a, n.label)
+        guard geo.input.count <= 3 else { throw KilnError("\(n.label): more than 3 spatial axes are not supported", unsupported: true) }
+        loopCount += 1
+        run.open()
+        run.line("static const kiln::Window g = \(window(geo));")
+        run.line("kiln::conv_transpose(\(v(x)), \(v(w)), \(b.map { v($0) } ?? "(const \(cType(elem(x)))*)nullptr"), \(v(y)), \(xs[0]), \(xs[1]), \(shape(y)[1]), \(a.conv.group), g);")
+        run.close()
+    }
+
+    mutating func emitGenericGemm(_ n: Node, _ a: GemmAttributes) {
+        let A = n.inputs[0]!, B = n.inputs[1]!, y = n.outputs[0]
+        let C = n.inputs.count > 2 ? n.inputs[2] : nil
+        let out = shape(y)
+        let k = a.transA ? shape(A)[0] : shape(A)[1]
+        let isFloat = elem(y).isFloat
+        loopCount += 1
+        run.line("kiln::matmul(\(v(A)), \(v(B)), \(v(y)), \(out[0]), \(out[1]), \(k), \(a.transA), \(a.transB));")
+        if a.alpha != 1 {
+            run.line("kiln::map(\(v(y)), \(v(y)), \(shapeProduct(out)), [](auto v) { return \(isFloat ? "v * \(floatLiteral(a.alpha))" : "kiln::wmul(v, (int64_t)\(Int(a.alpha)))"); });")
+        }
+        if let C, a.beta != 0 {
+            let expr = isFloat ? "a + \(floatLiteral(a.beta)) * b" : "kiln::wadd(a, kiln::wmul((int64_t)\(Int(a.beta)), b))"
+            run.open()
+            run.line("static const int64_t shape[] = \(list(out)), sa[] = \(list(contiguousStrides(out))), sb[] = \(list(broadcastStrides(shape(C), to: out)));")
+            run.line("kiln::binary(\(v(y)), sa, \(v(C)), sb, \(v(y)), 2, shape, [](auto a, auto b) { return \(expr); });")
+            run.close()
+        }
+    }
+
+    mutating func emitGenericMatMul(_ n: Node) {
+        let A = n.inputs[0]!, B = n.inputs[1]!, y = n.outputs[0]
+        let (a2, b2, batch) = matMulOperands(shape(A), shape(B))
+        let m = a2[a2.count - 2], k = a2[a2.count - 1], nn = b2[b2.count - 1]
+        let aStrides = broadcastStrides(Array(a2.dropLast(2)), to: batch), bStrides = broadcastStrides(Array(b2.dropLast(2)), to: batch)
+        var aOff: [Int] = [], bOff: [Int] = []
+        forEachIndex(batch) { idx in
+            aOff.append(zip(idx, aStrides).reduce(0) { $0 + $1.0 * $1.1 } * m * k)
+            bOff.append(zip(idx, bStrides).reduce(0) { $0 + $1.0 * $1.1 } * k * nn)
+        }
+        loopCount += 1
+        run.open()
+        run.line("static const int64_t aoff[] = \(list(aOff)), boff[] = \(list(bOff));")
+        run.line("for (int64_t i = 0; i < \(aOff.count); i++) kiln::matmul(\(v(A)) + aoff[i], \(v(B)) + boff[i], \(v(y)) + i * \(m * nn), \(m), \(nn), \(k), false, false);")
+        run.close()
+    }
+}
+
+/// Strides that read a tensor of `shape` broadcast to `out` (0 on broadcast axes).
+func broadcastStrides(_ shape: [Int], to out: [Int]) -> [Int] {
+    let padded = [Int](repeating: 1, count: out.count - shape.count) + shape
+    let strides = contiguousStrides(padded)
+    return (0..<out.count).map { padded[$0] == 1 && out[$0] != 1 ? 0 : (padded[$0] == 1 ? 0 : strides[$0]) }
+}
+
+/// Matmul operands promoted to rank ≥ 2 and equal rank, and the broadcast batch shape.
+func matMulOperands(_ a: [Int], _ b: [Int]) -> (a: [Int], b: [Int], batch: [Int]) {
+    var a2 = a.count == 1 ? [1, a[0]] : a
+    var b2 = b.count == 1 ? [b[0], 1] : b
+    let rank = max(a2.count, b2.count)
+    a2 = [Int](repeating: 1, count: rank - a2.count) + a2
+    b2 = [Int](repeating: 1, count: rank - b2.count) + b2
+    let batch = zip(a2.dropLast(2), b2.dropLast(2)).map { max($0, $1) }
+    return (a2, b2, batch)
+}
+
+/// Calls `body` with every index of `shape` in C order.
+func forEachIndex(_ shape: [Int], _ body: ([Int]) -> Void) {
+    let n = shapeProduct(shape)
+    guard n > 0 else { return }
+    var idx = [Int](repeating: 0, count: shape.count)
+    for _ in 0..<n {
+        body(idx)
+        var d = shape.count - 1
+        while d >= 0 {
+            idx[d] += 1
+            if idx[d] < shape[d] { break }
+            idx[d] = 0
+            d -= 1
+        }
+    }
+}

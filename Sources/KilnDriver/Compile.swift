@@ -1,0 +1,68 @@
+@_exported import enum KilnToolchain.LibraryKind
+import Foundation
+import KilnCodegen
+import KilnIR
+import KilnToolchain
+
+public struct CompileOptions: Sendable {
+    public var modelPath: String
+    public var outputDirectory: String
+    public var name: String
+    public var inputShapes: [String: [Int]] = [:]
+    public var library: LibraryKind = .both
+    public var kilnVersion: String
+
+    public init(modelPath: String, outputDirectory: String, name: String, kilnVersion: String) {
+        self.modelPath = modelPath
+        self.outputDirectory = outputDirectory
+        self.name = name
+        self.kilnVersion = kilnVersion
+    }
+}
+
+public struct CompileReport: Sendable {
+    public var products: BuildProducts
+    public var arenaBytes: Int
+    public var weightsBytes: Int
+    public var oneDNNNodes: Int
+    public var loopNodes: Int
+}
+
+/// The default library name for a model file: its base name as a C identifier, lower case.
+public func defaultModelName(_ path: String) -> String {
+    let base = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+    return cIdentifier(base.lowercased())
+}
+
+/// Where Kiln's runtime headers are: $KILN_INCLUDE_DIR, next to the executable's package
+/// (`<root>/include` for `<root>/.build/*/kiln`), or the source tree Kiln was built from.
+public func runtimeIncludeDirectory() -> String {
+    let fm = FileManager.default
+    func ok(_ d: String) -> Bool { fm.fileExists(atPath: (d as NSString).appendingPathComponent("kiln/runtime.hpp")) }
+    if let env = ProcessInfo.processInfo.environment["KILN_INCLUDE_DIR"], ok(env) { return env }
+    var exe = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath().deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = exe.appendingPathComponent("include").path
+        if ok(candidate) { return candidate }
+        exe.deleteLastPathComponent()
+    }
+    let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("include").path
+    return source
+}
+
+/// The whole pipeline as one list: import, simplify, generate, build.
+public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ in },
+                         log: (String) -> Void = { _ in }) throws -> CompileReport {
+    let graph = try loadModel(path: o.modelPath, inputShapes: o.inputShapes, progress: progress)
+    progress("generate C++")
+    let emitted = try emitModel(graph, options: CodegenOptions(name: o.name, kilnVersion: o.kilnVersion, modelPath: o.modelPath))
+    progress("compile with g++")
+    var build = BuildOptions(outputDirectory: o.outputDirectory, name: o.name, library: o.library,
+                             includeDirectory: runtimeIncludeDirectory())
+    build.extraFlags = []
+    let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
+                                    options: build, log: log)
+    return CompileReport(products: products, arenaBytes: emitted.arenaBytes, weightsBytes: emitted.weights.count,
+                         oneDNNNodes: emitted.oneDNNNodes, loopNodes: emitted.loopNodes)
+}

@@ -1,0 +1,620 @@
+// Kiln's C++ runtime: element types and the generic kernels that generated model code calls.
+// Compiled into every generated library (header-only, internal linkage); never seen by consumers.
+#ifndef KILN_RUNTIME_HPP
+#define KILN_RUNTIME_HPP
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+namespace kiln {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Element types. Floating-point kernels compute in float, integer kernels in int64_t.
+
+struct f16 { uint16_t bits; };
+struct bf16 { uint16_t bits; };
+
+inline float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1F, mant = h & 0x3FF;
+    uint32_t bits;
+    if (exp == 0) {
+        if (mant == 0) {
+            bits = sign;
+        } else {  // subnormal: normalize
+            int e = -1;
+            do { mant <<= 1; e++; } while ((mant & 0x400) == 0);
+            bits = sign | (uint32_t)(127 - 15 - e) << 23 | (mant & 0x3FF) << 13;
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7F800000u | mant << 13;
+    } else {
+        bits = sign | (exp + 112) << 23 | mant << 13;
+    }
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+}
+
+inline uint16_t float_to_half(float f) {
+    uint32_t x;
+    std::memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    uint32_t absx = x & 0x7FFFFFFF;
+    if (absx > 0x7F800000) return (uint16_t)(sign | 0x7E00);  // NaN
+    if (absx >= 0x477FF000) return (uint16_t)(sign | 0x7C00);  // overflow to inf (after rounding)
+    if (absx < 0x38800000) {  // a half subnormal (or zero): units of 2^-24
+        if (absx < 0x33000000) return (uint16_t)sign;
+        uint32_t e = absx >> 23;
+        uint32_t mant = (absx & 0x7FFFFF) | 0x800000;
+        int shift = 126 - (int)e;
+        uint32_t r = mant >> shift;
+        uint32_t rem = mant & ((1u << shift) - 1), mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (r & 1))) r++;
+        return (uint16_t)(sign | r);
+    }
+    uint32_t r = absx - 0x38000000;  // rebias exponent 127 -> 15
+    uint32_t lsb = (r >> 13) & 1;
+    r += 0xFFF + lsb;
+    return (uint16_t)(sign | (r >> 13));
+}
+
+inline float bf16_to_float(uint16_t b) {
+    uint32_t bits = (uint32_t)b << 16;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+}
+
+inline uint16_t float_to_bf16(float f) {
+    uint32_t x;
+    std::memcpy(&x, &f, 4);
+    if ((x & 0x7FFFFFFF) > 0x7F800000) return (uint16_t)((x >> 16) | 0x40);
+    uint32_t lsb = (x >> 16) & 1;
+    return (uint16_t)((x + 0x7FFF + lsb) >> 16);
+}
+
+// Loading and storing: every storage type to/from its compute type.
+inline float load(float v) { return v; }
+inline float load(f16 v) { return half_to_float(v.bits); }
+inline float load(bf16 v) { return bf16_to_float(v.bits); }
+inline int64_t load(int8_t v) { return v; }
+inline int64_t load(uint8_t v) { return v; }
+inline int64_t load(int32_t v) { return v; }
+inline int64_t load(int64_t v) { return v; }
+inline int64_t load(bool v) { return v ? 1 : 0; }
+
+template <class T> struct compute_of { using type = int64_t; };
+template <> struct compute_of<float> { using type = float; };
+template <> struct compute_of<f16> { using type = float; };
+template <> struct compute_of<bf16> { using type = float; };
+template <class T> using compute_t = typename compute_of<T>::type;
+
+// Float to integer without undefined behaviour: NaN -> 0, saturating at int64's range,
+// truncating toward zero; then wrapped to the storage type as C casts do.
+inline int64_t f2i(float v) {
+    if (std::isnan(v)) return 0;
+    if (v >= 9.2233715e18f) return std::numeric_limits<int64_t>::max();
+    if (v <= -9.2233715e18f) return std::numeric_limits<int64_t>::min();
+    return (int64_t)v;
+}
+
+template <class T> inline T store(float v);
+template <> inline float store<float>(float v) { return v; }
+template <> inline f16 store<f16>(float v) { return f16{float_to_half(v)}; }
+template <> inline bf16 store<bf16>(float v) { return bf16{float_to_bf16(v)}; }
+template <> inline int8_t store<int8_t>(float v) { return (int8_t)(uint8_t)(uint64_t)f2i(v); }
+template <> inline uint8_t store<uint8_t>(float v) { return (uint8_t)(uint64_t)f2i(v); }
+template <> inline int32_t store<int32_t>(float v) { return (int32_t)(uint32_t)(uint64_t)f2i(v); }
+template <> inline int64_t store<int64_t>(float v) { return f2i(v); }
+template <> inline bool store<bool>(float v) { return v != 0; }
+
+template <class T> inline T store_i(int64_t v);
+template <> inline float store_i<float>(int64_t v) { return (float)v; }
+template <> inline f16 store_i<f16>(int64_t v) { return f16{float_to_half((float)v)}; }
+template <> inline bf16 store_i<bf16>(int64_t v) { return bf16{float_to_bf16((float)v)}; }
+template <> inline int8_t store_i<int8_t>(int64_t v) { return (int8_t)(uint8_t)(uint64_t)v; }
+template <> inline uint8_t store_i<uint8_t>(int64_t v) { return (uint8_t)(uint64_t)v; }
+template <> inline int32_t store_i<int32_t>(int64_t v) { return (int32_t)(uint32_t)(uint64_t)v; }
+template <> inline int64_t store_i<int64_t>(int64_t v) { return v; }
+template <> inline bool store_i<bool>(int64_t v) { return v != 0; }
+
+template <class T> inline T store_c(float v) { return store<T>(v); }
+template <class T> inline T store_c(int64_t v) { return store_i<T>(v); }
+
+// Wrapping integer arithmetic (no signed-overflow UB).
+inline int64_t wadd(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
+inline int64_t wsub(int64_t a, int64_t b) { return (int64_t)((uint64_t)a - (uint64_t)b); }
+inline int64_t wmul(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
+inline int64_t wdiv(int64_t a, int64_t b) {
+    if (b == 0) return 0;
+    if (a == std::numeric_limits<int64_t>::min() && b == -1) return a;
+    return a / b;
+}
+inline int64_t wpow(int64_t base, int64_t e) {
+    if (e < 0) return base == 1 ? 1 : (base == -1 ? ((e % 2 == 0) ? 1 : -1) : 0);
+    int64_t r = 1;
+    while (e > 0) {
+        if (e & 1) r = wmul(r, base);
+        base = wmul(base, base);
+        e >>= 1;
+    }
+    return r;
+}
+inline float fmax_nan(float a, float b) { return (std::isnan(a) || std::isnan(b)) ? NAN : std::max(a, b); }
+inline float fmin_nan(float a, float b) { return (std::isnan(a) || std::isnan(b)) ? NAN : std::min(a, b); }
+
+// ---------------------------------------------------------------------------------------------
+// Shapes: up to 8 dimensions, passed as static arrays from generated code.
+
+constexpr int kMaxRank = 8;
+
+// Calls f(out_index, in_offsets...) over a shape, where each input advances by its own strides
+// (0 on broadcast axes). The innermost axis runs as a plain loop.
+template <int N, class F>
+inline void for_each_strided(int rank, const int64_t* shape, const int64_t* const* strides, F f) {
+    int64_t total = 1;
+    for (int d = 0; d < rank; d++) total *= shape[d];
+    if (total == 0) return;
+    if (rank == 0) {
+        int64_t off[N] = {};
+        f((int64_t)0, off);
+        return;
+    }
+    int64_t idx[kMaxRank] = {};
+    int64_t off[N] = {};
+    const int64_t inner = shape[rank - 1];
+    int64_t k = 0;
+    while (k < total) {
+        int64_t step[N];
+        for (int j = 0; j < N; j++) step[j] = strides[j][rank - 1];
+        for (int64_t i = 0; i < inner; i++) {
+            int64_t o[N];
+            for (int j = 0; j < N; j++) o[j] = off[j] + i * step[j];
+            f(k + i, o);
+        }
+        k += inner;
+        for (int d = rank - 2; d >= 0; d--) {
+            idx[d]++;
+            for (int j = 0; j < N; j++) off[j] += strides[j][d];
+            if (idx[d] < shape[d]) break;
+            for (int j = 0; j < N; j++) off[j] -= strides[j][d] * shape[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+// y[i] = f(x[i]) over n elements, computing in the input's compute type.
+template <class X, class Y, class F>
+inline void map(const X* x, Y* y, int64_t n, F f) {
+    for (int64_t i = 0; i < n; i++) y[i] = store_c<Y>(f(load(x[i])));
+}
+
+// y = f(a, b) with numpy broadcasting (strides 0 on broadcast axes).
+template <class A, class B, class Y, class F>
+inline void binary(const A* a, const int64_t* sa, const B* b, const int64_t* sb, Y* y, int rank,
+                   const int64_t* shape, F f) {
+    const int64_t* strides[2] = {sa, sb};
+    for_each_strided<2>(rank, shape, strides, [&](int64_t k, const int64_t* o) {
+        y[k] = store_c<Y>(f(load(a[o[0]]), load(b[o[1]])));
+    });
+}
+
+// y = c ? a : b with broadcasting.
+template <class T>
+inline void where(const bool* c, const int64_t* sc, const T* a, const int64_t* sa, const T* b,
+                  const int64_t* sb, T* y, int rank, const int64_t* shape) {
+    const int64_t* strides[3] = {sc, sa, sb};
+    for_each_strided<3>(rank, shape, strides, [&](int64_t k, const int64_t* o) {
+        y[k] = c[o[0]] ? a[o[1]] : b[o[2]];
+    });
+}
+
+// Strided copy: y (contiguous, `shape`) from x at `offset` + index · `strides`.
+// Serves Slice, Transpose, Expand and Split.
+template <class T>
+inline void strided_copy(const T* x, int64_t offset, const int64_t* strides, T* y, int rank,
+                         const int64_t* shape) {
+    const int64_t* s[1] = {strides};
+    const T* base = x + offset;
+    for_each_strided<1>(rank, shape, s, [&](int64_t k, const int64_t* o) { y[k] = base[o[0]]; });
+}
+
+// Concat: for each of `outer` rows, copy each input's chunk in turn.
+template <class T>
+inline void concat(int count, const T* const* xs, const int64_t* chunks, T* y, int64_t outer) {
+    int64_t total = 0;
+    for (int i = 0; i < count; i++) total += chunks[i];
+    for (int64_t o = 0; o < outer; o++) {
+        T* dst = y + o * total;
+        for (int i = 0; i < count; i++) {
+            std::memcpy(dst, xs[i] + o * chunks[i], sizeof(T) * chunks[i]);
+            dst += chunks[i];
+        }
+    }
+}
+
+// Gather along an axis: data viewed as [outer, dim, inner], indices flat.
+template <class T, class I>
+inline int gather(const T* x, const I* idx, int64_t nidx, T* y, int64_t outer, int64_t dim, int64_t inner) {
+    for (int64_t o = 0; o < outer; o++) {
+        for (int64_t j = 0; j < nidx; j++) {
+            int64_t i = (int64_t)idx[j];
+            if (i < 0) i += dim;
+            if (i < 0 || i >= dim) return 1;
+            std::memcpy(y + (o * nidx + j) * inner, x + (o * dim + i) * inner, sizeof(T) * inner);
+        }
+    }
+    return 0;
+}
+
+// Pad: mode 0 constant, 1 reflect, 2 edge, 3 wrap.
+template <class T>
+inline void pad(const T* x, const int64_t* in_shape, const int64_t* begin, T* y, const int64_t* out_shape,
+                int rank, int mode, T value) {
+    int64_t in_strides[kMaxRank];
+    int64_t acc = 1;
+    for (int d = rank - 1; d >= 0; d--) { in_strides[d] = acc; acc *= in_shape[d]; }
+    int64_t total = 1;
+    for (int d = 0; d < rank; d++) total *= out_shape[d];
+    int64_t idx[kMaxRank] = {};
+    for (int64_t k = 0; k < total; k++) {
+        int64_t off = 0;
+        bool fill = false;
+        for (int d = 0; d < rank && !fill; d++) {
+            int64_t i = idx[d] - begin[d], n = in_shape[d];
+            if (i < 0 || i >= n) {
+                if (n == 0 || mode == 0) { fill = true; break; }
+                if (mode == 2) i = std::min(std::max(i, (int64_t)0), n - 1);
+                else if (mode == 3) i = ((i % n) + n) % n;
+                else {
+                    if (n == 1) i = 0;
+                    else {
+                        int64_t period = 2 * (n - 1);
+                        i = ((i % period) + period) % period;
+                        if (i >= n) i = period - i;
+                    }
+                }
+            }
+            off += i * in_strides[d];
+        }
+        y[k] = fill ? value : x[off];
+        for (int d = rank - 1; d >= 0; d--) {
+            if (++idx[d] < out_shape[d]) break;
+            idx[d] = 0;
+        }
+    }
+}
+
+// Spatial geometry padded to 3 axes (D, H, W).
+struct Window {
+    int64_t in[3], out[3], k[3], s[3], d[3], p[3], pe[3];
+};
+
+// Direct convolution (any element type; the f32 path goes through oneDNN instead).
+template <class T>
+inline void conv(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t c, int64_t m, int64_t groups,
+                 const Window& g) {
+    const int64_t cg = c / groups, mg = m / groups;
+    const int64_t insz = g.in[0] * g.in[1] * g.in[2], outsz = g.out[0] * g.out[1] * g.out[2];
+    const int64_t ksz = g.k[0] * g.k[1] * g.k[2];
+#pragma omp parallel for collapse(2) if (n * m * outsz * cg * ksz > 100000)
+    for (int64_t bi = 0; bi < n; bi++)
+        for (int64_t oc = 0; oc < m; oc++) {
+            const int64_t grp = oc / mg;
+            for (int64_t od = 0; od < g.out[0]; od++)
+                for (int64_t oh = 0; oh < g.out[1]; oh++)
+                    for (int64_t ow = 0; ow < g.out[2]; ow++) {
+                        float acc = b ? load(b[oc]) : 0.0f;
+                        for (int64_t icg = 0; icg < cg; icg++) {
+                            const T* xin = x + (bi * c + grp * cg + icg) * insz;
+                            const T* wk = w + (oc * cg + icg) * ksz;
+                            for (int64_t kd = 0; kd < g.k[0]; kd++) {
+                                int64_t id = od * g.s[0] + kd * g.d[0] - g.p[0];
+                                if (id < 0 || id >= g.in[0]) continue;
+                                for (int64_t kh = 0; kh < g.k[1]; kh++) {
+                                    int64_t ih = oh * g.s[1] + kh * g.d[1] - g.p[1];
+                                    if (ih < 0 || ih >= g.in[1]) continue;
+                                    for (int64_t kw = 0; kw < g.k[2]; kw++) {
+                                        int64_t iw = ow * g.s[2] + kw * g.d[2] - g.p[2];
+                                        if (iw < 0 || iw >= g.in[2]) continue;
+                                        acc += load(xin[(id * g.in[1] + ih) * g.in[2] + iw]) *
+                                               load(wk[(kd * g.k[1] + kh) * g.k[2] + kw]);
+                                    }
+                                }
+                            }
+                        }
+                        y[(bi * m + oc) * outsz + (od * g.out[1] + oh) * g.out[2] + ow] = store<T>(acc);
+                    }
+        }
+}
+
+// Transposed convolution (weights [C, M/g, k...]).
+template <class T>
+inline void conv_transpose(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t c, int64_t m,
+                           int64_t groups, const Window& g) {
+    const int64_t cg = c / groups, mg = m / groups;
+    const int64_t insz = g.in[0] * g.in[1] * g.in[2], outsz = g.out[0] * g.out[1] * g.out[2];
+    const int64_t ksz = g.k[0] * g.k[1] * g.k[2];
+    float* acc = new float[outsz];
+    for (int64_t bi = 0; bi < n; bi++)
+        for (int64_t oc = 0; oc < m; oc++) {
+            const int64_t grp = oc / mg, ocg = oc % mg;
+            const float bias = b ? load(b[oc]) : 0.0f;
+            for (int64_t i = 0; i < outsz; i++) acc[i] = bias;
+            for (int64_t icg = 0; icg < cg; icg++) {
+                const int64_t ic = grp * cg + icg;
+                const T* xin = x + (bi * c + ic) * insz;
+                const T* wk = w + (ic * mg + ocg) * ksz;
+                for (int64_t id = 0; id < g.in[0]; id++)
+                    for (int64_t ih = 0; ih < g.in[1]; ih++)
+                        for (int64_t iw = 0; iw < g.in[2]; iw++) {
+                            const float xv = load(xin[(id * g.in[1] + ih) * g.in[2] + iw]);
+                            for (int64_t kd = 0; kd < g.k[0]; kd++) {
+                                int64_t od = id * g.s[0] + kd * g.d[0] - g.p[0];
+                                if (od < 0 || od >= g.out[0]) continue;
+                                for (int64_t kh = 0; kh < g.k[1]; kh++) {
+                                    int64_t oh = ih * g.s[1] + kh * g.d[1] - g.p[1];
+                                    if (oh < 0 || oh >= g.out[1]) continue;
+                                    for (int64_t kw = 0; kw < g.k[2]; kw++) {
+                                        int64_t ow = iw * g.s[2] + kw * g.d[2] - g.p[2];
+                                        if (ow < 0 || ow >= g.out[2]) continue;
+                                        acc[(od * g.out[1] + oh) * g.out[2] + ow] +=
+                                            xv * load(wk[(kd * g.k[1] + kh) * g.k[2] + kw]);
+                                    }
+                                }
+                            }
+                        }
+            }
+            T* dst = y + (bi * m + oc) * outsz;
+            for (int64_t i = 0; i < outsz; i++) dst[i] = store<T>(acc[i]);
+        }
+    delete[] acc;
+}
+
+// Max or average pooling over up to 3 spatial axes.
+template <class T>
+inline void pool(const T* x, T* y, int64_t planes, const Window& g, bool average, bool count_include_pad) {
+    const int64_t insz = g.in[0] * g.in[1] * g.in[2], outsz = g.out[0] * g.out[1] * g.out[2];
+#pragma omp parallel for if (planes * outsz > 100000)
+    for (int64_t p = 0; p < planes; p++) {
+        const T* xin = x + p * insz;
+        for (int64_t od = 0; od < g.out[0]; od++)
+            for (int64_t oh = 0; oh < g.out[1]; oh++)
+                for (int64_t ow = 0; ow < g.out[2]; ow++) {
+                    const int64_t o3[3] = {od, oh, ow};
+                    int64_t pad_count = 1;
+                    for (int ax = 0; ax < 3; ax++) {
+                        int64_t start = o3[ax] * g.s[ax] - g.p[ax], cnt = 0;
+                        for (int64_t kk = 0; kk < g.k[ax]; kk++) {
+                            int64_t i = start + kk * g.d[ax];
+                            if (i >= -g.p[ax] && i < g.in[ax] + g.pe[ax]) cnt++;
+                        }
+                        pad_count *= cnt;
+                    }
+                    float acc = average ? 0.0f : -INFINITY;
+                    int64_t count = 0;
+                    for (int64_t kd = 0; kd < g.k[0]; kd++) {
+                        int64_t id = od * g.s[0] + kd * g.d[0] - g.p[0];
+                        if (id < 0 || id >= g.in[0]) continue;
+                        for (int64_t kh = 0; kh < g.k[1]; kh++) {
+                            int64_t ih = oh * g.s[1] + kh * g.d[1] - g.p[1];
+                            if (ih < 0 || ih >= g.in[1]) continue;
+                            for (int64_t kw = 0; kw < g.k[2]; kw++) {
+                                int64_t iw = ow * g.s[2] + kw * g.d[2] - g.p[2];
+                                if (iw < 0 || iw >= g.in[2]) continue;
+                                float v = (float)load(xin[(id * g.in[1] + ih) * g.in[2] + iw]);
+                                if (average) acc += v;
+                                else if (v > acc || std::isnan(v)) acc = v;
+                                count++;
+                            }
+                        }
+                    }
+                    if (average) {
+                        int64_t div = count_include_pad ? pad_count : count;
+                        acc = div > 0 ? acc / (float)div : 0.0f;
+                    }
+                    y[p * outsz + (od * g.out[1] + oh) * g.out[2] + ow] = store<T>(acc);
+                }
+    }
+}
+
+template <class T>
+inline void global_pool(const T* x, T* y, int64_t planes, int64_t inner, bool average) {
+    for (int64_t p = 0; p < planes; p++) {
+        float acc = average ? 0.0f : -INFINITY;
+        for (int64_t i = 0; i < inner; i++) {
+            float v = (float)load(x[p * inner + i]);
+            if (average) acc += v; else acc = std::max(acc, v);
+        }
+        y[p] = store<T>(average ? acc / (float)inner : acc);
+    }
+}
+
+// y[m][n] = sum_k a[m][k] b[k][n] over a batch (batch offsets precomputed by the caller).
+template <class T>
+inline void matmul(const T* a, const T* b, T* y, int64_t m, int64_t n, int64_t k, bool ta, bool tb) {
+    using C = compute_t<T>;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            C acc = 0;
+            for (int64_t kk = 0; kk < k; kk++) {
+                C av = load(ta ? a[kk * m + i] : a[i * k + kk]);
+                C bv = load(tb ? b[j * k + kk] : b[kk * n + j]);
+                if constexpr (std::is_same<C, int64_t>::value) acc = wadd(acc, wmul(av, bv));
+                else acc += av * bv;
+            }
+            y[i * n + j] = store_c<T>(acc);
+        }
+}
+
+// Inference BatchNormalization: y = (x - mean) / sqrt(var + eps) * scale + bias per channel.
+template <class T, class P>
+inline void batch_norm(const T* x, const P* scale, const P* bias, const P* mean, const P* var, float eps, T* y,
+                       int64_t n, int64_t c, int64_t inner) {
+    for (int64_t ch = 0; ch < c; ch++) {
+        const float inv = 1.0f / std::sqrt(load(var[ch]) + eps);
+        const float sc = inv * load(scale[ch]), sh = load(bias[ch]) - load(mean[ch]) * sc;
+        for (int64_t b = 0; b < n; b++) {
+            const T* src = x + (b * c + ch) * inner;
+            T* dst = y + (b * c + ch) * inner;
+            for (int64_t i = 0; i < inner; i++) dst[i] = store<T>(load(src[i]) * sc + sh);
+        }
+    }
+}
+
+// Resize with per-axis tables (computed by the compiler): nearest index, or linear neighbours and
+// weight; `outside` marks coordinates that take the extrapolation value.
+template <class T>
+inline void resize(const T* x, T* y, int rank, const int64_t* in_shape, const int64_t* out_shape,
+                   const int64_t* const* nearest, const int64_t* const* lower, const int64_t* const* upper,
+                   const float* const* weight, const unsigned char* const* outside, bool linear, float extrapolation) {
+    int64_t strides[kMaxRank];
+    int64_t acc = 1;
+    for (int d = rank - 1; d >= 0; d--) { strides[d] = acc; acc *= in_shape[d]; }
+    int64_t total = 1;
+    for (int d = 0; d < rank; d++) total *= out_shape[d];
+    int64_t idx[kMaxRank] = {};
+    for (int64_t k = 0; k < total; k++) {
+        bool out = false;
+        for (int d = 0; d < rank; d++) out = out || outside[d][idx[d]];
+        float v;
+        if (out) {
+            v = extrapolation;
+        } else if (!linear) {
+            int64_t off = 0;
+            for (int d = 0; d < rank; d++) off += nearest[d][idx[d]] * strides[d];
+            v = (float)load(x[off]);
+        } else {
+            v = 0;
+            for (int corner = 0; corner < (1 << rank); corner++) {
+                float w = 1;
+                int64_t off = 0;
+                for (int d = 0; d < rank; d++) {
+                    bool up = (corner >> d) & 1;
+                    float wd = weight[d][idx[d]];
+                    w *= up ? wd : 1 - wd;
+                    off += (up ? upper[d][idx[d]] : lower[d][idx[d]]) * strides[d];
+                }
+                if (w != 0) v += w * (float)load(x[off]);
+            }
+        }
+        if constexpr (std::is_same<compute_t<T>, int64_t>::value) y[k] = store_i<T>(f2i(std::nearbyint(v)));
+        else y[k] = store<T>(v);
+        for (int d = rank - 1; d >= 0; d--) {
+            if (++idx[d] < out_shape[d]) break;
+            idx[d] = 0;
+        }
+    }
+}
+
+template <class T>
+inline void fill(T* y, int64_t n, T value) {
+    for (int64_t i = 0; i < n; i++) y[i] = value;
+}
+
+template <class T>
+inline void softmax(const T* x, T* y, int64_t outer, int64_t len, int64_t inner, bool log_softmax) {
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            float mx = -INFINITY;
+            for (int64_t l = 0; l < len; l++) mx = std::max(mx, load(x[(o * len + l) * inner + i]));
+            double sum = 0;
+            for (int64_t l = 0; l < len; l++) sum += std::exp((double)(load(x[(o * len + l) * inner + i]) - mx));
+            for (int64_t l = 0; l < len; l++) {
+                int64_t k = (o * len + l) * inner + i;
+                double v = (double)(load(x[k]) - mx);
+                y[k] = store<T>((float)(log_softmax ? v - std::log(sum) : std::exp(v) / sum));
+            }
+        }
+}
+
+// Reduction: kind 0 sum, 1 mean, 2 max. `kept` maps each input element to its output slot.
+template <class T>
+inline void reduce(const T* x, T* y, int rank, const int64_t* in_shape, const int64_t* kept_strides,
+                   int64_t out_count, int64_t reduced_count, int kind) {
+    using C = compute_t<T>;
+    constexpr bool is_int = std::is_same<C, int64_t>::value;
+    C init;
+    if (kind == 2) init = is_int ? (C)std::numeric_limits<int64_t>::min() : (C)-INFINITY;
+    else init = 0;
+    C* acc = new C[out_count > 0 ? out_count : 1];
+    double* facc = new double[out_count > 0 ? out_count : 1];
+    for (int64_t i = 0; i < out_count; i++) { acc[i] = init; facc[i] = 0; }
+    const int64_t* s[1] = {kept_strides};
+    for_each_strided<1>(rank, in_shape, s, [&](int64_t k, const int64_t* o) {
+        C v = load(x[k]);
+        if (kind == 2) {
+            if constexpr (is_int) { if (v > acc[o[0]]) acc[o[0]] = v; }
+            else { if (v > acc[o[0]] || std::isnan((float)v)) acc[o[0]] = v; }
+        } else {
+            if constexpr (is_int) acc[o[0]] = wadd(acc[o[0]], v);
+            else facc[o[0]] += (double)v;
+        }
+    });
+    for (int64_t i = 0; i < out_count; i++) {
+        if constexpr (is_int) {
+            C r = acc[i];
+            if (kind == 1) r = reduced_count ? r / reduced_count : 0;
+            y[i] = store_i<T>(r);
+        } else {
+            if (kind == 2) y[i] = store<T>((float)acc[i]);
+            else y[i] = store<T>((float)(kind == 1 ? facc[i] / (double)reduced_count : facc[i]));
+        }
+    }
+    delete[] acc;
+    delete[] facc;
+}
+
+template <class T>
+inline void layer_norm(const T* x, const T* scale, const int64_t* scale_idx, const T* bias, const int64_t* bias_idx,
+                       T* y, float* mean_out, float* inv_out, int64_t outer, int64_t len, float eps) {
+    for (int64_t o = 0; o < outer; o++) {
+        double mean = 0;
+        for (int64_t l = 0; l < len; l++) mean += load(x[o * len + l]);
+        mean /= (double)len;
+        double var = 0;
+        for (int64_t l = 0; l < len; l++) { double d = load(x[o * len + l]) - mean; var += d * d; }
+        var /= (double)len;
+        double inv = 1.0 / std::sqrt(var + (double)eps);
+        if (mean_out) mean_out[o] = (float)mean;
+        if (inv_out) inv_out[o] = (float)inv;
+        for (int64_t l = 0; l < len; l++) {
+            float v = (float)((load(x[o * len + l]) - mean) * inv) * load(scale[scale_idx ? scale_idx[l] : l]);
+            if (bias) v += load(bias[bias_idx ? bias_idx[l] : l]);
+            y[o * len + l] = store<T>(v);
+        }
+    }
+}
+
+// QuantizeLinear: saturate(round_half_even(x / scale) + zp); param index = (i / inner) % dim.
+template <class X, class S, class Q>
+inline void quantize(const X* x, const S* scale, const Q* zp, Q* y, int64_t n, int64_t inner, int64_t dim,
+                     int64_t lo, int64_t hi) {
+    for (int64_t i = 0; i < n; i++) {
+        int64_t p = dim > 1 ? (i / inner) % dim : 0;
+        float q = std::nearbyint((float)load(x[i]) / load(scale[p]));
+        double v = (double)q + (double)(zp ? load(zp[p]) : 0);
+        int64_t r = std::isnan(v) ? 0 : (v > (double)hi ? hi : (v < (double)lo ? lo : (int64_t)v));
+        y[i] = (Q)r;
+    }
+}
+
+template <class Q, class S, class Y>
+inline void dequantize(const Q* x, const S* scale, const Q* zp, Y* y, int64_t n, int64_t inner, int64_t dim) {
+    for (int64_t i = 0; i < n; i++) {
+        int64_t p = dim > 1 ? (i / inner) % dim : 0;
+        y[i] = store<Y>((float)(load(x[i]) - (zp ? load(zp[p]) : 0)) * load(scale[p]));
+    }
+}
+
+}  // namespace
+}  // namespace kiln
+
+#endif
