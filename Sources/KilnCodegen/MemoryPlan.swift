@@ -33,7 +33,7 @@ func alignUp(_ n: Int, _ a: Int = MemoryPlan.alignment) -> Int { (n + a - 1) / a
 public func planMemory(_ g: Graph) -> MemoryPlan {
     var plan = MemoryPlan()
     for (i, v) in g.inputs.enumerated() { plan.storage[v] = .input(i) }
-    for (j, v) in g.outputs.enumerated() where plan.storage[v] == nil {
+    for (j, v) in g.outputs.enumerated() where plan.storage[v] == nil && g.values[v].constant == nil {
         plan.storage[v] = .output(j)
     }
     // Constants read by nodes or returned as outputs go into the blob.
@@ -42,9 +42,7 @@ public func planMemory(_ g: Graph) -> MemoryPlan {
     for v in g.outputs { used.insert(v) }
     var offset = 0
     for v in used.sorted() where g.values[v].constant != nil {
-        if case .output = plan.storage[v] {} else if case .input = plan.storage[v] {} else {
-            plan.storage[v] = .constant(offset: offset)
-        }
+        plan.storage[v] = .constant(offset: offset)
         plan.constants.append((v, offset))
         offset = alignUp(offset + max(g.values[v].type.byteSize ?? 0, 1))
     }

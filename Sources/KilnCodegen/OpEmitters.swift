@@ -178,7 +178,7 @@ extension ModelEmitter {
                 loopCount += 1
                 run.open()
                 run.line("static const int64_t in_shape[] = \(list(s)), kept[] = \(list(kept));")
-                run.line("kiln::reduce(\(v(x0!)), \(v(y)), \(s.count), in_shape, kept, \(shapeProduct(shape(y))), \(shapeProduct(axes.map { s[$0] })), \(code));")
+                run.line("kiln::reduce(\(v(x0!)), \(v(y)), \(s.count), in_shape, kept, \(shapeProduct(shape(y))), \(shapeProduct(axes.map { s[$0] })), \(code), \(elem(x0!).isFloat ? 0 : elem(x0!).intRange.lowerBound)LL);")
                 run.close()
             }
         case .layerNormalization(let axis, let eps):

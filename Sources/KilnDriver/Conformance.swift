@@ -30,15 +30,22 @@ public enum Conformance {
 
     /// Runs a case; when an operand that decides a shape arrives as a run-time input (Resize's
     /// scales, Range's start), runs it again with every input bound as a constant.
-    public static func run(caseDir: String) -> Outcome {
-        let first = run(caseDir: caseDir, freezeAll: false)
+    public static func run(caseDir: String) -> Outcome { runCollecting(caseDir: caseDir, key: "").outcome }
+
+    /// Runs a case and, when it passes, also returns it ready for the compiled path (one entry
+    /// per test data set: the simplified graph, its inputs and the expected outputs).
+    public static func runCollecting(caseDir: String, key: String) -> (outcome: Outcome, cases: [CompiledConformance.Case]) {
+        var cases: [CompiledConformance.Case] = []
+        var first = run(caseDir: caseDir, freezeAll: false, key: key, collect: &cases)
         if case .unsupported(let why) = first, why.contains("must be a constant") {
-            return run(caseDir: caseDir, freezeAll: true)
+            cases = []
+            first = run(caseDir: caseDir, freezeAll: true, key: key, collect: &cases)
         }
-        return first
+        if case .passed = first { return (first, cases) }
+        return (first, [])
     }
 
-    static func run(caseDir: String, freezeAll: Bool) -> Outcome {
+    static func run(caseDir: String, freezeAll: Bool, key: String, collect: inout [CompiledConformance.Case]) -> Outcome {
         let modelPath = (caseDir as NSString).appendingPathComponent("model.onnx")
         let imported: Graph
         do {
@@ -86,6 +93,7 @@ public enum Conformance {
                 try Pipeline.simplify(&g, inputShapes: shapes)
                 // Inputs without data (optional) must not be read.
                 let outs = try evaluateReference(g, inputs: inputs)
+                var expectedOutputs: [String: Tensor] = [:]
                 for (k, id) in g.outputs.enumerated() {
                     let path = (dir as NSString).appendingPathComponent("output_\(k).pb")
                     guard fm.fileExists(atPath: path) else { continue }
@@ -93,7 +101,9 @@ public enum Conformance {
                     let name = g.values[id].name
                     guard let got = outs[name] else { return .failed("\(set): output \(name) missing") }
                     if let problem = compare(got, expected) { return .failed("\(set): output '\(name)': \(problem)") }
+                    expectedOutputs[name] = expected
                 }
+                collect.append(.init(key: "\(key)#\(set)", graph: g, inputs: inputs, expected: expectedOutputs))
             } catch let e as KilnError {
                 return e.isUnsupported ? .unsupported(e.message) : .failed("\(set): \(e.message)")
             } catch {

@@ -222,6 +222,7 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
         return [same(try type(0), out)]
     case .resize(let r):
         let x = try shape(0)
+        if r.coordinateTransformation == .tfCropAndResize { _ = try const(1, "roi") }
         let scales = try const(2, "scales")?.floatValues
         let sizes = try const(3, "sizes")?.int64Values
         return [same(try type(0), try resolveResize(input: x, scales: scales, sizes: sizes, attributes: r, what).output)]

@@ -394,6 +394,12 @@ struct ConformanceCommand: ParsableCommand {
     @Option(help: "Only run cases whose folder name contains this text.")
     var filter: String?
 
+    @Flag(help: "Also compile every case that passes on the reference path, run the libraries and compare.")
+    var compiled = false
+
+    @Option(help: "Where the compiled path builds its libraries (default: a temporary folder).")
+    var workDir: String?
+
     func run() throws {
         var expected: [String: String] = [:]
         if let f = expectedFailures {
@@ -406,12 +412,15 @@ struct ConformanceCommand: ParsableCommand {
         }
         var passed = 0, failed = 0, unsupported = 0, unexpected = 0
         var reasons: [String: Int] = [:]
+        var compiledCases: [CompiledConformance.Case] = []
         for root in roots {
             for dir in Conformance.findCases(root: root) {
                 let name = (dir as NSString).lastPathComponent
                 if let f = filter, !dir.contains(f) { continue }
                 let key = "\((root as NSString).lastPathComponent)/\(name)"
-                switch Conformance.run(caseDir: dir) {
+                let (outcome, cases) = Conformance.runCollecting(caseDir: dir, key: key)
+                compiledCases += cases
+                switch outcome {
                 case .passed:
                     passed += 1
                     if expected[name] != nil || expected[key] != nil { print("now passes (remove from the expected failures): \(key)") }
@@ -439,6 +448,38 @@ struct ConformanceCommand: ParsableCommand {
         let total = passed + failed
         print(String(format: "supported cases passing: %.1f%% (%d of %d); unexpected failures: %d", 100 * Double(passed) / Double(max(total, 1)), passed, total, unexpected))
         print("conformance: \(passed) passed, \(failed) failed, \(unsupported) unsupported")
+        if compiled {
+            let work = workDir ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("kiln-conformance-\(getpid())")
+            let progress = Progress(verbose: verbose)
+            let outcomes = CompiledConformance.run(compiledCases, workDirectory: work, progress: { progress($0) })
+            // A case passes when every one of its test data sets does.
+            var byCase: [String: Conformance.Outcome] = [:]
+            for (k, o) in outcomes.sorted(by: { $0.key < $1.key }) {
+                let caseKey = String(k.split(separator: "#").first ?? "")
+                switch (byCase[caseKey], o) {
+                case (nil, _), (.passed?, _): byCase[caseKey] = o
+                default: break
+                }
+            }
+            var cPassed = 0, cFailed = 0, cUnsupported = 0
+            for (k, o) in byCase.sorted(by: { $0.key < $1.key }) {
+                switch o {
+                case .passed: cPassed += 1
+                case .failed(let why):
+                    cFailed += 1
+                    let name = String(k.split(separator: "/").last ?? "")
+                    if expected["compiled:" + k] == nil && expected["compiled:" + name] == nil {
+                        unexpected += 1
+                        print("FAIL (compiled) \(k): \(why)")
+                    }
+                case .unsupported(let why):
+                    cUnsupported += 1
+                    if verbose { print("unsupported (compiled) \(k): \(why)") }
+                }
+            }
+            if workDir == nil { try? FileManager.default.removeItem(atPath: work) }
+            print("conformance (compiled): \(cPassed) passed, \(cFailed) failed, \(cUnsupported + unsupported + failed) unsupported")
+        }
         if unexpected > 0 { throw ExitCode(1) }
     }
 }

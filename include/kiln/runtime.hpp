@@ -538,11 +538,11 @@ inline void softmax(const T* x, T* y, int64_t outer, int64_t len, int64_t inner,
 // Reduction: kind 0 sum, 1 mean, 2 max. `kept` maps each input element to its output slot.
 template <class T>
 inline void reduce(const T* x, T* y, int rank, const int64_t* in_shape, const int64_t* kept_strides,
-                   int64_t out_count, int64_t reduced_count, int kind) {
+                   int64_t out_count, int64_t reduced_count, int kind, int64_t int_lowest) {
     using C = compute_t<T>;
     constexpr bool is_int = std::is_same<C, int64_t>::value;
     C init;
-    if (kind == 2) init = is_int ? (C)std::numeric_limits<int64_t>::min() : (C)-INFINITY;
+    if (kind == 2) init = is_int ? (C)int_lowest : (C)-INFINITY;
     else init = 0;
     C* acc = new C[out_count > 0 ? out_count : 1];
     double* facc = new double[out_count > 0 ? out_count : 1];

@@ -1,0 +1,92 @@
+import Foundation
+import KilnCodegen
+import KilnIR
+import KilnToolchain
+
+/// Runs conformance cases through the compiled path: many cases merged into one graph, one
+/// library built per batch (one g++ run), each output compared with ONNX's expected output.
+public enum CompiledConformance {
+    public struct Case {
+        public var key: String
+        public var graph: Graph
+        public var inputs: [String: Tensor]
+        public var expected: [String: Tensor]
+    }
+
+    /// Compiles and runs `cases` in batches; returns each case key's outcome.
+    public static func run(_ cases: [Case], workDirectory: String, batchSize: Int = 120,
+                           progress: (String) -> Void = { _ in }) -> [String: Conformance.Outcome] {
+        var outcomes: [String: Conformance.Outcome] = [:]
+        // Cases that code generation rejects by themselves are decided without g++.
+        var ready: [Case] = []
+        for c in cases {
+            do {
+                _ = try emitModel(c.graph, options: CodegenOptions(name: "probe", kilnVersion: "test"))
+                ready.append(c)
+            } catch let e as KilnError {
+                outcomes[c.key] = e.isUnsupported ? .unsupported("codegen: \(e.message)") : .failed("codegen: \(e.message)")
+            } catch {
+                outcomes[c.key] = .failed("codegen: \(error)")
+            }
+        }
+        var start = 0
+        var batch = 0
+        while start < ready.count {
+            let slice = Array(ready[start..<min(ready.count, start + batchSize)])
+            progress("compiled conformance: batch \(batch + 1), \(slice.count) cases")
+            for (k, o) in runBatch(slice, dir: (workDirectory as NSString).appendingPathComponent("batch\(batch)")) { outcomes[k] = o }
+            start += batchSize
+            batch += 1
+        }
+        return outcomes
+    }
+
+    static func runBatch(_ cases: [Case], dir: String) -> [String: Conformance.Outcome] {
+        var outcomes: [String: Conformance.Outcome] = [:]
+        let merged = mergeGraphs(cases.enumerated().map { ("c\($0.offset)", $0.element.graph) }, name: "conformance")
+        let lib: CLibrary
+        do {
+            let emitted = try emitModel(merged, options: CodegenOptions(name: "conformance", kilnVersion: "test"))
+            var o = BuildOptions(outputDirectory: dir, name: "conformance", library: .shared, includeDirectory: runtimeIncludeDirectory())
+            o.optimization = "-O1"
+            let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights, options: o)
+            lib = try CLibrary(path: products.sharedLibrary!, name: "conformance")
+        } catch {
+            // One case breaks the build: split the batch to find it.
+            if cases.count == 1 {
+                outcomes[cases[0].key] = .failed("build: \(error)")
+                return outcomes
+            }
+            let half = cases.count / 2
+            for (k, v) in runBatch(Array(cases[..<half]), dir: dir + "a") { outcomes[k] = v }
+            for (k, v) in runBatch(Array(cases[half...]), dir: dir + "b") { outcomes[k] = v }
+            return outcomes
+        }
+        var inputs: [String: Tensor] = [:]
+        for (i, c) in cases.enumerated() {
+            for (name, t) in c.inputs { inputs["c\(i)/\(name)"] = t }
+        }
+        let results: [String: Tensor]
+        do {
+            results = try lib.makeInstance().run(inputs)
+        } catch {
+            for c in cases { outcomes[c.key] = .failed("run: \(error)") }
+            return outcomes
+        }
+        for (i, c) in cases.enumerated() {
+            var outcome = Conformance.Outcome.passed
+            for (name, expected) in c.expected.sorted(by: { $0.key < $1.key }) {
+                guard let got = results["c\(i)/\(name)"] else {
+                    outcome = .failed("output '\(name)' missing")
+                    break
+                }
+                if let problem = Conformance.compare(got, expected) {
+                    outcome = .failed("output '\(name)': \(problem)")
+                    break
+                }
+            }
+            outcomes[c.key] = outcome
+        }
+        return outcomes
+    }
+}
