@@ -1,0 +1,203 @@
+import Foundation
+import Testing
+import KilnCodegen
+import KilnDriver
+import KilnIR
+import KilnPasses
+import KilnReference
+import KilnToolchain
+
+/// Every op, alone and with odd sizes that exercise vector tails, compiled (all into one
+/// library, one g++ run) and compared with the reference interpreter: rtol 1e-4, atol 1e-5.
+@Suite(.serialized) struct CodegenTests {
+    /// An operand: a run-time input of a type, or a constant.
+    enum Operand {
+        case input(ElementType, [Int])
+        case constant(Tensor)
+        case absent
+    }
+
+    static func random(_ t: ElementType, _ shape: [Int], seed: Int, positive: Bool = false) -> Tensor {
+        var rng = SplitMix(seed: UInt64(seed) &* 7919 &+ 17)
+        let n = shapeProduct(shape)
+        if t.isFloat {
+            return Tensor(t, shape: shape, floats: (0..<n).map { _ in
+                let u = Float(rng.next() % 20001) / 10000 - 1  // [-1, 1]
+                return t.roundFloat(positive ? abs(u) + 0.1 : u * 2)
+            })
+        }
+        let r = t.intRange
+        let span = min(r.upperBound, 50) - max(r.lowerBound, -50) + 1
+        return Tensor(t, shape: shape, ints: (0..<n).map { _ in max(r.lowerBound, -50) + Int64(rng.next() % UInt64(span)) })
+    }
+
+    /// One case: a graph of one node, and inputs for it.
+    static func single(_ name: String, _ op: Op, _ operands: [Operand], outputs: Int = 1, seed: Int = 0,
+                       positive: Bool = false) throws -> (Graph, [String: Tensor]) {
+        var g = Graph(name: name)
+        var ids: [ValueID?] = []
+        var inputs: [String: Tensor] = [:]
+        for (i, o) in operands.enumerated() {
+            switch o {
+            case .input(let t, let s):
+                let id = g.addValue("x\(i)", TensorType(t, s))
+                g.inputs.append(id)
+                ids.append(id)
+                inputs["x\(i)"] = random(t, s, seed: seed * 31 + i, positive: positive)
+            case .constant(let c):
+                ids.append(g.addConstant("c\(i)", c))
+            case .absent:
+                ids.append(nil)
+            }
+        }
+        let outs = (0..<outputs).map { g.addValue("y\($0)", TensorType(.f32, dims: [.symbolic("?")])) }
+        g.nodes = [Node(name: name, op: op, inputs: ids, outputs: outs, origin: NodeOrigin(opType: name, version: 21))]
+        g.outputs = outs
+        try inferShapes(&g)
+        return (g, inputs)
+    }
+
+    static func cases() throws -> [(String, Graph, [String: Tensor])] {
+        var out: [(String, Graph, [String: Tensor])] = []
+        func add(_ name: String, _ op: Op, _ operands: [Operand], outputs: Int = 1, positive: Bool = false) throws {
+            let (g, i) = try single(name, op, operands, outputs: outputs, seed: out.count, positive: positive)
+            out.append((name, g, i))
+        }
+        let f = ElementType.f32
+        // Convolutions (oneDNN for f32, generic loops for f16).
+        try add("conv_3x3_pad", .conv(ConvAttributes(pads: [1, 1, 1, 1])), [.input(f, [1, 3, 7, 9]), .constant(random(f, [5, 3, 3, 3], seed: 1)), .constant(random(f, [5], seed: 2))])
+        try add("conv_stride_dilation", .conv(ConvAttributes(strides: [2, 1], dilations: [2, 2])), [.input(f, [2, 4, 11, 10]), .constant(random(f, [6, 4, 3, 2], seed: 3)), .absent])
+        try add("conv_groups", .conv(ConvAttributes(pads: [1, 0, 1, 0], group: 4)), [.input(f, [1, 8, 6, 5]), .constant(random(f, [8, 2, 3, 3], seed: 4))])
+        try add("conv_depthwise_same", .conv(ConvAttributes(group: 6, autoPad: .sameUpper)), [.input(f, [1, 6, 9, 9]), .constant(random(f, [6, 1, 3, 3], seed: 5))])
+        try add("conv_1d", .conv(ConvAttributes(pads: [2, 1])), [.input(f, [1, 2, 13]), .constant(random(f, [3, 2, 4], seed: 6))])
+        try add("conv_runtime_weights", .conv(ConvAttributes()), [.input(f, [1, 2, 5, 5]), .input(f, [3, 2, 2, 2])])
+        try add("conv_f16", .conv(ConvAttributes(pads: [1, 1, 1, 1])), [.input(.f16, [1, 2, 5, 6]), .constant(random(.f16, [3, 2, 3, 3], seed: 7))])
+        try add("conv_transpose", .convTranspose(ConvTransposeAttributes(conv: ConvAttributes(strides: [2, 2], pads: [1, 1, 0, 0]), outputPadding: [1, 0])), [.input(f, [1, 3, 4, 5]), .constant(random(f, [3, 2, 3, 3], seed: 8)), .constant(random(f, [2], seed: 9))])
+        try add("batch_norm", .batchNormalization(epsilon: 1e-5), [.input(f, [2, 3, 5, 7]), .constant(random(f, [3], seed: 10)), .constant(random(f, [3], seed: 11)), .constant(random(f, [3], seed: 12)), .constant(random(f, [3], seed: 13, positive: true))])
+        // Matrix products.
+        try add("gemm_transb_bias", .gemm(GemmAttributes(transB: true)), [.input(f, [3, 17]), .constant(random(f, [5, 17], seed: 14)), .constant(random(f, [5], seed: 15))])
+        try add("gemm_alpha_beta_transa", .gemm(GemmAttributes(alpha: 0.5, beta: 2, transA: true)), [.input(f, [7, 3]), .constant(random(f, [7, 4], seed: 16)), .constant(random(f, [3, 4], seed: 17))])
+        try add("gemm_runtime_b", .gemm(GemmAttributes(alpha: 1.5, beta: 0.5)), [.input(f, [2, 3]), .input(f, [3, 5]), .input(f, [1, 5])])
+        try add("matmul_batched_broadcast", .matMul, [.input(f, [2, 1, 3, 5]), .input(f, [4, 5, 6])])
+        try add("matmul_vector", .matMul, [.input(f, [5]), .constant(random(f, [5, 7], seed: 18))])
+        try add("matmul_s32", .matMul, [.input(.s32, [2, 3]), .input(.s32, [3, 4])])
+        // Elementwise.
+        for u in UnaryOp.allCases {
+            let positive = u == .log || u == .sqrt
+            try add("unary_\(u.rawValue)", .unary(u), [.input(f, [3, 37])], positive: positive)
+        }
+        try add("unary_relu_f16", .unary(.relu), [.input(.f16, [19])])
+        try add("unary_neg_s32", .unary(.neg), [.input(.s32, [9])])
+        try add("leaky_relu", .leakyRelu(alpha: 0.1), [.input(f, [33])])
+        try add("hard_sigmoid", .hardSigmoid(alpha: 0.2, beta: 0.5), [.input(f, [33])])
+        try add("gelu", .gelu(tanhApproximation: false), [.input(f, [33])])
+        try add("gelu_tanh", .gelu(tanhApproximation: true), [.input(f, [33])])
+        try add("clip", .clip, [.input(f, [2, 17]), .constant(.scalar(-0.5)), .constant(.scalar(0.7))])
+        try add("clip_max_only", .clip, [.input(f, [17]), .absent, .constant(.scalar(0.3))])
+        for b in BinaryOp.allCases where b != .pow {
+            try add("binary_\(b.rawValue)", .binary(b), [.input(f, [3, 1, 7]), .input(f, [4, 1])])
+        }
+        try add("binary_pow", .binary(.pow), [.input(f, [5, 3]), .input(f, [3])], positive: true)
+        try add("binary_add_s64", .binary(.add), [.input(.s64, [4, 3]), .input(.s64, [3])])
+        try add("binary_div_s32", .binary(.div), [.input(.s32, [11]), .constant(Tensor(.s32, shape: [1], ints: [3]))])
+        try add("binary_mul_u8", .binary(.mul), [.input(.u8, [2, 5]), .input(.u8, [5])])
+        try add("sum3", .variadic(.add), [.input(f, [2, 3]), .input(f, [3]), .input(f, [2, 1])])
+        try add("where", .where, [.input(.bool, [2, 3]), .input(f, [3]), .input(f, [2, 1])])
+        try add("cast_f32_s32", .cast(to: .s32), [.input(f, [13])])
+        try add("cast_f32_f16", .cast(to: .f16), [.input(f, [13])])
+        try add("cast_s64_f32", .cast(to: .f32), [.input(.s64, [13])])
+        // Pooling.
+        try add("max_pool", .maxPool(PoolAttributes(kernelShape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1])), [.input(f, [1, 3, 9, 11])])
+        try add("max_pool_ceil", .maxPool(PoolAttributes(kernelShape: [2, 2], strides: [2, 2], ceilMode: true)), [.input(f, [1, 2, 7, 7])])
+        try add("avg_pool_include_pad", .averagePool(PoolAttributes(kernelShape: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], countIncludePad: true)), [.input(f, [1, 2, 5, 6])])
+        try add("avg_pool_exclude_pad", .averagePool(PoolAttributes(kernelShape: [2, 3], strides: [2, 2], pads: [0, 1, 1, 1])), [.input(f, [1, 2, 5, 6])])
+        try add("global_avg_pool", .globalAveragePool, [.input(f, [2, 3, 7, 5])])
+        try add("global_max_pool", .globalMaxPool, [.input(f, [2, 3, 7, 5])])
+        // Data movement.
+        try add("concat", .concat(axis: 1), [.input(f, [2, 3, 5]), .input(f, [2, 1, 5]), .input(f, [2, 4, 5])])
+        try add("split", .split(axis: -1), [.input(f, [3, 10]), .constant(.vector(ints: [2, 5, 3]))], outputs: 3)
+        try add("slice_negative_step", .slice, [.input(f, [5, 8]), .constant(.vector(ints: [-1, 1])), .constant(.vector(ints: [0, 7])), .constant(.vector(ints: [1, 0])), .constant(.vector(ints: [-2, 2]))])
+        try add("reshape", .reshape(allowZero: false), [.input(f, [2, 3, 4]), .constant(.vector(ints: [0, -1]))])
+        try add("transpose", .transpose(perm: [2, 0, 1]), [.input(f, [2, 3, 5])])
+        try add("gather_runtime_indices", .gather(axis: 1), [.input(f, [3, 5, 2]), .constant(Tensor(.s64, shape: [2, 2], ints: [4, -1, 0, 2]))])
+        try add("expand", .expand, [.input(f, [3, 1]), .constant(.vector(ints: [2, 3, 4]))])
+        for mode in [PadMode.constant, .reflect, .edge, .wrap] {
+            try add("pad_\(mode.rawValue)", .pad(mode: mode), [.input(f, [3, 4]), .constant(.vector(ints: [1, 2, 2, 1])), .constant(.scalar(0.5))])
+        }
+        try add("resize_nearest", .resize(ResizeAttributes(mode: .nearest, coordinateTransformation: .asymmetric, nearestMode: .floor)), [.input(f, [1, 2, 3, 4]), .absent, .constant(Tensor(.f32, shape: [4], floats: [1, 1, 2, 1.5]))])
+        try add("resize_linear", .resize(ResizeAttributes(mode: .linear)), [.input(f, [1, 1, 4, 5]), .absent, .absent, .constant(.vector(ints: [1, 1, 7, 3]))])
+        try add("softmax", .softmax(axis: -1, legacy: false), [.input(f, [3, 19])])
+        try add("log_softmax_axis0", .logSoftmax(axis: 0, legacy: false), [.input(f, [4, 3])])
+        try add("reduce_mean", .reduce(.mean, keepDims: true, noopWithEmptyAxes: false), [.input(f, [3, 5, 7]), .constant(.vector(ints: [1, 2]))])
+        try add("reduce_sum_all", .reduce(.sum, keepDims: false, noopWithEmptyAxes: false), [.input(f, [3, 5])])
+        try add("reduce_max_s32", .reduce(.max, keepDims: false, noopWithEmptyAxes: false), [.input(.s32, [3, 5]), .constant(.vector(ints: [0]))])
+        try add("layer_norm", .layerNormalization(axis: -1, epsilon: 1e-5), [.input(f, [3, 21]), .constant(random(f, [21], seed: 20)), .constant(random(f, [21], seed: 21))])
+        try add("quantize_u8", .quantizeLinear(axis: 1, outputType: .u8), [.input(f, [2, 3, 5]), .constant(.scalar(0.02)), .constant(.scalar(int: 128, .u8))])
+        try add("quantize_s8_per_axis", .quantizeLinear(axis: 1, outputType: .s8), [.input(f, [2, 3, 5]), .constant(Tensor(.f32, shape: [3], floats: [0.01, 0.02, 0.05])), .constant(Tensor(.s8, shape: [3], ints: [0, 1, -1]))])
+        try add("dequantize_u8", .dequantizeLinear(axis: 1), [.input(.u8, [2, 7]), .constant(.scalar(0.1)), .constant(.scalar(int: 3, .u8))])
+        return out
+    }
+
+    func compileAndRun(_ g: Graph, _ inputs: [String: Tensor], name: String) throws -> [String: Tensor] {
+        let dir = temporaryDirectory()
+        let emitted = try emitModel(g, options: CodegenOptions(name: name, kilnVersion: "test"))
+        let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
+                                        options: BuildOptions(outputDirectory: dir, name: name, library: .shared,
+                                                              includeDirectory: runtimeIncludeDirectory()))
+        let lib = try CLibrary(path: products.sharedLibrary!, name: name)
+        return try lib.makeInstance().run(inputs)
+    }
+
+    @Test func everyOpMatchesTheReference() throws {
+        let all = try Self.cases()
+        let merged = mergeGraphs(all.map { ($0.0, $0.1) }, name: "ops")
+        var inputs: [String: Tensor] = [:]
+        for (name, _, i) in all { for (k, t) in i { inputs["\(name)/\(k)"] = t } }
+        let got = try compileAndRun(merged, inputs, name: "ops")
+        let want = try ReferenceInterpreter(merged).run(inputs)
+        var failures: [String] = []
+        for (k, expected) in want.sorted(by: { $0.key < $1.key }) {
+            guard let g = got[k] else { failures.append("\(k): missing"); continue }
+            if let problem = Conformance.compare(g, expected, rtol: 1e-4, atol: 1e-5) { failures.append("\(k): \(problem)") }
+        }
+        #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
+        #expect(want.count == all.reduce(0) { $0 + $1.1.outputs.count })
+    }
+
+    @Test func headerMatchesTheSnapshot() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let g = try loadModel(path: root.appendingPathComponent("samples/models/digits.onnx").path, inputShapes: ["image": [1, 1, 8, 8]])
+        let emitted = try emitModel(g, options: CodegenOptions(name: "digits", kilnVersion: "snapshot", modelPath: "samples/models/digits.onnx"))
+        let snapshot = root.appendingPathComponent("Tests/KilnTests/Snapshots/digits.h")
+        if ProcessInfo.processInfo.environment["KILN_UPDATE_SNAPSHOTS"] != nil {
+            try emitted.header.write(to: snapshot, atomically: true, encoding: .utf8)
+        }
+        let expected = try String(contentsOf: snapshot, encoding: .utf8)
+        #expect(emitted.header == expected, "regenerate with KILN_UPDATE_SNAPSHOTS=1 swift test if the change is intended")
+        // Self-contained: only <stddef.h> and <stdint.h>.
+        let includes = emitted.header.split(separator: "\n").filter { $0.hasPrefix("#include") }
+        #expect(includes == ["#include <stddef.h>", "#include <stdint.h>"])
+    }
+
+    @Test func memoryPlanReusesTheArena() throws {
+        // A chain of 6 relus: at most two intermediates are alive at once.
+        var g = Graph()
+        var prev = g.addValue("x", TensorType(.f32, [1024]))
+        g.inputs = [prev]
+        for i in 0..<6 {
+            let y = g.addValue("r\(i)", TensorType(.f32, [1024]))
+            g.nodes.append(Node(name: "relu\(i)", op: .unary(.relu), inputs: [prev], outputs: [y], origin: NodeOrigin(opType: "Relu", version: 14)))
+            prev = y
+        }
+        g.outputs = [prev]
+        let plan = planMemory(g)
+        #expect(plan.arenaBytes == 2 * 4096)
+        if case .output(0) = plan.storage[prev]! {} else { Issue.record("the graph output should live in the caller's buffer") }
+    }
+
+    @Test func badNamesAreRejected() throws {
+        #expect(throws: KilnError.self) { try validateModelName("9lives") }
+        #expect(throws: KilnError.self) { try validateModelName("my-model") }
+        try validateModelName("resnet50_v1")
+    }
+}
