@@ -139,30 +139,13 @@ struct Eval: ParsableCommand {
         }
         var shapes = try options.shapes()
         let imported = try inspectInputs(options.model)
-        var tensors: [String: Tensor] = [:]
-        for spec in inputs {
-            var name: String, file: String
-            if let eq = spec.firstIndex(of: "="), !spec.hasSuffix(".npy") || spec[..<eq].count > 0 && !FileManager.default.fileExists(atPath: spec) {
-                name = String(spec[..<eq])
-                file = String(spec[spec.index(after: eq)...])
-            } else {
-                guard imported.count == 1 else {
-                    throw KilnError("--input \(spec): the model has \(imported.count) inputs; name it as NAME=FILE.npy")
-                }
-                name = imported[0].name
-                file = spec
+        let tensors = try readInputs(inputs, names: imported.map(\.name))
+        for (name, t) in tensors {
+            guard shapes[name] == nil, let decl = imported.first(where: { $0.name == name }), decl.dynamic else { continue }
+            guard t.shape.count == decl.rank else {
+                throw KilnError("input '\(name)' has rank \(decl.rank), the file holds shape \(shapeString(t.shape))")
             }
-            guard imported.contains(where: { $0.name == name }) else {
-                throw KilnError("--input \(spec): the model has no input '\(name)' (inputs: \(imported.map(\.name).joined(separator: ", ")))")
-            }
-            let t = try NPY.read(path: file)
-            tensors[name] = t
-            if shapes[name] == nil, let decl = imported.first(where: { $0.name == name }), decl.dynamic {
-                guard t.shape.count == decl.rank else {
-                    throw KilnError("\(file): input '\(name)' has rank \(decl.rank), the file holds shape \(shapeString(t.shape))")
-                }
-                shapes[name] = t.shape
-            }
+            shapes[name] = t.shape
         }
         let g = try loadModel(path: options.model, inputShapes: shapes)
         if printIR { print(KilnIR.printIR(g), terminator: "") }

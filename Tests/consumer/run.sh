@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# Consumer tests: use a Kiln-compiled library the way a C/CMake user would — static and
+# shared links, CMake find_package, two models in one program, the exported symbols and
+# NEEDED entries, and misuse of the C API. Exits non-zero if any test fails; the last line
+# is "consumer: N passed, M failed".
+#
+#   Tests/consumer/run.sh          (KILN=path/to/kiln to use another kiln; CC for the C compiler)
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+kiln=${KILN:-$root/.build/release/kiln}
+cc=${CC:-cc}
+model=$root/samples/models/digits.onnx
+images=$root/samples/models/digits_test_images.npy
+labels=$root/samples/models/digits_test_labels.npy
+classify=$root/samples/c/classify.c
+expected_accuracy='accuracy: 359/360 = 99.72%'  # the reference interpreter's figure
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/kiln-consumer.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+passed=0
+failed=0
+failures=()
+
+# run_test NAME FUNCTION: runs FUNCTION in a subshell with `set -e`, its output in a log that
+# is shown only on failure (the last lines of a passing test's output are shown too).
+run_test() {
+    local name=$1 fn=$2 log=$tmp/$2.log start end rc
+    start=$(date +%s.%N)
+    (set -e; "$fn") >"$log" 2>&1
+    rc=$?
+    end=$(date +%s.%N)
+    local secs
+    secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
+    if [[ $rc -eq 0 ]]; then
+        passed=$((passed + 1))
+        echo "PASS  $name (${secs}s)"
+        grep -E '^(accuracy|median latency|two models):' "$log" | sed 's/^/      /' || true
+    else
+        failed=$((failed + 1))
+        failures+=("$name")
+        echo "FAIL  $name (${secs}s)"
+        sed 's/^/      | /' "$log"
+    fi
+}
+
+# Helpers for test bodies.
+die() { echo "error: $*"; return 1; }
+show() { printf '+ %s\n' "$*"; "$@"; }
+needed_of() { readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'; }
+expect_accuracy() {  # expect_accuracy EXE: runs classify and checks the accuracy line
+    local output
+    output=$("$1" "$images" "$labels") || die "$1 failed: $output"
+    echo "$output"
+    grep -qxF "$expected_accuracy" <<<"$output" || die "expected '$expected_accuracy'"
+}
+# The dependency libraries of the .pc (everything after -lNAME): the .pc's -lNAME picks the
+# .so when both libraries exist, so a static link names the archive by path instead.
+deps_of() {
+    local flag
+    for flag in $(PKG_CONFIG_PATH=$2 pkg-config --libs-only-l "$1"); do
+        [[ $flag == "-l$1" ]] || printf '%s\n' "$flag"
+    done
+}
+
+lib=$tmp/digits      # digits, static and shared
+libab=$tmp/ab        # digits_a and digits_b, static only
+
+setup() {
+    [[ -x $kiln ]] || die "no kiln at $kiln (run 'swift build -c release' or set KILN)"
+    show "$kiln" compile "$model" -o "$lib" --name digits --input-shape image=1x1x8x8 --library both
+    for f in digits.h libdigits.a libdigits.so digits.pc digitsConfig.cmake; do
+        [[ -f $lib/$f ]] || die "kiln compile did not write $f"
+    done
+    show "$kiln" compile "$model" -o "$libab/a" --name digits_a --input-shape image=1x1x8x8 --library static
+    show "$kiln" compile "$model" -o "$libab/b" --name digits_b --input-shape image=1x1x8x8 --library static
+}
+
+test_static_pkg_config() {
+    local deps cflags
+    mapfile -t deps < <(deps_of digits "$lib")
+    read -r -a cflags <<<"$(PKG_CONFIG_PATH=$lib pkg-config --cflags digits)"
+    show "$cc" -O2 -std=c11 -Wall -Wextra -Werror "$classify" -o "$tmp/classify-static" \
+        "${cflags[@]}" "$lib/libdigits.a" "${deps[@]}"
+    local needed
+    needed=$(needed_of "$tmp/classify-static" | tr '\n' ' ')
+    echo "NEEDED: $needed"
+    [[ " $needed " != *" libdigits.so "* ]] || die "classify-static needs libdigits.so"
+    expect_accuracy "$tmp/classify-static"
+}
+
+test_cmake_find_package() {
+    show cmake -S "$root/samples/c" -B "$tmp/cmake-build" -DCMAKE_PREFIX_PATH="$lib"
+    show cmake --build "$tmp/cmake-build"
+    local needed
+    needed=$(needed_of "$tmp/cmake-build/classify" | tr '\n' ' ')
+    echo "NEEDED: $needed"
+    [[ " $needed " != *" libdigits.so "* ]] || die "digits::digits should be the static library"
+    expect_accuracy "$tmp/cmake-build/classify"
+}
+
+test_cmake_shared_target() {
+    mkdir -p "$tmp/cmake-shared"
+    cat >"$tmp/cmake-shared/CMakeLists.txt" <<EOF
+cmake_minimum_required(VERSION 3.16)
+project(classify_shared LANGUAGES C)
+find_package(digits REQUIRED)
+add_executable(classify "$classify")
+target_link_libraries(classify PRIVATE digits::shared)
+EOF
+    show cmake -S "$tmp/cmake-shared" -B "$tmp/cmake-shared/build" -DCMAKE_PREFIX_PATH="$lib"
+    show cmake --build "$tmp/cmake-shared/build"
+    local needed
+    needed=$(needed_of "$tmp/cmake-shared/build/classify" | tr '\n' ' ')
+    echo "NEEDED: $needed"
+    [[ " $needed " == *" libdigits.so "* ]] || die "digits::shared should link libdigits.so"
+    expect_accuracy "$tmp/cmake-shared/build/classify"
+}
+
+test_shared() {
+    # Only -ldigits: libdigits.so must carry its own NEEDED entries for oneDNN and the runtimes.
+    show "$cc" -O2 -std=c11 -Wall -Wextra -Werror "$classify" -o "$tmp/classify-shared" \
+        -I "$lib" -L "$lib" -ldigits -Wl,-rpath,"$lib"
+    local needed
+    needed=$(needed_of "$tmp/classify-shared" | tr '\n' ' ')
+    echo "NEEDED: $needed"
+    [[ " $needed " == *" libdigits.so "* ]] || die "classify-shared does not need libdigits.so"
+    ldd "$tmp/classify-shared"
+    expect_accuracy "$tmp/classify-shared"
+}
+
+test_two_models() {
+    local cflags libs
+    # Only the archives exist in these directories, so pkg-config's -lNAME finds them.
+    read -r -a cflags <<<"$(PKG_CONFIG_PATH=$libab/a:$libab/b pkg-config --cflags digits_a digits_b)"
+    read -r -a libs <<<"$(PKG_CONFIG_PATH=$libab/a:$libab/b pkg-config --libs digits_a digits_b)"
+    show "$cc" -O2 -std=c11 -Wall -Wextra -Werror "$here/two_models.c" -o "$tmp/two_models" \
+        "${cflags[@]}" "${libs[@]}"
+    local needed
+    needed=$(needed_of "$tmp/two_models" | tr '\n' ' ')
+    echo "NEEDED: $needed"
+    [[ $needed != *libdigits* ]] || die "two_models needs a libdigits shared library"
+    nm "$tmp/two_models" | grep -q ' T digits_a_run$' || die "digits_a_run is not in the program"
+    nm "$tmp/two_models" | grep -q ' T digits_b_run$' || die "digits_b_run is not in the program"
+    show "$tmp/two_models"
+}
+
+test_exported_symbols() {
+    local bad ok=1 declared exported_so exported_a missing
+    exported_so=$(nm -D --defined-only "$lib/libdigits.so" | awk 'NF >= 3 { print $3 }' | sort -u)
+    exported_a=$(nm -g --defined-only "$lib/libdigits.a" | awk 'NF >= 3 { print $3 }' | sort -u)
+    echo "libdigits.so exports $(wc -l <<<"$exported_so") symbols; libdigits.a $(wc -l <<<"$exported_a")"
+    bad=$(grep -v '^digits_' <<<"$exported_so" || true)
+    if [[ -n $bad ]]; then
+        echo "libdigits.so exports symbols without the digits_ prefix:"
+        nm -D --defined-only "$lib/libdigits.so" | grep -v ' digits_'
+        ok=0
+    fi
+    bad=$(grep -v '^digits_' <<<"$exported_a" || true)
+    if [[ -n $bad ]]; then
+        echo "libdigits.a defines global symbols without the digits_ prefix:"
+        nm -g --defined-only "$lib/libdigits.a" | awk 'NF >= 3' | grep -v ' digits_'
+        ok=0
+    fi
+    # Every function the header declares is exported by both libraries.
+    declared=$(grep -oE '\bdigits_[a-z_]+\(' "$lib/digits.h" | tr -d '(' | sort -u)
+    missing=$(comm -23 <(echo "$declared") <(echo "$exported_so"))
+    [[ -z $missing ]] || { echo "declared in digits.h but not exported by libdigits.so: $missing"; ok=0; }
+    missing=$(comm -23 <(echo "$declared") <(echo "$exported_a"))
+    [[ -z $missing ]] || { echo "declared in digits.h but not defined by libdigits.a: $missing"; ok=0; }
+    echo "declared and exported: $(echo $declared)"
+    [[ $ok -eq 1 ]]
+}
+
+test_needed() {
+    local allowed=" libdnnl.so.2 libgomp.so.1 libstdc++.so.6 libm.so.6 libgcc_s.so.1 libc.so.6 "
+    local needed ok=1 n
+    needed=$(needed_of "$lib/libdigits.so")
+    echo "libdigits.so NEEDED: $(echo $needed)"
+    for n in $needed; do
+        [[ $allowed == *" $n "* ]] || { echo "unexpected NEEDED entry: $n"; ok=0; }
+    done
+    if grep -qiE 'swift|foundation|python' <<<"$needed"; then
+        echo "libdigits.so needs a Swift/Foundation/Python library"; ok=0
+    fi
+    if nm -u "$lib/libdigits.a" | grep -iE 'swift|python|Foundation' ; then
+        echo "libdigits.a references Swift/Foundation/Python symbols"; ok=0
+    fi
+    if readelf -d "$lib/libdigits.so" | grep -E '\((RPATH|RUNPATH)\)'; then
+        echo "libdigits.so carries an RPATH/RUNPATH"; ok=0
+    fi
+    [[ $ok -eq 1 ]]
+}
+
+test_misuse() {
+    local deps
+    mapfile -t deps < <(deps_of digits "$lib")
+    show "$cc" -O2 -std=c11 -Wall -Wextra -Werror "$here/misuse.c" -o "$tmp/misuse" \
+        -I "$lib" "$lib/libdigits.a" "${deps[@]}"
+    show "$tmp/misuse"
+}
+
+test_header_strict() {
+    # The header alone compiles as strict C99 and C++11, warnings as errors, and the C++
+    # program links (extern "C").
+    printf '#include "digits.h"\nint main(void) { return digits_num_inputs() == DIGITS_NUM_INPUTS ? 0 : 1; }\n' \
+        >"$tmp/header.c"
+    cp "$tmp/header.c" "$tmp/header.cpp"
+    local deps
+    mapfile -t deps < <(deps_of digits "$lib")
+    show "$cc" -std=c99 -Wall -Wextra -Wpedantic -Werror -I "$lib" "$tmp/header.c" -o "$tmp/header-c" \
+        "$lib/libdigits.a" "${deps[@]}"
+    show "${CXX:-c++}" -std=c++11 -Wall -Wextra -Wpedantic -Werror -I "$lib" "$tmp/header.cpp" \
+        -o "$tmp/header-cpp" "$lib/libdigits.a" "${deps[@]}"
+    show "$tmp/header-c"
+    show "$tmp/header-cpp"
+}
+
+run_test "setup: kiln compile digits, digits_a, digits_b" setup
+if [[ $failed -eq 0 ]]; then
+    run_test "static link: cc + pkg-config + libdigits.a" test_static_pkg_config
+    run_test "CMake: find_package(digits), digits::digits" test_cmake_find_package
+    run_test "CMake: digits::shared" test_cmake_shared_target
+    run_test "shared link: cc -L -ldigits + rpath" test_shared
+    run_test "two models in one program (digits_a + digits_b, static)" test_two_models
+    run_test "exported symbols carry the digits_ prefix" test_exported_symbols
+    run_test "libdigits.so NEEDED entries" test_needed
+    run_test "C API misuse" test_misuse
+    run_test "header compiles as strict C99 and C++11" test_header_strict
+fi
+
+if [[ $failed -ne 0 ]]; then
+    echo "failed: ${failures[*]}"
+fi
+echo "consumer: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
