@@ -77,7 +77,8 @@ func emitHeader(_ g: Graph, plan: MemoryPlan, options: CodegenOptions) -> String
     w.line("\(n)_status \(n)_create(\(n)_model** model);")
     w.line("/* Frees an instance; NULL is ignored. */")
     w.line("void \(n)_destroy(\(n)_model* model);")
-    w.line("/* What went wrong in the handle's last failed call, in words (\"\" if nothing did). */")
+    w.line("/* What went wrong in the handle's last failed call, in words (\"\" if nothing did;")
+    w.line("   a static \"NULL model handle\" for NULL). */")
     w.line("const char* \(n)_last_error(const \(n)_model* model);")
     w.line("/* Number of threads this handle uses (0: OpenMP's default). */")
     w.line("\(n)_status \(n)_set_num_threads(\(n)_model* model, int num_threads);")
@@ -195,8 +196,8 @@ extension ModelEmitter {
             w.line("Model* m = reinterpret_cast<Model*>(model);")
             w.line("if (!m) return \(N)_ERROR_NULL_POINTER;")
             w.line("m->error.clear();")
-            w.line("if (num_inputs != \(g.inputs.count)) return fail(m, \(N)_ERROR_INVALID_ARGUMENT, \"expected \(g.inputs.count) inputs, got \" + num(num_inputs));")
-            w.line("if (num_outputs != \(g.outputs.count)) return fail(m, \(N)_ERROR_INVALID_ARGUMENT, \"expected \(g.outputs.count) outputs, got \" + num(num_outputs));")
+            w.line("if (num_inputs != \(g.inputs.count)) return fail(m, \(N)_ERROR_INVALID_ARGUMENT, \"expected \(g.inputs.count) input\(g.inputs.count == 1 ? "" : "s"), got \" + num(num_inputs));")
+            w.line("if (num_outputs != \(g.outputs.count)) return fail(m, \(N)_ERROR_INVALID_ARGUMENT, \"expected \(g.outputs.count) output\(g.outputs.count == 1 ? "" : "s"), got \" + num(num_outputs));")
             if !g.inputs.isEmpty {
                 w.line("if (!inputs || !input_bytes_) return fail(m, \(N)_ERROR_NULL_POINTER, \"inputs or input_bytes is NULL\");")
             }

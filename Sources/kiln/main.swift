@@ -181,11 +181,12 @@ struct Progress {
 
 struct Compile: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Compile a model into a C library: NAME.h, libNAME.a / libNAME.so, NAME.pc and NAMEConfig.cmake.",
+        abstract: "Compile a model into a C library: NAME.h, libNAME.a / libNAME.so, pkg-config and CMake files.",
         discussion: """
             Writes into OUTDIR the C header, the libraries, the generated C++ (kept for the curious and \
-            for debuggers), a pkg-config file and a CMake package (find_package(NAME) with \
-            CMAKE_PREFIX_PATH=OUTDIR). Every dynamic dimension must be pinned with --input-shape. The \
+            for debuggers), pkg-config files (NAME.pc for the shared library, NAME-static.pc for the \
+            static one) and a CMake package (find_package(NAME) with CMAKE_PREFIX_PATH=OUTDIR; target \
+            NAME::NAME is the static library when built). Every dynamic dimension must be pinned with --input-shape. The \
             libraries need libdnnl (Debian: libdnnl2), libgomp and libstdc++ at run time.
             """)
 
@@ -218,7 +219,7 @@ struct Compile: ParsableCommand {
         })
         print("compiled \(options.model) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(r.oneDNNNodes) oneDNN primitives, \(r.loopNodes) generated kernels")
         print("arena: \(formatCount(r.arenaBytes)) bytes per instance; weights: \(formatCount(r.weightsBytes)) bytes")
-        for p in [r.products.header, r.products.staticLibrary, r.products.sharedLibrary, r.products.pkgConfig, r.products.cmakeConfig, r.products.source].compactMap({ $0 }) {
+        for p in ([r.products.header, r.products.staticLibrary, r.products.sharedLibrary] + r.products.pkgConfig.map { $0 } + [r.products.cmakeConfig, r.products.source]).compactMap({ $0 }) {
             print("wrote \(p)")
         }
     }

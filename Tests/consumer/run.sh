@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Consumer tests: use a Kiln-compiled library the way a C/CMake user would — static and
-# shared links, CMake find_package, two models in one program, the exported symbols and
-# NEEDED entries, and misuse of the C API. Exits non-zero if any test fails; the last line
-# is "consumer: N passed, M failed".
+# Consumer tests: use a Kiln-compiled library the way a C/C++/CMake user would — static and
+# shared links, CMake find_package (static and shared targets), two models in one program,
+# a C++ program with the static library, the exported symbols and NEEDED entries, misuse of
+# the C API, and the header under strict C99/C++11. The library is samples/models/digits.onnx
+# compiled with batch 1; classify (samples/c/classify.c) must reproduce the reference
+# interpreter's accuracy. Exits non-zero if any test fails; the last line is
+# "consumer: N passed, M failed".
 #
 #   Tests/consumer/run.sh          (KILN=path/to/kiln to use another kiln; CC for the C compiler)
 set -uo pipefail
@@ -25,7 +28,7 @@ failed=0
 failures=()
 
 # run_test NAME FUNCTION: runs FUNCTION in a subshell with `set -e`, its output in a log that
-# is shown only on failure (the last lines of a passing test's output are shown too).
+# is shown in full on failure; of a passing test only the result lines (accuracy, latency, ...).
 run_test() {
     local name=$1 fn=$2 log=$tmp/$2.log start end rc
     start=$(date +%s.%N)
@@ -37,7 +40,7 @@ run_test() {
     if [[ $rc -eq 0 ]]; then
         passed=$((passed + 1))
         echo "PASS  $name (${secs}s)"
-        grep -E '^(accuracy|median latency|two models):' "$log" | sed 's/^/      /' || true
+        grep -E '^(accuracy|median latency|two models|C\+\+ consumer):' "$log" | sed 's/^/      /' || true
     else
         failed=$((failed + 1))
         failures+=("$name")
@@ -56,13 +59,15 @@ expect_accuracy() {  # expect_accuracy EXE: runs classify and checks the accurac
     echo "$output"
     grep -qxF "$expected_accuracy" <<<"$output" || die "expected '$expected_accuracy'"
 }
-# The dependency libraries of the .pc (everything after -lNAME): the .pc's -lNAME picks the
-# .so when both libraries exist, so a static link names the archive by path instead.
-deps_of() {
-    local flag
-    for flag in $(PKG_CONFIG_PATH=$2 pkg-config --libs-only-l "$1"); do
-        [[ $flag == "-l$1" ]] || printf '%s\n' "$flag"
-    done
+# link_failure LOG ARCHIVE: the start of a failed link's output, and a hint when it is the
+# linker discarding an archive's private copies of inline C++ code (COMDAT groups left in it).
+link_failure() {
+    head -n 5 "$1" | cut -c 1-400
+    local discarded groups
+    discarded=$(grep -c 'defined in discarded section' "$1" || true)
+    groups=$(readelf -g "$2" 2>/dev/null | grep -c 'COMDAT group section' || true)
+    echo "... $(wc -l <"$1") lines in all; $discarded 'defined in discarded section' errors;" \
+        "$(basename "$2") still has $groups COMDAT groups"
 }
 
 lib=$tmp/digits      # digits, static and shared
@@ -71,7 +76,7 @@ libab=$tmp/ab        # digits_a and digits_b, static only
 setup() {
     [[ -x $kiln ]] || die "no kiln at $kiln (run 'swift build -c release' or set KILN)"
     show "$kiln" compile "$model" -o "$lib" --name digits --input-shape image=1x1x8x8 --library both
-    for f in digits.h libdigits.a libdigits.so digits.pc digitsConfig.cmake; do
+    for f in digits.h libdigits.a libdigits.so digits.pc digits-static.pc digitsConfig.cmake digitsConfigVersion.cmake; do
         [[ -f $lib/$f ]] || die "kiln compile did not write $f"
     done
     show "$kiln" compile "$model" -o "$libab/a" --name digits_a --input-shape image=1x1x8x8 --library static
@@ -79,11 +84,10 @@ setup() {
 }
 
 test_static_pkg_config() {
-    local deps cflags
-    mapfile -t deps < <(deps_of digits "$lib")
-    read -r -a cflags <<<"$(PKG_CONFIG_PATH=$lib pkg-config --cflags digits)"
-    show "$cc" -O2 -std=c11 -Wall -Wextra -Werror "$classify" -o "$tmp/classify-static" \
-        "${cflags[@]}" "$lib/libdigits.a" "${deps[@]}"
+    local flags
+    # NAME-static.pc names the archive itself, then what it needs (oneDNN, OpenMP, libstdc++).
+    read -r -a flags <<<"$(PKG_CONFIG_PATH=$lib pkg-config --cflags --libs digits-static)"
+    show "$cc" -O2 -std=c11 -Wall -Wextra -Werror "$classify" -o "$tmp/classify-static" "${flags[@]}"
     local needed
     needed=$(needed_of "$tmp/classify-static" | tr '\n' ' ')
     echo "NEEDED: $needed"
@@ -133,11 +137,11 @@ test_shared() {
 
 test_two_models() {
     local cflags libs
-    # Only the archives exist in these directories, so pkg-config's -lNAME finds them.
-    read -r -a cflags <<<"$(PKG_CONFIG_PATH=$libab/a:$libab/b pkg-config --cflags digits_a digits_b)"
-    read -r -a libs <<<"$(PKG_CONFIG_PATH=$libab/a:$libab/b pkg-config --libs digits_a digits_b)"
+    read -r -a cflags <<<"$(PKG_CONFIG_PATH=$libab/a:$libab/b pkg-config --cflags digits_a-static digits_b-static)"
+    read -r -a libs <<<"$(PKG_CONFIG_PATH=$libab/a:$libab/b pkg-config --libs digits_a-static digits_b-static)"
     show "$cc" -O2 -std=c11 -Wall -Wextra -Werror "$here/two_models.c" -o "$tmp/two_models" \
-        "${cflags[@]}" "${libs[@]}"
+        "${cflags[@]}" "${libs[@]}" >"$tmp/two_models.link" 2>&1 ||
+        { link_failure "$tmp/two_models.link" "$libab/a/libdigits_a.a"; die "two_models does not link"; }
     local needed
     needed=$(needed_of "$tmp/two_models" | tr '\n' ' ')
     echo "NEEDED: $needed"
@@ -145,6 +149,16 @@ test_two_models() {
     nm "$tmp/two_models" | grep -q ' T digits_a_run$' || die "digits_a_run is not in the program"
     nm "$tmp/two_models" | grep -q ' T digits_b_run$' || die "digits_b_run is not in the program"
     show "$tmp/two_models"
+}
+
+test_cxx_consumer() {
+    # A C++ program with its own libstdc++ inline code links the static archive.
+    local deps
+    read -r -a deps <<<"$(PKG_CONFIG_PATH=$lib pkg-config --libs digits-static)"
+    show "${CXX:-c++}" -O0 -std=c++17 -Wall -Wextra -Werror "$here/cxx_consumer.cpp" -o "$tmp/cxx_consumer" \
+        -I "$lib" "${deps[@]}" >"$tmp/cxx_consumer.link" 2>&1 ||
+        { link_failure "$tmp/cxx_consumer.link" "$lib/libdigits.a"; die "the C++ program does not link against libdigits.a"; }
+    show "$tmp/cxx_consumer"
 }
 
 test_exported_symbols() {
@@ -196,9 +210,9 @@ test_needed() {
 
 test_misuse() {
     local deps
-    mapfile -t deps < <(deps_of digits "$lib")
+    read -r -a deps <<<"$(PKG_CONFIG_PATH=$lib pkg-config --libs digits-static)"
     show "$cc" -O2 -std=c11 -Wall -Wextra -Werror "$here/misuse.c" -o "$tmp/misuse" \
-        -I "$lib" "$lib/libdigits.a" "${deps[@]}"
+        -I "$lib" "${deps[@]}"
     show "$tmp/misuse"
 }
 
@@ -209,11 +223,11 @@ test_header_strict() {
         >"$tmp/header.c"
     cp "$tmp/header.c" "$tmp/header.cpp"
     local deps
-    mapfile -t deps < <(deps_of digits "$lib")
+    read -r -a deps <<<"$(PKG_CONFIG_PATH=$lib pkg-config --libs digits-static)"
     show "$cc" -std=c99 -Wall -Wextra -Wpedantic -Werror -I "$lib" "$tmp/header.c" -o "$tmp/header-c" \
-        "$lib/libdigits.a" "${deps[@]}"
+        "${deps[@]}"
     show "${CXX:-c++}" -std=c++11 -Wall -Wextra -Wpedantic -Werror -I "$lib" "$tmp/header.cpp" \
-        -o "$tmp/header-cpp" "$lib/libdigits.a" "${deps[@]}"
+        -o "$tmp/header-cpp" "${deps[@]}"
     show "$tmp/header-c"
     show "$tmp/header-cpp"
 }
@@ -225,6 +239,7 @@ if [[ $failed -eq 0 ]]; then
     run_test "CMake: digits::shared" test_cmake_shared_target
     run_test "shared link: cc -L -ldigits + rpath" test_shared
     run_test "two models in one program (digits_a + digits_b, static)" test_two_models
+    run_test "C++ program with the static library" test_cxx_consumer
     run_test "exported symbols carry the digits_ prefix" test_exported_symbols
     run_test "libdigits.so NEEDED entries" test_needed
     run_test "C API misuse" test_misuse

@@ -37,18 +37,12 @@ else
     "$kiln" compile "$model" -o "$out" --name digits --input-shape image=1x1x8x8
 fi
 
-# 2a. cc + pkg-config, static. The .pc's Libs line is "-L$out -ldigits <dependencies>", and
-# -ldigits picks libdigits.so whenever it sits next to libdigits.a, so name the archive by its
-# path and take only the libraries it depends on from pkg-config.
+# 2a. cc + pkg-config, static: digits-static.pc names libdigits.a and what it needs.
 echo "== (a) cc + pkg-config, static"
 export PKG_CONFIG_PATH=$out${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
-read -r -a cflags <<<"$(pkg-config --cflags digits)"
-deps=()
-for flag in $(pkg-config --libs-only-l digits); do
-    [[ $flag == -ldigits ]] || deps+=("$flag")
-done
-say "$cc" -O2 -std=c11 "$here/classify.c" -o "$out/classify-static" "${cflags[@]}" "$out/libdigits.a" "${deps[@]}"
-"$cc" -O2 -std=c11 "$here/classify.c" -o "$out/classify-static" "${cflags[@]}" "$out/libdigits.a" "${deps[@]}"
+read -r -a flags <<<"$(pkg-config --cflags --libs digits-static)"
+say "$cc" -O2 -std=c11 "$here/classify.c" -o "$out/classify-static" "${flags[@]}"
+"$cc" -O2 -std=c11 "$here/classify.c" -o "$out/classify-static" "${flags[@]}"
 
 # 2b. CMake, find_package(digits) and digits::digits (the static library).
 echo "== (b) CMake, find_package(digits)"

@@ -72,7 +72,8 @@ const char* digits_status_string(digits_status status);
 digits_status digits_create(digits_model** model);
 /* Frees an instance; NULL is ignored. */
 void digits_destroy(digits_model* model);
-/* What went wrong in the handle's last failed call, in words ("" if nothing did). */
+/* What went wrong in the handle's last failed call, in words ("" if nothing did;
+   a static "NULL model handle" for NULL). */
 const char* digits_last_error(const digits_model* model);
 /* Number of threads this handle uses (0: OpenMP's default). */
 digits_status digits_set_num_threads(digits_model* model, int num_threads);
