@@ -157,6 +157,7 @@ struct ModelEmitter {
         w.line("#include <exception>")
         w.line("#include <new>")
         w.line("#include <string>")
+        w.line("#include <cfloat>")
         w.line("#include <cstdio>")
         w.line("#include <cstdlib>")
         w.line()

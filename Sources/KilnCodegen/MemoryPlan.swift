@@ -54,15 +54,49 @@ public func planMemory(_ g: Graph) -> MemoryPlan {
         for v in n.outputs where plan.storage[v] == nil { first[v] = i; last[v] = i }
         for case let v? in n.inputs where first[v] != nil { last[v] = i }
     }
+    // Buffers shared by several values (union-find): a reshape's output is its input's bytes;
+    // a convolution with a sum post-op writes into its addend's buffer when the addend dies there.
+    var parent: [ValueID: ValueID] = [:]
+    func root(_ v: ValueID) -> ValueID {
+        var r = v
+        while let p = parent[r] { r = p }
+        return r
+    }
+    func merge(_ v: ValueID, into r: ValueID) {
+        let rv = root(v), rr = root(r)
+        guard rv != rr else { return }
+        parent[rv] = rr
+        first[rr] = min(first[rr]!, first[rv]!)
+        last[rr] = max(last[rr]!, last[rv]!)
+    }
+    for (i, n) in g.nodes.enumerated() {
+        let y = n.outputs.first
+        switch n.op {
+        case .reshape, .flatten, .squeeze, .unsqueeze, .identity, .dropout:
+            guard n.outputs.count == 1, let x = n.inputs[0], let y, first[x] != nil, first[y] != nil else { continue }
+            merge(y, into: x)
+        case .conv(let a) where a.postOps.contains(.sum):
+            guard n.inputs.count > 3, let addend = n.inputs[3], let y, first[addend] != nil, first[y] != nil,
+                  last[root(addend)] == i, g.values[addend].type.byteSize == g.values[y].type.byteSize else { continue }
+            merge(y, into: addend)
+        default: continue
+        }
+    }
     struct Block { var offset: Int; var size: Int; var start: Int; var end: Int }
     var placed: [Block] = []
-    let order = first.keys.sorted {
-        let a = g.values[$0].type.byteSize ?? 0, b = g.values[$1].type.byteSize ?? 0
+    var bufferSize: [ValueID: Int] = [:]
+    for v in first.keys {
+        let r = root(v)
+        bufferSize[r] = max(bufferSize[r] ?? 0, alignUp(max(g.values[v].type.byteSize ?? 0, 1)))
+    }
+    let order = bufferSize.keys.sorted {
+        let a = bufferSize[$0]!, b = bufferSize[$1]!
         return a != b ? a > b : $0 < $1
     }
-    for v in order {
-        let size = alignUp(max(g.values[v].type.byteSize ?? 0, 1))
-        let (s, e) = (first[v]!, last[v]!)
+    var offsets: [ValueID: Int] = [:]
+    for r in order {
+        let size = bufferSize[r]!
+        let (s, e) = (first[r]!, last[r]!)
         let overlapping = placed.filter { !($0.end < s || e < $0.start) }.sorted { $0.offset < $1.offset }
         var candidate = 0
         for b in overlapping {
@@ -70,8 +104,9 @@ public func planMemory(_ g: Graph) -> MemoryPlan {
             candidate = max(candidate, b.offset + b.size)
         }
         placed.append(Block(offset: candidate, size: size, start: s, end: e))
-        plan.storage[v] = .arena(offset: candidate)
+        offsets[r] = candidate
         plan.arenaBytes = max(plan.arenaBytes, candidate + size)
     }
+    for v in first.keys { plan.storage[v] = .arena(offset: offsets[root(v)]!) }
     return plan
 }

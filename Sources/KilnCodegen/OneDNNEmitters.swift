@@ -52,6 +52,37 @@ extension ModelEmitter {
         oneDNNCount += 1
     }
 
+    /// Writes `primitive_attr attr` with the post-ops (oneDNN applies them in order).
+    mutating func emitAttributes(_ postOps: [PostOp]) {
+        create.line("primitive_attr attr;")
+        guard !postOps.isEmpty else { return }
+        create.line("post_ops po;")
+        for p in postOps {
+            switch p {
+            case .sum: create.line("po.append_sum(1.f);")
+            case .relu: create.line("po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);")
+            case .leakyRelu(let a): create.line("po.append_eltwise(1.f, algorithm::eltwise_relu, \(floatLiteral(a)), 0.f);")
+            case .clip(let lo, let hi):
+                create.line("po.append_eltwise(1.f, algorithm::eltwise_clip, \(lo.isInfinite ? "-FLT_MAX" : floatLiteral(lo)), \(hi.isInfinite ? "FLT_MAX" : floatLiteral(hi)));")
+            case .sigmoid: create.line("po.append_eltwise(1.f, algorithm::eltwise_logistic, 0.f, 0.f);")
+            case .tanh: create.line("po.append_eltwise(1.f, algorithm::eltwise_tanh, 0.f, 0.f);")
+            case .hardSwish: create.line("po.append_eltwise(1.f, algorithm::eltwise_hardswish, 0.f, 0.f);")
+            case .hardSigmoid(let a, let b):
+                create.line("po.append_eltwise(1.f, algorithm::eltwise_linear, \(floatLiteral(a)), \(floatLiteral(b)));")
+                create.line("po.append_eltwise(1.f, algorithm::eltwise_clip, 0.f, 1.f);")
+            case .silu: create.line("po.append_eltwise(1.f, algorithm::eltwise_swish, 1.f, 0.f);")
+            case .gelu(let t): create.line("po.append_eltwise(1.f, algorithm::\(t ? "eltwise_gelu_tanh" : "eltwise_gelu_erf"), 0.f, 0.f);")
+            }
+        }
+        create.line("attr.set_post_ops(po);")
+    }
+
+    /// Before a primitive with a sum post-op runs, its destination must hold the addend.
+    mutating func prepareSum(_ postOps: [PostOp], addend: ValueID?, output: ValueID) {
+        guard postOps.contains(.sum), let addend, plan.storage[addend] != plan.storage[output] else { return }
+        run.line("std::memcpy(\(v(output)), \(v(addend)), \(type(output).byteSize!));")
+    }
+
     mutating func emitOneDNNConv(_ n: Node, index: Int, _ a: ConvAttributes) throws {
         let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
         let b = n.inputs.count > 2 ? n.inputs[2] : nil
@@ -70,7 +101,9 @@ extension ModelEmitter {
         create.line("memory::desc wei_md = \(weightsConstant ? "memory::desc(\(dims(wdims)), dt::f32, tag::any)" : "wei_plain");")
         if b != nil { create.line("memory::desc bias_md(\(dims([ws[0]])), dt::f32, tag::a);") }
         create.line("auto d = convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_direct, src_md, wei_md, \(b != nil ? "bias_md, " : "")dst_md, \(dims(geo.strides)), \(dims(geo.dilations.map { $0 - 1 })), \(dims(geo.padsBegin)), \(dims(geo.padsEnd)));")
-        create.line("auto pd = convolution_forward::primitive_desc(d, m->eng);")
+        emitAttributes(a.postOps)
+        create.line("auto pd = convolution_forward::primitive_desc(d, attr, m->eng);")
+        prepareSum(a.postOps, addend: n.inputs.count > 3 ? n.inputs[3] : nil, output: y)
         create.line("m->\(prim) = convolution_forward(pd);")
         let src = boundMemory(prim, "src", desc: "src_md", value: x)
         let wei = weightsMemory(prim, value: w, plainDesc: "wei_plain", chosen: "pd.weights_desc()")
@@ -133,7 +166,8 @@ extension ModelEmitter {
         } else {
             create.line("auto d = matmul::desc(a_md, b_md, dst_md);")
         }
-        create.line("auto pd = matmul::primitive_desc(d, m->eng);")
+        emitAttributes(a.postOps)
+        create.line("auto pd = matmul::primitive_desc(d, attr, m->eng);")
         create.line("m->\(prim) = matmul(pd);")
         let src = boundMemory(prim, "src", desc: "a_md", value: A)
         let wei = weightsMemory(prim, value: B, plainDesc: "b_plain", chosen: "pd.weights_desc()")

@@ -13,6 +13,7 @@ extension ModelEmitter {
                 try emitOneDNNConv(n, index: index, a)
             } else {
                 try emitGenericConv(n, a)
+                emitGenericPostOps(a.postOps, y: y, addend: x(3))
             }
         case .convTranspose(let a):
             try emitGenericConvTranspose(n, a)
@@ -25,6 +26,7 @@ extension ModelEmitter {
                 try emitOneDNNGemm(n, index: index, a)
             } else {
                 emitGenericGemm(n, a)
+                emitGenericPostOps(a.postOps, y: y, addend: nil)
             }
         case .matMul:
             if elem(y) == .f32 && shapeProduct(shape(y)) > 0 && shapeProduct(shape(x0!)) > 0 {
@@ -211,6 +213,32 @@ extension ModelEmitter {
     }
 
     // MARK: elementwise
+
+    /// Post-ops of a node that did not go through oneDNN, as loops over its output.
+    mutating func emitGenericPostOps(_ ops: [PostOp], y: ValueID, addend: ValueID?) {
+        for p in ops {
+            if p == .sum {
+                if let addend { emitBinary(a: y, b: addend, y: y, op: .add) }
+                continue
+            }
+            let expr: String
+            switch p {
+            case .sum: continue
+            case .relu: expr = "v > 0 ? v : 0.0f"
+            case .leakyRelu(let a): expr = "v < 0 ? \(floatLiteral(a)) * v : v"
+            case .clip(let lo, let hi): expr = "std::isnan(v) ? v : std::min(std::max(v, \(floatLiteral(lo))), \(floatLiteral(hi)))"
+            case .sigmoid: expr = unaryExpression(.sigmoid, .f32)
+            case .tanh: expr = "std::tanh(v)"
+            case .hardSwish: expr = unaryExpression(.hardSwish, .f32)
+            case .hardSigmoid(let a, let b): expr = "std::max(0.0f, std::min(1.0f, \(floatLiteral(a)) * v + \(floatLiteral(b))))"
+            case .silu: expr = "(float)((double)v / (1.0 + std::exp(-(double)v)))"
+            case .gelu(let t): expr = t ? "0.5f * v * (1.0f + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v)))"
+                                        : "(float)(0.5 * (double)v * (1.0 + std::erf((double)v * 0.7071067811865476)))"
+            }
+            loopCount += 1
+            run.line("kiln::map(\(v(y)), \(v(y)), \(shapeProduct(shape(y))), [](auto v) { return \(expr); });")
+        }
+    }
 
     func unaryExpression(_ u: UnaryOp, _ t: ElementType) -> String {
         let isFloat = t.isFloat

@@ -2,6 +2,7 @@
 import Foundation
 import KilnCodegen
 import KilnIR
+import KilnPasses
 import KilnToolchain
 
 public struct CompileOptions: Sendable {
@@ -54,7 +55,8 @@ public func runtimeIncludeDirectory() -> String {
 /// The whole pipeline as one list: import, simplify, generate, build.
 public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ in },
                          log: (String) -> Void = { _ in }) throws -> CompileReport {
-    let graph = try loadModel(path: o.modelPath, inputShapes: o.inputShapes, progress: progress)
+    var graph = try loadModel(path: o.modelPath, inputShapes: o.inputShapes, progress: progress)
+    try Pipeline.optimize(&graph, progress: progress)
     progress("generate C++")
     let emitted = try emitModel(graph, options: CodegenOptions(name: o.name, kilnVersion: o.kilnVersion, modelPath: o.modelPath))
     progress("compile with g++")

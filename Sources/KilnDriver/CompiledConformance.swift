@@ -1,6 +1,7 @@
 import Foundation
 import KilnCodegen
 import KilnIR
+import KilnPasses
 import KilnToolchain
 
 /// Runs conformance cases through the compiled path: many cases merged into one graph, one
@@ -19,8 +20,10 @@ public enum CompiledConformance {
         var outcomes: [String: Conformance.Outcome] = [:]
         // Cases that code generation rejects by themselves are decided without g++.
         var ready: [Case] = []
-        for c in cases {
+        for var c in cases {
             do {
+                // The same passes as `kiln compile`.
+                try Pipeline.optimize(&c.graph)
                 _ = try emitModel(c.graph, options: CodegenOptions(name: "probe", kilnVersion: "test"))
                 ready.append(c)
             } catch let e as KilnError {

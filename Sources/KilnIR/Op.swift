@@ -171,15 +171,19 @@ public struct ConvAttributes: Sendable, Equatable {
     public var dilations: [Int]?
     public var group: Int
     public var autoPad: AutoPad
+    /// Fused onto the output, in order. With `.sum`, the node has a fourth operand, the addend
+    /// (X, W, B?, addend).
+    public var postOps: [PostOp]
 
     public init(kernelShape: [Int]? = nil, strides: [Int]? = nil, pads: [Int]? = nil,
-                dilations: [Int]? = nil, group: Int = 1, autoPad: AutoPad = .notSet) {
+                dilations: [Int]? = nil, group: Int = 1, autoPad: AutoPad = .notSet, postOps: [PostOp] = []) {
         self.kernelShape = kernelShape
         self.strides = strides
         self.pads = pads
         self.dilations = dilations
         self.group = group
         self.autoPad = autoPad
+        self.postOps = postOps
     }
 }
 
@@ -222,12 +226,15 @@ public struct GemmAttributes: Sendable, Equatable {
     public var beta: Float
     public var transA: Bool
     public var transB: Bool
+    /// Fused onto the output, in order (`.sum` is not used on Gemm).
+    public var postOps: [PostOp]
 
-    public init(alpha: Float = 1, beta: Float = 1, transA: Bool = false, transB: Bool = false) {
+    public init(alpha: Float = 1, beta: Float = 1, transA: Bool = false, transB: Bool = false, postOps: [PostOp] = []) {
         self.alpha = alpha
         self.beta = beta
         self.transA = transA
         self.transB = transB
+        self.postOps = postOps
     }
 }
 

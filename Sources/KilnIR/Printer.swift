@@ -36,6 +36,7 @@ private func attributeText(_ op: Op) -> String {
         if let p = a.pads { parts.append("pads=\(p)") }
         if let d = a.dilations { parts.append("dilations=\(d)") }
         if a.autoPad != .notSet { parts.append("auto_pad=\(a.autoPad.rawValue)") }
+        if !a.postOps.isEmpty { parts.append("post_ops=[\(a.postOps.map(\.description).joined(separator: ", "))]") }
         return parts.joined(separator: " ")
     }
     func pool(_ a: PoolAttributes) -> String {
@@ -56,7 +57,9 @@ private func attributeText(_ op: Op) -> String {
         if let o = a.outputShape { s += " output_shape=\(o)" }
         return s
     case .batchNormalization(let e): return "epsilon=\(e)"
-    case .gemm(let a): return "alpha=\(a.alpha) beta=\(a.beta) trans_a=\(a.transA) trans_b=\(a.transB)"
+    case .gemm(let a):
+        return "alpha=\(a.alpha) beta=\(a.beta) trans_a=\(a.transA) trans_b=\(a.transB)"
+            + (a.postOps.isEmpty ? "" : " post_ops=[\(a.postOps.map(\.description).joined(separator: ", "))]")
     case .leakyRelu(let a): return "alpha=\(a)"
     case .hardSigmoid(let a, let b): return "alpha=\(a) beta=\(b)"
     case .gelu(let t): return t ? "approximate=tanh" : ""

@@ -55,7 +55,11 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
         if let ks = a.kernelShape, ks != k { throw KilnError("\(what): kernel_shape \(ks) does not match weight \(shapeString(w))") }
         let g = try windowGeometry(input: Array(x.dropFirst(2)), kernel: k, strides: a.strides, pads: a.pads,
                                    dilations: a.dilations, autoPad: a.autoPad, what)
-        return [same(try type(0), [x[0], w[0]] + g.output)]
+        let out = same(try type(0), [x[0], w[0]] + g.output)
+        if a.postOps.contains(.sum) {
+            guard try type(3) == out else { throw KilnError("\(what): the sum post-op's addend must be \(out)") }
+        }
+        return [out]
     case .convTranspose(let a):
         try requireFloat(0)
         let x = try shape(0), w = try shape(1)

@@ -11,4 +11,13 @@ public enum Pipeline {
         progress("eliminate dead code"); eliminateDeadCode(&g)
         try verify(g, requireStaticShapes: true)
     }
+
+    /// Simplified graph → fused graph for code generation.
+    public static func optimize(_ g: inout Graph, progress: (String) -> Void = { _ in }) throws {
+        progress("fold batch norm");    foldBatchNorm(&g)
+        progress("fuse post-ops");      fusePostOps(&g)
+        progress("fuse residual sums"); fuseSum(&g)
+        progress("fuse post-ops");      fusePostOps(&g)
+        try verify(g, requireStaticShapes: true)
+    }
 }

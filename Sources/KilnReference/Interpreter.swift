@@ -59,13 +59,13 @@ public func evaluateNode(_ node: Node, _ inputs: [Tensor?]) throws -> [Tensor] {
 
     switch node.op {
     case .conv(let a):
-        return [try conv(x(0), x(1), opt(2), a, out: shape, what)]
+        return [applyPostOps(a.postOps, try conv(x(0), x(1), opt(2), a, out: shape, what), addend: opt(3))]
     case .convTranspose(let a):
         return [try convTranspose(x(0), x(1), opt(2), a, out: shape, what)]
     case .batchNormalization(let eps):
         return [batchNorm(x(0), x(1), x(2), x(3), x(4), eps)]
     case .gemm(let a):
-        return [gemm(x(0), x(1), opt(2), a, out: shape)]
+        return [applyPostOps(a.postOps, gemm(x(0), x(1), opt(2), a, out: shape), addend: nil)]
     case .matMul:
         return [matMul(x(0), x(1), out: out)]
     case .unary(let u):
@@ -173,3 +173,18 @@ public func evaluateNode(_ node: Node, _ inputs: [Tensor?]) throws -> [Tensor] {
 }
 
 import Foundation
+
+/// Applies fused post-ops to a result, in order.
+func applyPostOps(_ ops: [PostOp], _ y: Tensor, addend: Tensor?) -> Tensor {
+    guard !ops.isEmpty else { return y }
+    var r = y
+    let t = y.elementType
+    for op in ops {
+        if op == .sum, let a = addend {
+            for i in 0..<r.floats.count { r.floats[i] = t.roundFloat(r.floats[i] + a.floats[i]) }
+        } else {
+            for i in 0..<r.floats.count { r.floats[i] = t.roundFloat(op.apply(r.floats[i])) }
+        }
+    }
+    return r
+}

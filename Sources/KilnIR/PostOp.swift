@@ -1,0 +1,72 @@
+import Foundation
+
+/// An operation fused onto the output of a convolution or matrix product, applied in order to
+/// each element of the result (oneDNN's post-ops).
+public enum PostOp: Sendable, Equatable, CustomStringConvertible {
+    /// Adds the node's extra "addend" operand (the residual of a ResNet block), in place.
+    case sum
+    case relu
+    case leakyRelu(alpha: Float)
+    /// Clamps to [min, max] (ReLU6 is clip(0, 6)).
+    case clip(min: Float, max: Float)
+    case sigmoid
+    case tanh
+    case hardSwish
+    case hardSigmoid(alpha: Float, beta: Float)
+    /// x · sigmoid(x)
+    case silu
+    case gelu(tanhApproximation: Bool)
+
+    public var description: String {
+        switch self {
+        case .sum: return "sum"
+        case .relu: return "relu"
+        case .leakyRelu(let a): return "leaky_relu(\(a))"
+        case .clip(let lo, let hi): return "clip(\(lo), \(hi))"
+        case .sigmoid: return "sigmoid"
+        case .tanh: return "tanh"
+        case .hardSwish: return "hard_swish"
+        case .hardSigmoid(let a, let b): return "hard_sigmoid(\(a), \(b))"
+        case .silu: return "silu"
+        case .gelu(let t): return t ? "gelu_tanh" : "gelu"
+        }
+    }
+
+    /// The elementwise function (not defined for `.sum`, which needs the addend).
+    public func apply(_ x: Float) -> Float {
+        switch self {
+        case .sum: return x
+        case .relu: return x > 0 ? x : 0
+        case .leakyRelu(let a): return x < 0 ? a * x : x
+        case .clip(let lo, let hi): return x.isNaN ? x : min(max(x, lo), hi)
+        case .sigmoid: return Float(1 / (1 + Foundation.exp(-Double(x))))
+        case .tanh: return Foundation.tanh(x)
+        case .hardSwish: return x * max(0, min(1, x / 6 + 0.5))
+        case .hardSigmoid(let a, let b): return max(0, min(1, a * x + b))
+        case .silu: return Float(Double(x) / (1 + Foundation.exp(-Double(x))))
+        case .gelu(let t):
+            if t {
+                let c = Float((2.0 / Double.pi).squareRoot())
+                return 0.5 * x * (1 + Foundation.tanh(c * (x + 0.044715 * x * x * x)))
+            }
+            return Float(0.5 * Double(x) * (1 + Foundation.erf(Double(x) / 2.0.squareRoot())))
+        }
+    }
+
+    /// The post-op an elementwise node is, when it can be fused (bounds must be constant).
+    public static func from(_ op: Op, constants: [Tensor?]) -> PostOp? {
+        switch op {
+        case .unary(.relu): return .relu
+        case .unary(.sigmoid): return .sigmoid
+        case .unary(.tanh): return .tanh
+        case .unary(.hardSwish): return .hardSwish
+        case .leakyRelu(let a): return .leakyRelu(alpha: a)
+        case .hardSigmoid(let a, let b): return .hardSigmoid(alpha: a, beta: b)
+        case .gelu(let t): return .gelu(tanhApproximation: t)
+        case .clip:
+            let lo = constants.count > 1 ? constants[1] : nil, hi = constants.count > 2 ? constants[2] : nil
+            return .clip(min: lo?.floats.first ?? -.infinity, max: hi?.floats.first ?? .infinity)
+        default: return nil
+        }
+    }
+}

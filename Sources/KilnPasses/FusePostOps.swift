@@ -1,0 +1,81 @@
+import KilnIR
+
+/// Fuses elementwise activations into the convolution or Gemm that feeds them, as oneDNN
+/// post-ops: Relu, LeakyRelu, Clip (ReLU6) with constant bounds, Sigmoid, Tanh, HardSwish,
+/// HardSigmoid, GELU, and SiLU written as x · sigmoid(x).
+///
+///     before: %c = conv(%x, %w, %b); %r = relu(%c)
+///     after:  %r = conv(%x, %w, %b) {post_ops=[relu]}
+///
+///     before: %c = conv(...); %s = sigmoid(%c); %y = mul(%c, %s)
+///     after:  %y = conv(...) {post_ops=[silu]}
+///
+/// The fused value must have no other reader and not be a graph output. Runs after
+/// `foldBatchNorm` and again after `fuseSum` (to take the Relu that follows a residual add).
+public func fusePostOps(_ g: inout Graph) {
+    var changed = true
+    while changed {
+        changed = false
+        let consumers = g.consumers()
+        let outputs = Set(g.outputs)
+        var removed = Set<Int>()
+        for (i, n) in g.nodes.enumerated() where !removed.contains(i) {
+            guard var postOps = fusablePostOps(n), g.values[n.outputs[0]].type.elementType == .f32 else { continue }
+            let y = n.outputs[0]
+            guard !outputs.contains(y) else { continue }
+            let readers = consumers[y].filter { !removed.contains($0) }
+            var newOutputs: [ValueID]?
+            var gone: [Int] = []
+            if readers.count == 1 {
+                let c = g.nodes[readers[0]]
+                let consts = c.inputs.map { $0.flatMap { g.values[$0].constant } }
+                let operandsConstant = c.inputs.dropFirst().allSatisfy { $0 == nil || g.values[$0!].constant != nil }
+                if c.inputs.first == y, operandsConstant, let p = PostOp.from(c.op, constants: consts) {
+                    postOps.append(p)
+                    newOutputs = c.outputs
+                    gone = [readers[0]]
+                }
+            } else if readers.count == 2 {
+                // SiLU: sigmoid(y) read only by mul(y, sigmoid(y)).
+                let (a, b) = (g.nodes[readers[0]], g.nodes[readers[1]])
+                for (s, m, si, mi) in [(a, b, readers[0], readers[1]), (b, a, readers[1], readers[0])] {
+                    guard case .unary(.sigmoid) = s.op, case .binary(.mul) = m.op else { continue }
+                    let sig = s.outputs[0]
+                    guard consumers[sig] == [mi], !outputs.contains(sig),
+                          Set(m.inputs.compactMap { $0 }) == Set([y, sig]) else { continue }
+                    postOps.append(.silu)
+                    newOutputs = m.outputs
+                    gone = [si, mi]
+                    break
+                }
+            }
+            guard let outs = newOutputs else { continue }
+            g.nodes[i].op = withPostOps(n.op, postOps)
+            g.nodes[i].outputs = outs
+            removed.formUnion(gone)
+            changed = true
+        }
+        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    }
+}
+
+/// The post-ops of a node that can take more (nil for other ops).
+func fusablePostOps(_ n: Node) -> [PostOp]? {
+    switch n.op {
+    case .conv(let a): return a.postOps
+    case .gemm(let a): return a.postOps
+    default: return nil
+    }
+}
+
+func withPostOps(_ op: Op, _ postOps: [PostOp]) -> Op {
+    switch op {
+    case .conv(var a):
+        a.postOps = postOps
+        return .conv(a)
+    case .gemm(var a):
+        a.postOps = postOps
+        return .gemm(a)
+    default: return op
+    }
+}

@@ -1,0 +1,164 @@
+import Foundation
+import Testing
+import KilnCodegen
+import KilnDriver
+import KilnIR
+import KilnPasses
+import KilnReference
+import KilnToolchain
+
+/// The fusion passes, each with the IR before and after, and the fused graphs compiled and
+/// checked against the reference interpreter on the unfused graph.
+@Suite(.serialized) struct FusionTests {
+    static let origin = NodeOrigin(opType: "test", version: 17)
+
+    /// x → conv → batch_norm → relu, plus a residual add of x and a final clip (ReLU6).
+    static func residualBlock() -> Graph {
+        var g = Graph(name: "block")
+        let x = g.addValue("x", TensorType(.f32, [1, 4, 6, 6]))
+        g.inputs = [x]
+        func c(_ name: String, _ t: Tensor) -> ValueID { g.addConstant(name, t) }
+        func v(_ name: String) -> ValueID { g.addValue(name, TensorType(.f32, dims: [.symbolic("?")])) }
+        let w1 = c("w1", CodegenTests.random(.f32, [4, 4, 3, 3], seed: 1))
+        let b1 = c("b1", CodegenTests.random(.f32, [4], seed: 2))
+        let scale = c("scale", CodegenTests.random(.f32, [4], seed: 3, positive: true))
+        let bias = c("bias", CodegenTests.random(.f32, [4], seed: 4))
+        let mean = c("mean", CodegenTests.random(.f32, [4], seed: 5))
+        let variance = c("var", CodegenTests.random(.f32, [4], seed: 6, positive: true))
+        let w2 = c("w2", CodegenTests.random(.f32, [4, 4, 1, 1], seed: 7))
+        let lo = c("lo", .scalar(0)), hi = c("hi", .scalar(6))
+        let conv1 = v("conv1"), bn = v("bn"), relu = v("relu"), conv2 = v("conv2"), add = v("add"), out = v("y")
+        g.nodes = [
+            Node(name: "conv1", op: .conv(ConvAttributes(pads: [1, 1, 1, 1])), inputs: [x, w1, b1], outputs: [conv1], origin: origin),
+            Node(name: "bn", op: .batchNormalization(epsilon: 1e-5), inputs: [conv1, scale, bias, mean, variance], outputs: [bn], origin: origin),
+            Node(name: "relu", op: .unary(.relu), inputs: [bn], outputs: [relu], origin: origin),
+            Node(name: "conv2", op: .conv(ConvAttributes()), inputs: [relu, w2], outputs: [conv2], origin: origin),
+            Node(name: "add", op: .binary(.add), inputs: [x, conv2], outputs: [add], origin: origin),
+            Node(name: "relu6", op: .clip, inputs: [add, lo, hi], outputs: [out], origin: origin),
+        ]
+        g.outputs = [out]
+        return g
+    }
+
+    @Test func foldBatchNormScalesTheWeights() throws {
+        var g = Self.residualBlock()
+        try inferShapes(&g)
+        let before = try ReferenceInterpreter(g).run(["x": CodegenTests.random(.f32, [1, 4, 6, 6], seed: 9)])
+        foldBatchNorm(&g)
+        try verify(g, requireStaticShapes: true)
+        // before: conv1 → bn → relu; after: conv1 (folded) → relu
+        #expect(g.nodes.map(\.name) == ["conv1", "relu", "conv2", "add", "relu6"])
+        #expect(g.values[g.nodes[0].outputs[0]].name == "bn")
+        let after = try ReferenceInterpreter(g).run(["x": CodegenTests.random(.f32, [1, 4, 6, 6], seed: 9)])
+        #expect(Conformance.compare(after["y"]!, before["y"]!, rtol: 1e-5, atol: 1e-5) == nil)
+    }
+
+    @Test func fusePostOpsAndSum() throws {
+        var g = Self.residualBlock()
+        try inferShapes(&g)
+        try Pipeline.optimize(&g)
+        // after: conv1 {relu}; conv2 {sum, clip(0, 6)} with x as the addend
+        #expect(g.nodes.count == 2)
+        guard case .conv(let a1) = g.nodes[0].op, case .conv(let a2) = g.nodes[1].op else {
+            Issue.record("expected two convolutions: \(printIR(g))")
+            return
+        }
+        #expect(a1.postOps == [.relu])
+        #expect(a2.postOps == [.sum, .clip(min: 0, max: 6)])
+        #expect(g.nodes[1].inputs.count == 4 && g.nodes[1].inputs[3] == g.inputs[0])
+        #expect(printIR(g).contains("post_ops=[sum, clip(0.0, 6.0)]"))
+    }
+
+    @Test func siluIsRecognised() throws {
+        var g = Graph(name: "silu")
+        let x = g.addValue("x", TensorType(.f32, [1, 2, 4, 4]))
+        g.inputs = [x]
+        let w = g.addConstant("w", CodegenTests.random(.f32, [3, 2, 1, 1], seed: 1))
+        let c = g.addValue("c", TensorType(.f32, dims: [])), s = g.addValue("s", TensorType(.f32, dims: [])), y = g.addValue("y", TensorType(.f32, dims: []))
+        g.nodes = [
+            Node(name: "conv", op: .conv(ConvAttributes()), inputs: [x, w], outputs: [c], origin: Self.origin),
+            Node(name: "sig", op: .unary(.sigmoid), inputs: [c], outputs: [s], origin: Self.origin),
+            Node(name: "mul", op: .binary(.mul), inputs: [s, c], outputs: [y], origin: Self.origin),
+        ]
+        g.outputs = [y]
+        try inferShapes(&g)
+        fusePostOps(&g)
+        #expect(g.nodes.count == 1)
+        if case .conv(let a) = g.nodes[0].op { #expect(a.postOps == [.silu]) }
+        #expect(g.nodes[0].outputs == [y])
+    }
+
+    @Test func readersOutsideTheChainBlockFusion() throws {
+        var g = Self.residualBlock()
+        g.outputs.append(g.nodes[3].outputs[0])  // conv2's output is now also a graph output
+        try inferShapes(&g)
+        try Pipeline.optimize(&g)
+        // conv2 cannot absorb the add: its output is read outside.
+        #expect(g.nodes.contains { if case .binary(.add) = $0.op { return true }; return false })
+    }
+
+    @Test func sumWritesInPlaceWhenTheAddendDies() throws {
+        var g = Self.residualBlock()
+        // Make the addend an intermediate: y0 = relu(x) feeds conv1 and the add.
+        let x = g.inputs[0]
+        let r = g.addValue("x_relu", TensorType(.f32, [1, 4, 6, 6]))
+        g.nodes.insert(Node(name: "pre", op: .unary(.relu), inputs: [x], outputs: [r], origin: Self.origin), at: 0)
+        for i in 1..<g.nodes.count { g.nodes[i].inputs = g.nodes[i].inputs.map { $0 == x ? r : $0 } }
+        // And a last node, so that the block's output is an intermediate.
+        let final = g.addValue("final", TensorType(.f32, [1, 4, 6, 6]))
+        g.nodes.append(Node(name: "exp", op: .unary(.exp), inputs: [g.outputs[0]], outputs: [final], origin: Self.origin))
+        g.outputs = [final]
+        try inferShapes(&g)
+        try Pipeline.optimize(&g)
+        let plan = planMemory(g)
+        let conv2 = g.nodes[g.nodes.count - 2]
+        guard case .conv(let a) = conv2.op, a.postOps.contains(.sum) else {
+            Issue.record("expected a sum post-op: \(printIR(g))")
+            return
+        }
+        // The addend (x_relu) dies at conv2: conv2 accumulates into its buffer.
+        #expect(plan.storage[conv2.outputs[0]] == plan.storage[conv2.inputs[3]!])
+        if case .arena = plan.storage[r]! {} else { Issue.record("x_relu should live in the arena") }
+    }
+
+    @Test func fusedGraphsCompileAndMatchTheReference() throws {
+        var graphs: [(String, Graph)] = []
+        var inputs: [String: Tensor] = [:]
+        // The residual block; a Gemm with a fused activation; the SiLU conv.
+        var block = Self.residualBlock()
+        try inferShapes(&block)
+        graphs.append(("block", block))
+        inputs["block/x"] = CodegenTests.random(.f32, [1, 4, 6, 6], seed: 11)
+        for (name, op) in [("gemm_relu", Op.unary(.relu)), ("gemm_gelu", .gelu(tanhApproximation: false)),
+                           ("gemm_hard_sigmoid", .hardSigmoid(alpha: 0.2, beta: 0.5)), ("gemm_hard_swish", .unary(.hardSwish)),
+                           ("gemm_tanh", .unary(.tanh)), ("gemm_leaky", .leakyRelu(alpha: 0.1)), ("gemm_sigmoid", .unary(.sigmoid))] {
+            var g = Graph(name: name)
+            let a = g.addValue("a", TensorType(.f32, [3, 9]))
+            let b = g.addConstant("b", CodegenTests.random(.f32, [9, 5], seed: 12))
+            let c = g.addConstant("c", CodegenTests.random(.f32, [5], seed: 13))
+            let m = g.addValue("m", TensorType(.f32, dims: [])), y = g.addValue("y", TensorType(.f32, dims: []))
+            g.inputs = [a]
+            g.nodes = [Node(name: "gemm", op: .gemm(GemmAttributes()), inputs: [a, b, c], outputs: [m], origin: Self.origin),
+                       Node(name: "act", op: op, inputs: [m], outputs: [y], origin: Self.origin)]
+            g.outputs = [y]
+            try inferShapes(&g)
+            graphs.append((name, g))
+            inputs["\(name)/a"] = CodegenTests.random(.f32, [3, 9], seed: 14)
+        }
+        let merged = mergeGraphs(graphs, name: "fused")
+        let want = try ReferenceInterpreter(merged).run(inputs)
+        var fused = merged
+        try Pipeline.optimize(&fused)
+        #expect(fused.nodes.count == 2 + 7)
+        let dir = temporaryDirectory()
+        let emitted = try emitModel(fused, options: CodegenOptions(name: "fused", kilnVersion: "test"))
+        let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
+                                        options: BuildOptions(outputDirectory: dir, name: "fused", library: .shared,
+                                                              includeDirectory: runtimeIncludeDirectory()))
+        let got = try CLibrary(path: products.sharedLibrary!, name: "fused").makeInstance().run(inputs)
+        for (k, expected) in want {
+            #expect(Conformance.compare(got[k]!, expected, rtol: 1e-4, atol: 1e-5) == nil, "\(k)")
+        }
+        #expect(emitted.oneDNNNodes == 9)
+    }
+}
