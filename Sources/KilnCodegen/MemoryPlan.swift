@@ -72,8 +72,9 @@ public func planMemory(_ g: Graph) -> MemoryPlan {
     for (i, n) in g.nodes.enumerated() {
         let y = n.outputs.first
         switch n.op {
-        case .reshape, .flatten, .squeeze, .unsqueeze, .identity, .dropout:
+        case .reshape, .flatten, .squeeze, .unsqueeze, .identity, .dropout, .layoutConvert:
             guard n.outputs.count == 1, let x = n.inputs[0], let y, first[x] != nil, first[y] != nil else { continue }
+            if case .layoutConvert = n.op, !Layout.isLayoutNeutral(g.values[y].type.shape ?? []) { continue }
             merge(y, into: x)
         case .conv(let a) where a.postOps.contains(.sum):
             guard n.inputs.count > 3, let addend = n.inputs[3], let y, first[addend] != nil, first[y] != nil,

@@ -9,6 +9,15 @@ extension ModelEmitter {
         ["tag::a", "tag::a", "tag::ab", "tag::abc", "tag::abcd", "tag::abcde", "tag::abcdef"][min(max(rank, 0), 6)]
     }
 
+    /// The oneDNN format tag of a value's layout.
+    func tag(_ id: ValueID) -> String {
+        let r = shape(id).count
+        if layout(id) == .channelsLast {
+            return ["tag::abc": "tag::acb", "tag::abcd": "tag::acdb", "tag::abcde": "tag::acdeb"][plainTag(r)] ?? plainTag(r)
+        }
+        return plainTag(r)
+    }
+
     func dims(_ d: [Int]) -> String { "memory::dims{" + d.map { "\($0)" }.joined(separator: ", ") + "}" }
 
     /// Declares a memory member bound to `value` (the blob or arena at create time, or the
@@ -94,8 +103,8 @@ extension ModelEmitter {
         // Grouped weights: [g, M/g, C/g, k...].
         let wdims = a.group > 1 ? [a.group, ws[0] / a.group] + Array(ws.dropFirst()) : ws
         create.line("{  // \(n.name)")
-        create.line("memory::desc src_md(\(dims(xs)), dt::f32, \(plainTag(xs.count)));")
-        create.line("memory::desc dst_md(\(dims(ys)), dt::f32, \(plainTag(ys.count)));")
+        create.line("memory::desc src_md(\(dims(xs)), dt::f32, \(tag(x)));")
+        create.line("memory::desc dst_md(\(dims(ys)), dt::f32, \(tag(y)));")
         create.line("memory::desc wei_plain(\(dims(wdims)), dt::f32, \(plainTag(wdims.count)));")
         let weightsConstant = constant(w) != nil
         create.line("memory::desc wei_md = \(weightsConstant ? "memory::desc(\(dims(wdims)), dt::f32, tag::any)" : "wei_plain");")

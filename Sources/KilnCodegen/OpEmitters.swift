@@ -17,6 +17,10 @@ extension ModelEmitter {
             }
         case .convTranspose(let a):
             try emitGenericConvTranspose(n, a)
+        case .batchNormalization(let eps) where layout(x0!) == .channelsLast:
+            let s = shape(x0!)
+            loopCount += 1
+            run.line("kiln::batch_norm_nhwc(\(v(x0!)), \(v(x(1)!)), \(v(x(2)!)), \(v(x(3)!)), \(v(x(4)!)), \(floatLiteral(eps)), \(v(y)), \(s[0] * shapeProduct(Array(s.dropFirst(2)))), \(s[1]));")
         case .batchNormalization(let eps):
             let s = shape(x0!)
             loopCount += 1
@@ -59,10 +63,10 @@ extension ModelEmitter {
         case .alignForBroadcast:
             copy(x(1)!, to: y)
         case .where:
-            let out = shape(y)
+            let out = physicalShape(y)
             loopCount += 1
             run.open()
-            run.line("static const int64_t shape[] = \(list(out)), sc[] = \(list(broadcastStrides(shape(x0!), to: out))), sa[] = \(list(broadcastStrides(shape(x(1)!), to: out))), sb[] = \(list(broadcastStrides(shape(x(2)!), to: out)));")
+            run.line("static const int64_t shape[] = \(list(out)), sc[] = \(list(iterationStrides(x0!, over: y))), sa[] = \(list(iterationStrides(x(1)!, over: y))), sb[] = \(list(iterationStrides(x(2)!, over: y)));")
             run.line("kiln::where(\(v(x0!)), sc, \(v(x(1)!)), sa, \(v(x(2)!)), sb, \(v(y)), \(out.count), shape);")
             run.close()
         case .maxPool(let p), .averagePool(let p):
@@ -75,23 +79,35 @@ extension ModelEmitter {
             loopCount += 1
             run.open()
             run.line("static const kiln::Window g = \(window(geo));")
-            run.line("kiln::pool(\(v(x0!)), \(v(y)), \(s[0] * s[1]), g, \(average), \(p.countIncludePad));")
+            if layout(x0!) == .channelsLast {
+                run.line("kiln::pool_nhwc(\(v(x0!)), \(v(y)), \(s[0]), \(s[1]), g, \(average), \(p.countIncludePad));")
+            } else {
+                run.line("kiln::pool(\(v(x0!)), \(v(y)), \(s[0] * s[1]), g, \(average), \(p.countIncludePad));")
+            }
             run.close()
         case .globalAveragePool, .globalMaxPool:
             var average = false
             if case .globalAveragePool = n.op { average = true }
             let s = shape(x0!)
             loopCount += 1
-            run.line("kiln::global_pool(\(v(x0!)), \(v(y)), \(s[0] * s[1]), \(shapeProduct(Array(s.dropFirst(2)))), \(average));")
+            if layout(x0!) == .channelsLast {
+                run.line("kiln::global_pool_nhwc(\(v(x0!)), \(v(y)), \(s[0]), \(shapeProduct(Array(s.dropFirst(2)))), \(s[1]), \(average));")
+            } else {
+                run.line("kiln::global_pool(\(v(x0!)), \(v(y)), \(s[0] * s[1]), \(shapeProduct(Array(s.dropFirst(2)))), \(average));")
+            }
         case .concat(let axis):
             let inputs = n.inputs.compactMap { $0 }
             let ax = try normalizeAxis(axis, rank: shape(y).count, n.label)
+            // In the output's physical order (all inputs share its layout).
+            let order = layout(y).physicalOrder(rank: shape(y).count)
+            let pax = order.firstIndex(of: ax)!
+            func physical(_ id: ValueID) -> [Int] { order.map { shape(id)[$0] } }
             let t = cType(elem(y))
             loopCount += 1
             run.open()
             run.line("const \(t)* xs[] = {\(inputs.map { v($0) }.joined(separator: ", "))};")
-            run.line("static const int64_t chunks[] = \(list(inputs.map { shapeProduct(Array(shape($0).dropFirst(ax))) }));")
-            run.line("kiln::concat(\(inputs.count), xs, chunks, \(v(y)), \(shapeProduct(Array(shape(y).prefix(ax)))));")
+            run.line("static const int64_t chunks[] = \(list(inputs.map { shapeProduct(Array(physical($0).dropFirst(pax))) }));")
+            run.line("kiln::concat(\(inputs.count), xs, chunks, \(v(y)), \(shapeProduct(Array(physical(y).prefix(pax)))));")
             run.close()
         case .split(let axis):
             let s = shape(x0!)
@@ -205,6 +221,12 @@ extension ModelEmitter {
             let (inner, dim) = try quantParams(x0!, scale: x(1)!, axis: axis, n.label)
             loopCount += 1
             run.line("kiln::dequantize(\(v(x0!)), \(v(x(1)!)), \(x(2).map { v($0) } ?? "(const \(cType(elem(x0!)))*)nullptr"), \(v(y)), \(shapeProduct(shape(y))), \(inner), \(dim));")
+        case .layoutConvert:
+            if Layout.isLayoutNeutral(shape(y)) {
+                copy(x0!, to: y)
+            } else {
+                emitStridedCopy(x0!, offset: 0, strides: iterationStrides(x0!, over: y), to: y, physical: true)
+            }
         case .shape, .range:
             throw KilnError("\(n.label): should have been folded to a constant", unsupported: true)
         case .unsupported(let reason):
@@ -280,7 +302,7 @@ extension ModelEmitter {
     }
 
     mutating func emitBinary(a: ValueID, b: ValueID, y: ValueID, op: BinaryOp) {
-        let out = shape(y)
+        let out = physicalShape(y)
         let isFloat = elem(a).isFloat
         let expr: String
         switch op {
@@ -295,7 +317,7 @@ extension ModelEmitter {
         }
         loopCount += 1
         run.open()
-        run.line("static const int64_t shape[] = \(list(out)), sa[] = \(list(broadcastStrides(shape(a), to: out))), sb[] = \(list(broadcastStrides(shape(b), to: out)));")
+        run.line("static const int64_t shape[] = \(list(out)), sa[] = \(list(iterationStrides(a, over: y))), sb[] = \(list(iterationStrides(b, over: y)));")
         run.line("kiln::binary(\(v(a)), sa, \(v(b)), sb, \(v(y)), \(out.count), shape, [](auto a, auto b) { return \(expr); });")
         run.close()
     }
@@ -307,11 +329,12 @@ extension ModelEmitter {
         run.line("std::memcpy(\(v(y)), \(v(x)), \(type(y).byteSize!));")
     }
 
-    mutating func emitStridedCopy(_ x: ValueID, offset: Int, strides: [Int], to y: ValueID) {
+    mutating func emitStridedCopy(_ x: ValueID, offset: Int, strides: [Int], to y: ValueID, physical: Bool = false) {
         loopCount += 1
+        let out = physical ? physicalShape(y) : shape(y)
         run.open()
-        run.line("static const int64_t shape[] = \(list(shape(y))), strides[] = \(list(strides));")
-        run.line("kiln::strided_copy(\(v(x)), \(offset), strides, \(v(y)), \(shape(y).count), shape);")
+        run.line("static const int64_t shape[] = \(list(out)), strides[] = \(list(strides));")
+        run.line("kiln::strided_copy(\(v(x)), \(offset), strides, \(v(y)), \(out.count), shape);")
         run.close()
     }
 
@@ -422,6 +445,29 @@ extension ModelEmitter {
         run.line("static const int64_t aoff[] = \(list(aOff)), boff[] = \(list(bOff));")
         run.line("for (int64_t i = 0; i < \(aOff.count); i++) kiln::matmul(\(v(A)) + aoff[i], \(v(B)) + boff[i], \(v(y)) + i * \(m * nn), \(m), \(nn), \(k), false, false);")
         run.close()
+    }
+}
+
+extension ModelEmitter {
+    func layout(_ id: ValueID) -> Layout { g.values[id].layout }
+
+    /// The shape in memory order.
+    func physicalShape(_ id: ValueID) -> [Int] {
+        let s = shape(id)
+        return layout(id).physicalOrder(rank: s.count).map { s[$0] }
+    }
+
+    /// Strides that read `a` (in its own layout, broadcast numpy-style) while walking `y`'s
+    /// elements in `y`'s memory order.
+    func iterationStrides(_ a: ValueID, over y: ValueID) -> [Int] {
+        let out = shape(y), sa = shape(a)
+        let la = layout(a).strides(sa)
+        var s = [Int](repeating: 0, count: out.count)
+        for k in 0..<sa.count {
+            let d = out.count - sa.count + k
+            s[d] = sa[k] == 1 ? 0 : la[k]
+        }
+        return layout(y).physicalOrder(rank: out.count).map { s[$0] }
     }
 }
 

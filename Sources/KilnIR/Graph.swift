@@ -7,11 +7,14 @@ public struct Value: Sendable {
     public var type: TensorType
     /// Set for constants (initializers, Constant nodes, folded sub-graphs).
     public var constant: Tensor?
+    /// The order of the elements in memory (constants, inputs and outputs are always plain).
+    public var layout: Layout
 
-    public init(name: String, type: TensorType, constant: Tensor? = nil) {
+    public init(name: String, type: TensorType, constant: Tensor? = nil, layout: Layout = .plain) {
         self.name = name
         self.type = type
         self.constant = constant
+        self.layout = layout
     }
 }
 

@@ -5,7 +5,7 @@ public func mergeGraphs(_ parts: [(prefix: String, graph: Graph)], name: String 
     for (prefix, g) in parts {
         let base = out.values.count
         for v in g.values {
-            out.values.append(Value(name: "\(prefix)/\(v.name)", type: v.type, constant: v.constant))
+            out.values.append(Value(name: "\(prefix)/\(v.name)", type: v.type, constant: v.constant, layout: v.layout))
         }
         for n in g.nodes {
             out.nodes.append(Node(name: "\(prefix)/\(n.name)", op: n.op, inputs: n.inputs.map { $0.map { $0 + base } },

@@ -89,6 +89,8 @@ public enum Op: Sendable, Equatable {
     case quantizeLinear(axis: Int, outputType: ElementType)
     /// X, x_scale, x_zero_point? -> Y (f32); per tensor, or per `axis` when the scale is 1-D
     case dequantizeLinear(axis: Int)
+    /// X -> Y: the same tensor in the output value's layout (inserted by the layout pass).
+    case layoutConvert
     /// A node Kiln cannot handle, kept so that `inspect` can list every one of them.
     case unsupported(reason: String)
 
@@ -137,6 +139,7 @@ public enum Op: Sendable, Equatable {
         case .layerNormalization: return "layer_norm"
         case .quantizeLinear: return "quantize_linear"
         case .dequantizeLinear: return "dequantize_linear"
+        case .layoutConvert: return "layout_convert"
         case .unsupported: return "unsupported"
         }
     }

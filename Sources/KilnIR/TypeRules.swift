@@ -204,7 +204,7 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
         let dims = s.int64Values
         guard dims.allSatisfy({ $0 >= 0 && $0 < Int64(Int32.max) }) else { throw KilnError("\(what): invalid shape \(dims)") }
         return [TensorType(v.elementType, dims.map { Int($0) })]
-    case .identity:
+    case .identity, .layoutConvert:
         return [same(try type(0), try shape(0))]
     case .dropout:
         let s = try shape(0)

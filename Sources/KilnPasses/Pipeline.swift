@@ -12,12 +12,19 @@ public enum Pipeline {
         try verify(g, requireStaticShapes: true)
     }
 
-    /// Simplified graph → fused graph for code generation.
-    public static func optimize(_ g: inout Graph, progress: (String) -> Void = { _ in }) throws {
+    /// Simplified graph → fused graph.
+    public static func fuse(_ g: inout Graph, progress: (String) -> Void = { _ in }) throws {
         progress("fold batch norm");    foldBatchNorm(&g)
         progress("fuse post-ops");      fusePostOps(&g)
         progress("fuse residual sums"); fuseSum(&g)
         progress("fuse post-ops");      fusePostOps(&g)
+        try verify(g, requireStaticShapes: true)
+    }
+
+    /// Simplified graph → what code generation takes: fused, with memory layouts assigned.
+    public static func optimize(_ g: inout Graph, progress: (String) -> Void = { _ in }) throws {
+        try fuse(&g, progress: progress)
+        progress("assign layouts");     assignLayouts(&g)
         try verify(g, requireStaticShapes: true)
     }
 }

@@ -122,7 +122,7 @@ public func evaluateNode(_ node: Node, _ inputs: [Tensor?]) throws -> [Tensor] {
         let sl = try resolveSlice(shape: x(0).shape, starts: x(1).int64Values, ends: x(2).int64Values,
                                   axes: opt(3)?.int64Values, steps: opt(4)?.int64Values, what)
         return [slice(x(0), sl)]
-    case .reshape, .flatten, .squeeze, .unsqueeze, .identity:
+    case .reshape, .flatten, .squeeze, .unsqueeze, .identity, .layoutConvert:
         return [x(0).reshaped(shape)]
     case .dropout:
         let y = x(0)

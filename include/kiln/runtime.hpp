@@ -425,6 +425,89 @@ inline void pool(const T* x, T* y, int64_t planes, const Window& g, bool average
     }
 }
 
+// Pooling over a channels-last (N, H, W, C) tensor: the innermost loop runs over channels.
+template <class T>
+inline void pool_nhwc(const T* x, T* y, int64_t n, int64_t c, const Window& g, bool average, bool count_include_pad) {
+    const int64_t ih_ = g.in[1], iw_ = g.in[2], oh_ = g.out[1], ow_ = g.out[2];
+#pragma omp parallel for collapse(2) if (n * oh_ * ow_ * c > 32768)
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t oh = 0; oh < oh_; oh++) {
+            float acc[1024];
+            for (int64_t ow = 0; ow < ow_; ow++) {
+                T* dst = y + ((b * oh_ + oh) * ow_ + ow) * c;
+                int64_t h0 = oh * g.s[1] - g.p[1], w0 = ow * g.s[2] - g.p[2];
+                int64_t pad_h = 0, pad_w = 0, count = 0;
+                for (int64_t kh = 0; kh < g.k[1]; kh++) { int64_t i = h0 + kh * g.d[1]; if (i >= -g.p[1] && i < ih_ + g.pe[1]) pad_h++; }
+                for (int64_t kw = 0; kw < g.k[2]; kw++) { int64_t i = w0 + kw * g.d[2]; if (i >= -g.p[2] && i < iw_ + g.pe[2]) pad_w++; }
+                for (int64_t c0 = 0; c0 < c; c0 += 1024) {
+                    const int64_t cn = std::min<int64_t>(1024, c - c0);
+                    for (int64_t k = 0; k < cn; k++) acc[k] = average ? 0.0f : -INFINITY;
+                    count = 0;
+                    for (int64_t kh = 0; kh < g.k[1]; kh++) {
+                        int64_t ih = h0 + kh * g.d[1];
+                        if (ih < 0 || ih >= ih_) continue;
+                        for (int64_t kw = 0; kw < g.k[2]; kw++) {
+                            int64_t iw = w0 + kw * g.d[2];
+                            if (iw < 0 || iw >= iw_) continue;
+                            const T* src = x + ((b * ih_ + ih) * iw_ + iw) * c + c0;
+                            if (average) { for (int64_t k = 0; k < cn; k++) acc[k] += (float)load(src[k]); }
+                            else {
+                                for (int64_t k = 0; k < cn; k++) {
+                                    float v = (float)load(src[k]);
+                                    acc[k] = (v > acc[k] || std::isnan(v)) ? v : acc[k];
+                                }
+                            }
+                            count++;
+                        }
+                    }
+                    if (average) {
+                        const int64_t div = count_include_pad ? pad_h * pad_w : count;
+                        const float inv = div > 0 ? 1.0f / (float)div : 0.0f;
+                        for (int64_t k = 0; k < cn; k++) dst[c0 + k] = store<T>(acc[k] * inv);
+                    } else {
+                        for (int64_t k = 0; k < cn; k++) dst[c0 + k] = store<T>(acc[k]);
+                    }
+                }
+            }
+        }
+}
+
+template <class T>
+inline void global_pool_nhwc(const T* x, T* y, int64_t n, int64_t hw, int64_t c, bool average) {
+    for (int64_t b = 0; b < n; b++) {
+        for (int64_t c0 = 0; c0 < c; c0 += 1024) {
+            const int64_t cn = std::min<int64_t>(1024, c - c0);
+            float acc[1024];
+            for (int64_t k = 0; k < cn; k++) acc[k] = average ? 0.0f : -INFINITY;
+            for (int64_t i = 0; i < hw; i++) {
+                const T* src = x + (b * hw + i) * c + c0;
+                if (average) { for (int64_t k = 0; k < cn; k++) acc[k] += (float)load(src[k]); }
+                else { for (int64_t k = 0; k < cn; k++) acc[k] = std::max(acc[k], (float)load(src[k])); }
+            }
+            for (int64_t k = 0; k < cn; k++) y[b * c + c0 + k] = store<T>(average ? acc[k] / (float)hw : acc[k]);
+        }
+    }
+}
+
+template <class T, class P>
+inline void batch_norm_nhwc(const T* x, const P* scale, const P* bias, const P* mean, const P* var, float eps, T* y,
+                            int64_t pixels, int64_t c) {
+    float sc[1024], sh[1024];
+    for (int64_t c0 = 0; c0 < c; c0 += 1024) {
+        const int64_t cn = std::min<int64_t>(1024, c - c0);
+        for (int64_t k = 0; k < cn; k++) {
+            const float inv = 1.0f / std::sqrt(load(var[c0 + k]) + eps);
+            sc[k] = inv * load(scale[c0 + k]);
+            sh[k] = load(bias[c0 + k]) - load(mean[c0 + k]) * sc[k];
+        }
+        for (int64_t p = 0; p < pixels; p++) {
+            const T* src = x + p * c + c0;
+            T* dst = y + p * c + c0;
+            for (int64_t k = 0; k < cn; k++) dst[k] = store<T>(load(src[k]) * sc[k] + sh[k]);
+        }
+    }
+}
+
 template <class T>
 inline void global_pool(const T* x, T* y, int64_t planes, int64_t inner, bool average) {
     for (int64_t p = 0; p < planes; p++) {

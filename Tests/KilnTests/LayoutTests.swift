@@ -1,0 +1,74 @@
+import Foundation
+import Testing
+import KilnCodegen
+import KilnDriver
+import KilnIR
+import KilnPasses
+import KilnReference
+import KilnToolchain
+
+/// The layout pass: channels-last between convolutions, conversions only at the edges and
+/// before shape-reinterpreting ops; and the channels-last kernels, compiled and compared.
+@Suite(.serialized) struct LayoutTests {
+    static let origin = NodeOrigin(opType: "test", version: 17)
+
+    /// conv → max_pool → [conv, batch_norm] → concat → mul by a per-channel constant →
+    /// global_avg_pool → flatten → gemm; and avg_pool on a branch returned as a 4-D output.
+    static func network() -> (Graph, [String: Tensor]) {
+        var g = Graph(name: "net")
+        let x = g.addValue("x", TensorType(.f32, [1, 3, 9, 9]))
+        g.inputs = [x]
+        func c(_ name: String, _ t: Tensor) -> ValueID { g.addConstant(name, t) }
+        func v(_ name: String) -> ValueID { g.addValue(name, TensorType(.f32, dims: [.symbolic("?")])) }
+        func r(_ shape: [Int], _ seed: Int, positive: Bool = false) -> Tensor { CodegenTests.random(.f32, shape, seed: seed, positive: positive) }
+        let c1 = v("c1"), p1 = v("p1"), c2 = v("c2"), bn = v("bn"), cat = v("cat"), scaled = v("scaled")
+        let gap = v("gap"), flat = v("flat"), logits = v("logits"), avg = v("avg")
+        g.nodes = [
+            Node(name: "conv1", op: .conv(ConvAttributes(pads: [1, 1, 1, 1], postOps: [.relu])), inputs: [x, c("w1", r([8, 3, 3, 3], 1)), c("b1", r([8], 2))], outputs: [c1], origin: origin),
+            Node(name: "pool", op: .maxPool(PoolAttributes(kernelShape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1])), inputs: [c1], outputs: [p1], origin: origin),
+            Node(name: "conv2", op: .conv(ConvAttributes(pads: [1, 1, 1, 1])), inputs: [p1, c("w2", r([8, 8, 3, 3], 3))], outputs: [c2], origin: origin),
+            Node(name: "bn", op: .batchNormalization(epsilon: 1e-5), inputs: [p1, c("s", r([8], 4, positive: true)), c("b", r([8], 5)), c("m", r([8], 6)), c("var", r([8], 7, positive: true))], outputs: [bn], origin: origin),
+            Node(name: "cat", op: .concat(axis: 1), inputs: [c2, bn], outputs: [cat], origin: origin),
+            Node(name: "scale", op: .binary(.mul), inputs: [cat, c("k", r([16, 1, 1], 8))], outputs: [scaled], origin: origin),
+            Node(name: "gap", op: .globalAveragePool, inputs: [scaled], outputs: [gap], origin: origin),
+            Node(name: "flat", op: .flatten(axis: 1), inputs: [gap], outputs: [flat], origin: origin),
+            Node(name: "fc", op: .gemm(GemmAttributes(transB: true)), inputs: [flat, c("fw", r([5, 16], 9)), c("fb", r([5], 10))], outputs: [logits], origin: origin),
+            Node(name: "avg", op: .averagePool(PoolAttributes(kernelShape: [2, 2], strides: [2, 2], countIncludePad: true)), inputs: [scaled], outputs: [avg], origin: origin),
+        ]
+        g.outputs = [logits, avg]
+        return (g, ["x": CodegenTests.random(.f32, [1, 3, 9, 9], seed: 11)])
+    }
+
+    @Test func convolutionsAndTheirNeighboursStayChannelsLast() throws {
+        var (g, _) = Self.network()
+        try inferShapes(&g)
+        assignLayouts(&g)
+        try verify(g, requireStaticShapes: true)
+        let layoutOf = Dictionary(uniqueKeysWithValues: g.values.map { ($0.name, $0.layout) })
+        for name in ["c1", "p1", "c2", "bn", "cat", "scaled", "avg_nhwc"] { #expect(layoutOf[name] == .channelsLast, "\(name)") }
+        for name in ["x", "gap_plain", "flat", "logits", "avg"] { #expect(layoutOf[name] == .plain, "\(name)") }
+        // Conversions: the input, before flatten (a no-op copy for N x C x 1 x 1), and the 4-D output.
+        let converts = g.nodes.filter { $0.op == .layoutConvert }.map(\.name)
+        #expect(converts == ["x_to_nhwc", "gap_to_plain", "avg_to_plain"])
+        #expect(printIR(g).contains("%c1 = conv(%x_nhwc, %w1, %b1) {group=1 pads=[1, 1, 1, 1] post_ops=[relu]} : f32[1x8x9x9] nhwc"))
+    }
+
+    @Test func channelsLastKernelsMatchTheReference() throws {
+        let (g0, inputs) = Self.network()
+        var g = g0
+        try inferShapes(&g)
+        let want = try ReferenceInterpreter(g).run(inputs)
+        try Pipeline.optimize(&g)
+        let dir = temporaryDirectory()
+        let emitted = try emitModel(g, options: CodegenOptions(name: "net", kilnVersion: "test"))
+        #expect(emitted.source.contains("tag::acdb"))
+        #expect(emitted.source.contains("kiln::pool_nhwc"))
+        let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
+                                        options: BuildOptions(outputDirectory: dir, name: "net", library: .shared,
+                                                              includeDirectory: runtimeIncludeDirectory()))
+        let got = try CLibrary(path: products.sharedLibrary!, name: "net").makeInstance().run(inputs)
+        for (k, expected) in want {
+            #expect(Conformance.compare(got[k]!, expected, rtol: 1e-4, atol: 1e-5) == nil, "\(k): \(Conformance.compare(got[k]!, expected, rtol: 1e-4, atol: 1e-5) ?? "")")
+        }
+    }
+}

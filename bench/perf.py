@@ -1,0 +1,1053 @@
+#!/usr/bin/env python3
+"""FP32 latency of Kiln's compiled libraries against PyTorch Inductor, AOTInductor and ONNX Runtime.
+
+    perf.py --kiln-dir DIR [--models a,b,...] [--threads 2] [--runs 15] [--out-dir bench/results]
+
+Usually run through bench/perf.sh, which exports the models, compiles them with Kiln into
+DIR/<model>/lib<model>.so (timed, DIR/<model>/compile.json) and then calls this script.
+
+For every model (the torchvision CNNs of export_models.py: random weights from
+torch.manual_seed(0), batch 1, 3x224x224, the export's seeded input file) four runtimes run
+with the same number of threads (OMP_NUM_THREADS is set before anything is imported):
+
+  inductor   torch.compile(model), torch._inductor.config.freezing = True, grad disabled, eval
+             mode; its compile time is the first call's.
+  aoti       torch.export.export + torch._inductor.aoti_compile_and_package (freezing on),
+             loaded with aoti_load_package. Packages are cached under
+             ${KILN_CACHE:-~/.cache/kiln}/bench/aoti, keyed by torch, torchvision, CPU and model;
+             a cached package's compile time is the one measured when it was built.
+  ort        ONNX Runtime, CPUExecutionProvider, ORT_ENABLE_ALL, intra-op threads = --threads,
+             inter-op 1, sequential; run through an IOBinding onto preallocated outputs.
+  kiln       lib<model>.so through ctypes: NAME_create, NAME_set_num_threads(--threads),
+             NAME_run on numpy buffers with prebuilt pointer arrays.
+
+Each runtime lives in its own worker process (so that a crash or a hang costs one cell of
+the table, not the run, and each library brings its own OpenMP runtime as it would in an
+application). Inductor's cache directory is fresh for every run, so its compile times are cold.
+
+Check: Kiln's outputs against ONNX Runtime's, max|kiln - ort| <= 1e-3 * max|ort| per output
+(against eager PyTorch when ONNX Runtime failed). A mismatch marks the model FAIL; it is timed
+all the same. Inductor's and AOTInductor's outputs are checked the same way (a footnote if off).
+
+Timing is interleaved: every runtime is first warmed up (--warmup seconds, at least 5
+inferences); then, for each of --runs rounds, each runtime in turn (the order rotates from
+round to round) runs a block of K back-to-back inferences, K chosen from the warm-up so that a
+block lasts about --block seconds; a short pause separates blocks so that the previous
+runtime's spinning threads go idle. A runtime's latency is the median over rounds of block
+time / K (p10 and p90 kept in perf.json).
+
+Writes OUT_DIR/perf.md (the table), OUT_DIR/perf.png (latency relative to the best peer) and
+OUT_DIR/perf.json (all numbers), and prints the table. A runtime that fails on a model shows
+"error" with its message in a footnote; the run goes on.
+"""
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from export_models import TORCHVISION_MODELS  # noqa: E402  (stdlib-only at import time)
+
+RUNTIMES = ["inductor", "aoti", "ort", "kiln"]
+PEERS = ["inductor", "aoti", "ort"]
+LABELS = {"inductor": "Inductor", "aoti": "AOTInductor", "ort": "ORT", "kiln": "Kiln"}
+SETUP_ORDER = ["ort", "kiln", "inductor", "aoti"]  # cheap ones first
+TOLERANCE = 1e-3
+# Bump when the AOTInductor recipe changes, so that cached packages are rebuilt.
+AOTI_RECIPE = "1"
+
+
+def log(msg):
+    stamp = time.strftime("%H:%M:%S")
+    print(f"perf [{stamp}]: {msg}", file=sys.stderr, flush=True)
+
+
+def cache_root():
+    return os.environ.get("KILN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "kiln")
+
+
+def short_error(exc_or_text, limit=400):
+    """One line (the last meaningful one) of an exception or an error text, cut to limit."""
+    if isinstance(exc_or_text, BaseException):
+        text = f"{type(exc_or_text).__name__}: {exc_or_text}"
+    else:
+        text = str(exc_or_text)
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    if not lines:
+        return "unknown error"
+    line = lines[0] if len(lines) == 1 or isinstance(exc_or_text, BaseException) else lines[-1]
+    line = re.sub(r"\s+", " ", line)
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------------------------
+# Workers: one process per runtime and model.
+# --------------------------------------------------------------------------------------------
+
+
+class KilnRunner:
+    def __init__(self, cfg):
+        import ctypes
+
+        import numpy as np
+
+        self.name = "kiln"
+        lib_path, prefix = cfg["kiln_lib"], cfg["kiln_name"]
+        lib = ctypes.CDLL(lib_path)
+        c_size, c_int, c_void, c_str = ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p
+
+        def fn(suffix, restype, *argtypes):
+            f = getattr(lib, f"{prefix}_{suffix}")
+            f.restype = restype
+            f.argtypes = list(argtypes)
+            return f
+
+        create = fn("create", c_int, ctypes.POINTER(c_void))
+        self._destroy = fn("destroy", None, c_void)
+        self._last_error = fn("last_error", c_str, c_void)
+        set_threads = fn("set_num_threads", c_int, c_void, c_int)
+        run = fn("run", c_int, c_void, c_size, ctypes.POINTER(c_void), ctypes.POINTER(c_size),
+                 c_size, ctypes.POINTER(c_void), ctypes.POINTER(c_size))
+        num = {k: fn(f"num_{k}s", c_size) for k in ("input", "output")}
+        name = {k: fn(f"{k}_name", c_str, c_size) for k in ("input", "output")}
+        nbytes = {k: fn(f"{k}_bytes", c_size, c_size) for k in ("input", "output")}
+        rank = {k: fn(f"{k}_rank", c_size, c_size) for k in ("input", "output")}
+        shape = {k: fn(f"{k}_shape", ctypes.POINTER(ctypes.c_int64), c_size) for k in ("input", "output")}
+        etype = {k: fn(f"{k}_type", c_int, c_size) for k in ("input", "output")}
+        dtypes = {1: np.float32, 2: np.float16, 4: np.int8, 5: np.uint8, 6: np.int32, 7: np.int64, 8: np.bool_}
+
+        def describe(kind, i):
+            dims = tuple(shape[kind](i)[d] for d in range(rank[kind](i)))
+            code = etype[kind](i)
+            if code not in dtypes:
+                raise RuntimeError(f"{kind} {i}: element type {code} not supported by perf.py")
+            return name[kind](i).decode(), dims, np.dtype(dtypes[code]), nbytes[kind](i)
+
+        x = np.load(cfg["input_npy"])
+        n_in, n_out = num["input"](), num["output"]()
+        if n_in != 1:
+            raise RuntimeError(f"the library has {n_in} inputs; perf.py feeds exactly one")
+        in_name, in_dims, in_dtype, in_bytes = describe("input", 0)
+        if in_dims != x.shape or in_dtype != x.dtype or in_bytes != x.nbytes:
+            raise RuntimeError(f"input {in_name!r} is {in_dtype}{list(in_dims)} ({in_bytes} bytes), "
+                               f"the input file {x.dtype}{list(x.shape)}")
+        self.x = np.ascontiguousarray(x)
+        self.outputs = []
+        for i in range(n_out):
+            _, dims, dtype, size = describe("output", i)
+            out = np.zeros(dims, dtype)
+            if out.nbytes != size:
+                raise RuntimeError(f"output {i}: {size} bytes for {dtype}{list(dims)}")
+            self.outputs.append(out)
+
+        handle = c_void()
+        status = create(ctypes.byref(handle))
+        if status != 0 or not handle.value:
+            raise RuntimeError(f"{prefix}_create failed with status {status}")
+        self.handle = handle
+        status = set_threads(handle, cfg["threads"])
+        if status != 0:
+            raise RuntimeError(f"{prefix}_set_num_threads({cfg['threads']}) failed: {self.last_error()}")
+
+        # Everything the call needs, built once: no Python allocation per inference.
+        in_ptrs = (c_void * 1)(self.x.ctypes.data)
+        in_sizes = (c_size * 1)(self.x.nbytes)
+        out_ptrs = (c_void * n_out)(*[o.ctypes.data for o in self.outputs])
+        out_sizes = (c_size * n_out)(*[o.nbytes for o in self.outputs])
+        self._keep = (in_ptrs, in_sizes, out_ptrs, out_sizes)
+        self._run = run
+        self._args = (handle, 1, in_ptrs, in_sizes, n_out, out_ptrs, out_sizes)
+        self.info = {"library": lib_path}
+
+    def last_error(self):
+        msg = self._last_error(self.handle)
+        return msg.decode(errors="replace") if msg else ""
+
+    def block(self, k):
+        run, args = self._run, self._args
+        start = time.perf_counter()
+        for _ in range(k):
+            if run(*args):
+                break
+        else:
+            return time.perf_counter() - start
+        raise RuntimeError(f"run failed: {self.last_error()}")
+
+    def result(self):
+        return [o.copy() for o in self.outputs]
+
+
+class OrtRunner:
+    def __init__(self, cfg):
+        import numpy as np
+        import onnxruntime as ort
+
+        self.name = "ort"
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = cfg["threads"]
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        start = time.perf_counter()
+        sess = ort.InferenceSession(cfg["onnx"], opts, providers=["CPUExecutionProvider"])
+        setup_s = time.perf_counter() - start
+        x = np.ascontiguousarray(np.load(cfg["input_npy"]))
+        inputs = sess.get_inputs()
+        if len(inputs) != 1:
+            raise RuntimeError(f"the model has {len(inputs)} inputs; perf.py feeds exactly one")
+        first = sess.run(None, {inputs[0].name: x})  # also gives the output shapes
+        self.outputs = [np.empty_like(o) for o in first]
+        io = sess.io_binding()
+        io.bind_cpu_input(inputs[0].name, x)
+        for meta, out in zip(sess.get_outputs(), self.outputs):
+            io.bind_output(meta.name, "cpu", 0, out.dtype, list(out.shape), out.ctypes.data)
+        sess.run_with_iobinding(io)
+        self.x, self.sess, self.io = x, sess, io
+        self.info = {"session_create_s": round(setup_s, 3), "version": ort.__version__,
+                     "providers": sess.get_providers()}
+
+    def block(self, k):
+        run, io = self.sess.run_with_iobinding, self.io
+        start = time.perf_counter()
+        for _ in range(k):
+            run(io)
+        return time.perf_counter() - start
+
+    def result(self):
+        return [o.copy() for o in self.outputs]
+
+
+class TorchRunner:
+    """Inductor (torch.compile) or AOTInductor."""
+
+    def __init__(self, cfg, kind):
+        import numpy as np
+        import torch
+
+        from export_models import build_torchvision
+
+        self.name = kind
+        torch.set_num_threads(cfg["threads"])
+        torch.set_grad_enabled(False)
+        import torch._inductor.config as inductor_config
+
+        inductor_config.freezing = True
+        model = build_torchvision(cfg["model"])
+        x = torch.from_numpy(np.ascontiguousarray(np.load(cfg["input_npy"])))
+        self.x = x
+        self.info = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+        if kind == "inductor":
+            self.eager = [model(x).numpy().copy()]
+            compiled = torch.compile(model)
+            start = time.perf_counter()
+            compiled(x)
+            self.info["compile_s"] = time.perf_counter() - start
+            self.fn = compiled
+        else:
+            self.fn = self._aoti(cfg, model, x)
+        self.out = None
+
+    def _aoti(self, cfg, model, x):
+        import torch
+
+        path = cfg["aoti_package"]
+        meta_path = path + ".json"
+        if os.path.exists(path) and os.path.exists(meta_path) and not cfg["fresh_aoti"]:
+            with open(meta_path) as f:
+                meta = json.load(f)
+            self.info.update(compile_s=meta["compile_s"], cached=True, freezing=meta.get("freezing"))
+        else:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path[:-len('.pt2')]}.tmp{os.getpid()}.pt2"
+            freezing = True
+            start = time.perf_counter()
+            try:
+                ep = torch.export.export(model, (x,))
+                try:
+                    torch._inductor.aoti_compile_and_package(
+                        ep, package_path=tmp, inductor_configs={"freezing": True})
+                except Exception as exc:  # freezing unsupported here: say so and do without
+                    self.info["freezing_error"] = short_error(exc)
+                    freezing = False
+                    torch._inductor.config.freezing = False
+                    torch._inductor.aoti_compile_and_package(ep, package_path=tmp)
+                compile_s = time.perf_counter() - start
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+            meta = {"compile_s": compile_s, "freezing": freezing, "key": cfg["aoti_key"],
+                    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            with open(meta_path, "w") as f:
+                json.dump(meta, f, indent=1)
+            self.info.update(compile_s=compile_s, cached=False, freezing=freezing)
+        start = time.perf_counter()
+        runner = torch._inductor.aoti_load_package(path)
+        self.info["load_s"] = time.perf_counter() - start
+        self.info["package"] = path
+        return runner
+
+    def block(self, k):
+        fn, x = self.fn, self.x
+        start = time.perf_counter()
+        for _ in range(k):
+            out = fn(x)
+        elapsed = time.perf_counter() - start
+        self.out = out
+        return elapsed
+
+    def result(self):
+        out = self.fn(self.x)
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        return [o.detach().numpy().copy() for o in outs]
+
+
+def worker_main(conn, runtime, cfg):
+    """Runs in the worker process: set up, report, then serve warm-up and block requests."""
+    import gc
+
+    try:
+        if runtime in ("inductor", "aoti"):
+            # Before torch is imported: a fresh Inductor cache, so that compile times are cold.
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = cfg["inductor_cache"]
+            runner = TorchRunner(cfg, runtime)
+        elif runtime == "ort":
+            runner = OrtRunner(cfg)
+        else:
+            runner = KilnRunner(cfg)
+        reply = {"ok": True, "info": runner.info, "outputs": runner.result()}
+        if runtime == "inductor":
+            reply["eager"] = runner.eager
+        conn.send(reply)
+    except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing raised
+        conn.send({"ok": False, "error": short_error(exc), "trace": traceback.format_exc()})
+        return
+    gc.collect()
+    gc.disable()
+    while True:
+        msg = conn.recv()
+        try:
+            if msg[0] == "quit":
+                break
+            if msg[0] == "warmup":
+                seconds, min_runs = msg[1], msg[2]
+                runs, start, estimate = 0, time.perf_counter(), float("inf")
+                while runs < min_runs or time.perf_counter() - start < seconds:
+                    t = runner.block(1)
+                    if runs >= 2:  # the first runs may still be allocating
+                        estimate = min(estimate, t)
+                    runs += 1
+                conn.send({"ok": True, "estimate": estimate, "runs": runs})
+            elif msg[0] == "block":
+                conn.send({"ok": True, "seconds": runner.block(msg[1])})
+        except BaseException as exc:  # noqa: BLE001
+            conn.send({"ok": False, "error": short_error(exc), "trace": traceback.format_exc()})
+
+
+# --------------------------------------------------------------------------------------------
+# The parent: workers, checks, timing, report.
+# --------------------------------------------------------------------------------------------
+
+
+class Worker:
+    def __init__(self, ctx, runtime, cfg):
+        self.runtime = runtime
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=worker_main, args=(child, runtime, cfg),
+                                name=f"perf-{runtime}", daemon=True)
+        self.proc.start()
+        child.close()
+
+    def recv(self, timeout):
+        """The worker's next reply; raises RuntimeError if it died or timed out."""
+        deadline = time.monotonic() + timeout
+        while not self.conn.poll(1.0):
+            if not self.proc.is_alive():
+                # It may have sent something just before exiting.
+                if self.conn.poll(0):
+                    break
+                code = self.proc.exitcode
+                sig = ""
+                if code is not None and code < 0:
+                    import signal
+
+                    try:
+                        sig = f" ({signal.Signals(-code).name})"
+                    except ValueError:
+                        pass
+                raise RuntimeError(f"worker process died, exit code {code}{sig}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"no answer within {timeout:.0f} s (worker killed)")
+        try:
+            reply = self.conn.recv()
+        except EOFError:
+            raise RuntimeError(f"worker process died, exit code {self.proc.exitcode}") from None
+        if not reply.get("ok"):
+            if reply.get("trace"):
+                log(f"{self.runtime} worker traceback:\n{reply['trace']}")
+            raise RuntimeError(reply.get("error", "unknown error"))
+        return reply
+
+    def ask(self, msg, timeout):
+        try:
+            self.conn.send(msg)
+        except (BrokenPipeError, OSError):
+            raise RuntimeError(f"worker process died, exit code {self.proc.exitcode}") from None
+        return self.recv(timeout)
+
+    def close(self):
+        if self.proc.is_alive():
+            try:
+                self.conn.send(("quit",))
+            except (BrokenPipeError, OSError):
+                pass
+            self.proc.join(10)
+        self.kill()
+
+    def kill(self):
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)
+
+
+class LoadProbe:
+    """CPU time used by processes other than ours (the parent and its workers) over an interval,
+    from /proc: jiffies the machine was busy (steal included) minus our processes' jiffies.
+    On another system (no /proc) it reports 0."""
+
+    def __init__(self):
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.pids = [os.getpid()]  # ours, for wait_quiet
+        self._start = None
+
+    @staticmethod
+    def _busy():
+        with open("/proc/stat") as f:
+            vals = [int(v) for v in f.readline().split()[1:9]]
+        return sum(vals) - vals[3] - vals[4]  # all but idle and iowait
+
+    @staticmethod
+    def _proc(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                text = f.read()
+        except OSError:
+            return 0
+        fields = text[text.rindex(")") + 2:].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime, all threads
+
+    def _sample(self, pids):
+        try:
+            return self._busy() - sum(self._proc(p) for p in pids), time.monotonic()
+        except (OSError, ValueError, IndexError):
+            return None, time.monotonic()
+
+    def start(self, pids=None):
+        """Starts an interval; CPU time of processes other than pids (default: ours) is foreign."""
+        self._pids = self.pids if pids is None else pids
+        self._start = self._sample(self._pids)
+
+    def stop(self):
+        """Foreign CPUs used since start() (0.5 = half a core on average)."""
+        (j0, t0), (j1, t1) = self._start, self._sample(self._pids)
+        if j0 is None or j1 is None or t1 <= t0:
+            return 0.0
+        # A jiffy or two of accounting skew is not load: forgive 2 jiffies.
+        return max(0, j1 - j0 - 2) / self.tick / (t1 - t0)
+
+    def wait_quiet(self, limit, max_wait, window=0.5):
+        """Waits until a window of `window` seconds has foreign load <= limit. Returns the
+        seconds waited, or None when it gave up after max_wait."""
+        start = time.monotonic()
+        while True:
+            self.start()
+            time.sleep(window)
+            if self.stop() <= limit:
+                return time.monotonic() - start
+            if time.monotonic() - start > max_wait:
+                return None
+
+
+def compare(got, ref):
+    """Worst max|got - ref| / max|ref| over outputs (inf on shape mismatch or non-finite)."""
+    import numpy as np
+
+    if len(got) != len(ref):
+        return float("inf")
+    worst = 0.0
+    for g, r in zip(got, ref):
+        if g.shape != r.shape:
+            return float("inf")
+        g64, r64 = g.astype(np.float64), r.astype(np.float64)
+        if r64.size == 0:
+            continue
+        diff = float(np.max(np.abs(g64 - r64)))
+        scale = float(np.max(np.abs(r64)))
+        if not math.isfinite(diff):
+            return float("inf")
+        worst = max(worst, diff / scale if scale > 0 else diff)
+    return worst
+
+
+def percentile(values, q):
+    import numpy as np
+
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def cpu_key():
+    """A short hash of the CPU model and flags: AOTInductor packages are built for the host."""
+    import hashlib
+
+    text = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("model name", "flags")):
+                    text += line
+                if line.strip() == "":
+                    break
+    except OSError:
+        text = platform.processor()
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def quiet(probe, args, what):
+    """Waits (up to --quiet-wait seconds) until other processes leave the CPUs alone."""
+    waited = probe.wait_quiet(args.max_foreign, args.quiet_wait)
+    if waited is None:
+        log(f"{what}: the machine is still busy after {args.quiet_wait:.0f} s; going on")
+    elif waited > 2:
+        log(f"{what}: waited {waited:.0f} s for other processes to leave the CPUs")
+
+
+def bench_model(model, args, ctx, state):
+    """Sets up the four runtimes for one model, checks and times them. Returns the model's record."""
+    bench_dir = args.models_dir
+    rec = {"model": model, "runtimes": {rt: {} for rt in RUNTIMES}}
+    R = rec["runtimes"]
+    onnx_path = os.path.join(bench_dir, f"{model}.onnx")
+    npy_path = os.path.join(bench_dir, f"{model}.input.npy")
+    kiln_model_dir = os.path.join(args.kiln_dir, model)
+    base_cfg = {
+        "model": model, "onnx": onnx_path, "input_npy": npy_path, "threads": args.threads,
+        "kiln_lib": os.path.join(kiln_model_dir, f"lib{model}.so"), "kiln_name": model,
+        "inductor_cache": state["inductor_cache"],
+        "aoti_package": os.path.join(state["aoti_dir"], f"{model}.pt2"),
+        "aoti_key": state["aoti_key"], "fresh_aoti": args.fresh_aoti,
+    }
+    # Kiln's compile record, written by perf.sh.
+    compile_json = os.path.join(kiln_model_dir, "compile.json")
+    compile_err = os.path.join(kiln_model_dir, "compile.error")
+    if os.path.exists(compile_json):
+        with open(compile_json) as f:
+            R["kiln"]["compile_s"] = json.load(f).get("seconds")
+    if os.path.exists(compile_err):
+        with open(compile_err, errors="replace") as f:
+            R["kiln"]["error"] = "kiln compile failed: " + short_error(f.read())
+    elif not os.path.exists(base_cfg["kiln_lib"]):
+        R["kiln"]["error"] = f"no library {base_cfg['kiln_lib']} (run bench/perf.sh)"
+
+    workers = {}
+    probe = LoadProbe()
+    try:
+        for rt in SETUP_ORDER:
+            if rt not in args.runtimes or R[rt].get("error"):
+                continue
+            quiet(probe, args, f"{model}: before setting up {LABELS[rt]}")
+            log(f"{model}: setting up {LABELS[rt]}")
+            start = time.monotonic()
+            try:
+                w = Worker(ctx, rt, base_cfg)
+                workers[rt] = w
+                reply = w.recv(args.setup_timeout)
+            except Exception as exc:  # noqa: BLE001
+                R[rt]["error"] = short_error(exc)
+                log(f"{model}: {LABELS[rt]} failed: {R[rt]['error']}")
+                workers.pop(rt).kill()
+                continue
+            info = reply["info"]
+            R[rt]["outputs"] = reply["outputs"]
+            R[rt]["info"] = {k: v for k, v in info.items() if k != "compile_s"}
+            R[rt]["setup_wall_s"] = round(time.monotonic() - start, 2)
+            if "compile_s" in info:
+                R[rt]["compile_s"] = info["compile_s"]
+            if rt == "aoti":
+                R[rt]["compile_cached"] = bool(info.get("cached"))
+            if rt == "inductor":
+                rec["eager"] = reply["eager"]
+            extra = f", compile {info['compile_s']:.1f} s" if "compile_s" in info else ""
+            cached = " (cached package)" if info.get("cached") else ""
+            log(f"{model}: {LABELS[rt]} ready in {R[rt]['setup_wall_s']:.1f} s{extra}{cached}")
+
+        # Checks against ONNX Runtime (eager PyTorch when ORT failed).
+        if "outputs" in R["ort"]:
+            ref, ref_name = R["ort"]["outputs"], "ORT"
+        elif "eager" in rec:
+            ref, ref_name = rec["eager"], "eager PyTorch"
+        else:
+            ref, ref_name = None, None
+        rec["reference"] = ref_name
+        for rt in ("kiln", "inductor", "aoti"):
+            if "outputs" in R[rt] and ref is not None:
+                rel = compare(R[rt]["outputs"], ref)
+                R[rt]["rel_diff"] = rel
+                R[rt]["check"] = "ok" if rel <= TOLERANCE else "FAIL"
+                log(f"{model}: {LABELS[rt]} vs {ref_name}: max rel diff {rel:.3g} -> {R[rt]['check']}")
+        for rt in RUNTIMES:
+            R[rt].pop("outputs", None)
+        rec.pop("eager", None)
+
+        # Warm-up, then the block size per runtime.
+        live = [rt for rt in RUNTIMES if rt in workers]
+        probe.pids = [os.getpid()] + [workers[rt].proc.pid for rt in live]
+        quiet(probe, args, f"{model}: before the warm-up")
+        for rt in list(live):
+            try:
+                reply = workers[rt].ask(("warmup", args.warmup, 5), args.block_timeout)
+            except Exception as exc:  # noqa: BLE001
+                R[rt]["error"] = "warm-up: " + short_error(exc)
+                live.remove(rt)
+                continue
+            est = max(reply["estimate"], 1e-6)
+            R[rt]["block_runs"] = max(1, min(10000, round(args.block / est)))
+            R[rt]["warmup_runs"] = reply["runs"]
+            log(f"{model}: {LABELS[rt]} warm ({reply['runs']} runs, ~{est * 1e3:.2f} ms), "
+                f"blocks of {R[rt]['block_runs']}")
+
+        # Interleaved rounds. A block during which other processes used more than
+        # --max-foreign CPUs is run again (up to --retries times, after waiting for quiet).
+        samples = {rt: [] for rt in live}
+        foreign = {rt: [] for rt in live}
+        retried = {rt: 0 for rt in live}
+        for r in range(args.runs):
+            order = live[r % len(live):] + live[: r % len(live)] if live else []
+            for rt in order:
+                if R[rt].get("error"):
+                    continue
+                k = R[rt]["block_runs"]
+                try:
+                    for attempt in range(args.retries + 1):
+                        if attempt:
+                            retried[rt] += 1
+                            quiet(probe, args, f"{model}: before retrying a {LABELS[rt]} block")
+                        # Only the parent and this worker: the other workers' threads, still
+                        # spinning after their block, would disturb this one too.
+                        probe.start([os.getpid(), workers[rt].proc.pid])
+                        reply = workers[rt].ask(("block", k), args.block_timeout)
+                        load = probe.stop()
+                        time.sleep(args.pause)
+                        if load <= args.max_foreign:
+                            break
+                except Exception as exc:  # noqa: BLE001
+                    R[rt]["error"] = f"round {r + 1}: " + short_error(exc)
+                    log(f"{model}: {LABELS[rt]} failed: {R[rt]['error']}")
+                    continue
+                samples[rt].append(reply["seconds"] / k)
+                foreign[rt].append(load)
+        for rt in live:
+            if R[rt].get("error") or not samples[rt]:
+                continue
+            ms = [s * 1e3 for s in samples[rt]]
+            R[rt].update(ms=percentile(ms, 50), p10=percentile(ms, 10), p90=percentile(ms, 90),
+                         samples_ms=[round(v, 4) for v in ms],
+                         foreign_cpus=[round(v, 3) for v in foreign[rt]],
+                         retried_blocks=retried[rt],
+                         disturbed_blocks=sum(1 for v in foreign[rt] if v > args.max_foreign))
+        summary = ", ".join(f"{LABELS[rt]} {R[rt]['ms']:.2f}" for rt in RUNTIMES if "ms" in R[rt])
+        log(f"{model}: median ms: {summary}")
+    finally:
+        for w in workers.values():
+            w.close()
+    return rec
+
+
+# --------------------------------------------------------------------------------------------
+# Report.
+# --------------------------------------------------------------------------------------------
+
+
+def geomean(values):
+    values = [v for v in values if v is not None and v > 0 and math.isfinite(v)]
+    if not values:
+        return None
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def best_peer(rec):
+    peers = [(rec["runtimes"][p]["ms"], p) for p in PEERS if "ms" in rec["runtimes"][p]]
+    return min(peers) if peers else (None, None)
+
+
+def fmt_ms(v):
+    if v is None:
+        return "—"
+    return f"{v:.2f}" if v < 100 else f"{v:.1f}"
+
+
+def fmt_s(v):
+    return "—" if v is None else f"{v:.1f}"
+
+
+def command_output(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def machine_info(threads):
+    model_name = ""
+    for line in command_output(["lscpu"]).splitlines():
+        if line.startswith("Model name:"):
+            model_name = line.split(":", 1)[1].strip()
+    flags = set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
+    return {"cpu": model_name or platform.processor() or "unknown",
+            "logical_cpus": os.cpu_count(), "isa": isa, "threads": threads}
+
+
+def write_report(results, meta, out_dir):
+    notes = []
+
+    def note(text):
+        notes.append(text)
+        return f"[^{len(notes)}]"
+
+    head = ("| model | Inductor ms | AOTInductor ms | ORT ms | Kiln ms | best peer | Kiln/best "
+            "| compile s Kiln | compile s Inductor | compile s AOTI | check |")
+    rows = [head, "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|"]
+    complete = []  # models with all four latencies
+    ratios = []
+    for rec in results:
+        R = rec["runtimes"]
+        cells = [rec["model"]]
+        for rt in RUNTIMES:
+            if "ms" in R[rt]:
+                cell = fmt_ms(R[rt]["ms"])
+                if rt in PEERS and R[rt].get("check") == "FAIL":
+                    cell += " " + note(f"{rec['model']}, {LABELS[rt]}: output differs from "
+                                       f"{rec.get('reference')} (max rel diff {R[rt]['rel_diff']:.3g})")
+            elif R[rt].get("error"):
+                cell = "error " + note(f"{rec['model']}, {LABELS[rt]}: {R[rt]['error']}")
+            else:
+                cell = "—"
+            cells.append(cell)
+        best, peer = best_peer(rec)
+        kiln = R["kiln"].get("ms")
+        cells.append(f"{LABELS[peer]} {fmt_ms(best)}" if peer else "—")
+        ratio = kiln / best if kiln is not None and best else None
+        if ratio is not None:
+            ratios.append(ratio)
+        cells.append(f"{ratio:.2f}×" if ratio is not None else "—")
+        cells.append(fmt_s(R["kiln"].get("compile_s")))
+        cells.append(fmt_s(R["inductor"].get("compile_s")))
+        aoti_c = fmt_s(R["aoti"].get("compile_s"))
+        if R["aoti"].get("compile_cached") and R["aoti"].get("compile_s") is not None:
+            aoti_c += "*"
+        cells.append(aoti_c)
+        chk = R["kiln"].get("check")
+        if chk:
+            cells.append(f"{chk} ({R['kiln']['rel_diff']:.1e})"
+                         + ("" if rec.get("reference") == "ORT" else f" vs {rec.get('reference')}"))
+        else:
+            cells.append("—")
+        rows.append("| " + " | ".join(cells) + " |")
+        if all("ms" in R[rt] for rt in RUNTIMES):
+            complete.append(rec)
+    if results:
+        gm = ["geometric mean" + (f" ({len(complete)} models)" if len(complete) != len(results) else "")]
+        for rt in RUNTIMES:
+            gm.append(fmt_ms(geomean([r["runtimes"][rt]["ms"] for r in complete])) if complete else "—")
+        gm_best = geomean([best_peer(r)[0] for r in complete]) if complete else None
+        gm.append(f"best {fmt_ms(gm_best)}" if gm_best else "—")
+        gm_ratio = geomean(ratios)
+        gm.append(f"{gm_ratio:.2f}×" if gm_ratio else "—")
+        for rt in ("kiln", "inductor", "aoti"):
+            gm.append(fmt_s(geomean([r["runtimes"][rt].get("compile_s") for r in results])))
+        n_ok = sum(1 for r in results if r["runtimes"]["kiln"].get("check") == "ok")
+        gm.append(f"{n_ok}/{len(results)} ok")
+        rows.append("| " + " | ".join(f"**{c}**" if c not in ("—",) else c for c in gm) + " |")
+
+    # Spread table.
+    spread = ["| model | " + " | ".join(f"{LABELS[rt]} p10–p90 ms" for rt in RUNTIMES)
+              + " | blocks × runs per block | blocks rerun / kept disturbed |",
+              "|---|" + "---:|" * len(RUNTIMES) + "---|---|"]
+    for rec in results:
+        R = rec["runtimes"]
+        cells = [rec["model"]]
+        for rt in RUNTIMES:
+            cells.append(f"{fmt_ms(R[rt]['p10'])}–{fmt_ms(R[rt]['p90'])}" if "ms" in R[rt] else "—")
+        timed = [rt for rt in RUNTIMES if "samples_ms" in R[rt]]
+        cells.append(", ".join(f"{LABELS[rt]} {len(R[rt]['samples_ms'])}×{R[rt]['block_runs']}"
+                               for rt in timed))
+        cells.append(", ".join(f"{LABELS[rt]} {R[rt]['retried_blocks']}/{R[rt]['disturbed_blocks']}"
+                               for rt in timed))
+        spread.append("| " + " | ".join(cells) + " |")
+    kept_disturbed = sum(r["runtimes"][rt].get("disturbed_blocks", 0) for r in results for rt in RUNTIMES)
+
+    m = meta
+    machine = m["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
+    lines = [
+        "# FP32 latency: Kiln against PyTorch Inductor, AOTInductor and ONNX Runtime",
+        "",
+        f"Generated by `bench/perf.sh` ({m['command']}) on {m['date']}; Kiln {m['kiln_version']} "
+        f"at commit {m['commit']}, compile flags `{m['kiln_compile_flags'] or '(none)'}`.",
+        f"Machine: {machine['cpu']}, {machine['logical_cpus']} logical CPUs "
+        f"({', '.join(machine['isa']) or 'no AVX2'}); load average {m['load_start']} at the start, "
+        f"{m['load_end']} at the end (anything near or above the thread count means the numbers are disturbed).",
+        f"Versions: {versions}.",
+        "",
+        f"Every runtime uses {machine['threads']} threads (OMP_NUM_THREADS={machine['threads']}, "
+        f"torch.set_num_threads, ORT intra-op {machine['threads']} / inter-op 1, "
+        f"NAME_set_num_threads({machine['threads']})), each in its own process. Batch 1, 3×224×224, random "
+        "weights (torchvision, seed 0), ONNX opset 17, the input of `export_models.py`. Inductor: "
+        "`torch.compile` with freezing; AOTInductor: `torch.export` + `aoti_compile_and_package` with "
+        "freezing; ORT: ORT_ENABLE_ALL, CPU provider, IOBinding; Kiln: the shared library through ctypes.",
+        f"Latency: median per-inference time over {m['runs']} interleaved rounds (rotating order, one block "
+        f"of ≈{m['block']} s per runtime per round, after ≥{m['warmup']} s of warm-up). A block during "
+        f"which other processes (other workers included) used more than {m['max_foreign']} CPU was run "
+        f"again, up to {m['retries']} times"
+        + (f"; {kept_disturbed} disturbed block(s) had to be kept (see the spread table)." if kept_disturbed
+           else "; none had to be kept.") + " "
+        "Best peer: the fastest of Inductor, AOTInductor and ORT; Kiln/best < 1 means Kiln is faster.",
+        "Compile s: wall time of `kiln compile --library shared`, of Inductor's first call (cold cache), "
+        "of `torch.export` + `aoti_compile_and_package` (cold cache)."
+        + (" \\* = a cached package; the time measured when it was built." if any(
+            r["runtimes"]["aoti"].get("compile_cached") for r in results) else ""),
+        f"Check: Kiln's output against ORT's, max|kiln − ort| ≤ {TOLERANCE:g}·max|ort| (the value shown is "
+        "max|kiln − ort| / max|ort|); FAIL models are timed all the same.",
+        "",
+        *rows,
+        "",
+        "Geometric means of the latencies are over the models where all four runtimes ran; that of "
+        "Kiln/best is over the models where Kiln and a peer ran; compile-time means over the models "
+        "that have one.",
+        "",
+        "Spread over the rounds:",
+        "",
+        *spread,
+        "",
+        f"Harness wall time: {m['wall_s'] / 60:.1f} min for {len(results)} model(s) "
+        f"(perf.py only; model export and Kiln compiles are perf.sh's).",
+    ]
+    if notes:
+        lines.append("")
+        lines.extend(f"[^{i}]: {text}" for i, text in enumerate(notes, 1))
+    text = "\n".join(lines) + "\n"
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "perf.md"), "w") as f:
+        f.write(text)
+    return "\n".join(rows), notes
+
+
+def write_chart(results, meta, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    colors = {"inductor": "#4c72b0", "aoti": "#55a868", "ort": "#8172b2", "kiln": "#dd8452"}
+    names, rel = [], {rt: [] for rt in RUNTIMES}
+    complete = [r for r in results if all("ms" in r["runtimes"][rt] for rt in RUNTIMES)]
+    groups = list(results) + (["geomean"] if len(complete) else [])
+    for rec in groups:
+        if rec == "geomean":
+            names.append(f"geomean\n({len(complete)})")
+            best = geomean([best_peer(r)[0] for r in complete])
+            for rt in RUNTIMES:
+                rel[rt].append(geomean([r["runtimes"][rt]["ms"] for r in complete]) / best)
+            continue
+        names.append(rec["model"])
+        best, _ = best_peer(rec)
+        for rt in RUNTIMES:
+            v = rec["runtimes"][rt].get("ms")
+            rel[rt].append(v / best if v is not None and best else np.nan)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(names) + 2), 5.2))
+    x = np.arange(len(names))
+    width = 0.2
+    for i, rt in enumerate(RUNTIMES):
+        vals = np.array(rel[rt], dtype=float)
+        bars = ax.bar(x + (i - 1.5) * width, np.nan_to_num(vals, nan=0.0), width,
+                      label=LABELS[rt], color=colors[rt])
+        for j, (bar, v) in enumerate(zip(bars, vals)):
+            rec = groups[j]
+            if np.isnan(v):
+                ax.text(bar.get_x() + width / 2, 1.0, "×", ha="center", va="bottom",
+                        color=colors[rt], fontsize=9)
+            elif rt == "kiln":
+                if rec != "geomean" and rec["runtimes"]["kiln"].get("check") == "FAIL":
+                    bar.set_hatch("//")
+                ax.text(bar.get_x() + width / 2, v * 1.04, f"{v:.2g}", ha="center", va="bottom",
+                        fontsize=7)
+    ax.set_yscale("log")
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(x)
+    ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel("latency / best peer's (log scale, lower is better)")
+    machine = meta["machine"]
+    ax.set_title(f"FP32 batch-1 latency relative to the best of Inductor, AOTInductor and ORT\n"
+                 f"{machine['cpu']}, {machine['threads']} threads, {meta['date']}", fontsize=10)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.legend(fontsize=8, ncol=4, loc="upper left")
+    ax.grid(axis="y", which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kiln-dir", required=True,
+                        help="DIR/<model>/lib<model>.so and compile.json, as bench/perf.sh writes them")
+    parser.add_argument("--models", default=",".join(TORCHVISION_MODELS),
+                        help="comma-separated subset of: " + ", ".join(TORCHVISION_MODELS))
+    parser.add_argument("--models-dir", default=os.path.join(cache_root(), "bench"),
+                        help="where export_models.py wrote <model>.onnx and <model>.input.npy")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=15, help="interleaved rounds (default 15)")
+    parser.add_argument("--block", type=float, default=0.25,
+                        help="seconds per timed block of inferences (default 0.25)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per runtime (default 1)")
+    parser.add_argument("--pause", type=float, default=0.05, help="seconds between blocks (default 0.05)")
+    parser.add_argument("--max-foreign", type=float, default=0.1,
+                        help="CPUs other processes may use during a timed block before it is "
+                             "run again (default 0.1)")
+    parser.add_argument("--retries", type=int, default=3,
+                        help="times a disturbed block is run again (default 3)")
+    parser.add_argument("--quiet-wait", type=float, default=60,
+                        help="seconds to wait for other processes to leave the CPUs before a "
+                             "setup, a warm-up or a retried block (default 60)")
+    parser.add_argument("--runtimes", default=",".join(RUNTIMES),
+                        help="comma-separated subset of: " + ", ".join(RUNTIMES))
+    parser.add_argument("--fresh-aoti", action="store_true", help="rebuild cached AOTInductor packages")
+    parser.add_argument("--setup-timeout", type=float, default=1800,
+                        help="seconds a runtime may take to compile and load one model (default 1800)")
+    parser.add_argument("--block-timeout", type=float, default=600)
+    parser.add_argument("--out-dir", default=os.path.join(HERE, "results"))
+    parser.add_argument("--command", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in args.models if m not in TORCHVISION_MODELS]
+    if unknown:
+        parser.error(f"unknown model(s): {', '.join(unknown)}")
+    args.runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+    bad = [r for r in args.runtimes if r not in RUNTIMES]
+    if bad:
+        parser.error(f"unknown runtime(s): {', '.join(bad)}")
+    if args.threads < 1 or args.runs < 1:
+        parser.error("--threads and --runs must be at least 1")
+    return args
+
+
+def dist_version(name):
+    try:
+        from importlib.metadata import version
+
+        return version(name)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    # The thread count for every runtime, before anything that reads it is imported (the
+    # workers inherit the environment).
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    import multiprocessing
+
+    wall_start = time.monotonic()
+    load_start = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    ctx = multiprocessing.get_context("spawn")
+
+    torch_v, tv_v = dist_version("torch"), dist_version("torchvision")
+    root = cache_root()
+    aoti_key = f"torch-{torch_v}_tv-{tv_v}_cpu-{cpu_key()}_r{AOTI_RECIPE}"
+    state = {"aoti_key": aoti_key, "aoti_dir": os.path.join(root, "bench", "aoti", aoti_key)}
+    os.makedirs(os.path.join(root, "bench"), exist_ok=True)
+    inductor_cache = tempfile.mkdtemp(prefix="perf-inductor-", dir=os.path.join(root, "bench"))
+    state["inductor_cache"] = inductor_cache
+    results = []
+    try:
+        for model in args.models:
+            for path in (os.path.join(args.models_dir, f"{model}.onnx"),
+                         os.path.join(args.models_dir, f"{model}.input.npy")):
+                if not os.path.exists(path):
+                    raise SystemExit(f"perf: {path} missing (bench/export_models.py --out {args.models_dir})")
+            start = time.monotonic()
+            rec = bench_model(model, args, ctx, state)
+            rec["wall_s"] = round(time.monotonic() - start, 1)
+            log(f"{model}: done in {rec['wall_s']:.0f} s")
+            results.append(rec)
+    finally:
+        shutil.rmtree(inductor_cache, ignore_errors=True)
+
+    kiln_version, commit = "unknown", "unknown"
+    kiln_meta = os.path.join(args.kiln_dir, "kiln.json")
+    compile_flags = os.environ.get("KILN_COMPILE_FLAGS", "")
+    if os.path.exists(kiln_meta):
+        with open(kiln_meta) as f:
+            km = json.load(f)
+        kiln_version, commit = km.get("version", kiln_version), km.get("commit", commit)
+        compile_flags = km.get("compile_flags", compile_flags)
+    gxx = command_output(["g++", "--version"]).splitlines()
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": args.command or "perf.py " + " ".join(sys.argv[1:]),
+        "kiln_version": kiln_version, "commit": commit, "kiln_compile_flags": compile_flags,
+        "machine": machine_info(args.threads),
+        "versions": {"torch": torch_v, "torchvision": tv_v, "onnxruntime": dist_version("onnxruntime"),
+                     "onnx": dist_version("onnx"), "numpy": dist_version("numpy"),
+                     "python": platform.python_version(), "g++": gxx[0] if gxx else None},
+        "load_start": load_start, "load_end": " ".join(f"{v:.2f}" for v in os.getloadavg()),
+        "runs": args.runs, "block": args.block, "warmup": args.warmup, "pause": args.pause,
+        "max_foreign": args.max_foreign, "retries": args.retries,
+        "threads": args.threads, "env": {k: v for k, v in os.environ.items()
+                                         if k.startswith(("OMP_", "GOMP_", "KMP_", "ONEDNN_", "DNNL_"))},
+        "wall_s": time.monotonic() - wall_start,
+    }
+    table, notes = write_report(results, meta, args.out_dir)
+    chart = os.path.join(args.out_dir, "perf.png")
+    try:
+        write_chart(results, meta, chart)
+    except Exception as exc:  # noqa: BLE001 - the table matters more than the picture
+        log(f"chart failed: {short_error(exc)}")
+    with open(os.path.join(args.out_dir, "perf.json"), "w") as f:
+        json.dump({"meta": meta, "results": results}, f, indent=1, default=str)
+    print(table)
+    for i, text in enumerate(notes, 1):
+        print(f"[^{i}]: {text}")
+    log(f"wrote {os.path.join(args.out_dir, 'perf.md')}, perf.png, perf.json "
+        f"({meta['wall_s'] / 60:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

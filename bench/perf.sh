@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# FP32 benchmark: Kiln against PyTorch Inductor, AOTInductor and ONNX Runtime on the
+# torchvision CNNs, same thread count for all. Writes bench/results/perf.md (table),
+# perf.png (chart) and perf.json (all numbers); see bench/perf.py for the method.
+#
+#   bench/perf.sh [--models a,b,...] [--threads N] [--runs N] [perf.py options...]
+#
+# Steps: the torch venv (scripts/lib.sh ensure_torch_venv), the ONNX exports
+# (bench/export_models.py, cached), `kiln compile --library shared` of every model (timed,
+# into $KILN_CACHE/bench/perf-kiln/<model>), then bench/perf.py. Other options go to
+# perf.py as they are (e.g. --block 0.25, --warmup 1, --runtimes ort,kiln, --fresh-aoti,
+# --out-dir DIR).
+#
+# Environment: KILN (the kiln binary; default <repo>/.build/release/kiln),
+# KILN_COMPILE_FLAGS (extra `kiln compile` arguments, e.g. "--cpu native"; default none),
+# KILN_CACHE (default ~/.cache/kiln).
+#
+# The 12 models take about 20-30 minutes on a 2-core machine, most of it Inductor's and
+# AOTInductor's compiles (AOTInductor packages are cached across runs). Anything else running
+# on the machine disturbs the numbers: perf.md records the load average.
+set -euo pipefail
+here="$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
+source "$here/../scripts/lib.sh"
+
+models="alexnet,densenet121,mnasnet1_0,mobilenet_v2,mobilenet_v3_large,resnet18,resnet50,resnet152,resnext50_32x4d,shufflenet_v2_x1_0,squeezenet1_1,vgg16"
+threads=2
+runs=15
+extra=()
+invocation="bench/perf.sh${*+ $*}"
+usage() {
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
+}
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --models) models="$2"; shift 2 ;;
+        --models=*) models="${1#*=}"; shift ;;
+        --threads) threads="$2"; shift 2 ;;
+        --threads=*) threads="${1#*=}"; shift ;;
+        --runs) runs="$2"; shift 2 ;;
+        --runs=*) runs="${1#*=}"; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) extra+=("$1"); shift ;;
+    esac
+done
+[[ "$threads" =~ ^[1-9][0-9]*$ ]] || { echo "perf.sh: --threads wants a positive integer" >&2; exit 2; }
+[[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "perf.sh: --runs wants a positive integer" >&2; exit 2; }
+models="${models// /}"
+
+KILN="${KILN:-$kiln_root/.build/release/kiln}"
+if [[ ! -x "$KILN" ]]; then
+    echo "perf.sh: no kiln binary at $KILN: build it (swift build -c release --product kiln) or set KILN" >&2
+    exit 2
+fi
+read -r -a compile_flags <<<"${KILN_COMPILE_FLAGS:-}"
+cache="${KILN_CACHE:-${HOME:-/root}/.cache/kiln}/bench"
+kiln_dir="$cache/perf-kiln"
+mkdir -p "$kiln_dir"
+export OMP_NUM_THREADS="$threads"
+
+t0=$(date +%s)
+ensure_torch_venv
+"$KILN_TORCH_PY" "$here/export_models.py" --out "$cache" --models "$models" >&2
+t_export=$(date +%s)
+
+# Kiln: compile every model, timed. compile.json holds the seconds, compile.error the log
+# of a failed compile (perf.py shows it as the model's Kiln error).
+IFS=',' read -r -a list <<<"$models"
+for m in "${list[@]}"; do
+    out="$kiln_dir/$m"
+    rm -rf "$out"
+    mkdir -p "$out"
+    start=$(date +%s%N)
+    if "$KILN" compile "$cache/$m.onnx" -o "$out" --name "$m" --library shared \
+        ${compile_flags[@]+"${compile_flags[@]}"} >"$out/compile.log" 2>&1; then
+        ms=$((($(date +%s%N) - start) / 1000000))
+        secs="$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+        printf '{"seconds": %s}\n' "$secs" >"$out/compile.json"
+        echo "perf.sh: kiln compile $m: ${secs} s" >&2
+    else
+        cp "$out/compile.log" "$out/compile.error"
+        echo "perf.sh: kiln compile $m FAILED: $(tail -1 "$out/compile.log")" >&2
+    fi
+done
+t_compile=$(date +%s)
+
+commit="$(git -C "$kiln_root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [[ -n "$(git -C "$kiln_root" status --porcelain --untracked-files=no -- Sources include 2>/dev/null)" ]]; then
+    commit="$commit (with uncommitted changes)"
+fi
+"$KILN_TORCH_PY" -c 'import json, sys; json.dump({"version": sys.argv[1], "commit": sys.argv[2], "compile_flags": sys.argv[3], "binary": sys.argv[4]}, open(sys.argv[5], "w"), indent=1)' \
+    "$("$KILN" --version 2>/dev/null || echo unknown)" "$commit" "${KILN_COMPILE_FLAGS:-}" "$KILN" "$kiln_dir/kiln.json"
+
+rc=0
+"$KILN_TORCH_PY" "$here/perf.py" --kiln-dir "$kiln_dir" --models "$models" --threads "$threads" \
+    --runs "$runs" --command "$invocation" ${extra[@]+"${extra[@]}"} || rc=$?
+t_end=$(date +%s)
+echo "perf.sh: venv + export $((t_export - t0)) s, kiln compiles $((t_compile - t_export)) s, perf.py $((t_end - t_compile)) s, total $((t_end - t0)) s" >&2
+exit "$rc"
