@@ -171,6 +171,7 @@ class KilnRunner:
         self._run = run
         self._args = (handle, 1, in_ptrs, in_sizes, n_out, out_ptrs, out_sizes)
         self.info = {"library": lib_path}
+        self.block(1)  # the outputs that result() reports
 
     def last_error(self):
         msg = self._last_error(self.handle)
@@ -526,11 +527,15 @@ def cpu_key():
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def quiet(probe, args, what):
-    """Waits (up to --quiet-wait seconds) until other processes leave the CPUs alone."""
-    waited = probe.wait_quiet(args.max_foreign, args.quiet_wait)
+def quiet(probe, args, what, budget):
+    """Waits (up to --quiet-wait seconds, and no more than the model's remaining budget[0])
+    until other processes leave the CPUs alone."""
+    limit = min(args.quiet_wait, budget[0])
+    waited = probe.wait_quiet(args.max_foreign, limit)
+    budget[0] = max(0.0, budget[0] - (limit if waited is None else waited))
     if waited is None:
-        log(f"{what}: the machine is still busy after {args.quiet_wait:.0f} s; going on")
+        log(f"{what}: the machine is still busy after {limit:.0f} s; going on"
+            + ("" if budget[0] > 0 else " (no more waiting for this model)"))
     elif waited > 2:
         log(f"{what}: waited {waited:.0f} s for other processes to leave the CPUs")
 
@@ -564,11 +569,12 @@ def bench_model(model, args, ctx, state):
 
     workers = {}
     probe = LoadProbe()
+    budget = [args.quiet_budget]  # seconds this model may still wait for quiet
     try:
         for rt in SETUP_ORDER:
             if rt not in args.runtimes or R[rt].get("error"):
                 continue
-            quiet(probe, args, f"{model}: before setting up {LABELS[rt]}")
+            quiet(probe, args, f"{model}: before setting up {LABELS[rt]}", budget)
             log(f"{model}: setting up {LABELS[rt]}")
             start = time.monotonic()
             try:
@@ -614,8 +620,9 @@ def bench_model(model, args, ctx, state):
 
         # Warm-up, then the block size per runtime.
         live = [rt for rt in RUNTIMES if rt in workers]
+        estimate = {}
         probe.pids = [os.getpid()] + [workers[rt].proc.pid for rt in live]
-        quiet(probe, args, f"{model}: before the warm-up")
+        quiet(probe, args, f"{model}: before the warm-up", budget)
         for rt in list(live):
             try:
                 reply = workers[rt].ask(("warmup", args.warmup, 5), args.block_timeout)
@@ -624,6 +631,7 @@ def bench_model(model, args, ctx, state):
                 live.remove(rt)
                 continue
             est = max(reply["estimate"], 1e-6)
+            estimate[rt] = est
             R[rt]["block_runs"] = max(1, min(10000, round(args.block / est)))
             R[rt]["warmup_runs"] = reply["runs"]
             log(f"{model}: {LABELS[rt]} warm ({reply['runs']} runs, ~{est * 1e3:.2f} ms), "
@@ -644,7 +652,7 @@ def bench_model(model, args, ctx, state):
                     for attempt in range(args.retries + 1):
                         if attempt:
                             retried[rt] += 1
-                            quiet(probe, args, f"{model}: before retrying a {LABELS[rt]} block")
+                            quiet(probe, args, f"{model}: before retrying a {LABELS[rt]} block", budget)
                         # Only the parent and this worker: the other workers' threads, still
                         # spinning after their block, would disturb this one too.
                         probe.start([os.getpid(), workers[rt].proc.pid])
@@ -659,6 +667,10 @@ def bench_model(model, args, ctx, state):
                     continue
                 samples[rt].append(reply["seconds"] / k)
                 foreign[rt].append(load)
+                # A warm-up disturbed by other processes gives too small blocks: adjust.
+                if samples[rt][-1] < estimate[rt] and load <= args.max_foreign:
+                    estimate[rt] = samples[rt][-1]
+                    R[rt]["block_runs"] = max(1, min(10000, round(args.block / estimate[rt])))
         for rt in live:
             if R[rt].get("error") or not samples[rt]:
                 continue
@@ -887,33 +899,46 @@ def write_chart(results, meta, path):
         for rt in RUNTIMES:
             v = rec["runtimes"][rt].get("ms")
             rel[rt].append(v / best if v is not None and best else np.nan)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(names) + 2), 5.2))
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.0 * len(names) + 3), 5.2))
     x = np.arange(len(names))
     width = 0.2
+    finite = [v for rt in RUNTIMES for v in rel[rt] if not np.isnan(v)] or [1.0]
+    lo, hi = min(0.8, min(finite) / 1.3), max(1.25, max(finite) * 1.5)
     for i, rt in enumerate(RUNTIMES):
         vals = np.array(rel[rt], dtype=float)
-        bars = ax.bar(x + (i - 1.5) * width, np.nan_to_num(vals, nan=0.0), width,
-                      label=LABELS[rt], color=colors[rt])
+        # Bars grow from 1 (the best peer): up when slower, down when faster.
+        heights = np.nan_to_num(vals, nan=1.0) - 1.0
+        bars = ax.bar(x + (i - 1.5) * width, heights, width, bottom=1.0, label=LABELS[rt],
+                      color=colors[rt], edgecolor=colors[rt])
         for j, (bar, v) in enumerate(zip(bars, vals)):
             rec = groups[j]
-            if np.isnan(v):
-                ax.text(bar.get_x() + width / 2, 1.0, "×", ha="center", va="bottom",
-                        color=colors[rt], fontsize=9)
-            elif rt == "kiln":
+            cx = bar.get_x() + width / 2
+            if np.isnan(v):  # error, or not run
+                ax.text(cx, 1.0, "×", ha="center", va="center", color=colors[rt], fontsize=10)
+                continue
+            if v == 1.0:  # the best peer itself: a tick on the line
+                ax.plot([bar.get_x(), bar.get_x() + width], [1.0, 1.0], color=colors[rt], linewidth=3)
+            if rt == "kiln":
                 if rec != "geomean" and rec["runtimes"]["kiln"].get("check") == "FAIL":
                     bar.set_hatch("//")
-                ax.text(bar.get_x() + width / 2, v * 1.04, f"{v:.2g}", ha="center", va="bottom",
-                        fontsize=7)
+                    bar.set_edgecolor("black")
+                ax.text(cx, v * 1.04 if v >= 1 else v / 1.04, f"{v:.2g}", ha="center",
+                        va="bottom" if v >= 1 else "top", fontsize=7)
     ax.set_yscale("log")
+    ax.set_ylim(lo, hi)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(x)
     ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
-    ax.set_ylabel("latency / best peer's (log scale, lower is better)")
+    ax.set_ylabel("latency / best peer's (log scale; lower is better)")
     machine = meta["machine"]
     ax.set_title(f"FP32 batch-1 latency relative to the best of Inductor, AOTInductor and ORT\n"
-                 f"{machine['cpu']}, {machine['threads']} threads, {meta['date']}", fontsize=10)
+                 f"{machine['cpu']}, {machine['threads']} threads, {meta['date']}"
+                 + ("; hatched: Kiln's output check failed" if any(
+                     r["runtimes"]["kiln"].get("check") == "FAIL" for r in results) else ""),
+                 fontsize=9)
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.legend(fontsize=8, ncol=4, loc="upper left")
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -942,9 +967,11 @@ def parse_args(argv):
                              "run again (default 0.1)")
     parser.add_argument("--retries", type=int, default=3,
                         help="times a disturbed block is run again (default 3)")
-    parser.add_argument("--quiet-wait", type=float, default=60,
-                        help="seconds to wait for other processes to leave the CPUs before a "
-                             "setup, a warm-up or a retried block (default 60)")
+    parser.add_argument("--quiet-wait", type=float, default=20,
+                        help="seconds to wait at most for other processes to leave the CPUs "
+                             "before a setup, a warm-up or a retried block (default 20)")
+    parser.add_argument("--quiet-budget", type=float, default=90,
+                        help="seconds to wait for quiet at most per model, in all (default 90)")
     parser.add_argument("--runtimes", default=",".join(RUNTIMES),
                         help="comma-separated subset of: " + ", ".join(RUNTIMES))
     parser.add_argument("--fresh-aoti", action="store_true", help="rebuild cached AOTInductor packages")

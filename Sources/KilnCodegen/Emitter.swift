@@ -133,7 +133,9 @@ struct ModelEmitter {
     mutating func emitNodes() throws {
         for (i, n) in g.nodes.enumerated() {
             run.line("// \(n.name) (\(n.origin.description)): \(n.op.name)")
+            run.line("if (m->profiling) t0 = std::chrono::steady_clock::now();")
             try emit(n, index: i)
+            run.line("if (m->profiling) m->profile[\(i)] += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();")
         }
         // Graph outputs that no node writes: constants, inputs, or a value listed twice.
         var written = Set<ValueID>()
@@ -158,6 +160,7 @@ struct ModelEmitter {
         w.line("#include <new>")
         w.line("#include <string>")
         w.line("#include <cfloat>")
+        w.line("#include <chrono>")
         w.line("#include <cstdio>")
         w.line("#include <cstdlib>")
         w.line()
@@ -169,6 +172,8 @@ struct ModelEmitter {
             w.block("struct Model", close: "};") { w in
                 w.line("std::string error;")
                 w.line("int threads = 0;")
+                w.line("bool profiling = false;")
+                w.line("double profile[\(max(g.nodes.count, 1))] = {};  // nanoseconds per step")
                 w.line("unsigned char* arena = nullptr;")
                 w.line("dnnl::engine eng;")
                 w.line("dnnl::stream strm;")
@@ -188,6 +193,7 @@ struct ModelEmitter {
             w.line("// Runs the graph: returns 0, or the number of the node that failed.")
             w.block("static int run_graph(Model* m, const void* const* in, void* const* out)") { w in
                 w.line("(void)in; (void)out;")
+                w.line("std::chrono::steady_clock::time_point t0;")
                 for id in referenced.sorted() {
                     let t = cType(elem(id))
                     switch plan.storage[id]! {

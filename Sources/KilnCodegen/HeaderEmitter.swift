@@ -83,6 +83,15 @@ func emitHeader(_ g: Graph, plan: MemoryPlan, options: CodegenOptions) -> String
     w.line("/* Number of threads this handle uses (0: OpenMP's default). */")
     w.line("\(n)_status \(n)_set_num_threads(\(n)_model* model, int num_threads);")
     w.line()
+    w.line("/* Profiling: when on, each run adds the time of every step (a node or fused group) to")
+    w.line("   its total; \(n)_profile_ms reads the totals in milliseconds, \(n)_profile_reset clears")
+    w.line("   them. Steps are numbered 0 .. \(n)_profile_count() - 1 in run order. */")
+    w.line("\(n)_status \(n)_set_profiling(\(n)_model* model, int on);")
+    w.line("size_t \(n)_profile_count(void);")
+    w.line("const char* \(n)_profile_name(size_t step);")
+    w.line("double \(n)_profile_ms(const \(n)_model* model, size_t step);")
+    w.line("void \(n)_profile_reset(\(n)_model* model);")
+    w.line()
     w.line("/* Runs one inference. num_inputs/num_outputs must equal \(N)_NUM_INPUTS/_OUTPUTS, every")
     w.line("   pointer be non-NULL and every byte size equal the tensor's (\(n)_input_bytes, ...). */")
     w.line("\(n)_status \(n)_run(\(n)_model* model,")
@@ -134,6 +143,7 @@ extension ModelEmitter {
             w.line("std::snprintf(buf, sizeof buf, \"%zu\", v);")
             w.line("return buf;")
         }
+        w.line("const char* const step_names[] = {\(g.nodes.map { cString("\($0.name) (\($0.op.name))") }.joined(separator: ", "))\(g.nodes.isEmpty ? "nullptr" : "")};")
         w.block("\(n)_status fail(Model* m, \(n)_status s, const std::string& what)") { w in
             w.line("if (m) m->error = what;")
             w.line("return s;")
@@ -149,8 +159,30 @@ extension ModelEmitter {
             w.line("return \"unknown status\";")
         }
         w.line()
-        w.block("\(api) \(n)_status \(n)_create(\(n)_model** out)") { w in
+        w.line("static \(n)_status create_model(\(n)_model** out);")
+        w.line()
+        w.line("// Compiled without the instruction set the rest of the library uses, so it can say no.")
+        w.block("__attribute__((target(\"arch=x86-64\"))) static bool cpu_supported()") { w in
+            w.line("__builtin_cpu_init();")
+            for (macro, feature) in [("__AVX__", "avx"), ("__AVX2__", "avx2"), ("__FMA__", "fma"), ("__BMI2__", "bmi2"), ("__F16C__", "f16c"),
+                                     ("__AVX512F__", "avx512f"), ("__AVX512BW__", "avx512bw"), ("__AVX512DQ__", "avx512dq"),
+                                     ("__AVX512VL__", "avx512vl"), ("__AVX512CD__", "avx512cd"), ("__AVX512VNNI__", "avx512vnni"),
+                                     ("__AVX512BF16__", "avx512bf16"), ("__AMX_TILE__", "amx-tile")] {
+                w.line("#ifdef \(macro)")
+                w.line("if (!__builtin_cpu_supports(\"\(feature)\")) return false;")
+                w.line("#endif")
+            }
+            w.line("return true;")
+        }
+        w.line()
+        w.block("__attribute__((target(\"arch=x86-64\"))) \(api) \(n)_status \(n)_create(\(n)_model** out)") { w in
             w.line("if (!out) return \(N)_ERROR_NULL_POINTER;")
+            w.line("*out = nullptr;")
+            w.line("if (!cpu_supported()) return \(N)_ERROR_UNSUPPORTED_CPU;")
+            w.line("return create_model(out);")
+        }
+        w.line()
+        w.block("static \(n)_status create_model(\(n)_model** out)") { w in
             w.line("*out = nullptr;")
             w.line("Model* m = new (std::nothrow) Model();")
             w.line("if (!m) return \(N)_ERROR_OUT_OF_MEMORY;")
@@ -190,6 +222,23 @@ extension ModelEmitter {
             w.line("if (num_threads < 0) return fail(m, \(N)_ERROR_INVALID_ARGUMENT, \"the number of threads must be 0 or more\");")
             w.line("m->threads = num_threads;")
             w.line("return \(N)_OK;")
+        }
+        w.line()
+        w.block("\(api) \(n)_status \(n)_set_profiling(\(n)_model* model, int on)") { w in
+            w.line("Model* m = reinterpret_cast<Model*>(model);")
+            w.line("if (!m) return \(N)_ERROR_NULL_POINTER;")
+            w.line("m->profiling = on != 0;")
+            w.line("return \(N)_OK;")
+        }
+        w.line("\(api) size_t \(n)_profile_count(void) { return \(g.nodes.count); }")
+        w.line("\(api) const char* \(n)_profile_name(size_t i) { return i < \(g.nodes.count) ? step_names[i] : nullptr; }")
+        w.block("\(api) double \(n)_profile_ms(const \(n)_model* model, size_t i)") { w in
+            w.line("const Model* m = reinterpret_cast<const Model*>(model);")
+            w.line("return m && i < \(g.nodes.count) ? m->profile[i] * 1e-6 : 0.0;")
+        }
+        w.block("\(api) void \(n)_profile_reset(\(n)_model* model)") { w in
+            w.line("Model* m = reinterpret_cast<Model*>(model);")
+            w.line("if (m) for (size_t i = 0; i < \(g.nodes.count); i++) m->profile[i] = 0;")
         }
         w.line()
         w.block("\(api) \(n)_status \(n)_run(\(n)_model* model, size_t num_inputs, const void* const* inputs, const size_t* input_bytes_, size_t num_outputs, void* const* outputs, const size_t* output_bytes_)") { w in

@@ -36,6 +36,10 @@ public final class CLibrary {
     let runFn: RunFn
     let createFn: CreateFn
     public let version: String
+    let setProfilingFn: (@convention(c) (OpaquePointer?, Int32) -> Int32)?
+    let profileCountFn: CountFn?
+    let profileNameFn: NameFn?
+    let profileMsFn: (@convention(c) (OpaquePointer?, Int) -> Double)?
 
     /// Opens `path`; the model's name is taken from `libNAME.so` unless given.
     public init(path: String, name: String? = nil) throws {
@@ -78,6 +82,11 @@ public final class CLibrary {
         }
         inputs = try specs("input")
         outputs = try specs("output")
+        func optional<T>(_ s: String, _ t: T.Type) -> T? { dlsym(h, "\(n)_\(s)").map { unsafeBitCast($0, to: t) } }
+        setProfilingFn = optional("set_profiling", (@convention(c) (OpaquePointer?, Int32) -> Int32).self)
+        profileCountFn = optional("profile_count", CountFn.self)
+        profileNameFn = optional("profile_name", NameFn.self)
+        profileMsFn = optional("profile_ms", (@convention(c) (OpaquePointer?, Int) -> Double).self)
     }
 
     deinit { dlclose(handle) }
@@ -91,6 +100,19 @@ public final class CLibrary {
             self.model = model
         }
         deinit { lib.destroyFn(model) }
+
+        /// Turns per-step timing on (throws when the library predates profiling).
+        public func setProfiling(_ on: Bool) throws {
+            guard let f = lib.setProfilingFn else { throw KilnError("\(lib.path): this library has no profiling API") }
+            let s = f(model, on ? 1 : 0)
+            if s != 0 { throw lib.error(s, model) }
+        }
+
+        /// Accumulated milliseconds of each step, with its name, in run order.
+        public func profile() -> [(name: String, ms: Double)] {
+            guard let count = lib.profileCountFn, let name = lib.profileNameFn, let ms = lib.profileMsFn else { return [] }
+            return (0..<count()).map { (name($0).map { String(cString: $0) } ?? "?", ms(model, $0)) }
+        }
 
         public func setThreads(_ n: Int) throws {
             let s = lib.threadsFn(model, Int32(n))

@@ -1,4 +1,5 @@
 @_exported import enum KilnToolchain.LibraryKind
+@_exported import enum KilnToolchain.TargetCPU
 import Foundation
 import KilnCodegen
 import KilnIR
@@ -11,6 +12,7 @@ public struct CompileOptions: Sendable {
     public var name: String
     public var inputShapes: [String: [Int]] = [:]
     public var library: LibraryKind = .both
+    public var cpu: TargetCPU = .x86_64_v3
     public var kilnVersion: String
 
     public init(modelPath: String, outputDirectory: String, name: String, kilnVersion: String) {
@@ -62,7 +64,7 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
     progress("compile with g++")
     var build = BuildOptions(outputDirectory: o.outputDirectory, name: o.name, library: o.library,
                              includeDirectory: runtimeIncludeDirectory())
-    build.extraFlags = []
+    build.cpu = o.cpu
     let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
                                     options: build, log: log)
     return CompileReport(products: products, arenaBytes: emitted.arenaBytes, weightsBytes: emitted.weights.count,

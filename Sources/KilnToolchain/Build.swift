@@ -8,6 +8,15 @@ public enum LibraryKind: String, CaseIterable, Sendable {
     var wantsShared: Bool { self != .static }
 }
 
+/// The instruction set generated kernels are compiled for (`-march`). oneDNN picks its own
+/// kernels for the CPU at run time whatever this says.
+public enum TargetCPU: String, CaseIterable, Sendable {
+    case native
+    case x86_64_v3 = "x86-64-v3"
+    case x86_64_v4 = "x86-64-v4"
+    public var marchFlag: String { "-march=\(rawValue)" }
+}
+
 public struct BuildOptions: Sendable {
     public var outputDirectory: String
     public var name: String
@@ -15,7 +24,8 @@ public struct BuildOptions: Sendable {
     /// Folder holding `kiln/runtime.hpp`.
     public var includeDirectory: String
     public var compiler: String = "g++"
-    public var optimization: String = "-O2"
+    public var optimization: String = "-O3"
+    public var cpu: TargetCPU = .x86_64_v3
     public var extraFlags: [String] = []
 
     public init(outputDirectory: String, name: String, library: LibraryKind, includeDirectory: String) {
@@ -86,7 +96,7 @@ public func buildLibrary(header: String, source: String, weights: [UInt8], optio
         throw KilnError("Kiln's runtime headers are not in '\(o.includeDirectory)' (set KILN_INCLUDE_DIR to the folder holding kiln/runtime.hpp)")
     }
     let cflags = ["-std=c++17", o.optimization, "-fPIC", "-fopenmp", "-fvisibility=hidden", "-fvisibility-inlines-hidden",
-                  "-I", o.includeDirectory, "-I", dir] + o.extraFlags
+                  o.cpu.marchFlag, "-I", o.includeDirectory, "-I", dir] + o.extraFlags
     try run(o.compiler, cflags + ["-c", path("\(n).cpp"), "-o", path("\(n).o")], in: dir, log: log)
     try run(o.compiler, ["-c", path("\(n)_weights.S"), "-o", path("\(n)_weights.o")], in: dir, log: log)
 

@@ -201,6 +201,9 @@ struct Compile: ParsableCommand {
     @Option(help: "Which libraries to build: static, shared or both.")
     var library: String = "both"
 
+    @Option(help: "Instruction set of the generated kernels: native, x86-64-v3 (AVX2) or x86-64-v4 (AVX-512). The library refuses to start (NAME_ERROR_UNSUPPORTED_CPU) on a CPU without it.")
+    var cpu: String = TargetCPU.x86_64_v3.rawValue
+
     @Flag(help: "Show each step and the g++ command lines.")
     var verbose = false
 
@@ -208,11 +211,15 @@ struct Compile: ParsableCommand {
         guard let kind = LibraryKind(rawValue: library) else {
             throw ValidationError("--library must be static, shared or both")
         }
+        guard let target = TargetCPU(rawValue: cpu) else {
+            throw ValidationError("--cpu must be one of: \(TargetCPU.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         let progress = Progress(verbose: verbose)
         var o = CompileOptions(modelPath: options.model, outputDirectory: outputDir,
                                name: name ?? defaultModelName(options.model), kilnVersion: kilnVersion)
         o.inputShapes = try options.shapes()
         o.library = kind
+        o.cpu = target
         let started = Date()
         let r = try compileModel(o, progress: { progress($0) }, log: { line in
             if verbose { FileHandle.standardError.write(Data("  $ \(line)\n".utf8)) }
@@ -306,6 +313,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Untimed warm-up runs.")
     var warmup: Int = 10
 
+    @Flag(help: "Also print the time of every step (node or fused group), slowest first.")
+    var profile = false
+
     func run() throws {
         let lib = try CLibrary(path: library, name: name)
         let given = try readInputs(inputs, names: lib.inputs.map(\.name))
@@ -349,8 +359,35 @@ struct Bench: ParsableCommand {
         func pct(_ p: Double) -> Double { times[min(times.count - 1, Int(p * Double(times.count - 1)))] }
         let median = pct(0.5)
         print("\(lib.name): \(times.count) runs, \(threads == 0 ? "default" : String(threads)) threads")
-        print(String(format: "latency ms: median %.4f  p10 %.4f  p90 %.4f", median, pct(0.1), pct(0.9)))
+        if median < 0.1 {
+            print(String(format: "latency us: median %.3f  p10 %.3f  p90 %.3f", median * 1000, pct(0.1) * 1000, pct(0.9) * 1000))
+        } else {
+            print(String(format: "latency ms: median %.4f  p10 %.4f  p90 %.4f", median, pct(0.1), pct(0.9)))
+        }
         print(String(format: "throughput: %.1f inferences/s", 1000 / median))
+        if profile {
+            // Separate runs with timing on, so that the figures above are not disturbed by it.
+            try instance.setProfiling(true)
+            let runs = max(10, min(times.count, 200))
+            let profiledStart = Date()
+            try withPointers(inputData) { ins in
+                try withMutablePointers(&outputs) { outs in
+                    for _ in 0..<runs {
+                        try instance.run(inputs: ins, inputBytes: lib.inputs.map(\.bytes), outputs: outs, outputBytes: lib.outputs.map(\.bytes))
+                    }
+                }
+            }
+            let wall = Date().timeIntervalSince(profiledStart) * 1000 / Double(runs)
+            let steps = instance.profile()
+            let total = steps.reduce(0) { $0 + $1.ms }
+            print(String(format: "profile: %d steps, %d runs; per run %.4f ms in steps, %.4f ms wall:", steps.count, runs, total / Double(runs), wall))
+            print("      ms      %   cum%  step")
+            var cumulative = 0.0
+            for s in steps.sorted(by: { $0.ms > $1.ms }) {
+                cumulative += s.ms
+                print(String(format: "%8.4f  %5.1f  %5.1f  %@", s.ms / Double(runs), 100 * s.ms / max(total, 1e-12), 100 * cumulative / max(total, 1e-12), s.name))
+            }
+        }
     }
 }
 

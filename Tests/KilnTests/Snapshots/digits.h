@@ -78,6 +78,15 @@ const char* digits_last_error(const digits_model* model);
 /* Number of threads this handle uses (0: OpenMP's default). */
 digits_status digits_set_num_threads(digits_model* model, int num_threads);
 
+/* Profiling: when on, each run adds the time of every step (a node or fused group) to
+   its total; digits_profile_ms reads the totals in milliseconds, digits_profile_reset clears
+   them. Steps are numbered 0 .. digits_profile_count() - 1 in run order. */
+digits_status digits_set_profiling(digits_model* model, int on);
+size_t digits_profile_count(void);
+const char* digits_profile_name(size_t step);
+double digits_profile_ms(const digits_model* model, size_t step);
+void digits_profile_reset(digits_model* model);
+
 /* Runs one inference. num_inputs/num_outputs must equal DIGITS_NUM_INPUTS/_OUTPUTS, every
    pointer be non-NULL and every byte size equal the tensor's (digits_input_bytes, ...). */
 digits_status digits_run(digits_model* model,
