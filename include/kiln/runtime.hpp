@@ -155,9 +155,14 @@ inline float fmin_nan(float a, float b) { return (std::isnan(a) || std::isnan(b)
 
 constexpr int kMaxRank = 8;
 
-// Calls f(out_index, in_offsets...) over a shape, where each input advances by its own strides
-// (0 on broadcast axes). The innermost axis runs as a plain loop.
-template <int N, class F>
+// Work below this many elements runs on one thread: a parallel region costs microseconds.
+constexpr int64_t kParallelThreshold = 1 << 15;
+
+// Calls f(out_index, in_offsets) over a shape, where each input advances by its own strides
+// (0 on broadcast axes). The innermost axis runs as a plain loop; rows are split across
+// OpenMP threads when the work is large enough.
+// `Parallel` must be false when f writes to anything but element k (reductions).
+template <int N, bool Parallel = true, class F>
 inline void for_each_strided(int rank, const int64_t* shape, const int64_t* const* strides, F f) {
     int64_t total = 1;
     for (int d = 0; d < rank; d++) total *= shape[d];
@@ -167,25 +172,25 @@ inline void for_each_strided(int rank, const int64_t* shape, const int64_t* cons
         f((int64_t)0, off);
         return;
     }
-    int64_t idx[kMaxRank] = {};
-    int64_t off[N] = {};
     const int64_t inner = shape[rank - 1];
-    int64_t k = 0;
-    while (k < total) {
-        int64_t step[N];
-        for (int j = 0; j < N; j++) step[j] = strides[j][rank - 1];
+    const int64_t rows = total / inner;
+    int64_t step[N];
+    for (int j = 0; j < N; j++) step[j] = strides[j][rank - 1];
+#pragma omp parallel for if (Parallel && total >= kParallelThreshold && rows > 1)
+    for (int64_t r = 0; r < rows; r++) {
+        // Offsets of row r: decompose its index over the outer axes.
+        int64_t off[N] = {};
+        int64_t rem = r;
+        for (int d = rank - 2; d >= 0; d--) {
+            const int64_t i = rem % shape[d];
+            rem /= shape[d];
+            for (int j = 0; j < N; j++) off[j] += i * strides[j][d];
+        }
+        const int64_t k = r * inner;
         for (int64_t i = 0; i < inner; i++) {
             int64_t o[N];
             for (int j = 0; j < N; j++) o[j] = off[j] + i * step[j];
             f(k + i, o);
-        }
-        k += inner;
-        for (int d = rank - 2; d >= 0; d--) {
-            idx[d]++;
-            for (int j = 0; j < N; j++) off[j] += strides[j][d];
-            if (idx[d] < shape[d]) break;
-            for (int j = 0; j < N; j++) off[j] -= strides[j][d] * shape[d];
-            idx[d] = 0;
         }
     }
 }
@@ -193,6 +198,7 @@ inline void for_each_strided(int rank, const int64_t* shape, const int64_t* cons
 // y[i] = f(x[i]) over n elements, computing in the input's compute type.
 template <class X, class Y, class F>
 inline void map(const X* x, Y* y, int64_t n, F f) {
+#pragma omp parallel for simd if (n >= kParallelThreshold)
     for (int64_t i = 0; i < n; i++) y[i] = store_c<Y>(f(load(x[i])));
 }
 
@@ -231,6 +237,7 @@ template <class T>
 inline void concat(int count, const T* const* xs, const int64_t* chunks, T* y, int64_t outer) {
     int64_t total = 0;
     for (int i = 0; i < count; i++) total += chunks[i];
+#pragma omp parallel for if (outer * total >= kParallelThreshold && outer > 1)
     for (int64_t o = 0; o < outer; o++) {
         T* dst = y + o * total;
         for (int i = 0; i < count; i++) {
@@ -500,6 +507,7 @@ inline void batch_norm_nhwc(const T* x, const P* scale, const P* bias, const P* 
             sc[k] = inv * load(scale[c0 + k]);
             sh[k] = load(bias[c0 + k]) - load(mean[c0 + k]) * sc[k];
         }
+#pragma omp parallel for if (pixels * cn >= kParallelThreshold)
         for (int64_t p = 0; p < pixels; p++) {
             const T* src = x + p * c + c0;
             T* dst = y + p * c + c0;
@@ -631,7 +639,7 @@ inline void reduce(const T* x, T* y, int rank, const int64_t* in_shape, const in
     double* facc = new double[out_count > 0 ? out_count : 1];
     for (int64_t i = 0; i < out_count; i++) { acc[i] = init; facc[i] = 0; }
     const int64_t* s[1] = {kept_strides};
-    for_each_strided<1>(rank, in_shape, s, [&](int64_t k, const int64_t* o) {
+    for_each_strided<1, false>(rank, in_shape, s, [&](int64_t k, const int64_t* o) {
         C v = load(x[k]);
         if (kind == 2) {
             if constexpr (is_int) { if (v > acc[o[0]]) acc[o[0]] = v; }
