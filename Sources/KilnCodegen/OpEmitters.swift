@@ -17,6 +17,12 @@ extension ModelEmitter {
             }
         case .convTranspose(let a):
             try emitGenericConvTranspose(n, a)
+        case .channelScaleShift(let postOps):
+            let s = shape(x0!)
+            let inner = shapeProduct(Array(s.dropFirst(2)))
+            let body = postOps.reduce("v") { expr, p in "[](float v) { return \(postOpExpression(p)); }(\(expr))" }
+            loopCount += 1
+            run.line("kiln::scale_shift(\(v(x0!)), \(v(x(1)!)), \(v(x(2)!)), \(v(y)), \(s[0]), \(s[1]), \(inner), \(layout(x0!) == .channelsLast), [](float v) { return \(body); });")
         case .batchNormalization(let eps) where layout(x0!) == .channelsLast:
             let s = shape(x0!)
             loopCount += 1
@@ -236,6 +242,23 @@ extension ModelEmitter {
 
     // MARK: elementwise
 
+    /// A post-op as a C++ expression of the float `v`.
+    func postOpExpression(_ p: PostOp) -> String {
+        switch p {
+        case .sum: return "v"
+        case .relu: return "v > 0 ? v : 0.0f"
+        case .leakyRelu(let a): return "v < 0 ? \(floatLiteral(a)) * v : v"
+        case .clip(let lo, let hi): return "std::isnan(v) ? v : std::min(std::max(v, \(floatLiteral(lo))), \(floatLiteral(hi)))"
+        case .sigmoid: return unaryExpression(.sigmoid, .f32)
+        case .tanh: return "std::tanh(v)"
+        case .hardSwish: return unaryExpression(.hardSwish, .f32)
+        case .hardSigmoid(let a, let b): return "std::max(0.0f, std::min(1.0f, \(floatLiteral(a)) * v + \(floatLiteral(b))))"
+        case .silu: return "(float)((double)v / (1.0 + std::exp(-(double)v)))"
+        case .gelu(let t): return t ? "0.5f * v * (1.0f + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v)))"
+                                    : "(float)(0.5 * (double)v * (1.0 + std::erf((double)v * 0.7071067811865476)))"
+        }
+    }
+
     /// Post-ops of a node that did not go through oneDNN, as loops over its output.
     mutating func emitGenericPostOps(_ ops: [PostOp], y: ValueID, addend: ValueID?) {
         for p in ops {
@@ -243,20 +266,7 @@ extension ModelEmitter {
                 if let addend { emitBinary(a: y, b: addend, y: y, op: .add) }
                 continue
             }
-            let expr: String
-            switch p {
-            case .sum: continue
-            case .relu: expr = "v > 0 ? v : 0.0f"
-            case .leakyRelu(let a): expr = "v < 0 ? \(floatLiteral(a)) * v : v"
-            case .clip(let lo, let hi): expr = "std::isnan(v) ? v : std::min(std::max(v, \(floatLiteral(lo))), \(floatLiteral(hi)))"
-            case .sigmoid: expr = unaryExpression(.sigmoid, .f32)
-            case .tanh: expr = "std::tanh(v)"
-            case .hardSwish: expr = unaryExpression(.hardSwish, .f32)
-            case .hardSigmoid(let a, let b): expr = "std::max(0.0f, std::min(1.0f, \(floatLiteral(a)) * v + \(floatLiteral(b))))"
-            case .silu: expr = "(float)((double)v / (1.0 + std::exp(-(double)v)))"
-            case .gelu(let t): expr = t ? "0.5f * v * (1.0f + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v)))"
-                                        : "(float)(0.5 * (double)v * (1.0 + std::erf((double)v * 0.7071067811865476)))"
-            }
+            let expr = postOpExpression(p)
             loopCount += 1
             run.line("kiln::map(\(v(y)), \(v(y)), \(shapeProduct(shape(y))), [](auto v) { return \(expr); });")
         }

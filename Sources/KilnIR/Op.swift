@@ -11,6 +11,9 @@ public enum Op: Sendable, Equatable {
     case convTranspose(ConvTransposeAttributes)
     /// X, scale, bias, mean, var -> Y (inference form)
     case batchNormalization(epsilon: Float)
+    /// X, scale[C], shift[C] -> post(X · scale + shift) per channel (axis 1): a BatchNormalization
+    /// lowered with its statistics folded, and the activations fused after it.
+    case channelScaleShift(postOps: [PostOp])
     /// A, B, C? -> Y
     case gemm(GemmAttributes)
     /// A, B -> Y (numpy matmul semantics)
@@ -100,6 +103,7 @@ public enum Op: Sendable, Equatable {
         case .conv: return "conv"
         case .convTranspose: return "conv_transpose"
         case .batchNormalization: return "batch_norm"
+        case .channelScaleShift: return "scale_shift"
         case .gemm: return "gemm"
         case .matMul: return "matmul"
         case .unary(let u): return u.rawValue

@@ -57,6 +57,7 @@ private func attributeText(_ op: Op) -> String {
         if let o = a.outputShape { s += " output_shape=\(o)" }
         return s
     case .batchNormalization(let e): return "epsilon=\(e)"
+    case .channelScaleShift(let p): return p.isEmpty ? "" : "post_ops=[\(p.map(\.description).joined(separator: ", "))]"
     case .gemm(let a):
         return "alpha=\(a.alpha) beta=\(a.beta) trans_a=\(a.transA) trans_b=\(a.transB)"
             + (a.postOps.isEmpty ? "" : " post_ops=[\(a.postOps.map(\.description).joined(separator: ", "))]")

@@ -76,6 +76,13 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
             guard try shape(i) == [x[1]] else { throw KilnError("\(what): parameter \(i) should have \(x[1]) elements") }
         }
         return [try type(0)]
+    case .channelScaleShift:
+        try requireFloat(0)
+        let x = try shape(0)
+        guard x.count >= 2, try shape(1) == [x[1]], try shape(2) == [x[1]] else {
+            throw KilnError("\(what): scale and shift must have \(x.count >= 2 ? x[1] : 0) elements")
+        }
+        return [try type(0)]
     case .gemm(let a):
         let t = try sameTypes([0, 1])
         let sa = try shape(0), sb = try shape(1)

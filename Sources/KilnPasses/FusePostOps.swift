@@ -64,6 +64,7 @@ func fusablePostOps(_ n: Node) -> [PostOp]? {
     switch n.op {
     case .conv(let a): return a.postOps
     case .gemm(let a): return a.postOps
+    case .channelScaleShift(let p): return p
     default: return nil
     }
 }
@@ -76,6 +77,7 @@ func withPostOps(_ op: Op, _ postOps: [PostOp]) -> Op {
     case .gemm(var a):
         a.postOps = postOps
         return .gemm(a)
+    case .channelScaleShift: return .channelScaleShift(postOps: postOps)
     default: return op
     }
 }

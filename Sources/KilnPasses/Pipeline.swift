@@ -15,6 +15,7 @@ public enum Pipeline {
     /// Simplified graph → fused graph.
     public static func fuse(_ g: inout Graph, progress: (String) -> Void = { _ in }) throws {
         progress("fold batch norm");    foldBatchNorm(&g)
+        progress("lower batch norm");   lowerBatchNorm(&g)
         progress("fuse post-ops");      fusePostOps(&g)
         progress("fuse residual sums"); fuseSum(&g)
         progress("fuse post-ops");      fusePostOps(&g)

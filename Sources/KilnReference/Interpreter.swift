@@ -64,6 +64,14 @@ public func evaluateNode(_ node: Node, _ inputs: [Tensor?]) throws -> [Tensor] {
         return [try convTranspose(x(0), x(1), opt(2), a, out: shape, what)]
     case .batchNormalization(let eps):
         return [batchNorm(x(0), x(1), x(2), x(3), x(4), eps)]
+    case .channelScaleShift(let postOps):
+        let c = x(0).shape[1], inner = shapeProduct(Array(x(0).shape.dropFirst(2)))
+        var r = x(0)
+        for i in 0..<r.floats.count {
+            let ch = (i / inner) % c
+            r.floats[i] = r.elementType.roundFloat(r.floats[i] * x(1).floats[ch] + x(2).floats[ch])
+        }
+        return [applyPostOps(postOps, r, addend: nil)]
     case .gemm(let a):
         return [applyPostOps(a.postOps, gemm(x(0), x(1), opt(2), a, out: shape), addend: nil)]
     case .matMul:

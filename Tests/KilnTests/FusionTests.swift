@@ -69,6 +69,30 @@ import KilnToolchain
         #expect(printIR(g).contains("post_ops=[sum, clip(0.0, 6.0)]"))
     }
 
+    @Test func standaloneBatchNormBecomesAScaleShiftWithItsActivation() throws {
+        var g = Graph(name: "preact")
+        let x = g.addValue("x", TensorType(.f32, [1, 3, 4, 4]))
+        g.inputs = [x]
+        func c(_ name: String, _ seed: Int, positive: Bool = false) -> ValueID {
+            g.addConstant(name, CodegenTests.random(.f32, [3], seed: seed, positive: positive))
+        }
+        let bn = g.addValue("bn", TensorType(.f32, dims: [])), y = g.addValue("y", TensorType(.f32, dims: []))
+        g.nodes = [
+            Node(name: "bn", op: .batchNormalization(epsilon: 1e-5), inputs: [x, c("s", 1, positive: true), c("b", 2), c("m", 3), c("v", 4, positive: true)], outputs: [bn], origin: Self.origin),
+            Node(name: "relu", op: .unary(.relu), inputs: [bn], outputs: [y], origin: Self.origin),
+        ]
+        g.outputs = [y]
+        try inferShapes(&g)
+        let input = CodegenTests.random(.f32, [1, 3, 4, 4], seed: 5)
+        let before = try ReferenceInterpreter(g).run(["x": input])["y"]!
+        try Pipeline.fuse(&g)
+        // after: %y = scale_shift(%x, %bn_scale, %bn_shift) {post_ops=[relu]}
+        #expect(g.nodes.count == 1)
+        #expect(g.nodes[0].op == .channelScaleShift(postOps: [.relu]))
+        let after = try ReferenceInterpreter(g).run(["x": input])["y"]!
+        #expect(Conformance.compare(after, before, rtol: 1e-5, atol: 1e-6) == nil)
+    }
+
     @Test func siluIsRecognised() throws {
         var g = Graph(name: "silu")
         let x = g.addValue("x", TensorType(.f32, [1, 2, 4, 4]))

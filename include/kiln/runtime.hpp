@@ -516,6 +516,30 @@ inline void batch_norm_nhwc(const T* x, const P* scale, const P* bias, const P* 
     }
 }
 
+// y = f(x · scale[c] + shift[c]) per channel, channels-last (c innermost) or plain (inner = H·W).
+template <class T, class F>
+inline void scale_shift(const T* x, const float* scale, const float* shift, T* y, int64_t outer, int64_t c,
+                        int64_t inner, bool channels_last, F f) {
+    if (channels_last) {
+#pragma omp parallel for if (outer * c >= kParallelThreshold)
+        for (int64_t p = 0; p < outer * inner; p++) {
+            const T* src = x + p * c;
+            T* dst = y + p * c;
+#pragma omp simd
+            for (int64_t k = 0; k < c; k++) dst[k] = store<T>(f(load(src[k]) * scale[k] + shift[k]));
+        }
+    } else {
+#pragma omp parallel for collapse(2) if (outer * c * inner >= kParallelThreshold)
+        for (int64_t b = 0; b < outer; b++)
+            for (int64_t ch = 0; ch < c; ch++) {
+                const T* src = x + (b * c + ch) * inner;
+                T* dst = y + (b * c + ch) * inner;
+                const float sc = scale[ch], sh = shift[ch];
+                for (int64_t i = 0; i < inner; i++) dst[i] = store<T>(f(load(src[i]) * sc + sh));
+            }
+    }
+}
+
 template <class T>
 inline void global_pool(const T* x, T* y, int64_t planes, int64_t inner, bool average) {
     for (int64_t p = 0; p < planes; p++) {
