@@ -143,6 +143,11 @@ extension ModelEmitter {
             emitStridedCopy(x0!, offset: 0, strides: p.map { strides[$0] }, to: y)
         case .expand:
             emitStridedCopy(x0!, offset: 0, strides: broadcastStrides(shape(x0!), to: shape(y)), to: y)
+        case .gather where layout(x0!) == .channelsLast:
+            // Channels innermost: a gather along C picks within each pixel (the pass allows only that).
+            let s = shape(x0!)
+            loopCount += 1
+            run.line("if (kiln::gather(\(v(x0!)), \(v(x(1)!)), \(shapeProduct(shape(x(1)!))), \(v(y)), \(shapeProduct(s) / s[1]), \(s[1]), 1)) return \(index + 1);")
         case .gather(let axis):
             let s = shape(x0!)
             let ax = try normalizeAxis(axis, rank: s.count, n.label)
@@ -348,10 +353,13 @@ extension ModelEmitter {
         run.close()
     }
 
+    /// A slice in any layout: `x` read through its own strides, `y` written in its memory order.
     mutating func emitSlice(_ x: ValueID, _ axes: [SliceAxis], to y: ValueID) {
-        let strides = contiguousStrides(shape(x))
+        let strides = layout(x).strides(shape(x))
         let offset = zip(axes, strides).reduce(0) { $0 + $1.0.start * $1.1 }
-        emitStridedCopy(x, offset: offset, strides: zip(axes, strides).map { $0.step * $1 }, to: y)
+        let logical = zip(axes, strides).map { $0.step * $1 }
+        let order = layout(y).physicalOrder(rank: shape(y).count)
+        emitStridedCopy(x, offset: offset, strides: order.map { logical[$0] }, to: y, physical: true)
     }
 
     mutating func emitResize(_ n: Node, _ r: ResizeAttributes) throws {

@@ -56,6 +56,24 @@ public func assignLayouts(_ g: inout Graph) {
             if let y = out, rank(y) == 4, n.inputs.contains(where: { $0.map { rank($0) == 4 && g.values[$0].layout == .channelsLast } ?? false }) {
                 outLayout = .channelsLast
             }
+        case .slice, .split:
+            // Follow the input's layout (4-D to 4-D); the bounds are plain.
+            let x = n.inputs[0]!
+            let main = rank(x) == 4 ? g.values[x].layout : .plain
+            for k in n.inputs.indices.dropFirst() { if let v = n.inputs[k] { n.inputs[k] = ensure(v, .plain) } }
+            for y in n.outputs { g.values[y].layout = main }
+            nodes.append(n)
+            continue
+        case .gather(let axis):
+            // A gather of channels (1-D indices) keeps channels-last: ShuffleNet's channel shuffle.
+            let x = n.inputs[0]!
+            let idx = n.inputs[1]!
+            if rank(x) == 4, g.values[x].layout == .channelsLast, axis == 1 || axis == -3, rank(idx) == 1 {
+                n.inputs[1] = ensure(idx, .plain)
+                outLayout = .channelsLast
+            } else {
+                n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
+            }
         case .concat:
             if let y = out, rank(y) == 4, n.inputs.contains(where: { $0.map { g.values[$0].layout == .channelsLast } ?? false }) {
                 n.inputs = n.inputs.map { $0.map { ensure($0, .channelsLast) } }

@@ -53,6 +53,47 @@ import KilnToolchain
         #expect(printIR(g).contains("%c1 = conv(%x_nhwc, %w1, %b1) {group=1 pads=[1, 1, 1, 1] post_ops=[relu]} : f32[1x8x9x9] nhwc"))
     }
 
+    /// ShuffleNet's block: concat → channel shuffle → split, all channels-last.
+    static func shuffleBlock() -> (Graph, [String: Tensor]) {
+        var g = Graph(name: "shuffle")
+        let x = g.addValue("x", TensorType(.f32, [1, 4, 5, 3]))
+        g.inputs = [x]
+        func v(_ name: String) -> ValueID { g.addValue(name, TensorType(.f32, dims: [.symbolic("?")])) }
+        let c1 = v("c1"), c2 = v("c2"), cat = v("cat"), r = v("r"), t = v("t"), sh = v("sh"), a = v("a"), b = v("b"), y = v("y")
+        let w1 = g.addConstant("w1", CodegenTests.random(.f32, [4, 4, 1, 1], seed: 1))
+        let w2 = g.addConstant("w2", CodegenTests.random(.f32, [4, 4, 1, 1], seed: 2))
+        g.nodes = [
+            Node(name: "conv1", op: .conv(ConvAttributes()), inputs: [x, w1], outputs: [c1], origin: origin),
+            Node(name: "conv2", op: .conv(ConvAttributes()), inputs: [x, w2], outputs: [c2], origin: origin),
+            Node(name: "cat", op: .concat(axis: 1), inputs: [c1, c2], outputs: [cat], origin: origin),
+            Node(name: "r", op: .reshape(allowZero: false), inputs: [cat, g.addConstant("s5", .vector(ints: [1, 2, 4, 5, 3]))], outputs: [r], origin: origin),
+            Node(name: "t", op: .transpose(perm: [0, 2, 1, 3, 4]), inputs: [r], outputs: [t], origin: origin),
+            Node(name: "sh", op: .reshape(allowZero: false), inputs: [t, g.addConstant("s4", .vector(ints: [1, 8, 5, 3]))], outputs: [sh], origin: origin),
+            Node(name: "split", op: .split(axis: 1), inputs: [sh, g.addConstant("sizes", .vector(ints: [4, 4]))], outputs: [a, b], origin: origin),
+            Node(name: "add", op: .binary(.add), inputs: [a, b], outputs: [y], origin: origin),
+        ]
+        g.outputs = [y]
+        return (g, ["x": CodegenTests.random(.f32, [1, 4, 5, 3], seed: 3)])
+    }
+
+    @Test func channelShuffleStaysChannelsLast() throws {
+        var (g, inputs) = Self.shuffleBlock()
+        try inferShapes(&g)
+        let want = try ReferenceInterpreter(g).run(inputs)
+        try Pipeline.optimize(&g)
+        // before: reshape → transpose → reshape; after: one gather of channels, no conversions inside.
+        #expect(g.nodes.map(\.op.name) == ["layout_convert", "conv", "conv", "concat", "gather", "split", "add", "layout_convert"])
+        let got = try ReferenceInterpreter(g).run(inputs)
+        #expect(Conformance.compare(got["y"]!, want["y"]!, rtol: 1e-6, atol: 1e-6) == nil)
+        let dir = temporaryDirectory()
+        let emitted = try emitModel(g, options: CodegenOptions(name: "shuffle", kilnVersion: "test"))
+        let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
+                                        options: BuildOptions(outputDirectory: dir, name: "shuffle", library: .shared,
+                                                              includeDirectory: runtimeIncludeDirectory()))
+        let compiled = try CLibrary(path: products.sharedLibrary!, name: "shuffle").makeInstance().run(inputs)
+        #expect(Conformance.compare(compiled["y"]!, want["y"]!, rtol: 1e-4, atol: 1e-5) == nil)
+    }
+
     @Test func channelsLastKernelsMatchTheReference() throws {
         let (g0, inputs) = Self.network()
         var g = g0
