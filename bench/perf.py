@@ -559,6 +559,8 @@ def cpu_key():
 def quiet(probe, args, what, budget):
     """Waits (up to --quiet-wait seconds, and no more than the model's remaining budget[0])
     until other processes leave the CPUs alone."""
+    if budget[0] <= 0:
+        return
     limit = min(args.quiet_wait, budget[0])
     waited = probe.wait_quiet(args.max_foreign, limit)
     budget[0] = max(0.0, budget[0] - (limit if waited is None else waited))

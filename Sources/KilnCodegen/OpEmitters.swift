@@ -147,7 +147,7 @@ extension ModelEmitter {
             // Channels innermost: a gather along C picks within each pixel (the pass allows only that).
             let s = shape(x0!)
             loopCount += 1
-            run.line("if (kiln::gather(\(v(x0!)), \(v(x(1)!)), \(shapeProduct(shape(x(1)!))), \(v(y)), \(shapeProduct(s) / s[1]), \(s[1]), 1)) return \(index + 1);")
+            run.line("if (kiln::gather_channels(\(v(x0!)), \(v(x(1)!)), \(shapeProduct(shape(x(1)!))), \(v(y)), \(shapeProduct(s) / s[1]), \(s[1]))) return \(index + 1);")
         case .gather(let axis):
             let s = shape(x0!)
             let ax = try normalizeAxis(axis, rank: s.count, n.label)

@@ -34,6 +34,8 @@ public func assignLayouts(_ g: inout Graph) {
         switch n.op {
         case .conv(let a):
             if let y = out, rank(y) == 4, g.values[y].type.elementType == .f32, (g.values[y].type.elementCount ?? 0) > 0 {
+                // (A plain source with a channels-last destination sends oneDNN 2.6 to its reference
+                // kernel, a thousand times slower: convert the input once instead.)
                 n.inputs[0] = ensure(n.inputs[0]!, .channelsLast)
                 if a.postOps.contains(.sum), n.inputs.count > 3, let addend = n.inputs[3] {
                     n.inputs[3] = ensure(addend, .channelsLast)

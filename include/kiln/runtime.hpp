@@ -261,6 +261,23 @@ inline int gather(const T* x, const I* idx, int64_t nidx, T* y, int64_t outer, i
     return 0;
 }
 
+// Gather of channels in a channels-last tensor: y[p][k] = x[p][idx[k]] for each of `pixels`.
+template <class T, class I>
+inline int gather_channels(const T* x, const I* idx, int64_t k_out, T* y, int64_t pixels, int64_t c) {
+    for (int64_t k = 0; k < k_out; k++)
+        if (idx[k] < -c || idx[k] >= c) return 1;
+#pragma omp parallel for if (pixels * k_out >= kParallelThreshold)
+    for (int64_t p = 0; p < pixels; p++) {
+        const T* src = x + p * c;
+        T* dst = y + p * k_out;
+        for (int64_t k = 0; k < k_out; k++) {
+            int64_t i = (int64_t)idx[k];
+            dst[k] = src[i < 0 ? i + c : i];
+        }
+    }
+    return 0;
+}
+
 // Pad: mode 0 constant, 1 reflect, 2 edge, 3 wrap.
 template <class T>
 inline void pad(const T* x, const int64_t* in_shape, const int64_t* begin, T* y, const int64_t* out_shape,
