@@ -67,7 +67,7 @@ LABELS = {"inductor": "Inductor", "aoti": "AOTInductor", "ort": "ORT", "kiln": "
 SETUP_ORDER = ["ort", "kiln", "inductor", "aoti"]  # cheap ones first
 TOLERANCE = 1e-3
 # Bump when the AOTInductor recipe changes, so that cached packages are rebuilt.
-AOTI_RECIPE = "1"
+AOTI_RECIPE = "2"
 
 
 def log(msg):
@@ -582,7 +582,6 @@ def bench_model(model, args, ctx, state):
     base_cfg = {
         "model": model, "onnx": onnx_path, "input_npy": npy_path, "threads": args.threads,
         "kiln_lib": os.path.join(kiln_model_dir, f"lib{model}.so"), "kiln_name": model,
-        "inductor_cache": state["inductor_cache"],
         "aoti_package": os.path.join(state["aoti_dir"], f"{model}.pt2"),
         "aoti_key": state["aoti_key"], "fresh_aoti": args.fresh_aoti,
     }
@@ -608,14 +607,18 @@ def bench_model(model, args, ctx, state):
             quiet(probe, args, f"{model}: before setting up {LABELS[rt]}", budget)
             log(f"{model}: setting up {LABELS[rt]}")
             start = time.monotonic()
+            # Each torch worker gets an empty Inductor cache: cold compiles, nothing shared
+            # between models or between Inductor and AOTInductor.
+            cfg = dict(base_cfg, inductor_cache=os.path.join(state["inductor_cache"], f"{model}-{rt}"))
             try:
-                w = Worker(ctx, rt, base_cfg)
-                workers[rt] = w
-                reply = w.recv(args.setup_timeout)
+                workers[rt] = Worker(ctx, rt, cfg)
+                reply = workers[rt].recv(args.setup_timeout)
             except Exception as exc:  # noqa: BLE001
                 R[rt]["error"] = short_error(exc)
                 log(f"{model}: {LABELS[rt]} failed: {R[rt]['error']}")
-                workers.pop(rt).kill()
+                failed = workers.pop(rt, None)
+                if failed is not None:
+                    failed.kill()
                 continue
             info = reply["info"]
             R[rt]["outputs"] = reply["outputs"]
@@ -715,6 +718,8 @@ def bench_model(model, args, ctx, state):
     finally:
         for w in workers.values():
             w.close()
+        for rt in ("inductor", "aoti"):
+            shutil.rmtree(os.path.join(state["inductor_cache"], f"{model}-{rt}"), ignore_errors=True)
     return rec
 
 

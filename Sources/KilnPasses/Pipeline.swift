@@ -14,6 +14,7 @@ public enum Pipeline {
 
     /// Simplified graph → fused graph.
     public static func fuse(_ g: inout Graph, progress: (String) -> Void = { _ in }) throws {
+        progress("activations");        recognizeActivations(&g)
         progress("channel shuffles");   recognizeChannelShuffle(&g)
         progress("fold batch norm");    foldBatchNorm(&g)
         progress("lower batch norm");   lowerBatchNorm(&g)

@@ -93,6 +93,37 @@ import KilnToolchain
         #expect(Conformance.compare(after, before, rtol: 1e-5, atol: 1e-6) == nil)
     }
 
+    @Test func decomposedGeluAndHardSwishAreRecognised() throws {
+        var g = Graph(name: "acts")
+        let x = g.addValue("x", TensorType(.f32, [2, 7]))
+        g.inputs = [x]
+        func c(_ v: Float) -> ValueID { g.addConstant("k\(g.values.count)", .scalar(v)) }
+        func v(_ name: String) -> ValueID { g.addValue(name, TensorType(.f32, dims: [])) }
+        let d = v("d"), e = v("e"), a = v("a"), m = v("m"), gelu = v("gelu")
+        let a2 = v("a2"), cl = v("cl"), m2 = v("m2"), hs = v("hs")
+        g.nodes = [
+            Node(name: "div", op: .binary(.div), inputs: [x, c(1.4142135)], outputs: [d], origin: Self.origin),
+            Node(name: "erf", op: .unary(.erf), inputs: [d], outputs: [e], origin: Self.origin),
+            Node(name: "add", op: .binary(.add), inputs: [e, c(1)], outputs: [a], origin: Self.origin),
+            Node(name: "mul", op: .binary(.mul), inputs: [x, a], outputs: [m], origin: Self.origin),
+            Node(name: "half", op: .binary(.mul), inputs: [m, c(0.5)], outputs: [gelu], origin: Self.origin),
+            Node(name: "add3", op: .binary(.add), inputs: [x, c(3)], outputs: [a2], origin: Self.origin),
+            Node(name: "clip", op: .clip, inputs: [a2, c(0), c(6)], outputs: [cl], origin: Self.origin),
+            Node(name: "mulx", op: .binary(.mul), inputs: [x, cl], outputs: [m2], origin: Self.origin),
+            Node(name: "div6", op: .binary(.div), inputs: [m2, c(6)], outputs: [hs], origin: Self.origin),
+        ]
+        g.outputs = [gelu, hs]
+        try inferShapes(&g)
+        let input = CodegenTests.random(.f32, [2, 7], seed: 3)
+        let before = try ReferenceInterpreter(g).run(["x": input])
+        recognizeActivations(&g)
+        try verify(g)
+        // after: %gelu = gelu(%x); %hs = hard_swish(%x)
+        #expect(g.nodes.map(\.op) == [.gelu(tanhApproximation: false), .unary(.hardSwish)])
+        let after = try ReferenceInterpreter(g).run(["x": input])
+        for k in ["gelu", "hs"] { #expect(Conformance.compare(after[k]!, before[k]!, rtol: 1e-5, atol: 1e-6) == nil, "\(k)") }
+    }
+
     @Test func siluIsRecognised() throws {
         var g = Graph(name: "silu")
         let x = g.addValue("x", TensorType(.f32, [1, 2, 4, 4]))
