@@ -253,10 +253,8 @@ func readInputs(_ specs: [String], names: [String]) throws -> [String: Tensor] {
     return tensors
 }
 
-struct Run: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Run a compiled shared library (through its C API) and write its outputs as .npy files.")
-
+/// Options shared by the commands that load a compiled library.
+struct LibraryOptions: ParsableArguments {
     @Argument(help: "The compiled shared library (libNAME.so).")
     var library: String
 
@@ -266,17 +264,30 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("input"), help: ArgumentHelp("An input: NAME=FILE.npy, or FILE.npy for a single-input model (repeatable).", valueName: "NAME=FILE"))
     var inputs: [String] = []
 
-    @Option(name: .customLong("output-dir"), help: "Where to write the outputs (created if missing).")
-    var outputDir: String
-
     @Option(help: "Threads (0: OpenMP's default).")
     var threads: Int = 0
 
-    func run() throws {
+    /// Loads the library, reads the given inputs, and makes an instance with the thread count set.
+    func open() throws -> (CLibrary, CLibrary.Instance, [String: Tensor]) {
         let lib = try CLibrary(path: library, name: name)
         let tensors = try readInputs(inputs, names: lib.inputs.map(\.name))
         let instance = try lib.makeInstance()
         try instance.setThreads(threads)
+        return (lib, instance, tensors)
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a compiled shared library (through its C API) and write its outputs as .npy files.")
+
+    @OptionGroup var options: LibraryOptions
+
+    @Option(name: .customLong("output-dir"), help: "Where to write the outputs (created if missing).")
+    var outputDir: String
+
+    func run() throws {
+        let (lib, instance, tensors) = try options.open()
         let outs = try instance.run(tensors)
         try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
         for spec in lib.outputs {
@@ -292,17 +303,7 @@ struct Bench: ParsableCommand {
         abstract: "Time a compiled shared library: median, p10 and p90 latency and throughput after warm-up.",
         discussion: "Inputs are random unless given with --input. Uses only the library's C API.")
 
-    @Argument(help: "The compiled shared library (libNAME.so).")
-    var library: String
-
-    @Option(help: "The model's name, if it differs from the library's file name.")
-    var name: String?
-
-    @Option(name: .customLong("input"), help: ArgumentHelp("An input: NAME=FILE.npy (repeatable); others are random.", valueName: "NAME=FILE"))
-    var inputs: [String] = []
-
-    @Option(help: "Threads (0: OpenMP's default).")
-    var threads: Int = 0
+    @OptionGroup var options: LibraryOptions
 
     @Option(help: "Timed runs (default: as many as fit in --seconds).")
     var iterations: Int?
@@ -317,8 +318,7 @@ struct Bench: ParsableCommand {
     var profile = false
 
     func run() throws {
-        let lib = try CLibrary(path: library, name: name)
-        let given = try readInputs(inputs, names: lib.inputs.map(\.name))
+        let (lib, instance, given) = try options.open()
         var inputData: [[UInt8]] = []
         for spec in lib.inputs {
             if let t = given[spec.name] {
@@ -335,8 +335,6 @@ struct Bench: ParsableCommand {
                 })
             }
         }
-        let instance = try lib.makeInstance()
-        try instance.setThreads(threads)
         var outputs = lib.outputs.map { [UInt8](repeating: 0, count: max($0.bytes, 1)) }
         var times: [Double] = []
         try withPointers(inputData) { ins in
@@ -358,7 +356,7 @@ struct Bench: ParsableCommand {
         times.sort()
         func pct(_ p: Double) -> Double { times[min(times.count - 1, Int(p * Double(times.count - 1)))] }
         let median = pct(0.5)
-        print("\(lib.name): \(times.count) runs, \(threads == 0 ? "default" : String(threads)) threads")
+        print("\(lib.name): \(times.count) runs, \(options.threads == 0 ? "default" : String(options.threads)) threads")
         if median < 0.1 {
             print(String(format: "latency us: median %.3f  p10 %.3f  p90 %.3f", median * 1000, pct(0.1) * 1000, pct(0.9) * 1000))
         } else {
