@@ -123,6 +123,48 @@ extension ModelEmitter {
         create.line("}")
     }
 
+    /// Pooling through oneDNN: max pooling, and average pooling whose divisor oneDNN computes
+    /// the same way (no ceil-mode overhang, which ONNX leaves out of count_include_pad).
+    func oneDNNPoolingApplies(_ n: Node, _ p: PoolAttributes, average: Bool, geometry geo: WindowGeometry) -> Bool {
+        guard elem(n.outputs[0]) == .f32, geo.input.count == 2, geo.dilations.allSatisfy({ $0 == 1 }),
+              shapeProduct(shape(n.outputs[0])) > 0 else { return false }
+        // oneDNN derives the output size from the padding: the right padding it needs.
+        let right = poolingRightPadding(geo)
+        for i in 0..<2 {
+            if right[i] < 0 || right[i] >= geo.kernel[i] || geo.padsBegin[i] >= geo.kernel[i] { return false }
+            if average && p.countIncludePad && right[i] != geo.padsEnd[i] { return false }
+        }
+        return true
+    }
+
+    /// The right padding that makes oneDNN's pooling produce the output size ONNX asks for.
+    func poolingRightPadding(_ geo: WindowGeometry) -> [Int] {
+        var right: [Int] = []
+        for i in geo.input.indices {
+            let span: Int = (geo.output[i] - 1) * geo.strides[i] + geo.kernel[i]
+            right.append(span - geo.input[i] - geo.padsBegin[i])
+        }
+        return right
+    }
+
+    mutating func emitOneDNNPooling(_ n: Node, index: Int, _ p: PoolAttributes, average: Bool, geometry geo: WindowGeometry) {
+        let x = n.inputs[0]!, y = n.outputs[0]
+        let prim = "p\(index)"
+        members.append("dnnl::pooling_forward \(prim);")
+        let right = poolingRightPadding(geo)
+        let algorithm = !average ? "pooling_max" : p.countIncludePad ? "pooling_avg_include_padding" : "pooling_avg_exclude_padding"
+        create.line("{  // \(n.name)")
+        create.line("memory::desc src_md(\(dims(shape(x))), dt::f32, \(tag(x)));")
+        create.line("memory::desc dst_md(\(dims(shape(y))), dt::f32, \(tag(y)));")
+        create.line("auto d = pooling_forward::desc(prop_kind::forward_inference, algorithm::\(algorithm), src_md, dst_md, \(dims(geo.strides)), \(dims(geo.kernel)), \(dims(geo.padsBegin)), \(dims(right)));")
+        create.line("auto pd = pooling_forward::primitive_desc(d, m->eng);")
+        create.line("m->\(prim) = pooling_forward(pd);")
+        let src = boundMemory(prim, "src", desc: "src_md", value: x)
+        let dst = boundMemory(prim, "dst", desc: "dst_md", value: y)
+        finishPrimitive(prim, index: index, args: [("DNNL_ARG_SRC", src), ("DNNL_ARG_DST", dst)])
+        create.line("}")
+    }
+
     mutating func emitOneDNNMatMul(_ n: Node, index: Int) throws {
         let A = n.inputs[0]!, B = n.inputs[1]!, y = n.outputs[0]
         let (a2, b2, batch) = matMulOperands(shape(A), shape(B))

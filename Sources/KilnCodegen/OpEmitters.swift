@@ -82,6 +82,10 @@ extension ModelEmitter {
             let geo = try windowGeometry(input: Array(s.dropFirst(2)), kernel: p.kernelShape, strides: p.strides, pads: p.pads,
                                          dilations: p.dilations, autoPad: p.autoPad, ceilMode: p.ceilMode, n.label)
             guard geo.input.count <= 3 else { throw KilnError("\(n.label): pooling over more than 3 spatial axes is not supported", unsupported: true) }
+            if oneDNNPoolingApplies(n, p, average: average, geometry: geo) {
+                emitOneDNNPooling(n, index: index, p, average: average, geometry: geo)
+                break
+            }
             loopCount += 1
             run.open()
             run.line("static const kiln::Window g = \(window(geo));")
