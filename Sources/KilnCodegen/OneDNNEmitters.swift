@@ -165,6 +165,22 @@ extension ModelEmitter {
         create.line("}")
     }
 
+    /// A layout conversion as a oneDNN reorder (jit, parallel).
+    mutating func emitOneDNNReorder(_ n: Node, index: Int) {
+        let x = n.inputs[0]!, y = n.outputs[0]
+        let prim = "p\(index)"
+        members.append("dnnl::reorder \(prim);")
+        let t = elem(x) == .f32 ? "dt::f32" : elem(x) == .u8 ? "dt::u8" : "dt::s8"
+        create.line("{  // \(n.name)")
+        create.line("memory::desc src_md(\(dims(shape(x))), \(t), \(tag(x)));")
+        create.line("memory::desc dst_md(\(dims(shape(y))), \(t), \(tag(y)));")
+        create.line("m->\(prim) = reorder(reorder::primitive_desc(m->eng, src_md, m->eng, dst_md));")
+        let src = boundMemory(prim, "src", desc: "src_md", value: x)
+        let dst = boundMemory(prim, "dst", desc: "dst_md", value: y)
+        finishPrimitive(prim, index: index, args: [("DNNL_ARG_FROM", src), ("DNNL_ARG_TO", dst)])
+        create.line("}")
+    }
+
     mutating func emitOneDNNMatMul(_ n: Node, index: Int) throws {
         let A = n.inputs[0]!, B = n.inputs[1]!, y = n.outputs[0]
         let (a2, b2, batch) = matMulOperands(shape(A), shape(B))

@@ -239,6 +239,8 @@ extension ModelEmitter {
         case .layoutConvert:
             if Layout.isLayoutNeutral(shape(y)) {
                 copy(x0!, to: y)
+            } else if [.f32, .u8, .s8].contains(elem(y)), (2...5).contains(shape(y).count) {
+                emitOneDNNReorder(n, index: index)
             } else {
                 emitStridedCopy(x0!, offset: 0, strides: iterationStrides(x0!, over: y), to: y, physical: true)
             }
