@@ -7,17 +7,22 @@
 #
 # Steps: the torch venv (scripts/lib.sh ensure_torch_venv), the ONNX exports
 # (bench/export_models.py, cached), `kiln compile --library shared` of every model (timed,
-# into $KILN_CACHE/bench/perf-kiln/<model>), then bench/perf.py. Other options go to
+# into a fresh $KILN_CACHE/bench/perf-kiln.XXXXXX/<model>), then bench/perf.py. Other options go to
 # perf.py as they are (e.g. --block 0.25, --warmup 1, --runtimes ort,kiln, --fresh-aoti,
 # --out-dir DIR).
 #
 # Environment: KILN (the kiln binary; default <repo>/.build/release/kiln),
 # KILN_COMPILE_FLAGS (extra `kiln compile` arguments, e.g. "--cpu native"; default none),
-# KILN_CACHE (default ~/.cache/kiln).
+# KILN_CACHE (default ~/.cache/kiln), KILN_PERF_KEEP=1 (keep the compiled libraries; the
+# directory is printed).
 #
-# The 12 models take about 20-30 minutes on a 2-core machine, most of it Inductor's and
-# AOTInductor's compiles (AOTInductor packages are cached across runs). Anything else running
-# on the machine disturbs the numbers: perf.md records the load average.
+# Exit status: perf.py's (1 when Kiln failed to compile or run, or mismatched ONNX Runtime, on
+# some model; the table is written all the same).
+#
+# The 12 models take about 17 minutes on the 2-core machine with empty caches (AOTInductor
+# packages are then cached, keyed by torch version, CPU and model, but their first compile
+# time is kept and reported), more when other processes keep the CPUs busy: perf.py waits a
+# little for quiet and reruns disturbed timing blocks, and perf.md says how many it had to keep.
 set -euo pipefail
 here="$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 source "$here/../scripts/lib.sh"
@@ -53,8 +58,13 @@ if [[ ! -x "$KILN" ]]; then
 fi
 read -r -a compile_flags <<<"${KILN_COMPILE_FLAGS:-}"
 cache="${KILN_CACHE:-${HOME:-/root}/.cache/kiln}/bench"
-kiln_dir="$cache/perf-kiln"
-mkdir -p "$kiln_dir"
+# The libraries of this run only (two runs at once must not rebuild each other's), removed at
+# the end unless KILN_PERF_KEEP=1.
+mkdir -p "$cache"
+kiln_dir="$(mktemp -d "$cache/perf-kiln.XXXXXX")"
+if [[ "${KILN_PERF_KEEP:-0}" != 1 ]]; then
+    trap 'rm -rf "$kiln_dir"' EXIT
+fi
 export OMP_NUM_THREADS="$threads"
 
 t0=$(date +%s)
@@ -70,15 +80,18 @@ for m in "${list[@]}"; do
     rm -rf "$out"
     mkdir -p "$out"
     start=$(date +%s%N)
-    if "$KILN" compile "$cache/$m.onnx" -o "$out" --name "$m" --library shared \
-        ${compile_flags[@]+"${compile_flags[@]}"} >"$out/compile.log" 2>&1; then
+    status=0
+    "$KILN" compile "$cache/$m.onnx" -o "$out" --name "$m" --library shared \
+        ${compile_flags[@]+"${compile_flags[@]}"} >"$out/compile.log" 2>&1 || status=$?
+    if [[ $status -eq 0 ]]; then
         ms=$((($(date +%s%N) - start) / 1000000))
         secs="$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
         printf '{"seconds": %s}\n' "$secs" >"$out/compile.json"
         echo "perf.sh: kiln compile $m: ${secs} s" >&2
     else
-        cp "$out/compile.log" "$out/compile.error"
-        echo "perf.sh: kiln compile $m FAILED: $(tail -1 "$out/compile.log")" >&2
+        # perf.py shows the last line: the log's, or the exit status when the log is empty.
+        { echo "exit status $status"; cat "$out/compile.log"; } >"$out/compile.error"
+        echo "perf.sh: kiln compile $m FAILED: $(tail -1 "$out/compile.error")" >&2
     fi
 done
 t_compile=$(date +%s)
@@ -94,5 +107,8 @@ rc=0
 "$KILN_TORCH_PY" "$here/perf.py" --kiln-dir "$kiln_dir" --models "$models" --threads "$threads" \
     --runs "$runs" --command "$invocation" ${extra[@]+"${extra[@]}"} || rc=$?
 t_end=$(date +%s)
+if [[ "${KILN_PERF_KEEP:-0}" == 1 ]]; then
+    echo "perf.sh: Kiln's libraries are in $kiln_dir" >&2
+fi
 echo "perf.sh: venv + export $((t_export - t0)) s, kiln compiles $((t_compile - t_export)) s, perf.py $((t_end - t_compile)) s, total $((t_end - t0)) s" >&2
 exit "$rc"
