@@ -16,6 +16,7 @@ public enum Pipeline {
     public static func fuse(_ g: inout Graph, progress: (String) -> Void = { _ in }) throws {
         progress("activations");        recognizeActivations(&g)
         progress("channel shuffles");   recognizeChannelShuffle(&g)
+        progress("global pooling");     recognizeGlobalPooling(&g)
         progress("fold batch norm");    foldBatchNorm(&g)
         progress("lower batch norm");   lowerBatchNorm(&g)
         progress("fuse post-ops");      fusePostOps(&g)

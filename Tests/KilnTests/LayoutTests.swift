@@ -94,6 +94,26 @@ import KilnToolchain
         #expect(Conformance.compare(compiled["y"]!, want["y"]!, rtol: 1e-4, atol: 1e-5) == nil)
     }
 
+    @Test func spatialMeanBecomesGlobalPooling() throws {
+        var g = Graph(name: "mean")
+        let x = g.addValue("x", TensorType(.f32, [1, 3, 5, 4]))
+        g.inputs = [x]
+        let w = g.addConstant("w", CodegenTests.random(.f32, [6, 3, 1, 1], seed: 1))
+        let c = g.addValue("c", TensorType(.f32, dims: [])), y = g.addValue("y", TensorType(.f32, dims: []))
+        g.nodes = [
+            Node(name: "conv", op: .conv(ConvAttributes()), inputs: [x, w], outputs: [c], origin: Self.origin),
+            Node(name: "mean", op: .reduce(.mean, keepDims: false, noopWithEmptyAxes: false), inputs: [c, g.addConstant("axes", .vector(ints: [2, 3]))], outputs: [y], origin: Self.origin),
+        ]
+        g.outputs = [y]
+        try inferShapes(&g)
+        let input = ["x": CodegenTests.random(.f32, [1, 3, 5, 4], seed: 2)]
+        let want = try ReferenceInterpreter(g).run(input)
+        try Pipeline.optimize(&g)
+        // after: conv (nhwc) → global_average_pool (nhwc) → reshape of the 1x1 result (no real conversion)
+        #expect(g.nodes.map(\.op.name) == ["layout_convert", "conv", "global_average_pool", "layout_convert", "reshape"])
+        #expect(Conformance.compare(try ReferenceInterpreter(g).run(input)["y"]!, want["y"]!, rtol: 1e-6, atol: 1e-6) == nil)
+    }
+
     @Test func channelsLastKernelsMatchTheReference() throws {
         let (g0, inputs) = Self.network()
         var g = g0
