@@ -222,7 +222,7 @@ extension ModelEmitter {
                 guard let id, shape(id) != normShape else { return "nullptr" }
                 let strides = broadcastStrides(shape(id), to: normShape)
                 var table: [Int] = []
-                forEachIndex(normShape) { idx in table.append(zip(idx, strides).reduce(0) { $0 + $1.0 * $1.1 }) }
+                forEachIndex(normShape) { _, idx in table.append(zip(idx, strides).reduce(0) { $0 + $1.0 * $1.1 }) }
                 return "(const int64_t[])\(list(table))"
             }
             loopCount += 1
@@ -460,7 +460,7 @@ extension ModelEmitter {
         let m = a2[a2.count - 2], k = a2[a2.count - 1], nn = b2[b2.count - 1]
         let aStrides = broadcastStrides(Array(a2.dropLast(2)), to: batch), bStrides = broadcastStrides(Array(b2.dropLast(2)), to: batch)
         var aOff: [Int] = [], bOff: [Int] = []
-        forEachIndex(batch) { idx in
+        forEachIndex(batch) { _, idx in
             aOff.append(zip(idx, aStrides).reduce(0) { $0 + $1.0 * $1.1 } * m * k)
             bOff.append(zip(idx, bStrides).reduce(0) { $0 + $1.0 * $1.1 } * k * nn)
         }
@@ -511,21 +511,4 @@ func matMulOperands(_ a: [Int], _ b: [Int]) -> (a: [Int], b: [Int], batch: [Int]
     b2 = [Int](repeating: 1, count: rank - b2.count) + b2
     let batch = zip(a2.dropLast(2), b2.dropLast(2)).map { max($0, $1) }
     return (a2, b2, batch)
-}
-
-/// Calls `body` with every index of `shape` in C order.
-func forEachIndex(_ shape: [Int], _ body: ([Int]) -> Void) {
-    let n = shapeProduct(shape)
-    guard n > 0 else { return }
-    var idx = [Int](repeating: 0, count: shape.count)
-    for _ in 0..<n {
-        body(idx)
-        var d = shape.count - 1
-        while d >= 0 {
-            idx[d] += 1
-            if idx[d] < shape[d] { break }
-            idx[d] = 0
-            d -= 1
-        }
-    }
 }

@@ -27,6 +27,23 @@ public func broadcastShapes(_ shapes: [[Int]], _ what: String) throws -> [Int] {
     return out
 }
 
+/// Calls `body(k, index)` for every element of `shape` in C order.
+public func forEachIndex(_ shape: [Int], _ body: (Int, [Int]) -> Void) {
+    let n = shapeProduct(shape)
+    guard n > 0 else { return }
+    var idx = [Int](repeating: 0, count: shape.count)
+    for k in 0..<n {
+        body(k, idx)
+        var d = shape.count - 1
+        while d >= 0 {
+            idx[d] += 1
+            if idx[d] < shape[d] { break }
+            idx[d] = 0
+            d -= 1
+        }
+    }
+}
+
 /// Strides of a C-order shape.
 public func contiguousStrides(_ shape: [Int]) -> [Int] {
     var s = [Int](repeating: 1, count: shape.count)

@@ -1,23 +1,6 @@
 import Foundation
 import KilnIR
 
-/// Calls `body(k, index)` for every element of `shape` in C order.
-func forEachIndex(_ shape: [Int], _ body: (Int, [Int]) -> Void) {
-    let n = shapeProduct(shape)
-    guard n > 0 else { return }
-    var idx = [Int](repeating: 0, count: shape.count)
-    for k in 0..<n {
-        body(k, idx)
-        var d = shape.count - 1
-        while d >= 0 {
-            idx[d] += 1
-            if idx[d] < shape[d] { break }
-            idx[d] = 0
-            d -= 1
-        }
-    }
-}
-
 /// Builds a tensor of `shape` whose element k is `x`'s element `source(index)`
 /// (or the fill value when `source` returns nil).
 func gatherElements(_ x: Tensor, shape: [Int], type: ElementType? = nil, fill: Double = 0,
