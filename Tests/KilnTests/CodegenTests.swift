@@ -138,22 +138,12 @@ import KilnToolchain
         return out
     }
 
-    func compileAndRun(_ g: Graph, _ inputs: [String: Tensor], name: String) throws -> [String: Tensor] {
-        let dir = temporaryDirectory()
-        let emitted = try emitModel(g, options: CodegenOptions(name: name, kilnVersion: "test"))
-        let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
-                                        options: BuildOptions(outputDirectory: dir, name: name, library: .shared,
-                                                              includeDirectory: runtimeIncludeDirectory()))
-        let lib = try CLibrary(path: products.sharedLibrary!, name: name)
-        return try lib.makeInstance().run(inputs)
-    }
-
     @Test func everyOpMatchesTheReference() throws {
         let all = try Self.cases()
         let merged = mergeGraphs(all.map { ($0.0, $0.1) }, name: "ops")
         var inputs: [String: Tensor] = [:]
         for (name, _, i) in all { for (k, t) in i { inputs["\(name)/\(k)"] = t } }
-        let got = try compileAndRun(merged, inputs, name: "ops")
+        let got = try compileAndRun(merged, inputs, name: "ops").outputs
         let want = try ReferenceInterpreter(merged).run(inputs)
         var failures: [String] = []
         for (k, expected) in want.sorted(by: { $0.key < $1.key }) {

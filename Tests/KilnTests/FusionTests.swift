@@ -206,12 +206,7 @@ import KilnToolchain
         try Pipeline.optimize(&fused)
         // Two convolutions and seven Gemms, plus the block's layout conversions in and out.
         #expect(fused.nodes.count == 2 + 7 + 2)
-        let dir = temporaryDirectory()
-        let emitted = try emitModel(fused, options: CodegenOptions(name: "fused", kilnVersion: "test"))
-        let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
-                                        options: BuildOptions(outputDirectory: dir, name: "fused", library: .shared,
-                                                              includeDirectory: runtimeIncludeDirectory()))
-        let got = try CLibrary(path: products.sharedLibrary!, name: "fused").makeInstance().run(inputs)
+        let (got, emitted) = try compileAndRun(fused, inputs, name: "fused")
         for (k, expected) in want {
             #expect(Conformance.compare(got[k]!, expected, rtol: 1e-4, atol: 1e-5) == nil, "\(k)")
         }

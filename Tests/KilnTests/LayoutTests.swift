@@ -85,12 +85,7 @@ import KilnToolchain
         #expect(g.nodes.map(\.op.name) == ["layout_convert", "conv", "conv", "concat", "gather", "split", "add", "layout_convert"])
         let got = try ReferenceInterpreter(g).run(inputs)
         #expect(Conformance.compare(got["y"]!, want["y"]!, rtol: 1e-6, atol: 1e-6) == nil)
-        let dir = temporaryDirectory()
-        let emitted = try emitModel(g, options: CodegenOptions(name: "shuffle", kilnVersion: "test"))
-        let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
-                                        options: BuildOptions(outputDirectory: dir, name: "shuffle", library: .shared,
-                                                              includeDirectory: runtimeIncludeDirectory()))
-        let compiled = try CLibrary(path: products.sharedLibrary!, name: "shuffle").makeInstance().run(inputs)
+        let compiled = try compileAndRun(g, inputs, name: "shuffle").outputs
         #expect(Conformance.compare(compiled["y"]!, want["y"]!, rtol: 1e-4, atol: 1e-5) == nil)
     }
 
@@ -120,14 +115,9 @@ import KilnToolchain
         try inferShapes(&g)
         let want = try ReferenceInterpreter(g).run(inputs)
         try Pipeline.optimize(&g)
-        let dir = temporaryDirectory()
-        let emitted = try emitModel(g, options: CodegenOptions(name: "net", kilnVersion: "test"))
+        let (got, emitted) = try compileAndRun(g, inputs, name: "net")
         #expect(emitted.source.contains("tag::acdb"))
         #expect(emitted.source.contains("kiln::pool_nhwc"))
-        let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
-                                        options: BuildOptions(outputDirectory: dir, name: "net", library: .shared,
-                                                              includeDirectory: runtimeIncludeDirectory()))
-        let got = try CLibrary(path: products.sharedLibrary!, name: "net").makeInstance().run(inputs)
         for (k, expected) in want {
             #expect(Conformance.compare(got[k]!, expected, rtol: 1e-4, atol: 1e-5) == nil, "\(k): \(Conformance.compare(got[k]!, expected, rtol: 1e-4, atol: 1e-5) ?? "")")
         }

@@ -1,6 +1,9 @@
 import Foundation
+import KilnCodegen
+import KilnDriver
 import KilnIR
 import KilnONNX
+import KilnToolchain
 import SwiftProtobuf
 
 /// Builds small ONNX models in tests, the way an exporter would write them.
@@ -111,4 +114,14 @@ func temporaryDirectory() -> String {
 
 func floats(_ shape: [Int], _ f: (Int) -> Float) -> Tensor {
     Tensor(.f32, shape: shape, floats: (0..<shapeProduct(shape)).map(f))
+}
+
+/// Generates, builds (shared library) and runs a graph through its C API, as a user would.
+func compileAndRun(_ g: Graph, _ inputs: [String: Tensor], name: String) throws -> (outputs: [String: Tensor], emitted: EmittedModel) {
+    let emitted = try emitModel(g, options: CodegenOptions(name: name, kilnVersion: "test"))
+    let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
+                                    options: BuildOptions(outputDirectory: temporaryDirectory(), name: name, library: .shared,
+                                                          includeDirectory: runtimeIncludeDirectory()))
+    let outputs = try CLibrary(path: products.sharedLibrary!, name: name).makeInstance().run(inputs)
+    return (outputs, emitted)
 }
