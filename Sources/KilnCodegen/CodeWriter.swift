@@ -24,6 +24,13 @@ public struct CodeWriter {
         line(text)
     }
 
+    /// Ends one scope and opens the next on the same line: `} else {`.
+    public mutating func reopen(_ text: String) {
+        depth -= 1
+        line(text)
+        depth += 1
+    }
+
     /// `header {` … `}` with the body indented.
     public mutating func block(_ header: String, close: String = "}", _ body: (inout CodeWriter) -> Void) {
         line(header + " {")

@@ -24,11 +24,28 @@ public struct CodegenOptions: Sendable {
     /// Where the model came from (a comment in the generated files).
     public var modelPath: String
 
-    public init(name: String, kilnVersion: String, modelPath: String = "") {
+    /// Whether 3×3 stride-1 convolutions may run as Winograd convolutions.
+    public var winograd: WinogradPolicy = .auto
+
+    public init(name: String, kilnVersion: String, modelPath: String = "", winograd: WinogradPolicy = .auto) {
         self.name = name
         self.kilnVersion = kilnVersion
         self.modelPath = modelPath
+        self.winograd = winograd
     }
+}
+
+/// Which algorithm a 3×3, stride-1, ungrouped FP32 convolution (with constant weights and
+/// channel counts that are multiples of 16) runs with. oneDNN never picks Winograd by itself;
+/// it wins on most of these layers and loses on some small ones, so by default each library
+/// measures both on the CPU it runs on.
+public enum WinogradPolicy: String, Sendable, CaseIterable {
+    /// At create time each such conv runs both ways, and keeps Winograd only if it is faster by 5%.
+    case auto
+    /// Winograd wherever oneDNN implements it for the CPU (tests and experiments).
+    case always
+    /// Direct convolutions only: outputs identical across machines, at some cost in speed.
+    case off
 }
 
 /// The C ABI version of generated libraries: bumped when the API changes incompatibly.

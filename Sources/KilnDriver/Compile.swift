@@ -1,5 +1,6 @@
 @_exported import enum KilnToolchain.LibraryKind
 @_exported import enum KilnToolchain.TargetCPU
+@_exported import enum KilnCodegen.WinogradPolicy
 import Foundation
 import KilnCodegen
 import KilnIR
@@ -13,6 +14,7 @@ public struct CompileOptions: Sendable {
     public var inputShapes: [String: [Int]] = [:]
     public var library: LibraryKind = .both
     public var cpu: TargetCPU = .x86_64_v3
+    public var winograd: WinogradPolicy = .auto
     public var kilnVersion: String
 
     public init(modelPath: String, outputDirectory: String, name: String, kilnVersion: String) {
@@ -60,7 +62,7 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
     var graph = try loadModel(path: o.modelPath, inputShapes: o.inputShapes, progress: progress)
     try Pipeline.optimize(&graph, progress: progress)
     progress("generate C++")
-    let emitted = try emitModel(graph, options: CodegenOptions(name: o.name, kilnVersion: o.kilnVersion, modelPath: o.modelPath))
+    let emitted = try emitModel(graph, options: CodegenOptions(name: o.name, kilnVersion: o.kilnVersion, modelPath: o.modelPath, winograd: o.winograd))
     progress("compile with g++")
     var build = BuildOptions(outputDirectory: o.outputDirectory, name: o.name, library: o.library,
                              includeDirectory: runtimeIncludeDirectory())

@@ -204,10 +204,16 @@ struct Compile: ParsableCommand {
     @Option(help: "Instruction set of the generated kernels: native, x86-64-v3 (AVX2) or x86-64-v4 (AVX-512). The library refuses to start (NAME_ERROR_UNSUPPORTED_CPU) on a CPU without it.")
     var cpu: String = TargetCPU.x86_64_v3.rawValue
 
+    @Option(help: "3×3 stride-1 convs as Winograd convs: auto (each library times both forms at create, on the CPU it runs on, and keeps the faster), always, or off (direct only; outputs identical across machines).")
+    var winograd: String = WinogradPolicy.auto.rawValue
+
     @Flag(help: "Show each step and the g++ command lines.")
     var verbose = false
 
     func run() throws {
+        guard let winogradPolicy = WinogradPolicy(rawValue: winograd) else {
+            throw ValidationError("--winograd must be one of: \(WinogradPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         guard let kind = LibraryKind(rawValue: library) else {
             throw ValidationError("--library must be static, shared or both")
         }
@@ -220,6 +226,7 @@ struct Compile: ParsableCommand {
         o.inputShapes = try options.shapes()
         o.library = kind
         o.cpu = target
+        o.winograd = winogradPolicy
         let started = Date()
         let r = try compileModel(o, progress: { progress($0) }, log: { line in
             if verbose { FileHandle.standardError.write(Data("  $ \(line)\n".utf8)) }
