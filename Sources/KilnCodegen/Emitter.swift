@@ -172,6 +172,7 @@ struct ModelEmitter {
         w.line("#include \"\(name).h\"")
         w.line("#include <kiln/runtime.hpp>")
         w.line("#include <dnnl.hpp>")
+        w.line("#include <kiln/onednn.hpp>")
         w.line("#include <omp.h>")
         w.line("#include <exception>")
         w.line("#include <new>")

@@ -136,9 +136,9 @@ extension ModelEmitter {
             return
         }
         declareArguments(prim, args: args)
-        let wino = emitWinogradAlternative(n, prim: prim, direct: args, src: src, dst: dst, geo: geo, weightDims: wdims)
-        run.open("if (m->\(prim)_wino)")
-        for (p, count) in wino { executeLine(p, count: count, index: index) }
+        emitWinogradForm(n, prim: prim, direct: args, src: src, dst: dst, geo: geo)
+        run.open("if (m->\(prim)w.active)")
+        run.line("if (!m->\(prim)w.run(m->strm)) return \(index + 1);")
         run.reopen("} else {")
         executeLine(prim, count: args.count, index: index)
         run.close()
@@ -159,56 +159,27 @@ extension ModelEmitter {
         return ws[0] % 16 == 0 && ws[1] % 16 == 0
     }
 
-    /// Creates the Winograd form of conv `prim`: oneDNN's Winograd kernels take only their own
-    /// blocked layout, so the conv's source is reordered into it and its result back. `auto` times both forms on this CPU and keeps the faster;
-    /// the loser's primitives and weights are released. Returns the run-time steps of the
-    /// Winograd form with their argument counts.
-    mutating func emitWinogradAlternative(_ n: Node, prim: String, direct: [(String, String)], src: String, dst: String,
-                                          geo: WindowGeometry, weightDims wdims: [Int]) -> [(String, Int)] {
-        let w = "\(prim)w", flag = "\(prim)_wino"
-        let hasBias = direct.contains { $0.0 == "DNNL_ARG_BIAS" }
-        members.append("bool \(flag) = false;")
-        members.append("dnnl::convolution_forward \(w);")
-        members.append("dnnl::memory \(w)_src, \(w)_dst;")
-        members.append("dnnl::reorder \(w)_in, \(w)_out;")
+    /// Creates the Winograd form of conv `prim` next to its direct form (kiln::WinogradConv:
+    /// reorder into Winograd's blocked layout, convolve, reorder back). `auto` times both forms on
+    /// this CPU and keeps the faster; the loser's primitives and weights are released.
+    mutating func emitWinogradForm(_ n: Node, prim: String, direct: [(String, String)], src: String, dst: String,
+                                   geo: WindowGeometry) {
+        let w = "m->\(prim)w"
+        members.append("kiln::WinogradConv \(prim)w;")
+        let bias = direct.first { $0.0 == "DNNL_ARG_BIAS" }.map { "m->\($0.1)" } ?? "memory()"
+        guard case .constant(let weightsOffset) = plan.storage[n.inputs[1]!]! else { return }
         create.open("try")
-        create.line("auto dw = convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_winograd, memory::desc(src_md.dims(), dt::f32, tag::any), memory::desc(wei_plain.dims(), dt::f32, tag::any), \(hasBias ? "bias_md, " : "")memory::desc(dst_md.dims(), dt::f32, tag::any), \(dims(geo.strides)), \(dims(geo.dilations.map { $0 - 1 })), \(dims(geo.padsBegin)), \(dims(geo.padsEnd)));")
-        create.line("auto pdw = convolution_forward::primitive_desc(dw, attr, m->eng);")
-        create.line("m->\(w) = convolution_forward(pdw);")
-        create.line("m->\(w)_src = memory(pdw.src_desc(), m->eng);")
-        create.line("m->\(w)_dst = memory(pdw.dst_desc(), m->eng);")
-        let wei = weightsMemory(w, value: n.inputs[1]!, plainDesc: "wei_plain", chosen: "pdw.weights_desc()")
-        create.line("m->\(w)_in = reorder(reorder::primitive_desc(m->eng, src_md, m->eng, pdw.src_desc()));")
-        create.line("m->\(w)_out = reorder(reorder::primitive_desc(m->eng, pdw.dst_desc(), m->eng, dst_md));")
-        var convArgs = [("DNNL_ARG_SRC", "\(w)_src"), ("DNNL_ARG_WEIGHTS", wei)]
-        if let bias = direct.first(where: { $0.0 == "DNNL_ARG_BIAS" }) { convArgs.append(bias) }
-        convArgs.append(("DNNL_ARG_DST", "\(w)_dst"))
-        var steps: [(String, [(String, String)])] = [("\(w)_in", [("DNNL_ARG_FROM", src), ("DNNL_ARG_TO", "\(w)_src")])]
-        steps.append((w, convArgs))
-        steps.append(("\(w)_out", [("DNNL_ARG_FROM", "\(w)_dst"), ("DNNL_ARG_TO", dst)]))
-        for (p, args) in steps { declareArguments(p, args: args) }
+        create.line("auto dw = convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_winograd, memory::desc(src_md.dims(), dt::f32, tag::any), memory::desc(wei_plain.dims(), dt::f32, tag::any), \(bias == "memory()" ? "" : "bias_md, ")memory::desc(dst_md.dims(), dt::f32, tag::any), \(dims(geo.strides)), \(dims(geo.dilations.map { $0 - 1 })), \(dims(geo.padsBegin)), \(dims(geo.padsEnd)));")
+        create.line("\(w).create(m->eng, m->strm, dw, attr, wei_plain, W + \(weightsOffset), m->\(src), m->\(dst), \(bias));")
         if options.winograd == .always {
-            create.line("m->\(flag) = true;")
+            create.line("\(w).active = true;")
         } else {
-            // Timed on scratch buffers of zeros (the caller's buffers do not exist yet).
-            func call(_ p: String, _ args: [(String, String)]) -> String {
-                let bound = args.map { a in "{\(a.0), \(a.1 == src ? "ts" : a.1 == dst ? "td" : "m->\(a.1)")}" }
-                return "m->\(p).execute(m->strm, {\(bound.joined(separator: ", "))});"
-            }
-            create.line("memory ts(src_md, m->eng), td(dst_md, m->eng);")
-            create.line("std::memset(ts.get_data_handle(), 0, src_md.get_size());")
-            create.line("std::memset(td.get_data_handle(), 0, dst_md.get_size());")
-            create.line("auto direct = [&] { \(call(prim, direct)) m->strm.wait(); };")
-            create.line("auto winograd = [&] { \(steps.map { call($0.0, $0.1) }.joined(separator: " ")) m->strm.wait(); };")
-            create.line("m->\(flag) = kiln::second_is_faster(direct, winograd);")
+            create.line("\(w).active = \(w).faster_than(m->\(prim), m->\(direct[1].1), \(bias), m->eng, m->strm, src_md, dst_md);")
         }
         create.reopen("} catch (const dnnl::error&) {")
-        create.line("m->\(flag) = false;  // no Winograd kernel for this conv on this CPU")
+        create.line("\(w).active = false;  // no Winograd kernel for this conv on this CPU")
         create.close()
-        let released = [w, "\(w)_src", "\(w)_dst", wei, "\(w)_in", "\(w)_out"]
-        create.line("if (m->\(flag)) { m->\(prim) = {}; m->\(direct[1].1) = {}; }")
-        create.line("else { \(released.map { "m->\($0) = {};" }.joined(separator: " ")) }")
-        return steps.map { ($0.0, $0.1.count) }
+        create.line("if (\(w).active) { m->\(prim) = {}; m->\(direct[1].1) = {}; } else { \(w).release(); }")
     }
 
     /// Pooling through oneDNN: max pooling, and average pooling whose divisor oneDNN computes

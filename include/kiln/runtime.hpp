@@ -4,7 +4,6 @@
 #define KILN_RUNTIME_HPP
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -150,30 +149,6 @@ inline int64_t wpow(int64_t base, int64_t e) {
 }
 inline float fmax_nan(float a, float b) { return (std::isnan(a) || std::isnan(b)) ? NAN : std::max(a, b); }
 inline float fmin_nan(float a, float b) { return (std::isnan(a) || std::isnan(b)) ? NAN : std::min(a, b); }
-
-// ---------------------------------------------------------------------------------------------
-// Choosing between two implementations of one step at create time.
-
-// Runs both once to warm up, then alternately `rounds` times, and says whether the best time of
-// `second` beats the best time of `first` by at least `margin` (best-of absorbs the noise of a
-// shared machine; the margin keeps the first, the default, on a near tie).
-template <class A, class B>
-inline bool second_is_faster(A&& first, B&& second, double margin = 0.05, int rounds = 5) {
-    using clock = std::chrono::steady_clock;
-    first();
-    second();
-    double best_first = 1e300, best_second = 1e300;
-    for (int r = 0; r < rounds; r++) {
-        auto t0 = clock::now();
-        first();
-        auto t1 = clock::now();
-        second();
-        auto t2 = clock::now();
-        best_first = std::min(best_first, std::chrono::duration<double>(t1 - t0).count());
-        best_second = std::min(best_second, std::chrono::duration<double>(t2 - t1).count());
-    }
-    return best_second < (1.0 - margin) * best_first;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Shapes: up to 8 dimensions, passed as static arrays from generated code.
