@@ -201,17 +201,15 @@ extension ModelEmitter {
             if axes.isEmpty {
                 copy(x0!, to: y)
             } else {
-                var kept = [Int](repeating: 0, count: s.count)
-                var acc = 1
-                for d in stride(from: s.count - 1, through: 0, by: -1) where !axes.contains(d) {
-                    kept[d] = acc
-                    acc *= s[d]
-                }
                 let code = kind == .sum ? 0 : kind == .mean ? 1 : 2
+                let t = cType(elem(x0!))
                 loopCount += 1
                 run.open()
-                run.line("static const int64_t in_shape[] = \(list(s)), kept[] = \(list(kept));")
-                run.line("kiln::reduce(\(v(x0!)), \(v(y)), \(s.count), in_shape, kept, \(shapeProduct(shape(y))), \(shapeProduct(axes.map { s[$0] })), \(code), \(elem(x0!).isFloat ? 0 : elem(x0!).intRange.lowerBound)LL);")
+                run.line("static const int64_t shape[] = \(list(s)), strides[] = \(list(contiguousStrides(s)));")
+                run.line("static const int64_t* const all[] = {strides};")
+                run.line("static const bool reduced[] = \(list(s.indices.map { axes.contains($0) ? 1 : 0 }));")
+                run.line("const \(t)* x = \(v(x0!));")
+                run.line("kiln::reduce_strided<1>(\(s.count), shape, all, reduced, \(v(y)), \(code), \(elem(x0!).isFloat ? 0 : elem(x0!).intRange.lowerBound)LL, [x](const int64_t* o) { return kiln::load(x[o[0]]); });")
                 run.close()
             }
         case .layerNormalization(let axis, let eps):
@@ -244,6 +242,8 @@ extension ModelEmitter {
             } else {
                 emitStridedCopy(x0!, offset: 0, strides: iterationStrides(x0!, over: y), to: y, physical: true)
             }
+        case .elementwiseGroup(let e):
+            emitElementwiseGroup(n, e)
         case .shape, .range:
             throw KilnError("\(n.label): should have been folded to a constant", unsupported: true)
         case .unsupported(let reason):
@@ -322,20 +322,86 @@ extension ModelEmitter {
         run.close()
     }
 
+    /// One loop for a group of elementwise ops: each step a local variable, the inputs read
+    /// through their own strides (any layout, broadcast); with a reduction, reduced in the loop.
+    mutating func emitElementwiseGroup(_ n: Node, _ e: ElementwiseGroup) {
+        let inputs = n.inputs.map { $0! }
+        let y = n.outputs[0]
+        var body: [String] = inputs.indices.map { "const float i\($0) = kiln::load(p\($0)[o[\($0)]]);" }
+        func operand(_ o: ElementwiseGroup.Operand) -> String {
+            switch o {
+            case .input(let i): return "i\(i)"
+            case .step(let j): return "s\(j)"
+            case .absent: return ""
+            }
+        }
+        for (k, step) in e.steps.enumerated() {
+            let args = step.operands.map(operand)
+            let expr: String
+            switch step.op {
+            case .unary(let u): expr = unaryExpression(u, .f32)
+            case .leakyRelu(let a): expr = postOpExpression(.leakyRelu(alpha: a))
+            case .hardSigmoid(let a, let b): expr = postOpExpression(.hardSigmoid(alpha: a, beta: b))
+            case .gelu(let t): expr = postOpExpression(.gelu(tanhApproximation: t))
+            case .clip:
+                let lo = args.count > 1 && step.operands[1] != .absent ? args[1] : "-INFINITY"
+                let hi = args.count > 2 && step.operands[2] != .absent ? args[2] : "INFINITY"
+                expr = "std::isnan(v) ? v : std::min(std::max(v, \(lo)), \(hi))"
+            case .binary(let b):
+                body.append("float s\(k); { const float a = \(args[0]), b = \(args[1]); s\(k) = \(binaryExpression(b, isFloat: true)); }")
+                continue
+            default:
+                preconditionFailure("\(step.op.name) is not an elementwise step")
+            }
+            body.append("float s\(k); { const float v = \(args[0]); s\(k) = \(expr); }")
+        }
+        let last = "s\(e.steps.count - 1)"
+        loopCount += 1
+        run.open()
+        for (i, x) in inputs.enumerated() { run.line("const float* p\(i) = \(v(x));") }
+        run.line("float* out = \(v(y));")
+        if let r = e.reduction {
+            // Inputs and output are plain (the layout pass sees to it).
+            let full = inputs.map { shape($0) }.reduce([Int]()) { (try? broadcastShapes([$0, $1], "")) ?? $0 }
+            for (i, x) in inputs.enumerated() { run.line("static const int64_t s\(i)[] = \(list(broadcastStrides(shape(x), to: full)));") }
+            run.line("static const int64_t shape[] = \(list(full));")
+            run.line("static const int64_t* const strides[] = {\(inputs.indices.map { "s\($0)" }.joined(separator: ", "))};")
+            run.line("static const bool reduced[] = \(list(full.indices.map { r.axes.contains($0) ? 1 : 0 }));")
+            let code = r.kind == .sum ? 0 : r.kind == .mean ? 1 : 2
+            run.line("kiln::reduce_strided<\(inputs.count)>(\(full.count), shape, strides, reduced, out, \(code), 0, [&](const int64_t* o) {")
+            for l in body { run.line("    " + l) }
+            run.line("    return \(last);")
+            run.line("});")
+        } else {
+            let out = physicalShape(y)
+            for (i, x) in inputs.enumerated() { run.line("static const int64_t s\(i)[] = \(list(iterationStrides(x, over: y)));") }
+            run.line("static const int64_t shape[] = \(list(out));")
+            run.line("static const int64_t* const strides[] = {\(inputs.indices.map { "s\($0)" }.joined(separator: ", "))};")
+            run.line("kiln::for_each_strided<\(inputs.count)>(\(out.count), shape, strides, [&](int64_t k, const int64_t* o) {")
+            for l in body { run.line("    " + l) }
+            run.line("    out[k] = \(last);")
+            run.line("});")
+        }
+        run.close()
+    }
+
+    func binaryExpression(_ op: BinaryOp, isFloat: Bool) -> String {
+        switch op {
+        case .add: return isFloat ? "a + b" : "kiln::wadd(a, b)"
+        case .sub: return isFloat ? "a - b" : "kiln::wsub(a, b)"
+        case .mul: return isFloat ? "a * b" : "kiln::wmul(a, b)"
+        case .div: return isFloat ? "a / b" : "kiln::wdiv(a, b)"
+        case .pow: return isFloat ? "std::pow(a, (float)b)" : "kiln::wpow(a, (int64_t)b)"
+        case .max: return isFloat ? "kiln::fmax_nan(a, b)" : "std::max(a, b)"
+        case .min: return isFloat ? "kiln::fmin_nan(a, b)" : "std::min(a, b)"
+        case .equal: return "(int64_t)(a == b)"
+        }
+    }
+
     mutating func emitBinary(a: ValueID, b: ValueID, y: ValueID, op: BinaryOp) {
         let out = physicalShape(y)
         let isFloat = elem(a).isFloat
-        let expr: String
-        switch op {
-        case .add: expr = isFloat ? "a + b" : "kiln::wadd(a, b)"
-        case .sub: expr = isFloat ? "a - b" : "kiln::wsub(a, b)"
-        case .mul: expr = isFloat ? "a * b" : "kiln::wmul(a, b)"
-        case .div: expr = isFloat ? "a / b" : "kiln::wdiv(a, b)"
-        case .pow: expr = isFloat ? "std::pow(a, (float)b)" : "kiln::wpow(a, (int64_t)b)"
-        case .max: expr = isFloat ? "kiln::fmax_nan(a, b)" : "std::max(a, b)"
-        case .min: expr = isFloat ? "kiln::fmin_nan(a, b)" : "std::min(a, b)"
-        case .equal: expr = "(int64_t)(a == b)"
-        }
+        let expr = binaryExpression(op, isFloat: isFloat)
         loopCount += 1
         run.open()
         run.line("static const int64_t shape[] = \(list(out)), sa[] = \(list(iterationStrides(a, over: y))), sb[] = \(list(iterationStrides(b, over: y)));")

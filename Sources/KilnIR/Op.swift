@@ -94,6 +94,8 @@ public enum Op: Sendable, Equatable {
     case dequantizeLinear(axis: Int)
     /// X -> Y: the same tensor in the output value's layout (inserted by the layout pass).
     case layoutConvert
+    /// inputs... -> Y: elementwise ops (and optionally a reduction) as one loop.
+    case elementwiseGroup(ElementwiseGroup)
     /// A node Kiln cannot handle, kept so that `inspect` can list every one of them.
     case unsupported(reason: String)
 
@@ -144,6 +146,7 @@ public enum Op: Sendable, Equatable {
         case .quantizeLinear: return "quantize_linear"
         case .dequantizeLinear: return "dequantize_linear"
         case .layoutConvert: return "layout_convert"
+        case .elementwiseGroup(let e): return e.reduction.map { "elementwise_reduce_\($0.kind.rawValue)" } ?? "elementwise"
         case .unsupported: return "unsupported"
         }
     }

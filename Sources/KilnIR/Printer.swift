@@ -81,6 +81,7 @@ private func attributeText(_ op: Op) -> String {
     case .quantizeLinear(let a, let t): return "axis=\(a) to=\(t)"
     case .dequantizeLinear(let a): return "axis=\(a)"
     case .unsupported(let r): return "reason=\"\(r)\""
+    case .elementwiseGroup(let e): return "steps=\(e)"
     case .matMul, .unary, .clip, .binary, .variadic, .globalAveragePool, .globalMaxPool, .slice, .squeeze,
          .unsqueeze, .identity, .dropout, .expand, .range, .where, .layoutConvert:
         return ""

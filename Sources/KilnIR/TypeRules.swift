@@ -116,6 +116,29 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
         let t = b == .pow ? try type(0).elementType : try sameTypes([0, 1])
         let s = try broadcastShapes([try shape(0), try shape(1)], what)
         return [TensorType(b == .equal ? .bool : t, s)]
+    case .elementwiseGroup(let e):
+        let idx = Array(0..<inputs.count)
+        for i in idx { try requireFloat(i) }
+        guard !e.steps.isEmpty else { throw KilnError("\(what): an elementwise group needs a step") }
+        for (k, step) in e.steps.enumerated() {
+            guard ElementwiseGroup.isStep(step.op) else { throw KilnError("\(what): \(step.op.name) cannot be an elementwise step") }
+            for o in step.operands {
+                switch o {
+                case .input(let i): guard i >= 0 && i < inputs.count else { throw KilnError("\(what): step \(k) reads a missing input \(i)") }
+                case .step(let j): guard j >= 0 && j < k else { throw KilnError("\(what): step \(k) reads step \(j), not an earlier one") }
+                case .absent: guard case .clip = step.op else { throw KilnError("\(what): step \(k) lacks an operand") }
+                }
+            }
+        }
+        let full = try broadcastShapes(try idx.map { try shape($0) }, what)
+        let t = try type(0).elementType
+        guard let r = e.reduction else { return [TensorType(t, full)] }
+        guard r.axes.allSatisfy({ $0 >= 0 && $0 < full.count }) else { throw KilnError("\(what): reduction axes \(r.axes) out of range") }
+        var out: [Int] = []
+        for (i, d) in full.enumerated() {
+            if r.axes.contains(i) { if r.keepDims { out.append(1) } } else { out.append(d) }
+        }
+        return [TensorType(t, out)]
     case .variadic:
         let idx = Array(0..<inputs.count)
         let t = try sameTypes(idx)

@@ -53,7 +53,9 @@ public func assignLayouts(_ g: inout Graph) {
                 if let v = n.inputs[k] { n.inputs[k] = ensure(v, k == 0 ? main : .plain) }
             }
             outLayout = main
-        case .binary, .variadic, .where:
+        case .elementwiseGroup(let e) where e.reduction != nil:
+            n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
+        case .binary, .variadic, .where, .elementwiseGroup:
             // Elementwise with broadcasting: operands are read through strides, whatever their layout.
             if let y = out, rank(y) == 4, n.inputs.contains(where: { $0.map { rank($0) == 4 && g.values[$0].layout == .channelsLast } ?? false }) {
                 outLayout = .channelsLast

@@ -175,6 +175,25 @@ public func evaluateNode(_ node: Node, _ inputs: [Tensor?]) throws -> [Tensor] {
         return [try quantize(x(0), x(1), opt(2), axis: axis, to: out.elementType, what)]
     case .dequantizeLinear(let axis):
         return [try dequantize(x(0), x(1), opt(2), axis: axis, to: out.elementType, what)]
+    case .elementwiseGroup(let e):
+        // Each step as the op it stands for, then the reduction as a reduce node.
+        var results: [Tensor] = []
+        for (k, step) in e.steps.enumerated() {
+            let operands: [Tensor?] = step.operands.map { o in
+                switch o {
+                case .input(let i): return inputs[i]
+                case .step(let j): return results[j]
+                case .absent: return nil
+                }
+            }
+            let stepNode = Node(name: "\(node.name)/s\(k)", op: step.op, inputs: operands.indices.map { ValueID($0) },
+                                outputs: [ValueID(0)], origin: node.origin)
+            results.append(try evaluateNode(stepNode, operands)[0])
+        }
+        let result = results.last!
+        guard let r = e.reduction else { return [expand(result, to: shape)] }
+        let full = try broadcastShapes(inputs.map { $0!.shape }, what)
+        return [reduce(r.kind, expand(result, to: full), axes: r.axes, out: shape)]
     case .unsupported(let reason):
         throw KilnError("\(what) is not supported: \(reason)", unsupported: true)
     }

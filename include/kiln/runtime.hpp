@@ -667,41 +667,63 @@ inline void softmax(const T* x, T* y, int64_t outer, int64_t len, int64_t inner,
         }
 }
 
-// Reduction: kind 0 sum, 1 mean, 2 max. `kept` maps each input element to its output slot.
-template <class T>
-inline void reduce(const T* x, T* y, int rank, const int64_t* in_shape, const int64_t* kept_strides,
-                   int64_t out_count, int64_t reduced_count, int kind, int64_t int_lowest) {
+// Reduction over the axes marked in `reduced` of an iteration space `shape`, where f(offsets)
+// gives the value at a point (input j at offsets[j], advancing by strides[j]): a plain reduce
+// reads one tensor, a fused elementwise group computes its steps there. kind: 0 sum, 1 mean,
+// 2 max. Output elements are in the kept axes' order. Floats accumulate in double (max
+// propagates NaN); integers wrap like the reference. Parallel over outputs; no allocation.
+template <int N, class T, class F>
+inline void reduce_strided(int rank, const int64_t* shape, const int64_t* const* strides, const bool* reduced,
+                           T* y, int kind, int64_t int_lowest, F f) {
     using C = compute_t<T>;
     constexpr bool is_int = std::is_same<C, int64_t>::value;
-    C init;
-    if (kind == 2) init = is_int ? (C)int_lowest : (C)-INFINITY;
-    else init = 0;
-    C* acc = new C[out_count > 0 ? out_count : 1];
-    double* facc = new double[out_count > 0 ? out_count : 1];
-    for (int64_t i = 0; i < out_count; i++) { acc[i] = init; facc[i] = 0; }
-    const int64_t* s[1] = {kept_strides};
-    for_each_strided<1, false>(rank, in_shape, s, [&](int64_t k, const int64_t* o) {
-        C v = load(x[k]);
-        if (kind == 2) {
-            if constexpr (is_int) { if (v > acc[o[0]]) acc[o[0]] = v; }
-            else { if (v > acc[o[0]] || std::isnan((float)v)) acc[o[0]] = v; }
-        } else {
-            if constexpr (is_int) acc[o[0]] = wadd(acc[o[0]], v);
-            else facc[o[0]] += (double)v;
-        }
-    });
+    using A = typename std::conditional<is_int, int64_t, double>::type;
+    int kept_axes[kMaxRank], red_axes[kMaxRank];
+    int nk = 0, nr = 0;
+    int64_t out_count = 1, red_count = 1;
+    for (int d = 0; d < rank; d++) {
+        if (reduced[d]) { red_axes[nr++] = d; red_count *= shape[d]; }
+        else { kept_axes[nk++] = d; out_count *= shape[d]; }
+    }
+#pragma omp parallel for if (out_count * red_count >= kParallelThreshold && out_count > 1)
     for (int64_t i = 0; i < out_count; i++) {
+        int64_t off[N] = {};
+        int64_t rem = i;
+        for (int a = nk - 1; a >= 0; a--) {
+            const int d = kept_axes[a];
+            const int64_t idx = rem % shape[d];
+            rem /= shape[d];
+            for (int j = 0; j < N; j++) off[j] += idx * strides[j][d];
+        }
+        int64_t counter[kMaxRank] = {};
+        A acc = kind == 2 ? (is_int ? (A)int_lowest : (A)-INFINITY) : (A)0;
+        bool nan = false;
+        for (int64_t r = 0; r < red_count; r++) {
+            const C v = f((const int64_t*)off);
+            if (kind == 2) {
+                if constexpr (!is_int) { if (std::isnan((float)v)) nan = true; }
+                if ((A)v > acc) acc = (A)v;
+            } else {
+                if constexpr (is_int) acc = wadd(acc, (int64_t)v);
+                else acc += (double)v;
+            }
+            // Next point: an odometer over the reduced axes, innermost last.
+            for (int a = nr - 1; a >= 0; a--) {
+                const int d = red_axes[a];
+                for (int j = 0; j < N; j++) off[j] += strides[j][d];
+                if (++counter[a] < shape[d]) break;
+                for (int j = 0; j < N; j++) off[j] -= strides[j][d] * shape[d];
+                counter[a] = 0;
+            }
+        }
         if constexpr (is_int) {
-            C r = acc[i];
-            if (kind == 1) r = reduced_count ? r / reduced_count : 0;
-            y[i] = store_i<T>(r);
+            if (kind == 1) acc = red_count ? acc / red_count : 0;
+            y[i] = store_i<T>(acc);
         } else {
-            if (kind == 2) y[i] = store<T>((float)acc[i]);
-            else y[i] = store<T>((float)(kind == 1 ? facc[i] / (double)reduced_count : facc[i]));
+            if (kind == 2) y[i] = store<T>(nan ? NAN : (float)acc);
+            else y[i] = store<T>((float)(kind == 1 ? acc / (double)red_count : acc));
         }
     }
-    delete[] acc;
-    delete[] facc;
 }
 
 template <class T>

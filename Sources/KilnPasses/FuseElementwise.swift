@@ -1,0 +1,96 @@
+import KilnIR
+
+/// Fuses chains (and trees) of elementwise ops into one loop, and an elementwise group feeding
+/// a reduction into the loop of that reduction: one pass over memory instead of one per op.
+///
+///     before: %d = sub(%x, %m); %q = mul(%d, %d); %v = reduce_mean(%q, %axes) {keepdims=true}
+///     after:  %v = elementwise_reduce_mean(%x, %m)
+///                  {steps=[s0=sub(in0, in1); s1=mul(s0, s0)] reduce_mean axes=[1] keepdims=true}
+///
+/// A producer joins its consumer's loop when its result has the consumer's shape (nothing is
+/// recomputed per broadcast element), is read by that consumer alone and is not a graph output.
+/// FP32 only. Runs after the post-op fusions (an activation after a conv is better as a
+/// post-op) and before `assignLayouts`.
+public func fuseElementwise(_ g: inout Graph) {
+    let consumers = g.consumers()
+    let outputs = Set(g.outputs)
+    func isF32(_ v: ValueID) -> Bool { g.values[v].type.elementType == .f32 }
+
+    /// What computes a value as a loop: its inputs, steps, and the nodes it stands for.
+    struct Pending {
+        var inputs: [ValueID] = []
+        var steps: [ElementwiseGroup.Step] = []
+        var members: [Int] = []
+    }
+    var pending: [ValueID: Pending] = [:]
+    var absorbed = Set<Int>()
+    var replaced: [Int: Node] = [:]
+
+    /// Starts a group that inlines the groups computing the given operands where it may.
+    func build(_ operands: [ValueID?], into out: ValueID) -> (Pending, [ElementwiseGroup.Operand]) {
+        var p = Pending()
+        var inlined: [ValueID: ElementwiseGroup.Operand] = [:]
+        func addInput(_ v: ValueID) -> ElementwiseGroup.Operand {
+            if let k = p.inputs.firstIndex(of: v) { return .input(k) }
+            p.inputs.append(v)
+            return .input(p.inputs.count - 1)
+        }
+        var result: [ElementwiseGroup.Operand] = []
+        for x in operands {
+            guard let x else { result.append(.absent); continue }
+            if let known = inlined[x] { result.append(known); continue }
+            guard let q = pending[x], consumers[x].count == 1, !outputs.contains(x),
+                  g.values[x].type.shape == g.values[out].type.shape else {
+                result.append(addInput(x))
+                continue
+            }
+            let offset = p.steps.count
+            for s in q.steps {
+                let ops = s.operands.map { o -> ElementwiseGroup.Operand in
+                    switch o {
+                    case .input(let k): return addInput(q.inputs[k])
+                    case .step(let j): return .step(offset + j)
+                    case .absent: return .absent
+                    }
+                }
+                p.steps.append(ElementwiseGroup.Step(op: s.op, operands: ops))
+            }
+            p.members += q.members
+            absorbed.insert(q.members.last!)
+            inlined[x] = .step(p.steps.count - 1)
+            result.append(.step(p.steps.count - 1))
+        }
+        return (p, result)
+    }
+
+    for (i, n) in g.nodes.enumerated() {
+        guard n.outputs.count == 1, isF32(n.outputs[0]), let x0 = n.inputs.first ?? nil, isF32(x0) else { continue }
+        let y = n.outputs[0]
+        if ElementwiseGroup.isStep(n.op), n.inputs.allSatisfy({ $0.map(isF32) ?? true }) {
+            var (p, operands) = build(n.inputs, into: y)
+            p.steps.append(ElementwiseGroup.Step(op: n.op, operands: operands))
+            p.members.append(i)
+            pending[y] = p
+            if p.steps.count > 1 {
+                replaced[i] = Node(name: n.name, op: .elementwiseGroup(ElementwiseGroup(steps: p.steps)),
+                                   inputs: p.inputs, outputs: [y], origin: n.origin)
+            }
+        } else if case .reduce(let kind, let keepDims, let noop) = n.op, pending[x0] != nil,
+                  let rank = g.values[x0].type.shape?.count,
+                  let axes = try? resolveReduceAxes(n.inputs.count > 1 ? n.inputs[1].flatMap({ g.values[$0].constant })?.int64Values : nil,
+                                                    rank: rank, noopWithEmptyAxes: noop, n.label),
+                  !axes.isEmpty, n.inputs.count < 2 || n.inputs[1] == nil || g.values[n.inputs[1]!].constant != nil {
+            var (p, operands) = build([x0], into: x0)
+            guard case .step = operands[0] else { continue }
+            p.members.append(i)
+            let reduction = ElementwiseGroup.Reduction(kind: kind, axes: axes.sorted(), keepDims: keepDims)
+            replaced[i] = Node(name: n.name, op: .elementwiseGroup(ElementwiseGroup(steps: p.steps, reduction: reduction)),
+                               inputs: p.inputs, outputs: [y], origin: n.origin)
+        }
+    }
+    var nodes: [Node] = []
+    for (i, n) in g.nodes.enumerated() where !absorbed.contains(i) {
+        nodes.append(replaced[i] ?? n)
+    }
+    g.nodes = nodes
+}
