@@ -224,7 +224,7 @@ extension ModelEmitter {
                 return "(const int64_t[])\(list(table))"
             }
             loopCount += 1
-            run.line("kiln::layer_norm(\(v(x0!)), \(v(x(1)!)), \(indexTable(x(1))), \(opt(x(2))), \(indexTable(x(2))), \(v(y)), \(n.outputs.count > 1 ? v(n.outputs[1]) : "nullptr"), \(n.outputs.count > 2 ? v(n.outputs[2]) : "nullptr"), \(shapeProduct(Array(s.prefix(ax)))), \(shapeProduct(normShape)), \(floatLiteral(eps)));")
+            run.line("kiln::layer_norm(\(v(x0!)), \(v(x(1)!)), \(indexTable(x(1))), \(x(2).map { v($0) } ?? "(const \(cType(elem(x0!)))*)nullptr"), \(indexTable(x(2))), \(v(y)), \(n.outputs.count > 1 ? v(n.outputs[1]) : "nullptr"), \(n.outputs.count > 2 ? v(n.outputs[2]) : "nullptr"), \(shapeProduct(Array(s.prefix(ax)))), \(shapeProduct(normShape)), \(floatLiteral(eps)));")
         case .quantizeLinear(let axis, _):
             let (inner, dim) = try quantParams(x0!, scale: x(1)!, axis: axis, n.label)
             let r = elem(y).intRange

@@ -15,6 +15,7 @@ public enum Pipeline {
     /// Simplified graph → fused graph.
     public static func fuse(_ g: inout Graph, progress: (String) -> Void = { _ in }) throws {
         progress("activations");        recognizeActivations(&g)
+        progress("layer norms");        recognizeLayerNorm(&g)
         progress("channel shuffles");   recognizeChannelShuffle(&g)
         progress("global pooling");     recognizeGlobalPooling(&g)
         progress("fold batch norm");    foldBatchNorm(&g)
