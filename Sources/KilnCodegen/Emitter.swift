@@ -149,6 +149,13 @@ struct ModelEmitter {
 
     mutating func emitNodes() throws {
         for (i, n) in g.nodes.enumerated() {
+            // Blocked values are oneDNN's alone: its convolutions, pooling and reorders.
+            let touchesBlocked = (n.inputs.compactMap { $0 } + n.outputs).contains { g.values[$0].layout == .blocked16 }
+            switch n.op {
+            case .conv, .maxPool, .averagePool, .layoutConvert: break
+            default:
+                if touchesBlocked { throw KilnError("\(n.label): internal error: a blocked-layout value reached a generated kernel") }
+            }
             run.line("// \(n.name) (\(n.origin.description)): \(n.op.name)")
             run.line("if (m->profiling) t0 = std::chrono::steady_clock::now();")
             try emit(n, index: i)

@@ -74,11 +74,12 @@ public func planMemory(_ g: Graph) -> MemoryPlan {
         switch n.op {
         case .reshape, .flatten, .squeeze, .unsqueeze, .identity, .dropout, .layoutConvert:
             guard n.outputs.count == 1, let x = n.inputs[0], let y, first[x] != nil, first[y] != nil else { continue }
-            if case .layoutConvert = n.op, !Layout.isLayoutNeutral(g.values[y].type.shape ?? []) { continue }
+            if case .layoutConvert = n.op, !Layout.isLayoutNeutral(g.values[y].type.shape ?? [])
+                || g.values[y].layout == .blocked16 || n.inputs.first.flatMap({ $0 }).map({ g.values[$0].layout == .blocked16 }) == true { continue }
             merge(y, into: x)
         case .conv(let a) where a.postOps.contains(.sum):
             guard n.inputs.count > 3, let addend = n.inputs[3], let y, first[addend] != nil, first[y] != nil,
-                  last[root(addend)] == i, g.values[addend].type.byteSize == g.values[y].type.byteSize else { continue }
+                  last[root(addend)] == i, g.values[addend].layout.storageBytes(g.values[addend].type) == g.values[y].layout.storageBytes(g.values[y].type) else { continue }
             merge(y, into: addend)
         default: continue
         }
@@ -88,7 +89,7 @@ public func planMemory(_ g: Graph) -> MemoryPlan {
     var bufferSize: [ValueID: Int] = [:]
     for v in first.keys {
         let r = root(v)
-        bufferSize[r] = max(bufferSize[r] ?? 0, alignUp(max(g.values[v].type.byteSize ?? 0, 1)))
+        bufferSize[r] = max(bufferSize[r] ?? 0, alignUp(max(g.values[v].layout.storageBytes(g.values[v].type) ?? 0, 1)))
     }
     let order = bufferSize.keys.sorted {
         let a = bufferSize[$0]!, b = bufferSize[$1]!

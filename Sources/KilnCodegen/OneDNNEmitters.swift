@@ -12,6 +12,7 @@ extension ModelEmitter {
     /// The oneDNN format tag of a value's layout.
     func tag(_ id: ValueID) -> String {
         let r = shape(id).count
+        if layout(id) == .blocked16 { return "tag::aBcd16b" }
         if layout(id) == .channelsLast {
             return ["tag::abc": "tag::acb", "tag::abcd": "tag::acdb", "tag::abcde": "tag::acdeb"][plainTag(r)] ?? plainTag(r)
         }
@@ -99,7 +100,7 @@ extension ModelEmitter {
     /// Before a primitive with a sum post-op runs, its destination must hold the addend.
     mutating func prepareSum(_ postOps: [PostOp], addend: ValueID?, output: ValueID) {
         guard postOps.contains(.sum), let addend, plan.storage[addend] != plan.storage[output] else { return }
-        run.line("std::memcpy(\(v(output)), \(v(addend)), \(type(output).byteSize!));")
+        run.line("std::memcpy(\(v(output)), \(v(addend)), \(layout(output).storageBytes(type(output))!));")
     }
 
     mutating func emitOneDNNConv(_ n: Node, index: Int, _ a: ConvAttributes) throws {
@@ -147,11 +148,13 @@ extension ModelEmitter {
     }
 
     /// A conv that may run as a Winograd conv: FP32 3×3, stride 1, no dilation, one group,
-    /// channel counts that fill oneDNN's 16-wide blocks, and constant weights and bias. A conv
-    /// with a sum post-op stays direct: its addend would have to move into the Winograd layout
-    /// too, and measured on 2 threads (ResNet-18's second convs) that costs more than it saves.
+    /// channel counts that fill oneDNN's 16-wide blocks, and constant weights and bias. Outside
+    /// the blocked layout, a conv with a sum post-op stays direct: its addend would have to move
+    /// into the Winograd layout too, and measured on 2 threads (ResNet-18's second convs) that
+    /// costs more than it saves.
     func winogradCandidate(_ n: Node, _ a: ConvAttributes, _ geo: WindowGeometry) -> Bool {
-        guard options.winograd != .off, !a.postOps.contains(.sum), elem(n.outputs[0]) == .f32, geo.kernel == [3, 3],
+        let blocked = layout(n.outputs[0]) == .blocked16
+        guard options.winograd != .off, blocked || !a.postOps.contains(.sum), elem(n.outputs[0]) == .f32, geo.kernel == [3, 3],
               geo.strides == [1, 1], geo.dilations == [1, 1], a.group == 1,
               constant(n.inputs[1]) != nil, n.inputs.count < 3 || n.inputs[2] == nil || constant(n.inputs[2]) != nil
         else { return false }
@@ -169,7 +172,10 @@ extension ModelEmitter {
         let bias = direct.first { $0.0 == "DNNL_ARG_BIAS" }.map { "m->\($0.1)" } ?? "memory()"
         guard case .constant(let weightsOffset) = plan.storage[n.inputs[1]!]! else { return }
         create.open("try")
-        create.line("auto dw = convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_winograd, memory::desc(src_md.dims(), dt::f32, tag::any), memory::desc(wei_plain.dims(), dt::f32, tag::any), \(bias == "memory()" ? "" : "bias_md, ")memory::desc(dst_md.dims(), dt::f32, tag::any), \(dims(geo.strides)), \(dims(geo.dilations.map { $0 - 1 })), \(dims(geo.padsBegin)), \(dims(geo.padsEnd)));")
+        // In the blocked layout the Winograd conv reads and writes the graph's own buffers.
+        let srcDesc = layout(n.inputs[0]!) == .blocked16 ? "src_md" : "memory::desc(src_md.dims(), dt::f32, tag::any)"
+        let dstDesc = layout(n.outputs[0]) == .blocked16 ? "dst_md" : "memory::desc(dst_md.dims(), dt::f32, tag::any)"
+        create.line("auto dw = convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_winograd, \(srcDesc), memory::desc(wei_plain.dims(), dt::f32, tag::any), \(bias == "memory()" ? "" : "bias_md, ")\(dstDesc), \(dims(geo.strides)), \(dims(geo.dilations.map { $0 - 1 })), \(dims(geo.padsBegin)), \(dims(geo.padsEnd)));")
         create.line("\(w).create(m->eng, m->strm, dw, attr, wei_plain, W + \(weightsOffset), m->\(src), m->\(dst), \(bias));")
         if options.winograd == .always {
             create.line("\(w).active = true;")

@@ -86,6 +86,9 @@ extension ModelEmitter {
                 emitOneDNNPooling(n, index: index, p, average: average, geometry: geo)
                 break
             }
+            if layout(x0!) == .blocked16 {
+                throw KilnError("\(n.label): internal error: blocked-layout pooling that oneDNN does not take")
+            }
             loopCount += 1
             run.open()
             run.line("static const kiln::Window g = \(window(geo));")
@@ -235,7 +238,7 @@ extension ModelEmitter {
             loopCount += 1
             run.line("kiln::dequantize(\(v(x0!)), \(v(x(1)!)), \(x(2).map { v($0) } ?? "(const \(cType(elem(x0!)))*)nullptr"), \(v(y)), \(shapeProduct(shape(y))), \(inner), \(dim));")
         case .layoutConvert:
-            if Layout.isLayoutNeutral(shape(y)) {
+            if Layout.isLayoutNeutral(shape(y)) && layout(x0!) != .blocked16 && layout(y) != .blocked16 {
                 copy(x0!, to: y)
             } else if [.f32, .u8, .s8].contains(elem(y)), (2...5).contains(shape(y).count) {
                 emitOneDNNReorder(n, index: index)

@@ -1,6 +1,7 @@
 @_exported import enum KilnToolchain.LibraryKind
 @_exported import enum KilnToolchain.TargetCPU
 @_exported import enum KilnCodegen.WinogradPolicy
+@_exported import enum KilnPasses.LayoutPolicy
 import Foundation
 import KilnCodegen
 import KilnIR
@@ -15,6 +16,7 @@ public struct CompileOptions: Sendable {
     public var library: LibraryKind = .both
     public var cpu: TargetCPU = .x86_64_v3
     public var winograd: WinogradPolicy = .auto
+    public var layout: LayoutPolicy = .auto
     public var kilnVersion: String
 
     public init(modelPath: String, outputDirectory: String, name: String, kilnVersion: String) {
@@ -60,7 +62,7 @@ public func runtimeIncludeDirectory() -> String {
 public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ in },
                          log: (String) -> Void = { _ in }) throws -> CompileReport {
     var graph = try loadModel(path: o.modelPath, inputShapes: o.inputShapes, progress: progress)
-    try Pipeline.optimize(&graph, progress: progress)
+    try Pipeline.optimize(&graph, layout: o.layout, progress: progress)
     progress("generate C++")
     let emitted = try emitModel(graph, options: CodegenOptions(name: o.name, kilnVersion: o.kilnVersion, modelPath: o.modelPath, winograd: o.winograd))
     progress("compile with g++")

@@ -5,8 +5,26 @@ public enum Layout: Sendable, Equatable, CustomStringConvertible {
     case plain
     /// Channels innermost: N, spatial..., C (NHWC), the layout oneDNN's convolutions prefer.
     case channelsLast
+    /// oneDNN's blocked layout for 4-D tensors (nChw16c): N, ⌈C/16⌉, H, W, 16 channels, the
+    /// last block padded with zeros. Its Winograd convolutions take only this layout. Values in
+    /// it are read and written by oneDNN only (convolutions, pooling, reorders): not a
+    /// permutation of the logical axes, so `physicalOrder` and `strides` do not describe it.
+    case blocked16
 
-    public var description: String { self == .plain ? "plain" : "nhwc" }
+    public var description: String {
+        switch self {
+        case .plain: return "plain"
+        case .channelsLast: return "nhwc"
+        case .blocked16: return "nchw16c"
+        }
+    }
+
+    /// Bytes a tensor of `type` takes in this layout (the blocked layout pads C to 16).
+    public func storageBytes(_ type: TensorType) -> Int? {
+        guard self == .blocked16, let s = type.shape, s.count >= 2, let b = type.byteSize else { return type.byteSize }
+        guard s[1] > 0 else { return b }
+        return b / s[1] * ((s[1] + 15) / 16 * 16)
+    }
 
     /// The logical axis at each physical position, for a tensor of `rank`.
     public func physicalOrder(rank: Int) -> [Int] {

@@ -21,7 +21,7 @@ public func printIR(_ g: Graph) -> String {
     for n in g.nodes {
         let outs = n.outputs.map { ref($0) }.joined(separator: ", ")
         let ins = n.inputs.map(ref).joined(separator: ", ")
-        let types = n.outputs.map { g.values[$0].type.description + (g.values[$0].layout == .plain ? "" : " nhwc") }.joined(separator: ", ")
+        let types = n.outputs.map { g.values[$0].type.description + (g.values[$0].layout == .plain ? "" : " \(g.values[$0].layout)") }.joined(separator: ", ")
         let attrs = attributeText(n.op)
         s += "  \(outs) = \(n.op.name)(\(ins))\(attrs.isEmpty ? "" : " {\(attrs)}") : \(types)  # \(n.name) \(n.origin.description)\n"
     }

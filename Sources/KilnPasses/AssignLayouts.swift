@@ -9,8 +9,17 @@ import KilnIR
 ///     after:  %x' = layout_convert(%x) : nhwc; %c = conv(%x', ...) : nhwc; %p = max_pool(%c) : nhwc
 ///             %p' = layout_convert(%p) : plain; %f = flatten(%p')
 ///
+/// Graphs whose convolutions are mostly 3×3 stride-1 ones that Winograd can take (VGG, ResNet-18)
+/// get oneDNN's blocked layout (nChw16c) instead: oneDNN's Winograd kernels take only that
+/// layout, and in it consecutive convs, pooling and residual sums need no reorder between them.
+/// A graph with grouped convs (oneDNN 2.6 has no fast blocked kernel for them) or with ops that
+/// would read the activations in Kiln's own kernels (concatenations, elementwise ops) stays
+/// channels-last. In the blocked layout, a conv with fewer than 16 input channels (the stem)
+/// reads its plain input directly; ops without a blocked kernel get channels-last copies.
+///
 /// Runs last, after fusion. The reference interpreter ignores layouts (conversions are identities).
-public func assignLayouts(_ g: inout Graph) {
+public func assignLayouts(_ g: inout Graph, policy: LayoutPolicy = .auto) {
+    let blocked = policy == .blocked || (policy == .auto && prefersBlockedLayout(g))
     var nodes: [Node] = []
     var converted: [ValueID: ValueID] = [:]
     func rank(_ v: ValueID) -> Int { g.values[v].type.rank }
@@ -18,7 +27,7 @@ public func assignLayouts(_ g: inout Graph) {
         if g.values[v].layout == want { return v }
         if let c = converted[v], g.values[c].layout == want { return c }
         var value = g.values[v]
-        value.name += want == .channelsLast ? "_nhwc" : "_plain"
+        value.name += want == .channelsLast ? "_nhwc" : want == .blocked16 ? "_blocked" : "_plain"
         value.layout = want
         value.constant = nil
         g.values.append(value)
@@ -31,6 +40,25 @@ public func assignLayouts(_ g: inout Graph) {
     for var n in g.nodes {
         let out = n.outputs.first
         var outLayout = Layout.plain
+        if blocked, let y = out, rank(y) == 4, g.values[y].type.elementType == .f32, (g.values[y].type.elementCount ?? 0) > 0 {
+            if case .conv(let a) = n.op, a.group == 1 {
+                let channels = g.values[n.inputs[0]!].type.shape?[1] ?? 0
+                n.inputs[0] = ensure(n.inputs[0]!, channels < 16 ? .plain : .blocked16)
+                if a.postOps.contains(.sum), n.inputs.count > 3, let addend = n.inputs[3] {
+                    n.inputs[3] = ensure(addend, .blocked16)
+                }
+                g.values[y].layout = .blocked16
+                nodes.append(n)
+                continue
+            }
+            if oneDNNPoolingTakesBlocked(n, g), let x = n.inputs[0], g.values[x].layout == .blocked16 {
+                g.values[y].layout = .blocked16
+                nodes.append(n)
+                continue
+            }
+        }
+        // Kiln's own kernels read channels-last copies of blocked values.
+        n.inputs = n.inputs.map { $0.map { g.values[$0].layout == .blocked16 ? ensure($0, .channelsLast) : $0 } }
         switch n.op {
         case .conv(let a):
             if let y = out, rank(y) == 4, g.values[y].type.elementType == .f32, (g.values[y].type.elementCount ?? 0) > 0 {
@@ -92,7 +120,7 @@ public func assignLayouts(_ g: inout Graph) {
     // Graph outputs are plain: convert at the end, the output keeping its name.
     for (j, o) in g.outputs.enumerated() where g.values[o].layout != .plain {
         var inner = g.values[o]
-        inner.name += "_nhwc"
+        inner.name += inner.layout == .blocked16 ? "_blocked" : "_nhwc"
         g.values.append(inner)
         let inside = g.values.count - 1
         for i in nodes.indices {
@@ -105,4 +133,68 @@ public func assignLayouts(_ g: inout Graph) {
         g.outputs[j] = o
     }
     g.nodes = nodes
+}
+
+/// Which layout the activations around convolutions get.
+public enum LayoutPolicy: String, Sendable, CaseIterable {
+    /// Blocked when the graph's conv work is mostly (70%) Winograd-able 3×3 convs, else channels-last.
+    case auto
+    case channelsLast = "nhwc"
+    case blocked
+}
+
+/// Max or average pooling that the code generator gives to oneDNN, which runs it in the blocked
+/// layout: 2-D, no dilation, and a window that oneDNN's padding can express (as the emitter checks).
+func oneDNNPoolingTakesBlocked(_ n: Node, _ g: Graph) -> Bool {
+    var average = false
+    let p: PoolAttributes
+    switch n.op {
+    case .maxPool(let a): p = a
+    case .averagePool(let a): p = a; average = true
+    default: return false
+    }
+    guard let x = n.inputs[0], let xs = g.values[x].type.shape, xs.count == 4,
+          let geo = try? windowGeometry(input: Array(xs.dropFirst(2)), kernel: p.kernelShape, strides: p.strides, pads: p.pads,
+                                        dilations: p.dilations, autoPad: p.autoPad, ceilMode: p.ceilMode, n.label),
+          geo.dilations.allSatisfy({ $0 == 1 }) else { return false }
+    for i in 0..<2 {
+        let right = (geo.output[i] - 1) * geo.strides[i] + geo.kernel[i] - geo.input[i] - geo.padsBegin[i]
+        if right < 0 || right >= geo.kernel[i] || geo.padsBegin[i] >= geo.kernel[i] { return false }
+        if average && p.countIncludePad && right != geo.padsEnd[i] { return false }
+    }
+    return true
+}
+
+/// The blocked layout pays when every conv is ungrouped, nothing but convs and pooling reads
+/// the 4-D activations (no concatenation or elementwise op would need a converted copy), and
+/// 3×3 stride-1 convs with channel counts in multiples of 16 (Winograd's) do at least 70% of
+/// the convs' multiply-accumulates. Measured (2 threads, Zen 4): ResNet-18 (83% of its MACs)
+/// 7.1 → 6.55 ms and VGG-16 (99%) 44.8 → 42.2 ms in the blocked layout, while ResNet-50 (37%)
+/// gains nothing and AlexNet (55%) loses 5-9%: its other convs run slower blocked.
+func prefersBlockedLayout(_ g: Graph) -> Bool {
+    var total = 0, winograd = 0
+    var convOutputs = Set<ValueID>()
+    for n in g.nodes {
+        guard case .conv(let a) = n.op, let y = n.outputs.first, let ys = g.values[y].type.shape, ys.count == 4,
+              g.values[y].type.elementType == .f32, let w = n.inputs[1], let ws = g.values[w].type.shape else { continue }
+        if a.group != 1 { return false }
+        convOutputs.insert(y)
+        let macs = shapeProduct(ys) * shapeProduct(Array(ws.dropFirst()))
+        total += macs
+        let strides = a.strides ?? [1, 1], dilations = a.dilations ?? [1, 1]
+        if ws.count == 4, ws[2] == 3, ws[3] == 3, strides == [1, 1], dilations == [1, 1], ws[0] % 16 == 0, ws[1] % 16 == 0 {
+            winograd += macs
+        }
+    }
+    guard total > 0, winograd * 10 >= total * 7 else { return false }
+    // Readers of 4-D activations: convs, pooling, and shape-changing ends (global pooling, flatten).
+    for n in g.nodes {
+        for case let x? in n.inputs where g.values[x].type.rank == 4 && g.values[x].constant == nil {
+            switch n.op {
+            case .conv, .maxPool, .averagePool, .globalAveragePool, .globalMaxPool, .flatten, .reshape: continue
+            default: if convOutputs.contains(x) || !g.inputs.contains(x) { return false }
+            }
+        }
+    }
+    return true
 }

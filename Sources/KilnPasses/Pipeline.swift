@@ -28,9 +28,10 @@ public enum Pipeline {
     }
 
     /// Simplified graph → what code generation takes: fused, with memory layouts assigned.
-    public static func optimize(_ g: inout Graph, progress: (String) -> Void = { _ in }) throws {
+    public static func optimize(_ g: inout Graph, layout: LayoutPolicy = .auto,
+                                progress: (String) -> Void = { _ in }) throws {
         try fuse(&g, progress: progress)
-        progress("assign layouts");     assignLayouts(&g)
+        progress("assign layouts");     assignLayouts(&g, policy: layout)
         try verify(g, requireStaticShapes: true)
     }
 }

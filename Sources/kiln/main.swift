@@ -207,10 +207,16 @@ struct Compile: ParsableCommand {
     @Option(help: "3×3 stride-1 convs as Winograd convs: auto (each library times both forms at create, on the CPU it runs on, and keeps the faster), always, or off (direct only; outputs identical across machines).")
     var winograd: String = WinogradPolicy.auto.rawValue
 
+    @Option(help: "Layout of the activations around convolutions: auto (oneDNN's blocked nChw16c when 3×3 stride-1 convs, Winograd's, dominate and nothing else reads the activations; channels-last otherwise), nhwc, or blocked.")
+    var layout: String = LayoutPolicy.auto.rawValue
+
     @Flag(help: "Show each step and the g++ command lines.")
     var verbose = false
 
     func run() throws {
+        guard let layoutPolicy = LayoutPolicy(rawValue: layout) else {
+            throw ValidationError("--layout must be one of: \(LayoutPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         guard let winogradPolicy = WinogradPolicy(rawValue: winograd) else {
             throw ValidationError("--winograd must be one of: \(WinogradPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -227,6 +233,7 @@ struct Compile: ParsableCommand {
         o.library = kind
         o.cpu = target
         o.winograd = winogradPolicy
+        o.layout = layoutPolicy
         let started = Date()
         let r = try compileModel(o, progress: { progress($0) }, log: { line in
             if verbose { FileHandle.standardError.write(Data("  $ \(line)\n".utf8)) }

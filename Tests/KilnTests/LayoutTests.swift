@@ -122,4 +122,69 @@ import KilnToolchain
             #expect(Conformance.compare(got[k]!, expected, rtol: 1e-4, atol: 1e-5) == nil, "\(k): \(Conformance.compare(got[k]!, expected, rtol: 1e-4, atol: 1e-5) ?? "")")
         }
     }
+
+    /// A ResNet-like graph whose conv work is mostly 3×3 stride-1 (Winograd's): stem conv 3→32
+    /// → max_pool → three 3×3 convs 32→32, the last adding the pooled input back → conv 32→24
+    /// (24 channels: a padded block) → global_avg_pool → flatten → gemm.
+    static func winogradHeavy() -> (Graph, [String: Tensor]) {
+        var g = Graph(name: "blocked")
+        let x = g.addValue("x", TensorType(.f32, [1, 3, 16, 16]))
+        g.inputs = [x]
+        func c(_ name: String, _ t: Tensor) -> ValueID { g.addConstant(name, t) }
+        func v(_ name: String) -> ValueID { g.addValue(name, TensorType(.f32, dims: [.symbolic("?")])) }
+        func r(_ shape: [Int], _ seed: Int) -> Tensor {
+            Tensor(.f32, shape: shape, floats: CodegenTests.random(.f32, shape, seed: seed).floats.map { $0 * 0.2 })
+        }
+        let stem = v("stem"), pool = v("pool"), a = v("a"), b = v("b"), s = v("s"), n = v("narrow"), gap = v("gap"), flat = v("flat"), y = v("y")
+        let pads = [1, 1, 1, 1]
+        g.nodes = [
+            Node(name: "stem", op: .conv(ConvAttributes(pads: pads, postOps: [.relu])), inputs: [x, c("w0", r([32, 3, 3, 3], 1)), c("b0", r([32], 2))], outputs: [stem], origin: origin),
+            Node(name: "pool", op: .maxPool(PoolAttributes(kernelShape: [3, 3], strides: [2, 2], pads: pads)), inputs: [stem], outputs: [pool], origin: origin),
+            Node(name: "conv_a", op: .conv(ConvAttributes(pads: pads, postOps: [.relu])), inputs: [pool, c("wa", r([32, 32, 3, 3], 3))], outputs: [a], origin: origin),
+            Node(name: "conv_b", op: .conv(ConvAttributes(pads: pads, postOps: [.relu])), inputs: [a, c("wb", r([32, 32, 3, 3], 4))], outputs: [b], origin: origin),
+            Node(name: "conv_s", op: .conv(ConvAttributes(pads: pads, postOps: [.sum, .relu])), inputs: [b, c("ws", r([32, 32, 3, 3], 5)), c("bs", r([32], 6)), pool], outputs: [s], origin: origin),
+            Node(name: "narrow", op: .conv(ConvAttributes(pads: pads)), inputs: [s, c("wn", r([24, 32, 3, 3], 7))], outputs: [n], origin: origin),
+            Node(name: "gap", op: .globalAveragePool, inputs: [n], outputs: [gap], origin: origin),
+            Node(name: "flat", op: .flatten(axis: 1), inputs: [gap], outputs: [flat], origin: origin),
+            Node(name: "fc", op: .gemm(GemmAttributes(transB: true)), inputs: [flat, c("fw", r([5, 24], 8)), c("fb", r([5], 9))], outputs: [y], origin: origin),
+        ]
+        g.outputs = [y, n]
+        return (g, ["x": CodegenTests.random(.f32, [1, 3, 16, 16], seed: 10)])
+    }
+
+    @Test func winogradHeavyGraphsTakeTheBlockedLayout() throws {
+        var (g, _) = Self.winogradHeavy()
+        try inferShapes(&g)
+        assignLayouts(&g)
+        try verify(g, requireStaticShapes: true)
+        let layoutOf = Dictionary(uniqueKeysWithValues: g.values.map { ($0.name, $0.layout) })
+        for name in ["stem", "pool", "a", "b", "s", "narrow_blocked"] { #expect(layoutOf[name] == .blocked16, "\(name)") }
+        // The stem reads the plain input (3 channels); global pooling reads a channels-last copy;
+        // the 4-D output is converted back to plain.
+        #expect(g.nodes[0].inputs[0] == g.inputs[0])
+        let converts = g.nodes.filter { $0.op == .layoutConvert }.map(\.name)
+        #expect(converts == ["narrow_to_nhwc", "gap_to_plain", "narrow_to_plain"], "\(converts)")
+        #expect(printIR(g).contains("%pool = max_pool(%stem) {kernel=[3, 3] strides=[2, 2] pads=[1, 1, 1, 1]} : f32[1x32x8x8] nchw16c"), "\(printIR(g))")
+        // The layout tests' network (a concatenation, elementwise ops) stays channels-last.
+        var other = Self.network().0
+        try inferShapes(&other)
+        assignLayouts(&other)
+        #expect(!other.values.contains { $0.layout == .blocked16 })
+    }
+
+    @Test(arguments: [WinogradPolicy.always, .off])
+    func blockedGraphsMatchTheReference(_ winograd: WinogradPolicy) throws {
+        var (g, inputs) = Self.winogradHeavy()
+        try inferShapes(&g)
+        let want = try ReferenceInterpreter(g).run(inputs)
+        try Pipeline.optimize(&g, layout: .blocked)
+        let (got, emitted) = try compileAndRun(g, inputs, name: "blocked_\(winograd.rawValue)", winograd: winograd)
+        #expect(emitted.source.contains("tag::aBcd16b"))
+        for (k, expected) in want {
+            // Winograd's rounding error scales with the output's magnitude (WinogradTests).
+            let scale = expected.floats.map { Double(abs($0)) }.max()!
+            let problem = Conformance.compare(got[k]!, expected, rtol: 1e-5, atol: 1e-5 * scale)
+            #expect(problem == nil, "\(k): \(problem ?? "")")
+        }
+    }
 }

@@ -37,14 +37,17 @@ import KilnReference
         ((try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "").contains(" avx512f")
     }
 
-    @Test func onlyThreeByThreeStrideOneConvsWithoutSumAreCandidates() throws {
+    /// Channels-last: 3×3 stride-1 convs without a sum; blocked (where the addend needs no
+    /// reorder): with a sum too.
+    @Test(arguments: [(LayoutPolicy.channelsLast, ["conv_a", "conv_b"]), (.blocked, ["conv_a", "conv_b", "conv_s"])])
+    func onlyThreeByThreeStrideOneConvsAreCandidates(_ layout: LayoutPolicy, _ expected: [String]) throws {
         var (g, _) = Self.network()
         try inferShapes(&g)
-        assignLayouts(&g)
+        assignLayouts(&g, policy: layout)
         let always = try emitModel(g, options: CodegenOptions(name: "wino", kilnVersion: "test", winograd: .always)).source
         let off = try emitModel(g, options: CodegenOptions(name: "wino", kilnVersion: "test", winograd: .off)).source
         let candidates = g.nodes.indices.filter { always.contains("kiln::WinogradConv p\($0)w;") }.map { g.nodes[$0].name }
-        #expect(candidates == ["conv_a", "conv_b"])
+        #expect(candidates == expected)
         #expect(!off.contains("WinogradConv") && !off.contains("convolution_winograd"))
         #expect(always.contains("algorithm::convolution_winograd"))
     }
@@ -52,13 +55,13 @@ import KilnReference
     /// Winograd transforms round differently from a direct conv: the error is relative to the
     /// size of the values summed, so it is bounded against the output's largest magnitude
     /// (1e-5 of it; measured: 1.3e-6, the same as the direct conv's), not element by element.
-    @Test(arguments: [WinogradPolicy.always, .auto, .off])
-    func matchesTheReference(_ policy: WinogradPolicy) throws {
+    @Test(arguments: [(WinogradPolicy.always, LayoutPolicy.channelsLast), (.always, .blocked), (.auto, .auto), (.off, .channelsLast)])
+    func matchesTheReference(_ policy: WinogradPolicy, _ layout: LayoutPolicy) throws {
         var (g, inputs) = Self.network()
         try inferShapes(&g)
         let want = try ReferenceInterpreter(g).run(inputs)
-        assignLayouts(&g)
-        let (got, _) = try compileAndRun(g, inputs, name: "wino_\(policy.rawValue)", winograd: policy)
+        assignLayouts(&g, policy: layout)
+        let (got, _) = try compileAndRun(g, inputs, name: "wino_\(policy.rawValue)_\(layout.rawValue)", winograd: policy)
         for k in ["y", "b"] {
             let scale = want[k]!.floats.map { Double(abs($0)) }.max()!
             let problem = Conformance.compare(got[k]!, want[k]!, rtol: 0, atol: 1e-5 * scale)
@@ -67,7 +70,7 @@ import KilnReference
         // Where oneDNN has Winograd kernels (AVX-512), `always` must really use them: the
         // rounding then differs from the direct conv's.
         if policy == .always && Self.hasAVX512 {
-            let (direct, _) = try compileAndRun(g, inputs, name: "wino_direct", winograd: .off)
+            let (direct, _) = try compileAndRun(g, inputs, name: "wino_direct_\(layout.rawValue)", winograd: .off)
             #expect(direct["b"]!.floats != got["b"]!.floats)
         }
     }

@@ -31,15 +31,16 @@ inline bool second_is_faster(A&& first, B&& second, double margin = 0.05, int ro
 }
 
 // The Winograd form of a convolution. oneDNN's Winograd kernels take only their own blocked
-// layouts, so the form is three steps: reorder the source into Winograd's layout, convolve,
-// reorder the result back into the graph's layout. Created next to the direct form; `active`
-// says which of the two the run function executes.
+// layout: on a graph in another layout the form is three steps (reorder the source into it,
+// convolve, reorder the result back); on a graph already in it, the conv alone. Created next to
+// the direct form; `active` says which of the two the run function executes.
 struct WinogradConv {
     dnnl::convolution_forward conv;
-    dnnl::memory src, weights, dst;  // in Winograd's layouts, owned
+    dnnl::memory src, weights, dst;  // src and dst: own buffers when reordered, else the graph's
     dnnl::reorder to_blocked, from_blocked;
     dnnl_exec_arg_t to_args[2], conv_args[4], from_args[2];
     int conv_nargs = 0;
+    bool reorders = false;
     bool active = false;
 
     // Creates the primitives and prepacks the weights (plain, at `plain_weights`). `graph_src`
@@ -51,14 +52,20 @@ struct WinogradConv {
                 const dnnl::memory& bias) {
         dnnl::convolution_forward::primitive_desc pd(d, attr, eng);
         conv = dnnl::convolution_forward(pd);
-        src = dnnl::memory(pd.src_desc(), eng);
-        dst = dnnl::memory(pd.dst_desc(), eng);
         weights = dnnl::memory(pd.weights_desc(), eng);
         dnnl::memory plain(plain_weights_md, eng, const_cast<void*>(plain_weights));
         dnnl::reorder(plain, weights).execute(strm, plain, weights);
         strm.wait();
-        to_blocked = dnnl::reorder(dnnl::reorder::primitive_desc(eng, graph_src.get_desc(), eng, pd.src_desc()));
-        from_blocked = dnnl::reorder(dnnl::reorder::primitive_desc(eng, pd.dst_desc(), eng, graph_dst.get_desc()));
+        reorders = pd.src_desc() != graph_src.get_desc() || pd.dst_desc() != graph_dst.get_desc();
+        if (reorders) {
+            src = dnnl::memory(pd.src_desc(), eng);
+            dst = dnnl::memory(pd.dst_desc(), eng);
+            to_blocked = dnnl::reorder(dnnl::reorder::primitive_desc(eng, graph_src.get_desc(), eng, pd.src_desc()));
+            from_blocked = dnnl::reorder(dnnl::reorder::primitive_desc(eng, pd.dst_desc(), eng, graph_dst.get_desc()));
+        } else {
+            src = graph_src;
+            dst = graph_dst;
+        }
         to_args[0] = {DNNL_ARG_FROM, graph_src.get()};
         to_args[1] = {DNNL_ARG_TO, src.get()};
         conv_nargs = 0;
@@ -70,8 +77,9 @@ struct WinogradConv {
         from_args[1] = {DNNL_ARG_TO, graph_dst.get()};
     }
 
-    // The three steps, through the C API (no allocation).
+    // The steps, through the C API (no allocation).
     bool run(dnnl::stream& strm) const {
+        if (!reorders) return dnnl_primitive_execute(conv.get(), strm.get(), conv_nargs, conv_args) == dnnl_success;
         return dnnl_primitive_execute(to_blocked.get(), strm.get(), 2, to_args) == dnnl_success &&
                dnnl_primitive_execute(conv.get(), strm.get(), conv_nargs, conv_args) == dnnl_success &&
                dnnl_primitive_execute(from_blocked.get(), strm.get(), 2, from_args) == dnnl_success;
@@ -88,7 +96,7 @@ struct WinogradConv {
         std::memset(s.get_data_handle(), 0, src_md.get_size());
         std::memset(t.get_data_handle(), 0, dst_md.get_size());
         std::unordered_map<int, dnnl::memory> direct_args{{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, direct_weights}, {DNNL_ARG_DST, t}};
-        std::unordered_map<int, dnnl::memory> conv_args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
+        std::unordered_map<int, dnnl::memory> conv_args{{DNNL_ARG_SRC, reorders ? src : s}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, reorders ? dst : t}};
         if (bias.get(true)) {
             direct_args[DNNL_ARG_BIAS] = bias;
             conv_args[DNNL_ARG_BIAS] = bias;
@@ -98,9 +106,9 @@ struct WinogradConv {
             strm.wait();
         };
         auto run_winograd = [&] {
-            to_blocked.execute(strm, {{DNNL_ARG_FROM, s}, {DNNL_ARG_TO, src}});
+            if (reorders) to_blocked.execute(strm, {{DNNL_ARG_FROM, s}, {DNNL_ARG_TO, src}});
             conv.execute(strm, conv_args);
-            from_blocked.execute(strm, {{DNNL_ARG_FROM, dst}, {DNNL_ARG_TO, t}});
+            if (reorders) from_blocked.execute(strm, {{DNNL_ARG_FROM, dst}, {DNNL_ARG_TO, t}});
             strm.wait();
         };
         return second_is_faster(run_direct, run_winograd);

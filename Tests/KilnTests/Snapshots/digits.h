@@ -67,8 +67,10 @@ const char* digits_version(void);
 /* A static description of a status code. */
 const char* digits_status_string(digits_status status);
 
-/* Creates an instance into *model (NULL on failure). Prepares the oneDNN primitives and
-   reorders the weights for this CPU: call once, run many times. */
+/* Creates an instance into *model (NULL on failure). Prepares the oneDNN primitives,
+   reorders the weights for this CPU and, where the library was compiled to choose, times
+   both forms (direct, Winograd) of each 3x3 convolution to keep the faster: call once,
+   run many times. */
 digits_status digits_create(digits_model** model);
 /* Frees an instance; NULL is ignored. */
 void digits_destroy(digits_model* model);
