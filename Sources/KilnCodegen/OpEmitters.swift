@@ -154,6 +154,10 @@ extension ModelEmitter {
             // Channels innermost: a gather along C picks within each pixel (the pass allows only that).
             let s = shape(x0!)
             loopCount += 1
+            if let groups = channelShuffleGroups(constant(x(1))?.int64Values, channels: s[1]), plan.storage[x0!] != plan.storage[y] {
+                run.line("kiln::channel_shuffle<\(groups)>(\(v(x0!)), \(v(y)), \(shapeProduct(s) / s[1]), \(s[1]));")
+                break
+            }
             run.line("if (kiln::gather_channels(\(v(x0!)), \(v(x(1)!)), \(shapeProduct(shape(x(1)!))), \(v(y)), \(shapeProduct(s) / s[1]), \(s[1]))) return \(index + 1);")
         case .gather(let axis):
             let s = shape(x0!)
@@ -255,6 +259,17 @@ extension ModelEmitter {
     }
 
     // MARK: elementwise
+
+    /// The group count G when `indices` are a channel shuffle of `channels` (index k takes
+    /// channel (k mod G)·(channels/G) + k div G), else nil.
+    func channelShuffleGroups(_ indices: [Int64]?, channels c: Int) -> Int? {
+        guard let idx = indices, idx.count == c, c > 1 else { return nil }
+        for g in 2...min(c, 64) where c % g == 0 {
+            let per = c / g
+            if idx.indices.allSatisfy({ idx[$0] == Int64(($0 % g) * per + $0 / g) }) { return g }
+        }
+        return nil
+    }
 
     /// A post-op as a C++ expression of the float `v`.
     func postOpExpression(_ p: PostOp) -> String {

@@ -85,7 +85,8 @@ import KilnToolchain
         #expect(g.nodes.map(\.op.name) == ["layout_convert", "conv", "conv", "concat", "gather", "split", "add", "layout_convert"])
         let got = try ReferenceInterpreter(g).run(inputs)
         #expect(Conformance.compare(got["y"]!, want["y"]!, rtol: 1e-6, atol: 1e-6) == nil)
-        let compiled = try compileAndRun(g, inputs, name: "shuffle").outputs
+        let (compiled, emitted) = try compileAndRun(g, inputs, name: "shuffle")
+        #expect(emitted.source.contains("kiln::channel_shuffle<2>"))
         #expect(Conformance.compare(compiled["y"]!, want["y"]!, rtol: 1e-4, atol: 1e-5) == nil)
     }
 
