@@ -62,7 +62,10 @@ public func runtimeIncludeDirectory() -> String {
 public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ in },
                          log: (String) -> Void = { _ in }) throws -> CompileReport {
     var graph = try loadModel(path: o.modelPath, inputShapes: o.inputShapes, progress: progress)
-    try Pipeline.optimize(&graph, layout: o.layout, progress: progress)
+    // oneDNN 2.6 has fast blocked (nChw16c) kernels only for AVX-512: elsewhere its reference
+    // kernels would run, a thousand times slower. Choose blocked only when the target has it.
+    let layout: LayoutPolicy = o.layout == .auto && !o.cpu.guaranteesAVX512 ? .channelsLast : o.layout
+    try Pipeline.optimize(&graph, layout: layout, progress: progress)
     progress("generate C++")
     let emitted = try emitModel(graph, options: CodegenOptions(name: o.name, kilnVersion: o.kilnVersion, modelPath: o.modelPath, winograd: o.winograd))
     progress("compile with g++")

@@ -15,6 +15,18 @@ public enum TargetCPU: String, CaseIterable, Sendable {
     case x86_64_v3 = "x86-64-v3"
     case x86_64_v4 = "x86-64-v4"
     public var marchFlag: String { "-march=\(rawValue)" }
+
+    /// Whether every CPU a library built for this target runs on has AVX-512 (the library
+    /// refuses to start elsewhere): x86-64-v4, or native on a build machine that has it.
+    public var guaranteesAVX512: Bool {
+        switch self {
+        case .x86_64_v4: return true
+        case .x86_64_v3: return false
+        case .native:
+            let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+            return info.contains(" avx512f")
+        }
+    }
 }
 
 public struct BuildOptions: Sendable {

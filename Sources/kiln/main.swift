@@ -207,7 +207,7 @@ struct Compile: ParsableCommand {
     @Option(help: "3×3 stride-1 convs as Winograd convs: auto (each library times both forms at create, on the CPU it runs on, and keeps the faster), always, or off (direct only; outputs identical across machines).")
     var winograd: String = WinogradPolicy.auto.rawValue
 
-    @Option(help: "Layout of the activations around convolutions: auto (oneDNN's blocked nChw16c when 3×3 stride-1 convs, Winograd's, dominate and nothing else reads the activations; channels-last otherwise), nhwc, or blocked.")
+    @Option(help: "Layout of the activations around convolutions: auto (oneDNN's blocked nChw16c when the --cpu target has AVX-512, 3×3 stride-1 convs, Winograd's, dominate and nothing else reads the activations; channels-last otherwise), nhwc, or blocked (fast only on AVX-512 CPUs).")
     var layout: String = LayoutPolicy.auto.rawValue
 
     @Flag(help: "Show each step and the g++ command lines.")
