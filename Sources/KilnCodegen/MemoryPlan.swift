@@ -74,8 +74,7 @@ public func planMemory(_ g: Graph) -> MemoryPlan {
         switch n.op {
         case .reshape, .flatten, .squeeze, .unsqueeze, .identity, .dropout, .layoutConvert:
             guard n.outputs.count == 1, let x = n.inputs[0], let y, first[x] != nil, first[y] != nil else { continue }
-            if case .layoutConvert = n.op, !Layout.isLayoutNeutral(g.values[y].type.shape ?? [])
-                || g.values[y].layout == .blocked16 || n.inputs.first.flatMap({ $0 }).map({ g.values[$0].layout == .blocked16 }) == true { continue }
+            if case .layoutConvert = n.op, !Layout.sameBytes(g.values[y].type.shape ?? [], g.values[x].layout, g.values[y].layout) { continue }
             merge(y, into: x)
         case .conv(let a) where a.postOps.contains(.sum):
             guard n.inputs.count > 3, let addend = n.inputs[3], let y, first[addend] != nil, first[y] != nil,

@@ -188,35 +188,17 @@ extension ModelEmitter {
         create.line("if (\(w).active) { m->\(prim) = {}; m->\(direct[1].1) = {}; } else { \(w).release(); }")
     }
 
-    /// Pooling through oneDNN: max pooling, and average pooling whose divisor oneDNN computes
-    /// the same way (no ceil-mode overhang, which ONNX leaves out of count_include_pad).
+    /// Pooling through oneDNN (FP32, 2-D, not empty, a window oneDNN can express).
     func oneDNNPoolingApplies(_ n: Node, _ p: PoolAttributes, average: Bool, geometry geo: WindowGeometry) -> Bool {
-        guard elem(n.outputs[0]) == .f32, geo.input.count == 2, geo.dilations.allSatisfy({ $0 == 1 }),
-              shapeProduct(shape(n.outputs[0])) > 0 else { return false }
-        // oneDNN derives the output size from the padding: the right padding it needs.
-        let right = poolingRightPadding(geo)
-        for i in 0..<2 {
-            if right[i] < 0 || right[i] >= geo.kernel[i] || geo.padsBegin[i] >= geo.kernel[i] { return false }
-            if average && p.countIncludePad && right[i] != geo.padsEnd[i] { return false }
-        }
-        return true
-    }
-
-    /// The right padding that makes oneDNN's pooling produce the output size ONNX asks for.
-    func poolingRightPadding(_ geo: WindowGeometry) -> [Int] {
-        var right: [Int] = []
-        for i in geo.input.indices {
-            let span: Int = (geo.output[i] - 1) * geo.strides[i] + geo.kernel[i]
-            right.append(span - geo.input[i] - geo.padsBegin[i])
-        }
-        return right
+        elem(n.outputs[0]) == .f32 && shapeProduct(shape(n.outputs[0])) > 0
+            && oneDNNPoolingRightPadding(geo, average: average, countIncludePad: p.countIncludePad) != nil
     }
 
     mutating func emitOneDNNPooling(_ n: Node, index: Int, _ p: PoolAttributes, average: Bool, geometry geo: WindowGeometry) {
         let x = n.inputs[0]!, y = n.outputs[0]
         let prim = "p\(index)"
         members.append("dnnl::pooling_forward \(prim);")
-        let right = poolingRightPadding(geo)
+        let right = oneDNNPoolingRightPadding(geo, average: average, countIncludePad: p.countIncludePad)!
         let algorithm = !average ? "pooling_max" : p.countIncludePad ? "pooling_avg_include_padding" : "pooling_avg_exclude_padding"
         create.line("{  // \(n.name)")
         create.line("memory::desc src_md(\(dims(shape(x))), dt::f32, \(tag(x)));")

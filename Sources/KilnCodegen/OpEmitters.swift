@@ -208,15 +208,12 @@ extension ModelEmitter {
             if axes.isEmpty {
                 copy(x0!, to: y)
             } else {
-                let code = kind == .sum ? 0 : kind == .mean ? 1 : 2
-                let t = cType(elem(x0!))
                 loopCount += 1
                 run.open()
-                run.line("static const int64_t shape[] = \(list(s)), strides[] = \(list(contiguousStrides(s)));")
-                run.line("static const int64_t* const all[] = {strides};")
-                run.line("static const bool reduced[] = \(list(s.indices.map { axes.contains($0) ? 1 : 0 }));")
-                run.line("const \(t)* x = \(v(x0!));")
-                run.line("kiln::reduce_strided<1>(\(s.count), shape, all, reduced, \(v(y)), \(code), \(elem(x0!).isFloat ? 0 : elem(x0!).intRange.lowerBound)LL, [x](const int64_t* o) { return kiln::load(x[o[0]]); });")
+                run.line("const \(cType(elem(x0!)))* p0 = \(v(x0!));")
+                emitReduceLoop(shape: s, strides: [contiguousStrides(s)], axes: axes, kind: kind, out: y,
+                               intLowest: elem(x0!).isFloat ? 0 : Int(elem(x0!).intRange.lowerBound),
+                               body: ["return kiln::load(p0[o[0]]);"])
                 run.close()
             }
         case .layerNormalization(let axis, let eps):
@@ -242,7 +239,7 @@ extension ModelEmitter {
             loopCount += 1
             run.line("kiln::dequantize(\(v(x0!)), \(v(x(1)!)), \(x(2).map { v($0) } ?? "(const \(cType(elem(x0!)))*)nullptr"), \(v(y)), \(shapeProduct(shape(y))), \(inner), \(dim));")
         case .layoutConvert:
-            if Layout.isLayoutNeutral(shape(y)) && layout(x0!) != .blocked16 && layout(y) != .blocked16 {
+            if Layout.sameBytes(shape(y), layout(x0!), layout(y)) {
                 copy(x0!, to: y)
             } else if [.f32, .u8, .s8].contains(elem(y)), (2...5).contains(shape(y).count) {
                 emitOneDNNReorder(n, index: index)
@@ -377,21 +374,14 @@ extension ModelEmitter {
         loopCount += 1
         run.open()
         for (i, x) in inputs.enumerated() { run.line("const float* p\(i) = \(v(x));") }
-        run.line("float* out = \(v(y));")
         if let r = e.reduction {
             // Inputs and output are plain (the layout pass sees to it).
             let full = inputs.map { shape($0) }.reduce([Int]()) { (try? broadcastShapes([$0, $1], "")) ?? $0 }
-            for (i, x) in inputs.enumerated() { run.line("static const int64_t s\(i)[] = \(list(broadcastStrides(shape(x), to: full)));") }
-            run.line("static const int64_t shape[] = \(list(full));")
-            run.line("static const int64_t* const strides[] = {\(inputs.indices.map { "s\($0)" }.joined(separator: ", "))};")
-            run.line("static const bool reduced[] = \(list(full.indices.map { r.axes.contains($0) ? 1 : 0 }));")
-            let code = r.kind == .sum ? 0 : r.kind == .mean ? 1 : 2
-            run.line("kiln::reduce_strided<\(inputs.count)>(\(full.count), shape, strides, reduced, out, \(code), 0, [&](const int64_t* o) {")
-            for l in body { run.line("    " + l) }
-            run.line("    return \(last);")
-            run.line("});")
+            emitReduceLoop(shape: full, strides: inputs.map { broadcastStrides(shape($0), to: full) }, axes: r.axes,
+                           kind: r.kind, out: y, intLowest: 0, body: body + ["return \(last);"])
         } else {
             let out = physicalShape(y)
+            run.line("float* out = \(v(y));")
             for (i, x) in inputs.enumerated() { run.line("static const int64_t s\(i)[] = \(list(iterationStrides(x, over: y)));") }
             run.line("static const int64_t shape[] = \(list(out));")
             run.line("static const int64_t* const strides[] = {\(inputs.indices.map { "s\($0)" }.joined(separator: ", "))};")
@@ -401,6 +391,20 @@ extension ModelEmitter {
             run.line("});")
         }
         run.close()
+    }
+
+    /// kiln::reduce_strided over `shape`, input k (pointer `pk`) read through `strides[k]`;
+    /// `body` computes the value at the point whose input offsets are `o`.
+    mutating func emitReduceLoop(shape full: [Int], strides: [[Int]], axes: [Int], kind: ReduceOp, out: ValueID,
+                                 intLowest: Int, body: [String]) {
+        for (i, st) in strides.enumerated() { run.line("static const int64_t s\(i)[] = \(list(st));") }
+        run.line("static const int64_t shape[] = \(list(full));")
+        run.line("static const int64_t* const strides[] = {\(strides.indices.map { "s\($0)" }.joined(separator: ", "))};")
+        run.line("static const bool reduced[] = \(list(full.indices.map { axes.contains($0) ? 1 : 0 }));")
+        let code = kind == .sum ? 0 : kind == .mean ? 1 : 2
+        run.line("kiln::reduce_strided<\(strides.count)>(\(full.count), shape, strides, reduced, \(v(out)), \(code), \(intLowest)LL, [&](const int64_t* o) {")
+        for l in body { run.line("    " + l) }
+        run.line("});")
     }
 
     func binaryExpression(_ op: BinaryOp, isFloat: Bool) -> String {

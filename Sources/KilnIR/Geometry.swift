@@ -393,3 +393,20 @@ public func resizeTables(input: [Int], output: [Int], scales: [Float], roi: [Flo
                         roiStart: roiStart[$0], roiEnd: roiEnd[$0])
     }
 }
+
+/// The right padding that makes oneDNN's pooling produce the output size ONNX asks for (oneDNN
+/// derives the output size from the padding), or nil when oneDNN cannot run the window: not
+/// 2-D, dilated, a padding outside [0, kernel), or an average with counted padding whose
+/// divisor oneDNN would compute differently (ONNX leaves a ceil-mode overhang out of it).
+/// The code generator and the layout pass both decide by it.
+public func oneDNNPoolingRightPadding(_ geo: WindowGeometry, average: Bool, countIncludePad: Bool) -> [Int]? {
+    guard geo.input.count == 2, geo.dilations.allSatisfy({ $0 == 1 }) else { return nil }
+    var right: [Int] = []
+    for i in 0..<2 {
+        let r = (geo.output[i] - 1) * geo.strides[i] + geo.kernel[i] - geo.input[i] - geo.padsBegin[i]
+        if r < 0 || r >= geo.kernel[i] || geo.padsBegin[i] >= geo.kernel[i] { return nil }
+        if average && countIncludePad && r != geo.padsEnd[i] { return nil }
+        right.append(r)
+    }
+    return right
+}

@@ -41,8 +41,12 @@ public enum Layout: Sendable, Equatable, CustomStringConvertible {
         return out
     }
 
-    /// Whether a tensor of `shape` has the same bytes in both layouts (e.g. N x C x 1 x 1).
-    public static func isLayoutNeutral(_ shape: [Int]) -> Bool {
+    /// Whether a tensor of `shape` has the same bytes in layouts `a` and `b`, so that converting
+    /// is a copy (plain and channels-last for N x C x 1 x 1, say). Never with the blocked layout,
+    /// whose last block is padded.
+    public static func sameBytes(_ shape: [Int], _ a: Layout, _ b: Layout) -> Bool {
+        if a == b { return true }
+        guard a != .blocked16 && b != .blocked16 else { return false }
         guard shape.count >= 3 else { return true }
         return shapeProduct(Array(shape.dropFirst(2))) == 1 || shape[1] == 1
     }

@@ -144,7 +144,7 @@ public enum LayoutPolicy: String, Sendable, CaseIterable {
 }
 
 /// Max or average pooling that the code generator gives to oneDNN, which runs it in the blocked
-/// layout: 2-D, no dilation, and a window that oneDNN's padding can express (as the emitter checks).
+/// layout (the same test as the emitter's: `oneDNNPoolingRightPadding`).
 func oneDNNPoolingTakesBlocked(_ n: Node, _ g: Graph) -> Bool {
     var average = false
     let p: PoolAttributes
@@ -155,14 +155,9 @@ func oneDNNPoolingTakesBlocked(_ n: Node, _ g: Graph) -> Bool {
     }
     guard let x = n.inputs[0], let xs = g.values[x].type.shape, xs.count == 4,
           let geo = try? windowGeometry(input: Array(xs.dropFirst(2)), kernel: p.kernelShape, strides: p.strides, pads: p.pads,
-                                        dilations: p.dilations, autoPad: p.autoPad, ceilMode: p.ceilMode, n.label),
-          geo.dilations.allSatisfy({ $0 == 1 }) else { return false }
-    for i in 0..<2 {
-        let right = (geo.output[i] - 1) * geo.strides[i] + geo.kernel[i] - geo.input[i] - geo.padsBegin[i]
-        if right < 0 || right >= geo.kernel[i] || geo.padsBegin[i] >= geo.kernel[i] { return false }
-        if average && p.countIncludePad && right != geo.padsEnd[i] { return false }
-    }
-    return true
+                                        dilations: p.dilations, autoPad: p.autoPad, ceilMode: p.ceilMode, n.label)
+    else { return false }
+    return oneDNNPoolingRightPadding(geo, average: average, countIncludePad: p.countIncludePad) != nil
 }
 
 /// The blocked layout pays when every conv is ungrouped, nothing but convs and pooling reads
@@ -173,12 +168,10 @@ func oneDNNPoolingTakesBlocked(_ n: Node, _ g: Graph) -> Bool {
 /// gains nothing and AlexNet (55%) loses 5-9%: its other convs run slower blocked.
 func prefersBlockedLayout(_ g: Graph) -> Bool {
     var total = 0, winograd = 0
-    var convOutputs = Set<ValueID>()
     for n in g.nodes {
         guard case .conv(let a) = n.op, let y = n.outputs.first, let ys = g.values[y].type.shape, ys.count == 4,
               g.values[y].type.elementType == .f32, let w = n.inputs[1], let ws = g.values[w].type.shape else { continue }
         if a.group != 1 { return false }
-        convOutputs.insert(y)
         let macs = shapeProduct(ys) * shapeProduct(Array(ws.dropFirst()))
         total += macs
         let strides = a.strides ?? [1, 1], dilations = a.dilations ?? [1, 1]
@@ -187,12 +180,13 @@ func prefersBlockedLayout(_ g: Graph) -> Bool {
         }
     }
     guard total > 0, winograd * 10 >= total * 7 else { return false }
-    // Readers of 4-D activations: convs, pooling, and shape-changing ends (global pooling, flatten).
+    // Readers of 4-D activations (anything computed, not the graph's inputs): convs, pooling,
+    // and shape-changing ends (global pooling, flatten).
     for n in g.nodes {
         for case let x? in n.inputs where g.values[x].type.rank == 4 && g.values[x].constant == nil {
             switch n.op {
             case .conv, .maxPool, .averagePool, .globalAveragePool, .globalMaxPool, .flatten, .reshape: continue
-            default: if convOutputs.contains(x) || !g.inputs.contains(x) { return false }
+            default: if !g.inputs.contains(x) { return false }
             }
         }
     }

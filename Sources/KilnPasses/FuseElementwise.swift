@@ -76,10 +76,13 @@ public func fuseElementwise(_ g: inout Graph) {
                                    inputs: p.inputs, outputs: [y], origin: n.origin)
             }
         } else if case .reduce(let kind, let keepDims, let noop) = n.op, pending[x0] != nil,
-                  let rank = g.values[x0].type.shape?.count,
-                  let axes = try? resolveReduceAxes(n.inputs.count > 1 ? n.inputs[1].flatMap({ g.values[$0].constant })?.int64Values : nil,
-                                                    rank: rank, noopWithEmptyAxes: noop, n.label),
-                  !axes.isEmpty, n.inputs.count < 2 || n.inputs[1] == nil || g.values[n.inputs[1]!].constant != nil {
+                  let rank = g.values[x0].type.shape?.count {
+            // The axes operand, when there is one, must be a constant.
+            let axesInput: ValueID? = n.inputs.count > 1 ? n.inputs[1] : nil
+            let axesTensor = axesInput.flatMap { g.values[$0].constant }
+            guard axesInput == nil || axesTensor != nil,
+                  let axes = try? resolveReduceAxes(axesTensor?.int64Values, rank: rank, noopWithEmptyAxes: noop, n.label),
+                  !axes.isEmpty else { continue }
             var (p, operands) = build([x0], into: x0)
             guard case .step = operands[0] else { continue }
             p.members.append(i)

@@ -14,20 +14,12 @@ public func recognizeActivations(_ g: inout Graph) {
     var changed = true
     while changed {
         changed = false
-        let producers = g.producers()
-        let consumers = g.consumers()
-        let outputs = Set(g.outputs)
-        func scalar(_ v: ValueID?) -> Float? {
-            guard let v, let c = g.values[v].constant, c.count == 1, c.elementType == .f32 else { return nil }
-            return c.floats[0]
-        }
-        func node(_ v: ValueID?) -> Int? { v.flatMap { producers[$0] } }
-        func only(_ v: ValueID, readBy i: Int) -> Bool { consumers[v] == [i] && !outputs.contains(v) }
+        let uses = GraphUses(g)
         /// For a binary node with one scalar constant operand: (the other operand, the constant).
         func withConstant(_ n: Node) -> (ValueID, Float)? {
             guard n.inputs.count == 2, let a = n.inputs[0], let b = n.inputs[1] else { return nil }
-            if let c = scalar(b) { return (a, c) }
-            if let c = scalar(a) { return (b, c) }
+            if let c = uses.scalar(b) { return (a, c) }
+            if let c = uses.scalar(a) { return (b, c) }
             return nil
         }
         func close(_ a: Float, _ b: Float) -> Bool { abs(a - b) <= 1e-4 * max(1, abs(b)) }
@@ -36,13 +28,13 @@ public func recognizeActivations(_ g: inout Graph) {
             guard case .binary(let outer) = n.op, outer == .mul || outer == .div,
                   g.values[n.outputs[0]].type.elementType.isFloat else { continue }
             // GELU: mul(mul(x, add(erf(x / √2), 1)), 0.5)
-            if outer == .mul, let (m, half) = withConstant(n), close(half, 0.5), let mi = node(m), only(m, readBy: i),
+            if outer == .mul, let (m, half) = withConstant(n), close(half, 0.5), let mi = uses.node(m), uses.only(m, readBy: i),
                case .binary(.mul) = g.nodes[mi].op, g.nodes[mi].inputs.count == 2 {
                 let ins = g.nodes[mi].inputs.compactMap { $0 }
                 for (x, a) in [(ins[0], ins[1]), (ins[1], ins[0])] {
-                    guard let ai = node(a), only(a, readBy: mi), case .binary(.add) = g.nodes[ai].op,
-                          let (e, one) = withConstant(g.nodes[ai]), close(one, 1), let ei = node(e), only(e, readBy: ai),
-                          case .unary(.erf) = g.nodes[ei].op, let d = g.nodes[ei].inputs[0], let di = node(d), only(d, readBy: ei),
+                    guard let ai = uses.node(a), uses.only(a, readBy: mi), case .binary(.add) = g.nodes[ai].op,
+                          let (e, one) = withConstant(g.nodes[ai]), close(one, 1), let ei = uses.node(e), uses.only(e, readBy: ai),
+                          case .unary(.erf) = g.nodes[ei].op, let d = g.nodes[ei].inputs[0], let di = uses.node(d), uses.only(d, readBy: ei),
                           let (dx, k) = withConstant(g.nodes[di]), dx == x else { continue }
                     let isDiv: Bool
                     if case .binary(.div) = g.nodes[di].op, g.nodes[di].inputs[0] == x { isDiv = true }
@@ -53,14 +45,14 @@ public func recognizeActivations(_ g: inout Graph) {
                 }
             }
             // HardSwish: div(mul(x, clip(add(x, 3), 0, 6)), 6)
-            if replaced == nil, outer == .div, let six = scalar(n.inputs[1]), close(six, 6), let m = n.inputs[0],
-               let mi = node(m), only(m, readBy: i), case .binary(.mul) = g.nodes[mi].op, g.nodes[mi].inputs.count == 2 {
+            if replaced == nil, outer == .div, let six = uses.scalar(n.inputs[1]), close(six, 6), let m = n.inputs[0],
+               let mi = uses.node(m), uses.only(m, readBy: i), case .binary(.mul) = g.nodes[mi].op, g.nodes[mi].inputs.count == 2 {
                 let ins = g.nodes[mi].inputs.compactMap { $0 }
                 for (x, c) in [(ins[0], ins[1]), (ins[1], ins[0])] {
-                    guard let ci = node(c), only(c, readBy: mi), case .clip = g.nodes[ci].op,
-                          g.nodes[ci].inputs.count == 3, close(scalar(g.nodes[ci].inputs[1]) ?? -1, 0),
-                          close(scalar(g.nodes[ci].inputs[2]) ?? -1, 6), let a = g.nodes[ci].inputs[0],
-                          let ai = node(a), only(a, readBy: ci), case .binary(.add) = g.nodes[ai].op,
+                    guard let ci = uses.node(c), uses.only(c, readBy: mi), case .clip = g.nodes[ci].op,
+                          g.nodes[ci].inputs.count == 3, close(uses.scalar(g.nodes[ci].inputs[1]) ?? -1, 0),
+                          close(uses.scalar(g.nodes[ci].inputs[2]) ?? -1, 6), let a = g.nodes[ci].inputs[0],
+                          let ai = uses.node(a), uses.only(a, readBy: ci), case .binary(.add) = g.nodes[ai].op,
                           let (ax, three) = withConstant(g.nodes[ai]), ax == x, close(three, 3) else { continue }
                     replaced = (i, .unary(.hardSwish), x, [mi, ci, ai])
                     break

@@ -15,15 +15,8 @@ public func recognizeLayerNorm(_ g: inout Graph) {
     var changed = true
     while changed {
         changed = false
-        let producers = g.producers()
-        let consumers = g.consumers()
-        let outputs = Set(g.outputs)
-        func node(_ v: ValueID?) -> Int? { v.flatMap { producers[$0] } }
-        func only(_ v: ValueID, readBy i: Int) -> Bool { consumers[v] == [i] && !outputs.contains(v) }
-        func scalar(_ v: ValueID?) -> Float? {
-            guard let v, let c = g.values[v].constant, c.count == 1, c.elementType == .f32 else { return nil }
-            return c.floats[0]
-        }
+        let uses = GraphUses(g)
+        let consumers = uses.consumers, outputs = uses.outputs
         /// The first normalized axis of a keepdims mean over trailing axes.
         func trailingMean(_ i: Int) -> (x: ValueID, axis: Int)? {
             guard case .reduce(.mean, true, _) = g.nodes[i].op, let x = g.nodes[i].inputs[0],
@@ -37,29 +30,29 @@ public func recognizeLayerNorm(_ g: inout Graph) {
         for (di, div) in g.nodes.enumerated() {
             guard case .binary(.div) = div.op, let d = div.inputs[0], let s = div.inputs[1],
                   g.values[d].type.elementType == .f32, let xs = g.values[d].type.shape,
-                  let si = node(s), only(s, readBy: di), case .unary(.sqrt) = g.nodes[si].op,
-                  let e = g.nodes[si].inputs[0], let ei = node(e), only(e, readBy: si), case .binary(.add) = g.nodes[ei].op,
+                  let si = uses.node(s), uses.only(s, readBy: di), case .unary(.sqrt) = g.nodes[si].op,
+                  let e = g.nodes[si].inputs[0], let ei = uses.node(e), uses.only(e, readBy: si), case .binary(.add) = g.nodes[ei].op,
                   g.nodes[ei].inputs.count == 2 else { continue }
             // e = v + eps, either order
-            let (v, eps): (ValueID?, Float?) = scalar(g.nodes[ei].inputs[1]) != nil
-                ? (g.nodes[ei].inputs[0], scalar(g.nodes[ei].inputs[1])) : (g.nodes[ei].inputs[1], scalar(g.nodes[ei].inputs[0]))
-            guard let v, let eps, let vi = node(v), only(v, readBy: ei), let (p, axis) = trailingMean(vi),
-                  let pi = node(p), only(p, readBy: vi) else { continue }
+            let (v, eps): (ValueID?, Float?) = uses.scalar(g.nodes[ei].inputs[1]) != nil
+                ? (g.nodes[ei].inputs[0], uses.scalar(g.nodes[ei].inputs[1])) : (g.nodes[ei].inputs[1], uses.scalar(g.nodes[ei].inputs[0]))
+            guard let v, let eps, let vi = uses.node(v), uses.only(v, readBy: ei), let (p, axis) = trailingMean(vi),
+                  let pi = uses.node(p), uses.only(p, readBy: vi) else { continue }
             // p = d² as pow(d, 2) or mul(d, d)
             switch g.nodes[pi].op {
-            case .binary(.pow): guard g.nodes[pi].inputs[0] == d, scalar(g.nodes[pi].inputs[1]) == 2 else { continue }
+            case .binary(.pow): guard g.nodes[pi].inputs[0] == d, uses.scalar(g.nodes[pi].inputs[1]) == 2 else { continue }
             case .binary(.mul): guard g.nodes[pi].inputs[0] == d, g.nodes[pi].inputs[1] == d else { continue }
             default: continue
             }
             // d = x − mean(x) over the same axes, read only by the square and the division
-            guard let subi = node(d), case .binary(.sub) = g.nodes[subi].op, let x = g.nodes[subi].inputs[0],
-                  let m = g.nodes[subi].inputs[1], let mi = node(m), only(m, readBy: subi),
+            guard let subi = uses.node(d), case .binary(.sub) = g.nodes[subi].op, let x = g.nodes[subi].inputs[0],
+                  let m = g.nodes[subi].inputs[1], let mi = uses.node(m), uses.only(m, readBy: subi),
                   let (mx, maxis) = trailingMean(mi), mx == x, maxis == axis,
                   Set(consumers[d]) == [pi, di], !outputs.contains(d), g.values[x].type.shape == xs else { continue }
             let normShape = Array(xs.dropFirst(axis))
             /// A per-element affine operand that broadcasts within the normalized axes only.
             func affine(_ i: Int, _ op: BinaryOp, of value: ValueID) -> (ValueID, Int)? {
-                guard only(value, readBy: i), case .binary(op) = g.nodes[i].op, g.nodes[i].inputs.count == 2 else { return nil }
+                guard uses.only(value, readBy: i), case .binary(op) = g.nodes[i].op, g.nodes[i].inputs.count == 2 else { return nil }
                 let other = g.nodes[i].inputs[0] == value ? g.nodes[i].inputs[1] : g.nodes[i].inputs[0]
                 guard let other, other != value, g.values[other].type.elementType == .f32,
                       let os = g.values[other].type.shape, os.count <= normShape.count,
