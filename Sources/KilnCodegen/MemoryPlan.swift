@@ -55,7 +55,8 @@ public func planMemory(_ g: Graph) -> MemoryPlan {
         for case let v? in n.inputs where first[v] != nil { last[v] = i }
     }
     // Buffers shared by several values (union-find): a reshape's output is its input's bytes;
-    // a convolution with a sum post-op writes into its addend's buffer when the addend dies there.
+    // a convolution with a sum post-op writes into its addend's buffer when the addend dies there
+    // and is not also one of the convolution's other operands.
     var parent: [ValueID: ValueID] = [:]
     func root(_ v: ValueID) -> ValueID {
         var r = v
@@ -78,7 +79,9 @@ public func planMemory(_ g: Graph) -> MemoryPlan {
             merge(y, into: x)
         case .conv(let a) where a.postOps.contains(.sum):
             guard n.inputs.count > 3, let addend = n.inputs[3], let y, first[addend] != nil, first[y] != nil,
-                  last[root(addend)] == i, g.values[addend].layout.storageBytes(g.values[addend].type) == g.values[y].layout.storageBytes(g.values[y].type) else { continue }
+                  last[root(addend)] == i, g.values[addend].layout.storageBytes(g.values[addend].type) == g.values[y].layout.storageBytes(g.values[y].type),
+                  // The convolution still reads its other operands while it writes: none may share the addend's bytes.
+                  !n.inputs.prefix(3).contains(where: { $0.map { first[$0] != nil && root($0) == root(addend) } ?? false }) else { continue }
             merge(y, into: addend)
         default: continue
         }

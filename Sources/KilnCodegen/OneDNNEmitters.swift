@@ -73,25 +73,19 @@ extension ModelEmitter {
     }
 
     /// Writes `primitive_attr attr` with the post-ops (oneDNN applies them in order).
-    mutating func emitAttributes(_ postOps: [PostOp]) {
+    mutating func emitAttributes(_ postOps: [PostOp], _ n: Node) throws {
         create.line("primitive_attr attr;")
         guard !postOps.isEmpty else { return }
+        guard let lowered = PostOp.oneDNNLowering(postOps) else {
+            throw KilnError("internal error: \(n.label): oneDNN 2.6 cannot apply the post-ops \(postOps) correctly")
+        }
+        func bound(_ x: Float) -> String { x.isInfinite ? (x < 0 ? "-FLT_MAX" : "FLT_MAX") : floatLiteral(x) }
         create.line("post_ops po;")
-        for p in postOps {
+        for p in lowered {
             switch p {
             case .sum: create.line("po.append_sum(1.f);")
-            case .relu: create.line("po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);")
-            case .leakyRelu(let a): create.line("po.append_eltwise(1.f, algorithm::eltwise_relu, \(floatLiteral(a)), 0.f);")
-            case .clip(let lo, let hi):
-                create.line("po.append_eltwise(1.f, algorithm::eltwise_clip, \(lo.isInfinite ? "-FLT_MAX" : floatLiteral(lo)), \(hi.isInfinite ? "FLT_MAX" : floatLiteral(hi)));")
-            case .sigmoid: create.line("po.append_eltwise(1.f, algorithm::eltwise_logistic, 0.f, 0.f);")
-            case .tanh: create.line("po.append_eltwise(1.f, algorithm::eltwise_tanh, 0.f, 0.f);")
-            case .hardSwish: create.line("po.append_eltwise(1.f, algorithm::eltwise_hardswish, 0.f, 0.f);")
-            case .hardSigmoid(let a, let b):
-                create.line("po.append_eltwise(1.f, algorithm::eltwise_linear, \(floatLiteral(a)), \(floatLiteral(b)));")
-                create.line("po.append_eltwise(1.f, algorithm::eltwise_clip, 0.f, 1.f);")
-            case .silu: create.line("po.append_eltwise(1.f, algorithm::eltwise_swish, 1.f, 0.f);")
-            case .gelu(let t): create.line("po.append_eltwise(1.f, algorithm::\(t ? "eltwise_gelu_tanh" : "eltwise_gelu_erf"), 0.f, 0.f);")
+            case .eltwise(let alg, let a, let b):
+                create.line("po.append_eltwise(1.f, algorithm::eltwise_\(alg.rawValue), \(bound(a)), \(bound(b)));")
             }
         }
         create.line("attr.set_post_ops(po);")
@@ -121,7 +115,7 @@ extension ModelEmitter {
         create.line("memory::desc wei_md = \(weightsConstant ? "memory::desc(\(dims(wdims)), dt::f32, tag::any)" : "wei_plain");")
         if b != nil { create.line("memory::desc bias_md(\(dims([ws[0]])), dt::f32, tag::a);") }
         create.line("auto d = convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_direct, src_md, wei_md, \(b != nil ? "bias_md, " : "")dst_md, \(dims(geo.strides)), \(dims(geo.dilations.map { $0 - 1 })), \(dims(geo.padsBegin)), \(dims(geo.padsEnd)));")
-        emitAttributes(a.postOps)
+        try emitAttributes(a.postOps, n)
         create.line("auto pd = convolution_forward::primitive_desc(d, attr, m->eng);")
         prepareSum(a.postOps, addend: n.inputs.count > 3 ? n.inputs[3] : nil, output: y)
         create.line("m->\(prim) = convolution_forward(pd);")
@@ -280,7 +274,7 @@ extension ModelEmitter {
         } else {
             create.line("auto d = matmul::desc(a_md, b_md, dst_md);")
         }
-        emitAttributes(a.postOps)
+        try emitAttributes(a.postOps, n)
         create.line("auto pd = matmul::primitive_desc(d, attr, m->eng);")
         create.line("m->\(prim) = matmul(pd);")
         let src = boundMemory(prim, "src", desc: "a_md", value: A)

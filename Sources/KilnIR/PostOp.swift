@@ -70,3 +70,56 @@ public enum PostOp: Sendable, Equatable, CustomStringConvertible {
         }
     }
 }
+
+/// A oneDNN 2.6 eltwise algorithm a post-op lowers to (the name after `algorithm::eltwise_`).
+public enum OneDNNEltwise: String, Sendable, Equatable {
+    case relu, clip, clipV2 = "clip_v2", linear, logistic, tanh, hardswish, swish
+    case geluTanh = "gelu_tanh", geluErf = "gelu_erf"
+}
+
+/// One entry of a oneDNN post-op list.
+public enum OneDNNPostOp: Sendable, Equatable {
+    case sum
+    case eltwise(OneDNNEltwise, alpha: Float, beta: Float)
+}
+
+extension PostOp {
+    /// This post-op as oneDNN eltwise steps (empty for `.sum`).
+    var oneDNNSteps: [(OneDNNEltwise, Float, Float)] {
+        switch self {
+        case .sum: return []
+        case .relu: return [(.relu, 0, 0)]
+        case .leakyRelu(let a): return [(.relu, a, 0)]
+        case .clip(let lo, let hi): return [(.clip, lo, hi)]
+        case .sigmoid: return [(.logistic, 0, 0)]
+        case .tanh: return [(.tanh, 0, 0)]
+        case .hardSwish: return [(.hardswish, 0, 0)]
+        case .hardSigmoid(let a, let b): return [(.linear, a, b), (.clip, 0, 1)]
+        case .silu: return [(.swish, 1, 0)]
+        case .gelu(let t): return [(t ? .geluTanh : .geluErf, 0, 0)]
+        }
+    }
+
+    /// The oneDNN post-op list for `ops`, or nil when oneDNN 2.6 cannot compute it correctly.
+    ///
+    /// oneDNN 2.6's JIT kernels keep one eltwise injector per algorithm, built from the first
+    /// post-op of that algorithm: a second post-op of the same algorithm with other (alpha, beta)
+    /// silently computes with the first one's (Conv → Clip(0, 6) → HardSigmoid lost its final
+    /// clamp). Repeats with equal parameters are safe; a second distinct clip uses `clip_v2`, which
+    /// computes the same forward function; anything else that would repeat an algorithm with other
+    /// parameters has no correct lowering, so fusion must not build it.
+    public static func oneDNNLowering(_ ops: [PostOp]) -> [OneDNNPostOp]? {
+        var used: [OneDNNEltwise: (Float, Float)] = [:]
+        var out: [OneDNNPostOp] = []
+        for p in ops {
+            if p == .sum { out.append(.sum); continue }
+            for (alg, a, b) in p.oneDNNSteps {
+                let candidates: [OneDNNEltwise] = alg == .clip ? [.clip, .clipV2] : [alg]
+                guard let chosen = candidates.first(where: { c in used[c].map { $0 == (a, b) } ?? true }) else { return nil }
+                used[chosen] = (a, b)
+                out.append(.eltwise(chosen, alpha: a, beta: b))
+            }
+        }
+        return out
+    }
+}

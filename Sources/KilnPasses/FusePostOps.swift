@@ -10,7 +10,8 @@ import KilnIR
 ///     before: %c = conv(...); %s = sigmoid(%c); %y = mul(%c, %s)
 ///     after:  %y = conv(...) {post_ops=[silu]}
 ///
-/// The fused value must have no other reader and not be a graph output. Runs after
+/// The fused value must have no other reader and not be a graph output, and the resulting list
+/// must be one oneDNN 2.6 computes correctly (`PostOp.oneDNNLowering`). Runs after
 /// `foldBatchNorm` and again after `fuseSum` (to take the Relu that follows a residual add).
 public func fusePostOps(_ g: inout Graph) {
     var changed = true
@@ -30,7 +31,7 @@ public func fusePostOps(_ g: inout Graph) {
                 let c = g.nodes[readers[0]]
                 let consts = c.inputs.map { $0.flatMap { g.values[$0].constant } }
                 let operandsConstant = c.inputs.dropFirst().allSatisfy { $0 == nil || g.values[$0!].constant != nil }
-                if c.inputs.first == y, operandsConstant, let p = PostOp.from(c.op, constants: consts) {
+                if c.inputs.first == y, operandsConstant, let p = PostOp.from(c.op, constants: consts), expressible(n, postOps + [p]) {
                     postOps.append(p)
                     newOutputs = c.outputs
                     gone = [readers[0]]
@@ -39,7 +40,7 @@ public func fusePostOps(_ g: inout Graph) {
                 // SiLU: sigmoid(y) read only by mul(y, sigmoid(y)).
                 let (a, b) = (g.nodes[readers[0]], g.nodes[readers[1]])
                 for (s, m, si, mi) in [(a, b, readers[0], readers[1]), (b, a, readers[1], readers[0])] {
-                    guard case .unary(.sigmoid) = s.op, case .binary(.mul) = m.op else { continue }
+                    guard case .unary(.sigmoid) = s.op, case .binary(.mul) = m.op, expressible(n, postOps + [.silu]) else { continue }
                     let sig = s.outputs[0]
                     guard consumers[sig] == [mi], !outputs.contains(sig),
                           Set(m.inputs.compactMap { $0 }) == Set([y, sig]) else { continue }
@@ -56,6 +57,15 @@ public func fusePostOps(_ g: inout Graph) {
             changed = true
         }
         g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    }
+}
+
+/// Whether `postOps` can be the post-ops of `n`: oneDNN runs those of convolutions and Gemm,
+/// and some lists it computes wrongly (`PostOp.oneDNNLowering`); those stay separate nodes.
+func expressible(_ n: Node, _ postOps: [PostOp]) -> Bool {
+    switch n.op {
+    case .conv, .gemm: return PostOp.oneDNNLowering(postOps) != nil
+    default: return true
     }
 }
 

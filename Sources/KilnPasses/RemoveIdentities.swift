@@ -5,8 +5,8 @@ import KilnIR
 ///     before: %y = identity(%x); %z = relu(%y)
 ///     after:  %z = relu(%x)
 ///
-/// When the output is a graph output, the producer of the input takes over the output's name
-/// (an identity of a graph input or constant, or of a value that is itself a graph output, stays).
+/// When the output is a graph output, the producer of the input takes over the output's name,
+/// and other readers of the output read that value (an identity of a graph input or constant, or of a value that is itself a graph output, stays).
 /// Dropout's mask output, when present, keeps the node. Runs after `inferShapes`.
 public func removeIdentities(_ g: inout Graph) {
     let producers = g.producers()
@@ -37,6 +37,7 @@ public func removeIdentities(_ g: inout Graph) {
             g.values[src].name = g.values[out].name
             g.outputs = g.outputs.map { $0 == out ? src : $0 }
             outputs.insert(src)
+            replace[out] = src  // later readers of the output read the renamed value
             continue
         }
         keep.append(n)

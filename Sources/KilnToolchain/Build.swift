@@ -136,11 +136,12 @@ public func buildLibrary(header: String, source: String, weights: [UInt8], optio
         products.staticLibrary = lib
     }
     if o.library.wantsShared {
+        // -Xlinker passes the path whole: in -Wl, a comma in the output folder's name would split it.
         let script = path("\(n).map")
         try "{ global: \(n)_*; local: *; };\n".write(toFile: script, atomically: true, encoding: .utf8)
         let lib = path("lib\(n).so")
         try run(o.compiler, ["-shared", "-fopenmp", "-o", lib, path("\(n).o"), path("\(n)_weights.o"),
-                             "-Wl,--version-script=\(script)", "-Wl,-soname,lib\(n).so", "-Wl,--as-needed",
+                             "-Xlinker", "--version-script", "-Xlinker", script, "-Wl,-soname,lib\(n).so", "-Wl,--as-needed",
                              "-ldnnl", "-Wl,--no-undefined"], in: dir, log: log)
         try? fm.removeItem(atPath: script)
         products.sharedLibrary = lib
