@@ -14,8 +14,27 @@ public enum CompiledConformance {
         public var expected: [String: Tensor]
     }
 
+    /// The options a compiled run uses: `kiln compile --layout L --winograd W`.
+    public struct Setting: Sendable, Hashable, CustomStringConvertible {
+        public var layout: LayoutPolicy
+        public var winograd: WinogradPolicy
+        public init(layout: LayoutPolicy = .auto, winograd: WinogradPolicy = .auto) {
+            self.layout = layout
+            self.winograd = winograd
+        }
+        /// Parses `LAYOUT:WINOGRAD`, e.g. `nhwc:off` or `blocked:always`.
+        public init(parsing text: String) throws {
+            let parts = text.split(separator: ":").map(String.init)
+            guard parts.count == 2, let l = LayoutPolicy(rawValue: parts[0]), let w = WinogradPolicy(rawValue: parts[1]) else {
+                throw KilnError("setting '\(text)' should be LAYOUT:WINOGRAD, LAYOUT one of \(LayoutPolicy.allCases.map(\.rawValue).joined(separator: "|")), WINOGRAD one of \(WinogradPolicy.allCases.map(\.rawValue).joined(separator: "|"))")
+            }
+            self.init(layout: l, winograd: w)
+        }
+        public var description: String { "\(layout.rawValue):\(winograd.rawValue)" }
+    }
+
     /// Compiles and runs `cases` in batches; returns each case key's outcome.
-    public static func run(_ cases: [Case], workDirectory: String, batchSize: Int = 120,
+    public static func run(_ cases: [Case], workDirectory: String, batchSize: Int = 120, setting: Setting = Setting(),
                            progress: (String) -> Void = { _ in }) -> [String: Conformance.Outcome] {
         var outcomes: [String: Conformance.Outcome] = [:]
         // Cases that code generation rejects by themselves are decided without g++.
@@ -23,8 +42,8 @@ public enum CompiledConformance {
         for var c in cases {
             do {
                 // The same passes as `kiln compile`.
-                try Pipeline.optimize(&c.graph)
-                _ = try emitModel(c.graph, options: CodegenOptions(name: "probe", kilnVersion: "test"))
+                try Pipeline.optimize(&c.graph, layout: setting.layout)
+                _ = try emitModel(c.graph, options: CodegenOptions(name: "probe", kilnVersion: "test", winograd: setting.winograd))
                 ready.append(c)
             } catch let e as KilnError {
                 outcomes[c.key] = e.isUnsupported ? .unsupported("codegen: \(e.message)") : .failed("codegen: \(e.message)")
@@ -37,19 +56,19 @@ public enum CompiledConformance {
         while start < ready.count {
             let slice = Array(ready[start..<min(ready.count, start + batchSize)])
             progress("compiled conformance: batch \(batch + 1), \(slice.count) cases")
-            for (k, o) in runBatch(slice, dir: (workDirectory as NSString).appendingPathComponent("batch\(batch)")) { outcomes[k] = o }
+            for (k, o) in runBatch(slice, dir: (workDirectory as NSString).appendingPathComponent("batch\(batch)"), winograd: setting.winograd) { outcomes[k] = o }
             start += batchSize
             batch += 1
         }
         return outcomes
     }
 
-    static func runBatch(_ cases: [Case], dir: String) -> [String: Conformance.Outcome] {
+    static func runBatch(_ cases: [Case], dir: String, winograd: WinogradPolicy) -> [String: Conformance.Outcome] {
         var outcomes: [String: Conformance.Outcome] = [:]
         let merged = mergeGraphs(cases.enumerated().map { ("c\($0.offset)", $0.element.graph) }, name: "conformance")
         let lib: CLibrary
         do {
-            let emitted = try emitModel(merged, options: CodegenOptions(name: "conformance", kilnVersion: "test"))
+            let emitted = try emitModel(merged, options: CodegenOptions(name: "conformance", kilnVersion: "test", winograd: winograd))
             var o = BuildOptions(outputDirectory: dir, name: "conformance", library: .shared, includeDirectory: runtimeIncludeDirectory())
             o.optimization = "-O1"
             let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights, options: o)
@@ -61,8 +80,8 @@ public enum CompiledConformance {
                 return outcomes
             }
             let half = cases.count / 2
-            for (k, v) in runBatch(Array(cases[..<half]), dir: dir + "a") { outcomes[k] = v }
-            for (k, v) in runBatch(Array(cases[half...]), dir: dir + "b") { outcomes[k] = v }
+            for (k, v) in runBatch(Array(cases[..<half]), dir: dir + "a", winograd: winograd) { outcomes[k] = v }
+            for (k, v) in runBatch(Array(cases[half...]), dir: dir + "b", winograd: winograd) { outcomes[k] = v }
             return outcomes
         }
         var inputs: [String: Tensor] = [:]

@@ -433,6 +433,9 @@ struct ConformanceCommand: ParsableCommand {
     @Option(help: "Where the compiled path builds its libraries (default: a temporary folder).")
     var workDir: String?
 
+    @Option(name: .customLong("setting"), help: "With --compiled: compile with these options, LAYOUT:WINOGRAD (e.g. nhwc:off, blocked:always); repeat for several (default auto:auto).")
+    var settings: [String] = []
+
     func run() throws {
         var expected: [String: String] = [:]
         if let f = expectedFailures {
@@ -482,36 +485,42 @@ struct ConformanceCommand: ParsableCommand {
         print(String(format: "supported cases passing: %.1f%% (%d of %d); unexpected failures: %d", 100 * Double(passed) / Double(max(total, 1)), passed, total, unexpected))
         print("conformance: \(passed) passed, \(failed) failed, \(unsupported) unsupported")
         if compiled {
-            let work = workDir ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("kiln-conformance-\(getpid())")
-            let progress = Progress(verbose: verbose)
-            let outcomes = CompiledConformance.run(compiledCases, workDirectory: work, progress: { progress($0) })
-            // A case passes when every one of its test data sets does.
-            var byCase: [String: Conformance.Outcome] = [:]
-            for (k, o) in outcomes.sorted(by: { $0.key < $1.key }) {
-                let caseKey = String(k.split(separator: "#").first ?? "")
-                switch (byCase[caseKey], o) {
-                case (nil, _), (.passed?, _): byCase[caseKey] = o
-                default: break
-                }
-            }
-            var cPassed = 0, cFailed = 0, cUnsupported = 0
-            for (k, o) in byCase.sorted(by: { $0.key < $1.key }) {
-                switch o {
-                case .passed: cPassed += 1
-                case .failed(let why):
-                    cFailed += 1
-                    let name = String(k.split(separator: "/").last ?? "")
-                    if expected["compiled:" + k] == nil && expected["compiled:" + name] == nil {
-                        unexpected += 1
-                        print("FAIL (compiled) \(k): \(why)")
+            let parsed = try settings.map { try CompiledConformance.Setting(parsing: $0) }
+            for setting in parsed.isEmpty ? [CompiledConformance.Setting()] : parsed {
+                let label = parsed.isEmpty ? "compiled" : "compiled \(setting)"
+                // One folder per setting: a library path loaded once is not loaded again.
+                let base = workDir ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("kiln-conformance-\(getpid())")
+                let work = (base as NSString).appendingPathComponent("\(setting.layout.rawValue)-\(setting.winograd.rawValue)")
+                let progress = Progress(verbose: verbose)
+                let outcomes = CompiledConformance.run(compiledCases, workDirectory: work, setting: setting, progress: { progress($0) })
+                // A case passes when every one of its test data sets does.
+                var byCase: [String: Conformance.Outcome] = [:]
+                for (k, o) in outcomes.sorted(by: { $0.key < $1.key }) {
+                    let caseKey = String(k.split(separator: "#").first ?? "")
+                    switch (byCase[caseKey], o) {
+                    case (nil, _), (.passed?, _): byCase[caseKey] = o
+                    default: break
                     }
-                case .unsupported(let why):
-                    cUnsupported += 1
-                    if verbose { print("unsupported (compiled) \(k): \(why)") }
                 }
+                var cPassed = 0, cFailed = 0, cUnsupported = 0
+                for (k, o) in byCase.sorted(by: { $0.key < $1.key }) {
+                    switch o {
+                    case .passed: cPassed += 1
+                    case .failed(let why):
+                        cFailed += 1
+                        let name = String(k.split(separator: "/").last ?? "")
+                        if expected["compiled:" + k] == nil && expected["compiled:" + name] == nil {
+                            unexpected += 1
+                            print("FAIL (\(label)) \(k): \(why)")
+                        }
+                    case .unsupported(let why):
+                        cUnsupported += 1
+                        if verbose { print("unsupported (\(label)) \(k): \(why)") }
+                    }
+                }
+                if workDir == nil { try? FileManager.default.removeItem(atPath: base) }
+                print("conformance (\(label)): \(cPassed) passed, \(cFailed) failed, \(cUnsupported + unsupported + failed) unsupported")
             }
-            if workDir == nil { try? FileManager.default.removeItem(atPath: work) }
-            print("conformance (compiled): \(cPassed) passed, \(cFailed) failed, \(cUnsupported + unsupported + failed) unsupported")
         }
         if unexpected > 0 { throw ExitCode(1) }
     }
