@@ -287,6 +287,54 @@ extension ModelEmitter {
     }
 }
 
+extension ModelEmitter {
+    /// The geometry of a transposed convolution that oneDNN's deconvolution runs (f32, not
+    /// empty, `oneDNNDeconvolutionApplies`), else nil: it then runs as Kiln's generic loop.
+    func oneDNNDeconvolutionGeometry(_ n: Node, _ a: ConvTransposeAttributes) throws -> WindowGeometry? {
+        let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
+        guard elem(y) == .f32, shapeProduct(shape(y)) > 0, shapeProduct(shape(x)) > 0 else { return nil }
+        let geo = try convTransposeGeometry(input: Array(shape(x).dropFirst(2)), kernel: Array(shape(w).dropFirst(2)),
+                                            attributes: a, n.label)
+        return oneDNNDeconvolutionApplies(geo) ? geo : nil
+    }
+
+    mutating func emitOneDNNDeconvolution(_ n: Node, index: Int, _ a: ConvTransposeAttributes) throws {
+        let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
+        let b = n.inputs.count > 2 ? n.inputs[2] : nil
+        guard let geo = try oneDNNDeconvolutionGeometry(n, a) else {
+            throw KilnError("internal error: \(n.label) is not a oneDNN deconvolution")
+        }
+        let xs = shape(x), ws = shape(w), ys = shape(y)
+        let group = a.conv.group
+        let prim = "p\(index)"
+        members.append("dnnl::deconvolution_forward \(prim);")
+        // ONNX's weights are [C_in, C_out/g, k...]; oneDNN's dims are [(g,) C_out/g, C_in/g, k...]
+        // and the tag that reads ONNX's bytes swaps the two channel axes.
+        let spatial = Array(ws.dropFirst(2))
+        let wdims = group > 1 ? [group, ws[1], ws[0] / group] + spatial : [ws[1], ws[0]] + spatial
+        let letters = Array("abcdef".prefix(wdims.count))
+        let swapped = group > 1 ? [letters[0], letters[2], letters[1]] + letters.dropFirst(3) : [letters[1], letters[0]] + letters.dropFirst(2)
+        create.line("{  // \(n.name)")
+        create.line("memory::desc src_md(\(dims(xs)), dt::f32, \(tag(x)));")
+        create.line("memory::desc dst_md(\(dims(ys)), dt::f32, \(tag(y)));")
+        create.line("memory::desc wei_plain(\(dims(wdims)), dt::f32, tag::\(String(swapped)));")
+        let weightsConstant = constant(w) != nil
+        create.line("memory::desc wei_md = \(weightsConstant ? "memory::desc(\(dims(wdims)), dt::f32, tag::any)" : "wei_plain");")
+        if b != nil { create.line("memory::desc bias_md(\(dims([ys[1]])), dt::f32, tag::a);") }
+        create.line("auto d = deconvolution_forward::desc(prop_kind::forward_inference, algorithm::deconvolution_direct, src_md, wei_md, \(b != nil ? "bias_md, " : "")dst_md, \(dims(geo.strides)), \(dims(geo.dilations.map { $0 - 1 })), \(dims(geo.padsBegin)), \(dims(geo.padsEnd)));")
+        try emitAttributes(a.conv.postOps, n)
+        create.line("auto pd = deconvolution_forward::primitive_desc(d, attr, m->eng);")
+        create.line("m->\(prim) = deconvolution_forward(pd);")
+        let src = boundMemory(prim, "src", desc: "src_md", value: x)
+        let wei = weightsMemory(prim, value: w, plainDesc: "wei_plain", chosen: "pd.weights_desc()")
+        var args = [("DNNL_ARG_SRC", src), ("DNNL_ARG_WEIGHTS", wei)]
+        if let b { args.append(("DNNL_ARG_BIAS", boundMemory(prim, "bias", desc: "bias_md", value: b))) }
+        args.append(("DNNL_ARG_DST", boundMemory(prim, "dst", desc: "dst_md", value: y)))
+        finishPrimitive(prim, index: index, args: args)
+        create.line("}")
+    }
+}
+
 /// Rewrites what code generation would otherwise special-case: Gemm's alpha and beta fold into
 /// constant operands (B' = alpha·B, C' = beta·C), and a beta of 0 drops C.
 func prepareForCodegen(_ g: inout Graph) {

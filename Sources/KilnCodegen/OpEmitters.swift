@@ -16,7 +16,12 @@ extension ModelEmitter {
                 emitGenericPostOps(a.postOps, y: y, addend: x(3))
             }
         case .convTranspose(let a):
-            try emitGenericConvTranspose(n, a)
+            if try oneDNNDeconvolutionGeometry(n, a) != nil {
+                try emitOneDNNDeconvolution(n, index: index, a)
+            } else {
+                try emitGenericConvTranspose(n, a)
+                emitGenericPostOps(a.conv.postOps, y: y, addend: nil)
+            }
         case .channelScaleShift(let postOps):
             let s = shape(x0!)
             let inner = shapeProduct(Array(s.dropFirst(2)))

@@ -410,3 +410,18 @@ public func oneDNNPoolingRightPadding(_ geo: WindowGeometry, average: Bool, coun
     }
     return right
 }
+
+/// Whether oneDNN 2.6's deconvolution primitive computes this transposed convolution exactly as
+/// ONNX does (1 to 3 spatial axes, the output size consistent with oneDNN's rule
+/// `(dst − kernel_extent + pad_l + pad_r) / stride + 1 == src`, with ONNX's output padding
+/// inside pad_r's slack). The code generator and the layout pass both decide by it.
+public func oneDNNDeconvolutionApplies(_ geo: WindowGeometry) -> Bool {
+    guard (1...3).contains(geo.input.count) else { return false }
+    for i in geo.input.indices {
+        let extent = (geo.kernel[i] - 1) * geo.dilations[i] + 1
+        let span = geo.output[i] - extent + geo.padsBegin[i] + geo.padsEnd[i]
+        guard geo.padsBegin[i] >= 0, geo.padsEnd[i] + geo.strides[i] > 0, span >= 0,
+              span / geo.strides[i] + 1 == geo.input[i] else { return false }
+    }
+    return true
+}

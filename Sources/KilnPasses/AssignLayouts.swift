@@ -72,6 +72,19 @@ public func assignLayouts(_ g: inout Graph, policy: LayoutPolicy = .auto) {
             } else {
                 n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
             }
+        case .convTranspose(let a):
+            // oneDNN's deconvolution runs channels-last; Kiln's generic loop needs plain values.
+            if let y = out, rank(y) == 4, g.values[y].type.elementType == .f32, (g.values[y].type.elementCount ?? 0) > 0,
+               (g.values[n.inputs[0]!].type.elementCount ?? 0) > 0,
+               let xs = g.values[n.inputs[0]!].type.shape, let ws = g.values[n.inputs[1]!].type.shape,
+               let geo = try? convTransposeGeometry(input: Array(xs.dropFirst(2)), kernel: Array(ws.dropFirst(2)), attributes: a, n.name),
+               oneDNNDeconvolutionApplies(geo) {
+                n.inputs[0] = ensure(n.inputs[0]!, .channelsLast)
+                for k in n.inputs.indices.dropFirst() { if let v = n.inputs[k] { n.inputs[k] = ensure(v, .plain) } }
+                outLayout = .channelsLast
+            } else {
+                n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
+            }
         case .maxPool, .averagePool, .globalAveragePool, .globalMaxPool, .batchNormalization, .channelScaleShift, .unary, .leakyRelu,
              .hardSigmoid, .gelu, .clip, .cast, .identity:
             // Follow the (main) input's layout; everything else must be plain.

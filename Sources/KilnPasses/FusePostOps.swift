@@ -1,6 +1,6 @@
 import KilnIR
 
-/// Fuses elementwise activations into the convolution or Gemm that feeds them, as oneDNN
+/// Fuses elementwise activations into the convolution, transposed convolution or Gemm that feeds them, as oneDNN
 /// post-ops: Relu, LeakyRelu, Clip (ReLU6) with constant bounds, Sigmoid, Tanh, HardSwish,
 /// HardSigmoid, GELU, and SiLU written as x · sigmoid(x).
 ///
@@ -64,7 +64,7 @@ public func fusePostOps(_ g: inout Graph) {
 /// and some lists it computes wrongly (`PostOp.oneDNNLowering`); those stay separate nodes.
 func expressible(_ n: Node, _ postOps: [PostOp]) -> Bool {
     switch n.op {
-    case .conv, .gemm: return PostOp.oneDNNLowering(postOps) != nil
+    case .conv, .convTranspose, .gemm: return PostOp.oneDNNLowering(postOps) != nil
     default: return true
     }
 }
@@ -73,6 +73,7 @@ func expressible(_ n: Node, _ postOps: [PostOp]) -> Bool {
 func fusablePostOps(_ n: Node) -> [PostOp]? {
     switch n.op {
     case .conv(let a): return a.postOps
+    case .convTranspose(let a): return a.conv.postOps
     case .gemm(let a): return a.postOps
     case .channelScaleShift(let p): return p
     default: return nil
@@ -84,6 +85,9 @@ func withPostOps(_ op: Op, _ postOps: [PostOp]) -> Op {
     case .conv(var a):
         a.postOps = postOps
         return .conv(a)
+    case .convTranspose(var a):
+        a.conv.postOps = postOps
+        return .convTranspose(a)
     case .gemm(var a):
         a.postOps = postOps
         return .gemm(a)

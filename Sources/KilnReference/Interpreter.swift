@@ -61,7 +61,7 @@ public func evaluateNode(_ node: Node, _ inputs: [Tensor?]) throws -> [Tensor] {
     case .conv(let a):
         return [applyPostOps(a.postOps, try conv(x(0), x(1), opt(2), a, out: shape, what), addend: opt(3))]
     case .convTranspose(let a):
-        return [try convTranspose(x(0), x(1), opt(2), a, out: shape, what)]
+        return [applyPostOps(a.conv.postOps, try convTranspose(x(0), x(1), opt(2), a, out: shape, what), addend: nil)]
     case .batchNormalization(let eps):
         return [batchNorm(x(0), x(1), x(2), x(3), x(4), eps)]
     case .channelScaleShift(let postOps):

@@ -1,0 +1,1572 @@
+#!/usr/bin/env python3
+"""Kiln differential tester: seeded random ONNX graphs and a greedy shrinker.
+
+    difftest.py gen --seed S --count N --out DIR      # N cases DIR/s<S>_<k>/ (k = 0..N-1)
+    difftest.py gen --seed S --index K --out DIR      # just case k = K
+    difftest.py shrink CASE --out OUT --check "kiln conformance {case}"
+
+Every case is an ONNX backend-test folder: model.onnx, test_data_set_0/input_<i>.pb,
+test_data_set_0/output_<j>.pb and case.json (seed, index, ops, oracle, note).
+
+Expected outputs come from ONNX Runtime (CPU, graph optimizations off, one thread) when it
+agrees with onnx.reference (per output: max|a-b| <= 1e-4*max|b| + 1e-5); otherwise from
+onnx.reference, with the disagreement in case.json's note. Graphs on which an oracle throws
+or yields NaN/inf are redrawn from a sub-seed, so `gen` always writes exactly N cases and
+a case is reproducible from (seed, index) alone.
+
+Library use:
+    from difftest import generate, oracle, make_case
+    model, inputs = generate(seed, index)            # one draw (attempt 0), checked model
+    outputs, name, note = oracle(model, inputs)      # raises OracleError
+    model, inputs, outputs, name, note, attempt = make_case(seed, index)
+"""
+
+import argparse
+import collections
+import json
+import math
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper, shape_inference
+
+OPSET = 17
+IR_VERSION = 8
+FLOAT = TensorProto.FLOAT
+BOOL = TensorProto.BOOL
+CHANNELS = [1, 2, 3, 4, 5, 7, 8, 12, 16, 24, 32]
+# Weights for CHANNELS: 16 and 32 often, so that Winograd-eligible convs (Cin, Cout % 16 == 0) appear.
+CHANNEL_W = [4, 3, 4, 4, 3, 3, 5, 4, 9, 4, 7]
+MAX_ATTEMPTS = 200
+
+
+class Reject(Exception):
+    """A drawn op does not fit (shape inference fails, a size < 1, ...): roll back, draw again."""
+
+
+class OracleError(Exception):
+    """An oracle threw, or an output is not finite: the graph is redrawn."""
+
+
+# --------------------------------------------------------------------------------------------
+# Graph builder
+# --------------------------------------------------------------------------------------------
+
+class Val:
+    __slots__ = ("name", "shape", "dtype", "nonneg", "ge1", "bounded", "exact", "is_input")
+
+    def __init__(self, name, shape, dtype=FLOAT, nonneg=False, ge1=False, bounded=False,
+                 exact=False, is_input=False):
+        self.name = name
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = dtype
+        self.nonneg = nonneg or ge1        # >= 0
+        self.ge1 = ge1                     # >= 1 (Abs(x)+1 style guard)
+        self.bounded = bounded             # |x| <= ~1.5 (Sigmoid, Tanh, ...): Exp is safe
+        self.exact = exact                 # bit-exact everywhere (inputs through data movement,
+        self.is_input = is_input           # Relu, Abs, Max, MaxPool, Floor): Floor/Equal are safe
+
+    @property
+    def rank(self):
+        return len(self.shape)
+
+
+def r4(v):
+    return v.rank == 4
+
+
+class Builder:
+    def __init__(self, rng):
+        self.rng = rng
+        self.nodes = []
+        self.inits = {}            # name -> TensorProto
+        self.vals = {}             # name -> Val (graph inputs and node outputs)
+        self.pool = []             # float values usable as operands, in creation order
+        self.inputs = []
+        self.marked = []           # values chosen to be graph outputs during generation
+        self.cid = 0
+        self.vid = 0
+        self.target = 0
+
+    # ---- bookkeeping ----
+    def snapshot(self):
+        return (list(self.nodes), dict(self.inits), dict(self.vals), list(self.pool), list(self.marked))
+
+    def restore(self, s):
+        self.nodes, self.inits, self.vals, self.pool, self.marked = (
+            list(s[0]), dict(s[1]), dict(s[2]), list(s[3]), list(s[4]))
+
+    def remaining(self):
+        return self.target - len(self.nodes)
+
+    def consumed(self):
+        return {i for n in self.nodes for i in n.input if i}
+
+    # ---- random helpers ----
+    def r(self):
+        return float(self.rng.random())
+
+    def ri(self, lo, hi):
+        """Integer in [lo, hi] inclusive."""
+        return int(self.rng.integers(lo, hi + 1))
+
+    def choice(self, seq, p=None):
+        if p is not None:
+            p = np.asarray(p, dtype=np.float64)
+            p = p / p.sum()
+        return seq[int(self.rng.choice(len(seq), p=p))]
+
+    def channels(self, cap=None):
+        cs = [(c, w) for c, w in zip(CHANNELS, CHANNEL_W) if cap is None or c <= cap]
+        return self.choice([c for c, _ in cs], [w for _, w in cs])
+
+    def randn(self, shape, scale=1.0):
+        return (self.rng.standard_normal(shape) * scale).astype(np.float32)
+
+    # ---- constants ----
+    def const(self, arr):
+        name = f"c{self.cid}"
+        self.cid += 1
+        self.inits[name] = numpy_helper.from_array(np.asarray(arr), name)
+        return name
+
+    def fconst(self, arr):
+        return self.const(np.asarray(arr, dtype=np.float32))
+
+    def iconst(self, arr):
+        return self.const(np.asarray(arr, dtype=np.int64))
+
+    # ---- values ----
+    def add_input(self, shape):
+        v = Val(f"in{len(self.inputs)}", shape, exact=True, is_input=True)
+        self.inputs.append(v)
+        self.vals[v.name] = v
+        self.pool.append(v)
+        return v
+
+    def pick(self, cond=None, prefer_unused=0.5):
+        c = [v for v in self.pool if cond is None or cond(v)]
+        if not c:
+            return None
+        cons = self.consumed()
+        unused_inputs = [v for v in c if v.is_input and v.name not in cons]
+        if unused_inputs and self.r() < prefer_unused:
+            return unused_inputs[0]
+        x = self.r()
+        if x < 0.45:
+            return c[-1]
+        dang = [v for v in c[:-1] if v.name not in cons and not v.is_input]
+        if dang and x < 0.7:
+            return dang[self.ri(0, len(dang) - 1)]
+        if x < 0.8:
+            return c[self.ri(max(0, len(c) - 3), len(c) - 1)]
+        return c[self.ri(0, len(c) - 1)]
+
+    def pick_partner(self, cond, avoid=None):
+        """A second operand: prefers values nobody reads yet (so they do not dangle)."""
+        c = [v for v in self.pool if cond(v)]
+        if not c:
+            return None
+        cons = self.consumed()
+        dang = [v for v in c if v.name not in cons and (avoid is None or v.name != avoid.name)]
+        if dang and self.r() < 0.7:
+            return dang[self.ri(0, len(dang) - 1)]
+        return c[self.ri(0, len(c) - 1)]
+
+    # ---- nodes ----
+    def node(self, op, inputs, attrs=None, nout=1, pool=True, **flags):
+        names = [i.name if isinstance(i, Val) else i for i in inputs]
+        outs = []
+        for _ in range(nout):
+            outs.append(f"v{self.vid}")
+            self.vid += 1
+        n = helper.make_node(op, names, outs, name=f"n{outs[0][1:]}_{op}", **(attrs or {}))
+        types = self.infer(n)
+        res = []
+        for o, (dt, shape) in zip(outs, types):
+            v = Val(o, shape, dtype=dt, **flags)
+            self.vals[o] = v
+            if pool and dt == FLOAT:
+                self.pool.append(v)
+            res.append(v)
+        self.nodes.append(n)
+        if len(self.nodes) > 15:
+            raise Reject("too many nodes")
+        return res if nout > 1 else res[0]
+
+    def infer(self, n):
+        vis, inits, seen = [], [], set()
+        for nm in n.input:
+            if not nm or nm in seen:
+                continue
+            seen.add(nm)
+            if nm in self.inits:
+                inits.append(self.inits[nm])
+            else:
+                v = self.vals[nm]
+                vis.append(helper.make_tensor_value_info(nm, v.dtype, list(v.shape)))
+        g = helper.make_graph([n], "g", vis, [onnx.ValueInfoProto(name=o) for o in n.output],
+                              initializer=inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+        try:
+            inf = shape_inference.infer_shapes(m, check_type=True, strict_mode=True, data_prop=True)
+        except Exception as e:  # noqa: BLE001 - any inference error means "does not fit"
+            raise Reject(f"{n.op_type}: {e}")
+        out = []
+        for o in inf.graph.output:
+            tt = o.type.tensor_type
+            if not tt.HasField("shape"):
+                raise Reject(f"{n.op_type}: no shape")
+            dims = []
+            for d in tt.shape.dim:
+                if not d.HasField("dim_value") or d.dim_value < 1:
+                    raise Reject(f"{n.op_type}: bad dim")
+                dims.append(d.dim_value)
+            if len(dims) > 5 or int(np.prod(dims)) > 8192:
+                raise Reject(f"{n.op_type}: too big")
+            out.append((tt.elem_type, dims))
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Op generators. Each adds one or more nodes (raising Reject when it does not fit) and returns
+# the value the graph continues from.
+# --------------------------------------------------------------------------------------------
+
+def same_pads(k, d):
+    tot = (k - 1) * d
+    return tot // 2, tot - tot // 2
+
+
+def g_conv(b, x=None, preserve=False, chain=True):
+    x = x or b.pick(r4)
+    if x is None:
+        raise Reject("no 4-D value")
+    N, C, H, W = x.shape
+    group, cout = 1, None
+    r = b.r()
+    if C > 1 and r < 0.2:                       # depthwise (multiplier 1, sometimes 2)
+        group = C
+        cout = C if (preserve or b.r() < 0.75) else 2 * C
+    elif C >= 4 and r < 0.32:                   # grouped
+        gs = [g for g in (2, 3, 4, 8) if C % g == 0 and g < C]
+        if gs:
+            group = b.choice(gs)
+            if preserve:
+                cout = C
+            else:
+                cs = [c for c in CHANNELS if c % group == 0]
+                cout = b.choice(cs)
+    if cout is None:
+        cout = C if preserve else b.channels()
+    if C * cout > 32 * 32:
+        raise Reject("too wide")
+    # kernel
+    kh = b.choice([1, 3, 5, 2], [3, 5, 1.2, 0.6])
+    kw = kh
+    if b.r() < 0.12:
+        kh, kw = b.choice([(1, 3), (3, 1), (1, 5), (5, 1), (3, 5), (2, 3)])
+    if preserve and (kh % 2 == 0 or kw % 2 == 0):
+        kh, kw = 3, 3
+    stride = 1 if (preserve or b.r() < 0.75) else 2
+    sh, sw = stride, stride
+    if not preserve and b.r() < 0.05:
+        sh, sw = 1, 2
+    dil = 2 if b.r() < 0.15 else 1
+    attrs = {}
+    pm = b.r()
+    if preserve:
+        if pm < 0.7:
+            ph, pw = same_pads(kh, dil), same_pads(kw, dil)
+            attrs["pads"] = [ph[0], pw[0], ph[1], pw[1]]
+        else:
+            attrs["auto_pad"] = b.choice(["SAME_UPPER", "SAME_LOWER"])
+    else:
+        if pm < 0.35:
+            ph, pw = same_pads(kh, dil), same_pads(kw, dil)
+            attrs["pads"] = [ph[0], pw[0], ph[1], pw[1]]
+        elif pm < 0.5:
+            attrs["pads"] = [0, 0, 0, 0] if b.r() < 0.5 else None
+            if attrs["pads"] is None:
+                del attrs["pads"]
+        elif pm < 0.7:
+            eh, ew = (kh - 1) * dil, (kw - 1) * dil
+            attrs["pads"] = [b.ri(0, eh), b.ri(0, ew), b.ri(0, eh), b.ri(0, ew)]
+        else:
+            attrs["auto_pad"] = b.choice(["SAME_UPPER", "SAME_LOWER", "VALID"])
+    attrs["kernel_shape"] = [kh, kw]
+    if (sh, sw) != (1, 1) or b.r() < 0.3:
+        attrs["strides"] = [sh, sw]
+    if dil != 1 or b.r() < 0.2:
+        attrs["dilations"] = [dil, dil]
+    if group != 1 or b.r() < 0.1:
+        attrs["group"] = group
+    fan_in = (C // group) * kh * kw
+    w = b.fconst(b.randn([cout, C // group, kh, kw], 1.0 / math.sqrt(fan_in)))
+    ins = [x, w]
+    if b.r() < 0.7:
+        ins.append(b.fconst(b.randn([cout], 0.3)))
+    y = b.node("Conv", ins, attrs)
+    if preserve and y.shape != x.shape:
+        raise Reject("conv does not preserve")
+    if chain:
+        y = post_chain(b, y)
+    return y
+
+
+def g_conv_transpose(b):
+    x = b.pick(lambda v: r4(v) and v.shape[2] * v.shape[3] <= 36 and v.shape[1] <= 16)
+    if x is None:
+        raise Reject("no small 4-D value")
+    N, C, H, W = x.shape
+    group = 1
+    if C > 1 and b.r() < 0.2:
+        group, cout = C, C
+    else:
+        cout = b.channels(cap=16)
+    k = b.choice([2, 3, 4])
+    s = b.choice([1, 2], [1, 2])
+    d = 2 if b.r() < 0.12 else 1
+    eff = (k - 1) * d + 1
+    pads = [b.ri(0, min(eff - 1, k)) for _ in range(4)] if b.r() < 0.7 else [0, 0, 0, 0]
+    attrs = {"kernel_shape": [k, k], "strides": [s, s], "pads": pads}
+    if s > 1 and b.r() < 0.4:
+        attrs["output_padding"] = [b.ri(0, s - 1), b.ri(0, s - 1)]
+    if d != 1:
+        attrs["dilations"] = [d, d]
+    if group != 1:
+        attrs["group"] = group
+    w = b.fconst(b.randn([C, cout // group, k, k], s / math.sqrt((C // group) * k * k)))
+    ins = [x, w]
+    if b.r() < 0.6:
+        ins.append(b.fconst(b.randn([cout], 0.3)))
+    y = b.node("ConvTranspose", ins, attrs)
+    return post_chain(b, y)
+
+
+def bn(b, x):
+    C = x.shape[1]
+    scale = (b.rng.uniform(0.5, 1.5, C) * b.rng.choice([-1, 1], C, p=[0.15, 0.85])).astype(np.float32)
+    ins = [x, b.fconst(scale), b.fconst(b.randn([C], 0.2)), b.fconst(b.randn([C], 0.2)),
+           b.fconst(b.rng.uniform(0.5, 2.0, C).astype(np.float32))]
+    attrs = {"epsilon": b.choice([1e-5, 1e-3])} if b.r() < 0.5 else {}
+    return b.node("BatchNormalization", ins, attrs)
+
+
+def g_bn(b):
+    x = b.pick(lambda v: v.rank in (2, 3, 4))
+    return post_chain(b, bn(b, x), allow_bn=False)
+
+
+def post_chain(b, y, allow_bn=True):
+    """After a Conv/Gemm/BN: BatchNormalization sometimes, then 0-3 activations."""
+    if allow_bn and y.rank >= 2 and b.remaining() >= 1 and b.r() < 0.25:
+        y = bn(b, y)
+    if b.r() < 0.62:
+        n = b.choice([1, 2, 3], [6, 3, 1])
+        for _ in range(n):
+            if b.remaining() < 1:
+                break
+            y = act(b, y)
+    return y
+
+
+ACTS = ["Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Clip", "SiLU",
+        "GELU", "HardSwishX", "Exp"]
+ACT_W = [8, 3, 2.5, 2, 1.5, 2, 3.5, 2.5, 1.5, 1.2, 0.8]
+ACT_COST = {"SiLU": 2, "GELU": 5, "HardSwishX": 4}
+
+
+def act(b, x, kind=None):
+    rem = b.remaining()
+    if kind is None:
+        opts = [(a, w) for a, w in zip(ACTS, ACT_W)
+                if ACT_COST.get(a, 1) <= rem and (a != "Exp" or x.bounded)]
+        kind = b.choice([a for a, _ in opts], [w for _, w in opts])
+    ex = x.exact
+    if kind == "Relu":
+        return b.node("Relu", [x], nonneg=True, bounded=x.bounded, exact=ex)
+    if kind == "LeakyRelu":
+        return b.node("LeakyRelu", [x], {"alpha": b.choice([0.01, 0.1, 0.2, 0.3])})
+    if kind == "Sigmoid":
+        return b.node("Sigmoid", [x], nonneg=True, bounded=True)
+    if kind == "Tanh":
+        return b.node("Tanh", [x], bounded=True)
+    if kind == "HardSigmoid":
+        attrs = {}
+        if b.r() < 0.7:
+            attrs = {"alpha": b.choice([0.2, 1.0 / 6, 0.5]), "beta": b.choice([0.5, 0.3])}
+        return b.node("HardSigmoid", [x], attrs, nonneg=True, bounded=True)
+    if kind == "HardSwish":
+        return b.node("HardSwish", [x])
+    if kind == "Exp":
+        return b.node("Exp", [x], nonneg=True)
+    if kind == "Clip":
+        lo, hi = b.choice([(0.0, 6.0), (-1.0, 1.0), (0.0, 1.0), (-0.5, 0.5), (-2.0, 3.0), (0.0, 0.5)])
+        m = b.r()
+        if m < 0.6:
+            ins = [x, b.fconst(lo), b.fconst(hi)]
+            nn, bd = lo >= 0, max(abs(lo), abs(hi)) <= 1.5
+        elif m < 0.8:
+            ins, nn, bd = [x, b.fconst(lo)], lo >= 0, False
+        else:
+            ins, nn, bd = [x, "", b.fconst(hi)], False, False
+        return b.node("Clip", ins, nonneg=nn, bounded=bd, exact=ex)
+    if kind == "SiLU":
+        s = b.node("Sigmoid", [x], nonneg=True, bounded=True)
+        return b.node("Mul", [x, s] if b.r() < 0.5 else [s, x])
+    if kind == "GELU":
+        if b.r() < 0.7:
+            t = b.node("Div", [x, b.fconst(1.4142135)])
+        else:
+            t = b.node("Mul", [x, b.fconst(0.70710677)])
+        e = b.node("Erf", [t], bounded=True)
+        a = b.node("Add", [e, b.fconst(1.0)] if b.r() < 0.7 else [b.fconst(1.0), e], nonneg=True)
+        if b.r() < 0.6:
+            m = b.node("Mul", [x, a])
+            return b.node("Mul", [m, b.fconst(0.5)])
+        h = b.node("Mul", [b.fconst(0.5), x])
+        return b.node("Mul", [h, a])
+    if kind == "HardSwishX":
+        a = b.node("Add", [x, b.fconst(3.0)])
+        c = b.node("Clip", [a, b.fconst(0.0), b.fconst(6.0)], nonneg=True)
+        m = b.node("Mul", [x, c] if b.r() < 0.6 else [c, x])
+        if b.r() < 0.7:
+            return b.node("Div", [m, b.fconst(6.0)])
+        return b.node("Mul", [m, b.fconst(1.0 / 6.0)])
+    raise AssertionError(kind)
+
+
+def g_act(b):
+    return act(b, b.pick())
+
+
+def guard_ge1(b, x):
+    """Abs(x) + 1 (two nodes)."""
+    a = b.node("Abs", [x], nonneg=True, bounded=x.bounded, exact=x.exact)
+    one = b.fconst(np.ones([1] if b.r() < 0.3 else [], np.float32))
+    return b.node("Add", [a, one] if b.r() < 0.7 else [one, a], ge1=True)
+
+
+def g_unary(b):
+    op = b.choice(["Exp", "Abs", "Neg", "Sqrt", "Log", "Reciprocal", "Floor", "Pow"],
+                  [2, 2, 1.5, 1.5, 1.5, 1.5, 1.2, 1.5])
+    if op == "Exp":
+        x = b.pick(lambda v: v.bounded)
+        if x is None:
+            x = act(b, b.pick(), b.choice(["Tanh", "Sigmoid"]))
+        return b.node("Exp", [x], nonneg=True)
+    if op == "Abs":
+        x = b.pick()
+        return b.node("Abs", [x], nonneg=True, bounded=x.bounded, exact=x.exact)
+    if op == "Neg":
+        x = b.pick()
+        return b.node("Neg", [x], bounded=x.bounded, exact=x.exact)
+    if op == "Floor":
+        x = b.pick(lambda v: v.exact)
+        return b.node("Floor", [x], exact=True)
+    if op == "Sqrt":
+        x = b.pick(lambda v: v.nonneg)
+        if x is None or b.r() < 0.3:
+            x = guard_ge1(b, b.pick())
+        return b.node("Sqrt", [x], nonneg=True, ge1=x.ge1)
+    if op in ("Log", "Reciprocal"):
+        x = b.pick(lambda v: v.ge1)
+        if x is None or b.r() < 0.3:
+            x = guard_ge1(b, b.pick())
+        if op == "Log":
+            return b.node("Log", [x], nonneg=True)
+        return b.node("Reciprocal", [x], nonneg=True, bounded=True)
+    if op == "Pow":
+        x = b.pick(lambda v: v.nonneg)
+        if x is None:
+            x = act(b, b.pick(), b.choice(["Relu", "Sigmoid"]))
+        e = b.choice([2.0, 0.5])
+        ec = b.fconst(np.full([] if b.r() < 0.7 else [1], e, np.float32))
+        return b.node("Pow", [x, ec], nonneg=True)
+    raise AssertionError(op)
+
+
+def bcast(a, bshape):
+    try:
+        return tuple(np.broadcast_shapes(tuple(a), tuple(bshape)))
+    except ValueError:
+        return None
+
+
+def const_shape(b, s):
+    """A broadcast shape for a constant operand of a value of shape s."""
+    r = len(s)
+    opts = [("full", 2), ("scalar", 2), ("one", 1), ("row", 1.5)]
+    if r >= 3:
+        opts += [("chan", 3), ("chan1", 3)]
+    elif r == 2:
+        opts += [("chan1", 1)]
+    kind = b.choice([o for o, _ in opts], [w for _, w in opts])
+    if kind == "full":
+        return list(s)
+    if kind == "scalar":
+        return []
+    if kind == "one":
+        return [1]
+    if kind == "row":
+        return [s[-1]]
+    if kind == "chan":
+        return [s[1]] + [1] * (r - 2)
+    return [1, s[1]] + [1] * (r - 2)
+
+
+def g_binary(b, op=None, a=None):
+    op = op or b.choice(["Add", "Mul", "Sub", "Div", "Max"], [3.5, 2.5, 1.5, 1.2, 1.3])
+    a = a or b.pick()
+    if op == "Div":
+        d = b.pick_partner(lambda v: v.ge1 and bcast(a.shape, v.shape) == a.shape)
+        if d is None or b.r() < 0.5:
+            shp = const_shape(b, a.shape)
+            mag = b.rng.uniform(0.5, 2.0, shp) * b.rng.choice([-1, 1], shp)
+            d = b.fconst(np.asarray(mag, np.float32))
+            return b.node("Div", [a, d], nonneg=False)
+        return b.node("Div", [a, d], nonneg=a.nonneg, bounded=a.bounded)
+    partner = None
+    if b.r() < 0.55:
+        if b.r() < 0.8:
+            partner = b.pick_partner(lambda v: v.shape == a.shape and v.name != a.name, avoid=a)
+        if partner is None:
+            partner = b.pick_partner(lambda v: v.name != a.name and bcast(a.shape, v.shape) is not None
+                                     and v.rank <= 5, avoid=a)
+        if partner is None and b.r() < 0.2:
+            partner = a
+    if partner is None:
+        shp = const_shape(b, a.shape)
+        arr = b.randn(shp) if op != "Mul" else b.rng.uniform(0.5, 1.5, shp).astype(np.float32) * \
+            b.rng.choice([-1, 1], shp, p=[0.2, 0.8]).astype(np.float32)
+        partner_name = b.fconst(np.asarray(arr, np.float32))
+        pnn, pex, pbd = bool(np.all(np.asarray(arr) >= 0)), False, False
+    else:
+        partner_name, pnn, pex, pbd = partner, partner.nonneg, partner.exact, partner.bounded
+    ins = [a, partner_name] if b.r() < 0.6 else [partner_name, a]
+    nn = {"Add": a.nonneg and pnn, "Mul": a.nonneg and pnn, "Sub": False,
+          "Max": a.nonneg or pnn}[op]
+    ex = op == "Max" and a.exact and pex
+    bd = op == "Max" and a.bounded and pbd
+    return b.node(op, ins, nonneg=nn, exact=ex, bounded=bd)
+
+
+def g_residual(b):
+    t = b.pick(r4)
+    if t is None:
+        raise Reject("no 4-D value")
+    y = g_conv(b, t, preserve=True, chain=False)
+    if b.r() < 0.35 and b.remaining() >= 2:
+        y = bn(b, y)
+    if b.r() < 0.4 and b.remaining() >= 2:
+        y = act(b, y, b.choice(["Relu", "Clip", "LeakyRelu", "Sigmoid"]))
+    if b.r() < 0.15:
+        s = b.node("Add", [y, t] if b.r() < 0.5 else [t, y])
+    else:
+        # sometimes onto an older value of the same shape instead of the conv's own input
+        o = t
+        if b.r() < 0.3:
+            o = b.pick_partner(lambda v: v.shape == y.shape and v.name != y.name) or t
+        s = b.node("Add", [y, o] if b.r() < 0.5 else [o, y])
+    if b.r() < 0.5 and b.remaining() >= 1:
+        s = act(b, s, b.choice(["Relu", "Relu", "Clip", "HardSwish"]))
+    return s
+
+
+def g_pool(b):
+    x = b.pick(r4)
+    if x is None:
+        raise Reject("no 4-D value")
+    op = b.choice(["MaxPool", "AveragePool"], [1.2, 1])
+    kh = b.ri(1, 3)
+    kw = kh if b.r() < 0.8 else b.ri(1, 3)
+    s = b.choice([1, 2], [1, 1.3])
+    attrs = {"kernel_shape": [kh, kw]}
+    if s != 1 or b.r() < 0.3:
+        attrs["strides"] = [s, s]
+    dil = 1
+    if op == "MaxPool" and b.r() < 0.2:
+        dil = 2
+        attrs["dilations"] = [2, 2]
+    if b.r() < 0.3:
+        attrs["auto_pad"] = b.choice(["SAME_UPPER", "SAME_LOWER", "VALID"])
+    else:
+        if b.r() < 0.6:
+            attrs["pads"] = [b.ri(0, kh - 1), b.ri(0, kw - 1), b.ri(0, kh - 1), b.ri(0, kw - 1)]
+    if b.r() < 0.3:
+        attrs["ceil_mode"] = 1
+    if op == "AveragePool" and b.r() < 0.5:
+        attrs["count_include_pad"] = b.choice([0, 1])
+    return b.node(op, [x], attrs, nonneg=x.nonneg, bounded=x.bounded,
+                  exact=x.exact and op == "MaxPool")
+
+
+def g_global(b):
+    op = b.choice(["GlobalAveragePool", "GlobalMaxPool", "ReduceMean"], [2, 1, 2])
+    x = b.pick(lambda v: v.rank >= 3) if op != "ReduceMean" else b.pick(lambda v: v.rank >= 2)
+    if x is None:
+        raise Reject("no value")
+    if op == "ReduceMean":
+        if x.rank == 4:
+            axes = b.choice([[2, 3], [1], [-1], [1, 2, 3], [2], [-2, -1]], [4, 1.5, 1.5, 0.5, 0.5, 1])
+        else:
+            axes = b.choice([[-1], [1]])
+        attrs = {"axes": axes}
+        if b.r() < 0.5:
+            attrs["keepdims"] = b.choice([0, 1])
+        y = b.node("ReduceMean", [x], attrs, nonneg=x.nonneg, bounded=x.bounded)
+    else:
+        y = b.node(op, [x], nonneg=x.nonneg, bounded=x.bounded, exact=x.exact and op == "GlobalMaxPool")
+    return y
+
+
+def g_se(b):
+    """Squeeze-excitation: x * Sigmoid(Conv1x1(Relu(Conv1x1(GAP(x)))))."""
+    if b.remaining() < 5:
+        raise Reject("budget")
+    x = b.pick(lambda v: r4(v) and v.shape[1] >= 4)
+    if x is None:
+        raise Reject("no value")
+    C = x.shape[1]
+    g = b.node("GlobalAveragePool", [x])
+    mid = max(1, C // 4)
+    h = b.node("Conv", [g, b.fconst(b.randn([mid, C, 1, 1], 1 / math.sqrt(C))),
+                        b.fconst(b.randn([mid], 0.1))], {"kernel_shape": [1, 1]})
+    h = b.node("Relu", [h], nonneg=True)
+    e = b.node("Conv", [h, b.fconst(b.randn([C, mid, 1, 1], 1 / math.sqrt(mid)))], {"kernel_shape": [1, 1]})
+    s = act(b, e, b.choice(["Sigmoid", "HardSigmoid"], [3, 1]))
+    return b.node("Mul", [x, s] if b.r() < 0.6 else [s, x])
+
+
+def g_concat(b):
+    a = b.pick(lambda v: v.rank >= 1)
+    axis = 1 if (a.rank >= 2 and b.r() < 0.75) else b.ri(0, a.rank - 1)
+
+    def fits(v):
+        return v.rank == a.rank and all(v.shape[i] == a.shape[i] for i in range(a.rank) if i != axis)
+    k = 2 if b.r() < 0.75 else 3
+    ops = [a]
+    for _ in range(k - 1):
+        p = b.pick_partner(lambda v: fits(v) and v.name != a.name, avoid=a)
+        if p is None or b.r() < 0.1:
+            if b.r() < 0.35:
+                shp = list(a.shape)
+                shp[axis] = b.ri(1, 4)
+                p = b.fconst(b.randn(shp))
+            else:
+                p = a
+        ops.append(p)
+    b.rng.shuffle(ops)
+    ax = axis - a.rank if b.r() < 0.25 else axis
+    vs = [o for o in ops if isinstance(o, Val)]
+    flags = dict(nonneg=all(v.nonneg for v in vs) and len(vs) == len(ops),
+                 exact=all(v.exact for v in vs) and len(vs) == len(ops),
+                 bounded=all(v.bounded for v in vs) and len(vs) == len(ops))
+    return b.node("Concat", ops, {"axis": ax}, **flags)
+
+
+def g_split(b):
+    x = b.pick(lambda v: v.rank >= 2 and max(v.shape[1:]) >= 2)
+    if x is None:
+        raise Reject("no value")
+    if x.shape[1] >= 2 and b.r() < 0.75:
+        axis = 1
+    else:
+        axis = b.choice([i for i in range(x.rank) if x.shape[i] >= 2])
+    d = x.shape[axis]
+    n = b.ri(2, min(3, d))
+    ins = [x]
+    if d % n == 0 and b.r() < 0.5:
+        pass
+    else:
+        cuts = sorted(b.rng.choice(np.arange(1, d), n - 1, replace=False).tolist())
+        sizes = [c1 - c0 for c0, c1 in zip([0] + cuts, cuts + [d])]
+        ins.append(b.iconst(sizes))
+    attrs = {"axis": axis - x.rank if b.r() < 0.2 else axis}
+    outs = b.node("Split", ins, attrs, nout=n, nonneg=x.nonneg, exact=x.exact, bounded=x.bounded)
+    # continue from a random part
+    return outs[b.ri(0, n - 1)]
+
+
+def g_slice(b):
+    x = b.pick(lambda v: v.rank >= 1 and max(v.shape) >= 2)
+    if x is None:
+        raise Reject("no value")
+    cand = [i for i in range(x.rank) if x.shape[i] >= 2 and (i != 0 or b.r() < 0.15)]
+    if not cand:
+        raise Reject("no axis")
+    if 1 in cand and b.r() < 0.5:
+        axes = [1]
+    else:
+        axes = [b.choice(cand)]
+    if b.r() < 0.3:
+        more = [i for i in cand if i not in axes]
+        if more:
+            axes.append(b.choice(more))
+    starts, ends, steps = [], [], []
+    for a in axes:
+        d = x.shape[a]
+        st = b.choice([1, 2, -1], [6, 1.5, 1.5])
+        if st > 0:
+            s0 = b.ri(0, d - 1)
+            e0 = b.ri(s0 + 1, d)
+            s_enc = s0 - d if b.r() < 0.25 else s0
+            if e0 == d:
+                e_enc = b.choice([d, 2 ** 31 - 1, 9223372036854775807, d + 3])
+            else:
+                e_enc = e0 - d if b.r() < 0.3 else e0
+        else:
+            s0 = b.ri(0, d - 1)
+            e0 = b.ri(-1, s0 - 1)
+            s_enc = s0 - d if b.r() < 0.3 else s0
+            if s0 == d - 1 and b.r() < 0.3:
+                s_enc = b.choice([-1, 9223372036854775807])
+            if e0 == -1:
+                e_enc = b.choice([-d - 1, -9223372036854775808, -2 ** 31])
+            else:
+                e_enc = e0 - d if b.r() < 0.3 else e0
+        starts.append(s_enc)
+        ends.append(e_enc)
+        steps.append(st)
+    ins = [x, b.iconst(starts), b.iconst(ends)]
+    use_steps = any(s != 1 for s in steps) or b.r() < 0.3
+    if use_steps or b.r() < 0.7:
+        enc_axes = [a - x.rank if b.r() < 0.2 else a for a in axes]
+        ins.append(b.iconst(enc_axes))
+        if use_steps:
+            ins.append(b.iconst(steps))
+    elif axes != list(range(len(axes))):
+        ins.append(b.iconst(axes))
+    return b.node("Slice", ins, nonneg=x.nonneg, exact=x.exact, bounded=x.bounded)
+
+
+def divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def encode_shape(b, target, src):
+    """Shape operand for Reshape: 0 where it copies the input dim, one -1 sometimes."""
+    enc = list(target)
+    for i in range(len(enc)):
+        if i < len(src) and src[i] == target[i] and b.r() < (0.6 if i == 0 else 0.2):
+            enc[i] = 0
+    if b.r() < 0.5:
+        cand = [i for i in range(len(enc)) if enc[i] != 0]
+        if cand:
+            enc[b.choice(cand)] = -1
+    return enc
+
+
+def g_reshape(b):
+    x = b.pick(lambda v: v.rank >= 2)
+    if x is None:
+        raise Reject("no value")
+    s = list(x.shape)
+    N = s[0]
+    per = int(np.prod(s[1:]))
+    r = b.r()
+    if x.rank == 4 and r < 0.4:
+        # same-rank regroup (channels traded with H or W)
+        C, H, W = s[1:]
+        opts = []
+        for c2 in divisors(C * H):
+            opts.append([N, c2, C * H // c2, W])
+        for c2 in divisors(C * W):
+            opts.append([N, c2, H, C * W // c2])
+        opts = [o for o in opts if o != s] or opts
+        tgt = b.choice(opts)
+    elif x.rank == 4 and r < 0.65:
+        tgt = b.choice([[N, per], [N, s[1], s[2] * s[3]], [N * s[1], s[2] * s[3]], [N, s[1] * s[2], s[3]]])
+    elif x.rank in (2, 3) and r < 0.8:
+        # back to 4-D
+        f = b.choice(divisors(per))
+        rest = per // f
+        h = b.choice(divisors(rest))
+        tgt = [N, f, h, rest // h]
+        if b.r() < 0.3:
+            tgt = [N, per, 1, 1]
+    else:
+        dv = divisors(per)
+        a = b.choice(dv)
+        tgt = b.choice([[N, a, per // a], [N, per], [N, per // a, a, 1]])
+    enc = encode_shape(b, tgt, s)
+    return b.node("Reshape", [x, b.iconst(enc)], nonneg=x.nonneg, exact=x.exact, bounded=x.bounded)
+
+
+def g_shuffle(b):
+    """Channel shuffle: Reshape [N,g,C/g,H,W] -> Transpose -> Reshape [N,C,H,W]."""
+    x = b.pick(lambda v: r4(v) and v.shape[1] >= 4 and any(v.shape[1] % g == 0 for g in (2, 3, 4)))
+    if x is None:
+        raise Reject("no value")
+    N, C, H, W = x.shape
+    g = b.choice([g for g in (2, 3, 4, 8) if C % g == 0 and C // g >= 2] or [2])
+    fl = dict(nonneg=x.nonneg, exact=x.exact, bounded=x.bounded)
+    y = b.node("Reshape", [x, b.iconst(encode_shape(b, [N, g, C // g, H, W], x.shape))], **fl)
+    y = b.node("Transpose", [y], {"perm": [0, 2, 1, 3, 4]}, **fl)
+    return b.node("Reshape", [y, b.iconst(encode_shape(b, [N, C, H, W], y.shape))], **fl)
+
+
+def g_flatten(b):
+    x = b.pick(lambda v: v.rank >= 2)
+    axis = 1 if b.r() < 0.8 else b.ri(0, x.rank)
+    return b.node("Flatten", [x], {"axis": axis}, nonneg=x.nonneg, exact=x.exact, bounded=x.bounded)
+
+
+def g_transpose(b):
+    x = b.pick(lambda v: v.rank >= 2)
+    fl = dict(nonneg=x.nonneg, exact=x.exact, bounded=x.bounded)
+    if x.rank == 4 and b.r() < 0.5:
+        perm = b.choice([[0, 2, 3, 1], [0, 3, 1, 2], [0, 1, 3, 2]])
+    else:
+        perm = b.rng.permutation(x.rank).tolist()
+    attrs = {"perm": perm} if b.r() < 0.9 or x.rank > 2 else {}
+    y = b.node("Transpose", [x], attrs, **fl)
+    if b.remaining() >= 1 and b.r() < 0.4:
+        p = attrs.get("perm", list(range(x.rank))[::-1])
+        inv = np.argsort(p).tolist()
+        if b.r() < 0.3 and b.remaining() >= 2 and x.rank == 4:
+            y = act(b, y, b.choice(["Relu", "Sigmoid", "Tanh"]))
+            fl = {}
+        y = b.node("Transpose", [y], {"perm": inv}, **fl)
+    return y
+
+
+def g_squeeze(b):
+    fl = {}
+    if b.r() < 0.5:
+        x = b.pick(lambda v: 1 in v.shape[1:])
+        if x is not None:
+            fl = dict(nonneg=x.nonneg, exact=x.exact, bounded=x.bounded)
+            ones = [i for i in range(1, x.rank) if x.shape[i] == 1]
+            k = b.ri(1, len(ones))
+            axes = sorted(b.rng.choice(ones, k, replace=False).tolist())
+            axes = [a - x.rank if b.r() < 0.2 else a for a in axes]
+            return b.node("Squeeze", [x, b.iconst(axes)], **fl)
+    x = b.pick(lambda v: v.rank <= 3)
+    if x is None:
+        raise Reject("no low-rank value")
+    fl = dict(nonneg=x.nonneg, exact=x.exact, bounded=x.bounded)
+    if x.rank == 2 and b.r() < 0.6:
+        axes = [2, 3]
+    else:
+        axes = [b.ri(0, x.rank)]
+    return b.node("Unsqueeze", [x, b.iconst(axes)], **fl)
+
+
+def to_2d(b):
+    x = b.pick(lambda v: v.rank == 2)
+    if x is not None and b.r() < 0.8:
+        return x
+    x = b.pick(r4)
+    if x is None:
+        x = b.pick(lambda v: v.rank >= 2)
+        return b.node("Flatten", [x], {"axis": 1})
+    m = b.r()
+    if m < 0.35:
+        return b.node("Flatten", [x], {"axis": 1})
+    if m < 0.75:
+        g = b.node("GlobalAveragePool", [x])
+        return b.node("Flatten", [g], {"axis": 1}) if b.r() < 0.7 else \
+            b.node("Reshape", [g, b.iconst(encode_shape(b, [x.shape[0], x.shape[1]], g.shape))])
+    return b.node("ReduceMean", [x], {"axes": [2, 3], "keepdims": 0})
+
+
+def g_gemm(b):
+    a = to_2d(b)
+    M, K = a.shape
+    if K > 512:
+        raise Reject("too wide")
+    nout = b.choice(CHANNELS + [10, 6])
+    if b.r() < 0.75:
+        transA = 0 if b.r() < 0.9 else 1
+        if transA:
+            M, K = K, M
+        transB = b.choice([0, 1])
+        w = b.randn([nout, K] if transB else [K, nout], 1 / math.sqrt(K))
+        attrs = {}
+        if transA:
+            attrs["transA"] = 1
+        if transB or b.r() < 0.2:
+            attrs["transB"] = transB
+        if b.r() < 0.3:
+            attrs["alpha"] = b.choice([0.5, 2.0, 1.0])
+        if b.r() < 0.3:
+            attrs["beta"] = b.choice([0.5, 2.0])
+        ins = [a, b.fconst(w)]
+        cm = b.r()
+        if cm < 0.45:
+            ins.append(b.fconst(b.randn([nout], 0.3)))
+        elif cm < 0.65:
+            ins.append(b.fconst(b.randn([1, nout], 0.3)))
+        elif cm < 0.75:
+            ins.append(b.fconst(b.randn([M, nout], 0.3)))
+        elif cm < 0.8:
+            ins.append(b.fconst(b.randn([], 0.3)))
+        y = b.node("Gemm", ins, attrs)
+    else:
+        w = b.fconst(b.randn([K, nout], 1 / math.sqrt(K)))
+        y = b.node("MatMul", [a, w])
+    return post_chain(b, y)
+
+
+def g_matmul_nd(b):
+    x = b.pick(lambda v: v.rank in (3, 4))
+    if x is None:
+        raise Reject("no value")
+    K = x.shape[-1]
+    nout = b.ri(1, 9)
+    if b.r() < 0.8:
+        return b.node("MatMul", [x, b.fconst(b.randn([K, nout], 1 / math.sqrt(K)))])
+    K2 = x.shape[-2]
+    return b.node("MatMul", [b.fconst(b.randn([nout, K2], 1 / math.sqrt(K2))), x])
+
+
+def g_resize(b):
+    x = b.pick(lambda v: r4(v) and v.shape[1] <= 16)
+    if x is None:
+        raise Reject("no value")
+    mode = b.choice(["nearest", "linear", "cubic"], [2, 2, 1])
+    ctm = b.choice(["half_pixel", "asymmetric", "pytorch_half_pixel", "align_corners"], [2, 1.3, 1.3, 1.3])
+    attrs = {}
+    if mode != "nearest" or b.r() < 0.8:
+        attrs["mode"] = mode
+    if ctm != "half_pixel" or b.r() < 0.5:
+        attrs["coordinate_transformation_mode"] = ctm
+    if mode == "nearest" and b.r() < 0.8:
+        attrs["nearest_mode"] = b.choice(["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"])
+    if mode == "cubic" and b.r() < 0.2:
+        attrs["cubic_coeff_a"] = -0.5
+    if mode == "cubic" and b.r() < 0.15:
+        attrs["exclude_outside"] = 1
+    H, W = x.shape[2:]
+    if b.r() < 0.7:
+        opts = [2.0, 0.5, 1.5, 3.0, 1.0, 0.75, 2.5]
+        ow = [3, 2, 2, 1, 0.5, 0.6, 0.6]
+        sh = b.choice(opts, ow)
+        sw = sh if b.r() < 0.7 else b.choice(opts, ow)
+        if H * sh < 1 or W * sw < 1:
+            raise Reject("empty resize")
+        ins = [x, "", b.fconst([1.0, 1.0, sh, sw])]
+    else:
+        oh = b.ri(1, min(12, 2 * H + 2))
+        ow_ = b.ri(1, min(12, 2 * W + 2)) if b.r() < 0.6 else max(1, round(oh * W / H))
+        ins = [x, "", "", b.iconst([x.shape[0], x.shape[1], oh, ow_])]
+    bd = x.bounded and mode != "cubic"
+    return b.node("Resize", ins, attrs, nonneg=x.nonneg and mode != "cubic", bounded=bd,
+                  exact=x.exact and mode == "nearest")
+
+
+def g_softmax(b):
+    x = b.pick(lambda v: v.rank >= 2)
+    axis = b.choice([-1, 1, x.rank - 1], [3, 2, 1])
+    attrs = {"axis": axis} if (axis != -1 or b.r() < 0.5) else {}
+    return b.node("Softmax", [x], attrs, nonneg=True, bounded=True)
+
+
+def g_layernorm(b):
+    x = b.pick(lambda v: v.rank >= 2 and v.shape[-1] >= 2)
+    if x is None:
+        raise Reject("no value")
+    D = x.shape[-1]
+    ins = [x, b.fconst(b.rng.uniform(0.5, 1.5, [D]).astype(np.float32))]
+    if b.r() < 0.8:
+        ins.append(b.fconst(b.randn([D], 0.2)))
+    attrs = {"axis": -1} if b.r() < 0.6 else {}
+    if b.r() < 0.3:
+        attrs["epsilon"] = 1e-3
+    return b.node("LayerNormalization", ins, attrs)
+
+
+def g_layernorm_x(b):
+    """LayerNorm written out (the pattern a LayerNorm recognizer looks for)."""
+    if b.remaining() < 9:
+        raise Reject("budget")
+    x = b.pick(lambda v: v.rank >= 2 and v.shape[-1] >= 2)
+    if x is None:
+        raise Reject("no value")
+    D = x.shape[-1]
+    m = b.node("ReduceMean", [x], {"axes": [-1]})
+    d = b.node("Sub", [x, m])
+    sq = b.node("Mul", [d, d], nonneg=True) if b.r() < 0.6 else \
+        b.node("Pow", [d, b.fconst(np.float32(2.0))], nonneg=True)
+    v = b.node("ReduceMean", [sq], {"axes": [-1]}, nonneg=True)
+    ve = b.node("Add", [v, b.fconst(np.float32(1e-5))], nonneg=True)
+    sd = b.node("Sqrt", [ve], nonneg=True)
+    n = b.node("Div", [d, sd])
+    y = b.node("Mul", [n, b.fconst(b.rng.uniform(0.5, 1.5, [D]).astype(np.float32))])
+    return b.node("Add", [y, b.fconst(b.randn([D], 0.2))])
+
+
+def g_pad(b):
+    x = b.pick(lambda v: v.rank >= 2)
+    mode = b.choice(["constant", "reflect", "edge"], [2, 1.2, 1])
+    r = x.rank
+    pads = [0] * (2 * r)
+    axes = list(range(2, r)) if r >= 3 else [r - 1]
+    if mode != "reflect" and r >= 2 and b.r() < 0.15:
+        axes = axes + [1]
+    for a in axes:
+        lim = 2 if mode != "reflect" else min(2, x.shape[a] - 1)
+        pads[a] = b.ri(0, lim)
+        pads[a + r] = b.ri(0, lim)
+    if sum(pads) == 0:
+        raise Reject("no padding")
+    ins = [x, b.iconst(pads)]
+    attrs = {"mode": mode} if (mode != "constant" or b.r() < 0.5) else {}
+    cv = 0.0
+    if mode == "constant" and b.r() < 0.4:
+        cv = b.choice([0.0, 1.0, -0.5])
+        ins.append(b.fconst(np.float32(cv)))
+    return b.node("Pad", ins, attrs, nonneg=x.nonneg and cv >= 0, exact=x.exact,
+                  bounded=x.bounded and abs(cv) <= 1)
+
+
+def g_identity(b):
+    x = b.pick()
+    op = b.choice(["Identity", "Dropout"])
+    y = b.node(op, [x], nonneg=x.nonneg, exact=x.exact, bounded=x.bounded)
+    if b.r() < 0.5:
+        b.marked.append(y.name)    # feeds a graph output and (probably) later nodes
+    return y
+
+
+def g_expand(b):
+    x = b.pick(lambda v: 1 in v.shape)
+    if x is None:
+        raise Reject("no value")
+    tgt = list(x.shape)
+    for i, d in enumerate(tgt):
+        if d == 1 and (i > 0 or b.r() < 0.1):
+            tgt[i] = b.ri(1, 7)
+    if tgt == list(x.shape):
+        raise Reject("nothing to expand")
+    enc = [1 if (d == 1 or b.r() < 0.2) and x.shape[i] == d else d for i, d in enumerate(tgt)]
+    return b.node("Expand", [x, b.iconst(enc)], nonneg=x.nonneg, exact=x.exact, bounded=x.bounded)
+
+
+def g_gather(b):
+    x = b.pick(lambda v: v.rank >= 2)
+    axis = 1 if b.r() < 0.85 else b.ri(1, x.rank - 1)
+    d = x.shape[axis]
+    m = b.r()
+    if m < 0.5:
+        idx = b.rng.permutation(d).tolist()
+    elif m < 0.85:
+        idx = b.rng.integers(0, d, b.ri(1, d + 2)).tolist()
+    else:
+        idx = b.ri(0, d - 1)       # scalar index: the axis goes away
+    idx = np.asarray(idx, np.int64)
+    if b.r() < 0.2:
+        idx = np.where(b.rng.random(idx.shape) < 0.5, idx - d, idx).astype(np.int64)
+    return b.node("Gather", [x, b.iconst(idx)], {"axis": axis}, nonneg=x.nonneg, exact=x.exact,
+                  bounded=x.bounded)
+
+
+def g_where(b):
+    if b.remaining() < 3:
+        raise Reject("budget")
+    e = b.pick(lambda v: v.exact)
+    k = b.choice(["Relu", "Abs", "Floor"])
+    f = b.node(k, [e], exact=True)
+    c = b.node("Equal", [e, f] if b.r() < 0.5 else [f, e], pool=False)
+    a = b.pick_partner(lambda v: bcast(v.shape, e.shape) == e.shape) or e
+    if b.r() < 0.5:
+        other = b.fconst(np.float32(b.choice([0.0, 1.0, -1.0])))
+    else:
+        other = b.pick_partner(lambda v: bcast(v.shape, e.shape) == e.shape and v.name != a.name) or \
+            b.fconst(b.randn(list(e.shape[-1:])))
+    return b.node("Where", [c, a, other] if b.r() < 0.6 else [c, other, a])
+
+
+GENS = [
+    (g_conv, 20), (g_residual, 7), (g_conv_transpose, 3.5), (g_bn, 2.5), (g_act, 6), (g_unary, 6),
+    (g_binary, 10), (g_pool, 5), (g_global, 4), (g_se, 2), (g_concat, 5), (g_split, 3),
+    (g_slice, 3.5), (g_reshape, 3.5), (g_shuffle, 1.2), (g_flatten, 1.2), (g_transpose, 3.5),
+    (g_squeeze, 1.5), (g_gemm, 4.5), (g_matmul_nd, 0.7), (g_resize, 4), (g_softmax, 2),
+    (g_layernorm, 2), (g_layernorm_x, 0.6), (g_pad, 3), (g_identity, 2), (g_expand, 0.8),
+    (g_gather, 1), (g_where, 0.8),
+]
+
+
+def input_shapes(b):
+    N = 1 if b.r() < 0.85 else 2
+
+    def hw():
+        h = b.choice(list(range(1, 10)), [2, 1.2, 1.5, 1.2, 1.5, 1, 1.2, 1, 1.2])
+        w = h if b.r() < 0.55 else b.ri(1, 9)
+        return h, w
+    m = b.r()
+    if m < 0.86:
+        C = b.channels()
+        H, W = hw()
+        s1 = [N, C, H, W]
+    elif m < 0.95:
+        s1 = [N, b.choice([1, 3, 8, 12, 16, 20, 32, 64])]
+    else:
+        s1 = [N, b.ri(1, 8), b.ri(1, 16)]
+    shapes = [s1]
+    if b.r() < 0.3:
+        m = b.r()
+        if m < 0.5 or len(s1) != 4:
+            shapes.append(list(s1))
+        elif m < 0.8:
+            shapes.append([N, b.channels(), s1[2], s1[3]])
+        else:
+            shapes.append(b.choice([[1, s1[1], 1, 1], [N, s1[1], 1, 1], [s1[1], 1, 1]]))
+    return shapes
+
+
+def build(rng):
+    """One attempt at a graph. Returns (nodes, inits, input Vals, output names, vals)."""
+    b = Builder(rng)
+    for s in input_shapes(b):
+        b.add_input(s)
+    b.target = b.ri(3, 15)
+    gens = [g for g, _ in GENS]
+    ws = np.array([w for _, w in GENS], np.float64)
+    ws /= ws.sum()
+    tries = 0
+    while len(b.nodes) < b.target and tries < 60:
+        tries += 1
+        gen = gens[int(rng.choice(len(gens), p=ws))]
+        snap = b.snapshot()
+        try:
+            gen(b)
+            if len(b.nodes) > b.target + 2:     # a composite may overshoot a little
+                raise Reject("over budget")
+        except Reject:
+            b.restore(snap)
+    if len(b.nodes) < 3:
+        raise Reject("too few nodes")
+    cons = b.consumed()
+    if any(v.name not in cons for v in b.inputs):
+        raise Reject("unused input")
+    # ---- graph outputs ----
+    last = b.nodes[-1].output[0]
+    outs = [last]
+    for n in b.nodes[:-1]:
+        if not any(o in cons for o in n.output):
+            outs.append(n.output[0] if len(n.output) == 1 else n.output[b.ri(0, len(n.output) - 1)])
+    for m in b.marked:
+        if m not in outs:
+            outs.append(m)
+    if b.r() < 0.4:
+        mids = [o for n in b.nodes[:-1] for o in n.output if o not in outs and b.vals[o].dtype == FLOAT]
+        for _ in range(b.ri(1, 2)):
+            if mids:
+                outs.append(mids.pop(b.ri(0, len(mids) - 1)))
+    if len(outs) > 4:
+        # keep the last value and three others; the rest are pruned as dead code
+        keep = [outs[0]] + sorted(b.rng.choice(outs[1:], 3, replace=False).tolist())
+        outs = keep
+    order = {o: i for i, n in enumerate(b.nodes) for o in n.output}
+    outs.sort(key=lambda o: order[o])
+    if len(outs) > 1 and b.r() < 0.3:
+        b.rng.shuffle(outs)
+    return b, outs
+
+
+def assemble(nodes, inits, inputs, outs, name):
+    """Prunes dead nodes and builds a checked model with typed outputs."""
+    needed = set(outs)
+    keep = []
+    for n in reversed(nodes):
+        if any(o in needed for o in n.output):
+            keep.append(n)
+            needed.update(i for i in n.input if i)
+    keep.reverse()
+    ins = [vi for vi in inputs if vi.name in needed]
+    ini = [t for t in inits if t.name in needed]
+    g = helper.make_graph(keep, name, ins, [onnx.ValueInfoProto(name=o) for o in outs], initializer=ini)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
+                          producer_name="kiln-difftest")
+    inf = shape_inference.infer_shapes(m, check_type=True, strict_mode=True, data_prop=True)
+    for o in inf.graph.output:
+        tt = o.type.tensor_type
+        if not tt.HasField("shape") or any(not d.HasField("dim_value") for d in tt.shape.dim):
+            raise Reject("output shape unknown")
+    del m.graph.output[:]
+    m.graph.output.extend(inf.graph.output)
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+def generate(seed, index, attempt=0):
+    """A random valid model and its inputs, determined by (seed, index, attempt)."""
+    rng = np.random.default_rng([int(seed), int(index), int(attempt)])
+    for _ in range(MAX_ATTEMPTS):
+        try:
+            b, outs = build(rng)
+            inputs = [helper.make_tensor_value_info(v.name, v.dtype, list(v.shape)) for v in b.inputs]
+            m = assemble(b.nodes, list(b.inits.values()), inputs, outs, f"difftest_s{seed}_{index}")
+        except Reject:
+            continue
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError):
+            continue
+        if len(m.graph.node) < 3:
+            continue
+        feeds = {}
+        for vi in m.graph.input:
+            shape = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+            feeds[vi.name] = rng.standard_normal(shape).astype(np.float32)
+        return m, feeds
+    raise RuntimeError(f"could not generate a graph for seed {seed} index {index}")
+
+
+# --------------------------------------------------------------------------------------------
+# Oracles
+# --------------------------------------------------------------------------------------------
+
+_ORT = None
+
+
+def _ort():
+    global _ORT
+    if _ORT is None:
+        import onnxruntime
+        _ORT = onnxruntime
+    return _ORT
+
+
+def run_ort(model, feeds):
+    ort = _ort()
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 4
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+def run_reference(model, feeds):
+    from onnx.reference import ReferenceEvaluator
+    return ReferenceEvaluator(model).run(None, feeds)
+
+
+def suspects(model):
+    """Nodes where ONNX Runtime is known to depart from the spec (for the note)."""
+    out = []
+    for n in model.graph.node:
+        a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
+        if n.op_type == "Resize":
+            ctm = a.get("coordinate_transformation_mode", b"half_pixel").decode()
+            mode = a.get("mode", b"nearest").decode()
+            out.append(f"{n.name}: Resize {mode}/{ctm}")
+        elif n.op_type in ("MaxPool", "AveragePool"):
+            ap = a.get("auto_pad", b"NOTSET").decode()
+            extra = []
+            if ap != "NOTSET":
+                extra.append(ap)
+            if any(d != 1 for d in a.get("dilations", [])):
+                extra.append("dilations=" + "x".join(map(str, a["dilations"])))
+            if a.get("ceil_mode", 0):
+                extra.append("ceil_mode")
+            if extra:
+                out.append(f"{n.name}: {n.op_type} " + ",".join(extra))
+    return out
+
+
+def oracle(model, feeds):
+    """(outputs, 'ort' | 'reference', note). Raises OracleError when an oracle throws or an
+    output is not finite."""
+    try:
+        got_ort = run_ort(model, feeds)
+    except Exception as e:  # noqa: BLE001
+        raise OracleError(f"onnxruntime: {str(e).splitlines()[0][:300]}")
+    try:
+        got_ref = run_reference(model, feeds)
+    except Exception as e:  # noqa: BLE001
+        raise OracleError(f"onnx.reference: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
+    outs = model.graph.output
+    declared = [tuple(d.dim_value for d in o.type.tensor_type.shape.dim) for o in outs]
+    notes = []
+    ort_a, ref_a = [], []
+    for j, (o, a, r) in enumerate(zip(outs, got_ort, got_ref)):
+        a = np.asarray(a)
+        r = np.asarray(r)
+        for who, t in (("onnxruntime", a), ("onnx.reference", r)):
+            if t.dtype.kind == "f" and not np.all(np.isfinite(t)):
+                raise OracleError(f"{who}: output {j} not finite")
+            if t.dtype.kind == "f" and t.size and np.max(np.abs(t)) > 1e6:
+                raise OracleError(f"{who}: output {j} too large")
+        if r.shape != declared[j]:
+            raise OracleError(f"onnx.reference: output {j} shape {r.shape} != declared {declared[j]}")
+        ort_a.append(a.astype(np.float32))
+        ref_a.append(r.astype(np.float32))
+        if a.shape != r.shape:
+            notes.append(f"output {j} ({o.name}): shape onnxruntime {list(a.shape)} vs reference {list(r.shape)}")
+            continue
+        diff = float(np.max(np.abs(a.astype(np.float64) - r.astype(np.float64)))) if a.size else 0.0
+        tol = 1e-4 * (float(np.max(np.abs(r))) if r.size else 0.0) + 1e-5
+        if diff > tol:
+            notes.append(f"output {j} ({o.name}): max|onnxruntime-reference| = {diff:.3g} (tol {tol:.3g})")
+    if not notes:
+        return ort_a, "ort", ""
+    sus = suspects(model)
+    note = "; ".join(notes)
+    if sus:
+        note += " [suspects: " + "; ".join(sus) + "]"
+    return ref_a, "reference", note
+
+
+def make_case(seed, index):
+    """(model, feeds, outputs, oracle name, note, attempt): the first attempt whose oracles run."""
+    for attempt in range(MAX_ATTEMPTS):
+        model, feeds = generate(seed, index, attempt)
+        try:
+            outs, name, note = oracle(model, feeds)
+        except OracleError:
+            continue
+        return model, feeds, outs, name, note, attempt
+    raise RuntimeError(f"no runnable graph for seed {seed} index {index}")
+
+
+def write_case(path, model, feeds, outs, meta):
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    ds = os.path.join(path, "test_data_set_0")
+    os.makedirs(ds)
+    with open(os.path.join(path, "model.onnx"), "wb") as f:
+        f.write(model.SerializeToString())
+    inits = {t.name for t in model.graph.initializer}
+    real = [vi for vi in model.graph.input if vi.name not in inits]
+    for i, vi in enumerate(real):
+        with open(os.path.join(ds, f"input_{i}.pb"), "wb") as f:
+            f.write(numpy_helper.from_array(np.asarray(feeds[vi.name]), vi.name).SerializeToString())
+    for j, (o, arr) in enumerate(zip(model.graph.output, outs)):
+        with open(os.path.join(ds, f"output_{j}.pb"), "wb") as f:
+            f.write(numpy_helper.from_array(np.asarray(arr, np.float32), o.name).SerializeToString())
+    with open(os.path.join(path, "case.json"), "w") as f:
+        json.dump(meta, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
+def load_case(path):
+    model = onnx.load(os.path.join(path, "model.onnx"))
+    inits = {t.name for t in model.graph.initializer}
+    real = [vi for vi in model.graph.input if vi.name not in inits]
+    feeds = {}
+    for i, vi in enumerate(real):
+        t = TensorProto()
+        with open(os.path.join(path, "test_data_set_0", f"input_{i}.pb"), "rb") as f:
+            t.ParseFromString(f.read())
+        feeds[vi.name] = numpy_helper.to_array(t)
+    meta = {}
+    mp = os.path.join(path, "case.json")
+    if os.path.exists(mp):
+        with open(mp) as f:
+            meta = json.load(f)
+    return model, feeds, meta
+
+
+# --------------------------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------------------------
+
+def cmd_gen(args):
+    t0 = time.time()
+    indices = [args.index] if args.index is not None else list(range(args.count))
+    hist = collections.Counter()
+    nref = 0
+    for k in indices:
+        model, feeds, outs, name, note, attempt = make_case(args.seed, k)
+        ops = [n.op_type for n in model.graph.node]
+        hist.update(ops)
+        nref += name == "reference"
+        meta = {"seed": args.seed, "index": k, "attempt": attempt, "ops": ops, "oracle": name, "note": note}
+        write_case(os.path.join(args.out, f"s{args.seed}_{k}"), model, feeds, outs, meta)
+        if args.verbose:
+            print(f"s{args.seed}_{k}: {len(ops)} nodes, {name}{' (' + note + ')' if note else ''}")
+    hs = ", ".join(f"{op}={c}" for op, c in sorted(hist.items(), key=lambda kv: (-kv[1], kv[0])))
+    print(f"difftest gen: {len(indices)} graphs (seed {args.seed}), {nref} from the reference oracle, ops: {hs}")
+    if args.verbose:
+        print(f"({time.time() - t0:.1f}s)")
+    return 0
+
+
+def still_fails(check, case_dir, timeout):
+    cmd = check.replace("{case}", shlex.quote(case_dir))
+    try:
+        p = subprocess.run(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False, "timeout"
+    text = p.stdout.decode("utf-8", "replace")
+    fail_lines = [ln for ln in text.splitlines() if ln.startswith("FAIL")]
+    return p.returncode != 0 and bool(fail_lines), (fail_lines[0] if fail_lines else "")
+
+
+def _graph_inputs(model):
+    inits = {t.name for t in model.graph.initializer}
+    return [vi for vi in model.graph.input if vi.name not in inits]
+
+
+def shrink_candidates(model):
+    """(description, nodes, outputs) candidates, smallest first."""
+    g = model.graph
+    nodes = list(g.node)
+    outs = [o.name for o in g.output]
+    inits = {t.name for t in g.initializer}
+    gin = {vi.name for vi in g.input}
+    values = [o for n in nodes for o in n.output if o]
+    try:
+        inf = shape_inference.infer_shapes(model, strict_mode=True)
+    except Exception:  # noqa: BLE001
+        inf = model
+    types = {}
+    for vi in list(inf.graph.value_info) + list(inf.graph.output) + list(inf.graph.input):
+        tt = vi.type.tensor_type
+        types[vi.name] = (tt.elem_type, tuple(d.dim_value if d.HasField("dim_value") else -1
+                                               for d in tt.shape.dim))
+    for t in g.initializer:
+        types[t.name] = (t.data_type, tuple(t.dims))
+    cands = []
+    for v in values:                                     # (a) one value as the only output
+        if [v] != outs and types.get(v, (0,))[0] == FLOAT:
+            cands.append((f"only output {v}", nodes, [v]))
+    if len(outs) > 1:                                    # (b) drop an output
+        for o in outs:
+            cands.append((f"drop output {o}", nodes, [x for x in outs if x != o]))
+    for o in outs:                                       # (a') cut an output back to an earlier value
+        for v in values:
+            if v not in outs and types.get(v, (0,))[0] == FLOAT:
+                cands.append((f"output {o} -> {v}", nodes, [v if x == o else x for x in outs]))
+    for idx, n in enumerate(nodes):                      # (c) bypass a node
+        if len(n.output) != 1:
+            continue
+        o = n.output[0]
+        seen = set()
+        for i in n.input:
+            if not i or i in seen or i in inits or types.get(i) != types.get(o) or -1 in types.get(o, (-1,))[1]:
+                continue
+            seen.add(i)
+            rest = nodes[:idx] + nodes[idx + 1:]
+            if o in outs:
+                if i in gin or i in outs:
+                    continue
+                new_nodes = []
+                for m in rest:              # the producer of i now produces o
+                    m2 = onnx.NodeProto()
+                    m2.CopyFrom(m)
+                    for lst in (m2.input, m2.output):
+                        for k in range(len(lst)):
+                            if lst[k] == i:
+                                lst[k] = o
+                    new_nodes.append(m2)
+                cands.append((f"bypass {n.name}", new_nodes, outs))
+            else:
+                new_nodes = []
+                for m in rest:
+                    m2 = onnx.NodeProto()
+                    m2.CopyFrom(m)
+                    for k in range(len(m2.input)):
+                        if m2.input[k] == o:
+                            m2.input[k] = i
+                    new_nodes.append(m2)
+                cands.append((f"bypass {n.name}", new_nodes, outs))
+    return cands
+
+
+def _size(model):
+    return (len(model.graph.node), len(model.graph.output), len(_graph_inputs(model)),
+            len(model.graph.initializer))
+
+
+def cmd_shrink(args):
+    model, feeds, meta = load_case(args.case)
+    work = tempfile.mkdtemp(prefix="difftest-shrink-")
+    try:
+        ok, line = still_fails(args.check, os.path.abspath(args.case), args.timeout)
+        if not ok:
+            print(f"difftest shrink: {args.case} does not fail the check; nothing to do")
+            return 2
+        print(f"start: {len(model.graph.node)} nodes  {line}")
+        before = len(model.graph.node)
+        cur, cur_outs, cur_oracle = model, None, (meta.get("oracle", "?"), meta.get("note", ""))
+        tried = set()
+        n_tried = 0
+        k = 0
+        progress = True
+        while progress:
+            progress = False
+            built = []
+            for desc, nodes, outs in shrink_candidates(cur):
+                gin = [vi for vi in cur.graph.input]
+                try:
+                    m = assemble(nodes, list(cur.graph.initializer), gin, outs, cur.graph.name)
+                except Exception:  # noqa: BLE001
+                    continue
+                if _size(m) >= _size(cur):
+                    continue
+                key = m.SerializeToString()
+                if key in tried:
+                    continue
+                tried.add(key)
+                built.append((_size(m), desc, m))
+            built.sort(key=lambda t: t[0])
+            for size, desc, m in built:
+                f2 = {vi.name: feeds[vi.name] for vi in _graph_inputs(m)}
+                try:
+                    outs, name, note = oracle(m, f2)
+                except OracleError:
+                    continue
+                cdir = os.path.join(work, f"c{k}")
+                k += 1
+                n_tried += 1
+                write_case(cdir, m, f2, outs, {"ops": [n.op_type for n in m.graph.node], "oracle": name,
+                                               "note": note, "candidate": desc})
+                ok, line = still_fails(args.check, cdir, args.timeout)
+                shutil.rmtree(cdir, ignore_errors=True)
+                if ok:
+                    cur, cur_outs, cur_oracle = m, outs, (name, note)
+                    print(f"  {desc}: {size[0]} nodes, still fails  {line}")
+                    progress = True
+                    break
+        if cur_outs is None:
+            cur_outs, name, note = oracle(cur, feeds)
+            cur_oracle = (name, note)
+        f2 = {vi.name: feeds[vi.name] for vi in _graph_inputs(cur)}
+        new_meta = dict(meta)
+        new_meta.update({"ops": [n.op_type for n in cur.graph.node], "oracle": cur_oracle[0],
+                         "note": cur_oracle[1], "shrunk_from": os.path.abspath(args.case),
+                         "check": args.check})
+        write_case(args.out, cur, f2, cur_outs, new_meta)
+        print(f"difftest shrink: {before} nodes -> {len(cur.graph.node)} nodes "
+              f"({n_tried} candidates checked), written to {args.out}")
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Kiln random-graph differential tester")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("gen", help="generate random cases")
+    g.add_argument("--seed", type=int, required=True)
+    g.add_argument("--count", type=int, default=1)
+    g.add_argument("--index", type=int, default=None, help="generate only case k")
+    g.add_argument("--out", required=True)
+    g.add_argument("--verbose", action="store_true")
+    s = sub.add_parser("shrink", help="shrink a failing case")
+    s.add_argument("case")
+    s.add_argument("--out", required=True)
+    s.add_argument("--check", required=True,
+                   help="shell command, {case} = candidate folder; fails = exit != 0 and a line starting with FAIL")
+    s.add_argument("--timeout", type=float, default=900)
+    args = ap.parse_args(argv)
+    if args.cmd == "gen":
+        return cmd_gen(args)
+    return cmd_shrink(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
