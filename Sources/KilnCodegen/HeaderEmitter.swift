@@ -177,7 +177,8 @@ extension ModelEmitter {
             w.line("return true;")
         }
         w.line()
-        w.block("__attribute__((target(\"arch=x86-64\"))) \(api) \(n)_status \(n)_create(\(n)_model** out)") { w in
+        // (The target attribute must follow `extern "C"`: before it, g++ ignores it with a warning.)
+        w.block("extern \"C\" __attribute__((target(\"arch=x86-64\"), visibility(\"default\"))) \(n)_status \(n)_create(\(n)_model** out)") { w in
             w.line("if (!out) return \(N)_ERROR_NULL_POINTER;")
             w.line("*out = nullptr;")
             w.line("if (!cpu_supported()) return \(N)_ERROR_UNSUPPORTED_CPU;")

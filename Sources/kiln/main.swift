@@ -436,6 +436,9 @@ struct ConformanceCommand: ParsableCommand {
     @Option(name: .customLong("setting"), help: "With --compiled: compile with these options, LAYOUT:WINOGRAD (e.g. nhwc:off, blocked:always); repeat for several (default auto:auto).")
     var settings: [String] = []
 
+    @Option(help: "With --compiled: g++'s optimization level for the libraries.")
+    var optimization = "-O1"
+
     func run() throws {
         var expected: [String: String] = [:]
         if let f = expectedFailures {
@@ -492,7 +495,7 @@ struct ConformanceCommand: ParsableCommand {
                 let base = workDir ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("kiln-conformance-\(getpid())")
                 let work = (base as NSString).appendingPathComponent("\(setting.layout.rawValue)-\(setting.winograd.rawValue)")
                 let progress = Progress(verbose: verbose)
-                let outcomes = CompiledConformance.run(compiledCases, workDirectory: work, setting: setting, progress: { progress($0) })
+                let outcomes = CompiledConformance.run(compiledCases, workDirectory: work, setting: setting, optimization: optimization, progress: { progress($0) })
                 // A case passes when every one of its test data sets does.
                 var byCase: [String: Conformance.Outcome] = [:]
                 for (k, o) in outcomes.sorted(by: { $0.key < $1.key }) {

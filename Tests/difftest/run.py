@@ -2,7 +2,7 @@
 """Random-graph differential testing of Kiln, end to end.
 
     run.py --seed S --count N [--settings auto:auto,nhwc:off,blocked:always] [--kiln PATH]
-           [--work DIR] [--save-regressions]
+           [--work DIR] [--optimization=-O0] [--save-regressions]
 
 1. `difftest.py gen` writes N seeded random graphs (model.onnx + test_data_set_0) whose expected
    outputs come from ONNX Runtime, or from onnx.reference where ONNX Runtime departs from the spec.
@@ -47,6 +47,8 @@ def main():
     ap.add_argument("--save-regressions", action="store_true",
                     help="write each shrunk failing graph to Tests/difftest/regressions/")
     ap.add_argument("--no-shrink", action="store_true")
+    ap.add_argument("--optimization", default="-O1",
+                    help="g++ level of the compiled libraries (default %(default)s; -O0 builds three times faster)")
     args = ap.parse_args()
     py = sys.executable
     gen = os.path.join(HERE, "difftest.py")
@@ -62,7 +64,8 @@ def main():
         shutil.rmtree(cases, ignore_errors=True)
         subprocess.run([py, gen, "gen", "--seed", str(args.seed), "--first", str(first), "--count", str(n),
                         "--out", cases], check=True)
-        cmd = [args.kiln, "conformance", cases, "--compiled", "--work-dir", os.path.join(work, "libs")]
+        cmd = [args.kiln, "conformance", cases, "--compiled", "--work-dir", os.path.join(work, "libs"),
+               f"--optimization={args.optimization}"]
         for s in settings:
             cmd += ["--setting", s]
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
