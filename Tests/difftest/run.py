@@ -8,6 +8,7 @@
    outputs come from ONNX Runtime, or from onnx.reference where ONNX Runtime departs from the spec.
 2. `kiln conformance` runs every graph through the reference interpreter (what `kiln eval` runs)
    and, merged into few libraries, through the compiled path under each LAYOUT:WINOGRAD setting.
+   The saved regressions (Tests/difftest/regressions/) run with them.
 3. Every failing graph is shrunk automatically (`difftest.py shrink`) and printed with the command
    that reproduces it; with --save-regressions the shrunk graph is written to
    Tests/difftest/regressions/, where scripts/test runs it on every change from then on.
@@ -26,6 +27,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 DEFAULT_SETTINGS = "auto:auto,nhwc:off,blocked:always"
+REGRESSIONS = os.path.join(HERE, "regressions")
 
 
 def kiln_command(kiln, case_root, setting):
@@ -64,7 +66,11 @@ def main():
         shutil.rmtree(cases, ignore_errors=True)
         subprocess.run([py, gen, "gen", "--seed", str(args.seed), "--first", str(first), "--count", str(n),
                         "--out", cases], check=True)
-        cmd = [args.kiln, "conformance", cases, "--compiled", "--work-dir", os.path.join(work, "libs"),
+        roots = {os.path.basename(cases): cases}
+        # The saved regressions run with the first chunk.
+        if first == 0 and os.path.isdir(REGRESSIONS) and os.listdir(REGRESSIONS):
+            roots[os.path.basename(REGRESSIONS)] = REGRESSIONS
+        cmd = [args.kiln, "conformance", *roots.values(), "--compiled", "--work-dir", os.path.join(work, "libs"),
                f"--optimization={args.optimization}"]
         for s in settings:
             cmd += ["--setting", s]
@@ -77,17 +83,21 @@ def main():
             m = re.match(r"^FAIL(?: \(compiled ([^)]*)\))? ([^:]+): (.*)$", line)
             if m:
                 setting, key, why = m.group(1), m.group(2), m.group(3)
-                failures.append((os.path.join(cases, key.split("/", 1)[1]), setting, why))
+                root, name = key.split("/", 1)
+                failures.append((os.path.join(roots.get(root, cases), name), setting, why))
         if r.returncode != 0 and not any(f[0].startswith(cases) for f in failures):
             print(out)
             print(f"difftest: kiln exited with status {r.returncode} and no FAIL line", file=sys.stderr)
             sys.exit(1)
     for line in passed_lines:
         print(line)
+    # Every (graph, path) pair that agreed: the reference interpreter and each compiled setting.
+    agreed = sum(int(m.group(1)) for l in passed_lines for m in [re.search(r": (\d+) passed", l)] if m)
     unsupported = sum(int(m.group(1)) for l in passed_lines
                       for m in [re.search(r"(\d+) unsupported", l)] if m and l.startswith("conformance:"))
     print(f"difftest: {args.count} graphs (seed {args.seed}), settings {', '.join(settings)}: "
           f"{len(failures)} disagreements, {unsupported} unsupported, {time.time() - start:.0f} s")
+    print(f"difftest: {agreed} passed, {len(failures)} failed")
     if failures:
         seen = set()
         for case, setting, why in failures:
@@ -97,7 +107,7 @@ def main():
                 continue
             seen.add((case, setting))
             check = " ".join(kiln_command(args.kiln, "{case}", setting))
-            dest = os.path.join(HERE, "regressions", name) if args.save_regressions else os.path.join(work, "shrunk", name)
+            dest = os.path.join(REGRESSIONS, name) if args.save_regressions else os.path.join(work, "shrunk", name)
             subprocess.run([py, gen, "shrink", case, "--out", dest, "--check", check])
             print(f"  shrunk: {dest}\n  reproduce: {check.replace('{case}', dest)}")
     if not args.work:
