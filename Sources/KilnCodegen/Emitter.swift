@@ -13,6 +13,9 @@ public struct EmittedModel: Sendable {
     /// Number of nodes that run through oneDNN, and through generated loops.
     public var oneDNNNodes: Int
     public var loopNodes: Int
+    /// Nodes that oneDNN could have run but that run as Kiln's generic loops, each with why
+    /// (`kiln compile --verbose` prints them).
+    public var fallbacks: [String] = []
 }
 
 /// Options of code generation.
@@ -77,7 +80,8 @@ public func emitModel(_ graph: Graph, options: CodegenOptions) throws -> Emitted
         weights.replaceSubrange(off..<(off + bytes.count), with: bytes)
     }
     return EmittedModel(name: options.name, header: header, source: source, weights: weights,
-                        arenaBytes: plan.arenaBytes, oneDNNNodes: e.oneDNNCount, loopNodes: e.loopCount)
+                        arenaBytes: plan.arenaBytes, oneDNNNodes: e.oneDNNCount, loopNodes: e.loopCount,
+                        fallbacks: e.fallbacks)
 }
 
 /// C++ spelling of an element type's storage.
@@ -112,6 +116,8 @@ struct ModelEmitter {
     var members: [String] = []
     var oneDNNCount = 0
     var loopCount = 0
+    /// "node: why" for each node that runs as a generic loop where oneDNN usually runs it.
+    var fallbacks: [String] = []
     /// Values referenced by the run function, whose pointers it declares.
     var referenced = Set<ValueID>()
     /// oneDNN memories bound to the caller's buffers: re-pointed at every run.

@@ -12,6 +12,7 @@ extension ModelEmitter {
             if elem(y) == .f32 && shapeProduct(shape(y)) > 0 {
                 try emitOneDNNConv(n, index: index, a)
             } else {
+                fallbacks.append("\(n.label): generic loop (\(elem(y) == .f32 ? "empty tensor" : "element type \(elem(y))"))")
                 try emitGenericConv(n, a)
                 emitGenericPostOps(a.postOps, y: y, addend: x(3))
             }
@@ -19,6 +20,7 @@ extension ModelEmitter {
             if try oneDNNDeconvolutionGeometry(n, a) != nil {
                 try emitOneDNNDeconvolution(n, index: index, a)
             } else {
+                fallbacks.append("\(n.label): generic loop (\(elem(y) != .f32 ? "element type \(elem(y))" : shapeProduct(shape(y)) == 0 ? "empty tensor" : "more than 3 spatial axes, or an output_shape oneDNN's deconvolution cannot produce"))")
                 try emitGenericConvTranspose(n, a)
                 emitGenericPostOps(a.conv.postOps, y: y, addend: nil)
             }
@@ -40,6 +42,7 @@ extension ModelEmitter {
             if elem(y) == .f32 && oneDNNGemmApplies(n, a) {
                 try emitOneDNNGemm(n, index: index, a)
             } else {
+                fallbacks.append("\(n.label): generic loop (\(elem(y) != .f32 ? "element type \(elem(y))" : "alpha ≠ 1, a C operand of rank > 2 with beta ≠ 1, or an empty output"))")
                 emitGenericGemm(n, a)
                 emitGenericPostOps(a.postOps, y: y, addend: nil)
             }
@@ -47,6 +50,7 @@ extension ModelEmitter {
             if elem(y) == .f32 && shapeProduct(shape(y)) > 0 && shapeProduct(shape(x0!)) > 0 {
                 try emitOneDNNMatMul(n, index: index)
             } else {
+                fallbacks.append("\(n.label): generic loop (\(elem(y) != .f32 ? "element type \(elem(y))" : "empty tensor"))")
                 emitGenericMatMul(n)
             }
         case .unary(let u):

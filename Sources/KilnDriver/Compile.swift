@@ -33,6 +33,8 @@ public struct CompileReport: Sendable {
     public var weightsBytes: Int
     public var oneDNNNodes: Int
     public var loopNodes: Int
+    /// Nodes that run as generic loops where oneDNN usually runs them, each with why.
+    public var fallbacks: [String]
 }
 
 /// The default library name for a model file: its base name as a C identifier, lower case.
@@ -75,5 +77,5 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
     let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
                                     options: build, log: log)
     return CompileReport(products: products, arenaBytes: emitted.arenaBytes, weightsBytes: emitted.weights.count,
-                         oneDNNNodes: emitted.oneDNNNodes, loopNodes: emitted.loopNodes)
+                         oneDNNNodes: emitted.oneDNNNodes, loopNodes: emitted.loopNodes, fallbacks: emitted.fallbacks)
 }

@@ -210,7 +210,7 @@ struct Compile: ParsableCommand {
     @Option(help: "Layout of the activations around convolutions: auto (oneDNN's blocked nChw16c when the --cpu target has AVX-512, 3×3 stride-1 convs, Winograd's, dominate and nothing else reads the activations; channels-last otherwise), nhwc, or blocked (fast only on AVX-512 CPUs).")
     var layout: String = LayoutPolicy.auto.rawValue
 
-    @Flag(help: "Show each step and the g++ command lines.")
+    @Flag(help: "Show each step, the g++ command lines, and which convolutions and matrix products run as generic loops instead of oneDNN, and why.")
     var verbose = false
 
     func run() throws {
@@ -240,6 +240,7 @@ struct Compile: ParsableCommand {
         })
         print("compiled \(options.model) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(r.oneDNNNodes) oneDNN primitives, \(r.loopNodes) generated kernels")
         print("arena: \(formatCount(r.arenaBytes)) bytes per instance; weights: \(formatCount(r.weightsBytes)) bytes")
+        if verbose { for f in r.fallbacks { print("not through oneDNN: \(f)") } }
         for p in ([r.products.header, r.products.staticLibrary, r.products.sharedLibrary] + r.products.pkgConfig.map { $0 } + [r.products.cmakeConfig, r.products.source]).compactMap({ $0 }) {
             print("wrote \(p)")
         }
