@@ -82,7 +82,8 @@ func emitHeader(_ g: Graph, plan: MemoryPlan, options: CodegenOptions) -> String
     w.line("/* What went wrong in the handle's last failed call, in words (\"\" if nothing did;")
     w.line("   a static \"NULL model handle\" for NULL). */")
     w.line("const char* \(n)_last_error(const \(n)_model* model);")
-    w.line("/* Number of threads this handle uses (0: OpenMP's default). */")
+    w.line("/* Number of threads this handle uses: 0 (OpenMP's default) or 1 to 1024; anything else is")
+    w.line("   \(N)_ERROR_INVALID_ARGUMENT and leaves the setting as it was. */")
     w.line("\(n)_status \(n)_set_num_threads(\(n)_model* model, int num_threads);")
     w.line()
     w.line("/* Profiling: when on, each run adds the time of every step (a node or fused group) to")
@@ -222,7 +223,7 @@ extension ModelEmitter {
         w.block("\(api) \(n)_status \(n)_set_num_threads(\(n)_model* model, int num_threads)") { w in
             w.line("Model* m = reinterpret_cast<Model*>(model);")
             w.line("if (!m) return \(N)_ERROR_NULL_POINTER;")
-            w.line("if (num_threads < 0) return fail(m, \(N)_ERROR_INVALID_ARGUMENT, \"the number of threads must be 0 or more\");")
+            w.line("if (num_threads < 0 || num_threads > 1024) return fail(m, \(N)_ERROR_INVALID_ARGUMENT, \"the number of threads must be 0 (OpenMP's default) or 1 to 1024\");")
             w.line("m->threads = num_threads;")
             w.line("return \(N)_OK;")
         }

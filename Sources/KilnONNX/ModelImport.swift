@@ -118,6 +118,10 @@ struct Importer {
         if tt.hasShape {
             for (k, d) in tt.shape.dim.enumerated() {
                 switch d.value {
+                case .dimValue(let v)? where v <= 0:
+                    // Exporters (PaddlePaddle, tf2onnx) write -1 or 0 for "dynamic", and ONNX
+                    // Runtime reads it so: a dimension to pin, like a dim_param.
+                    dims.append(.symbolic("\(vi.name)_d\(k)"))
                 case .dimValue(let v)?:
                     guard v >= 0, v < Int64(Int32.max) else { throw KilnError("\(file): '\(vi.name)' has invalid dimension \(v)") }
                     dims.append(.fixed(Int(v)))

@@ -133,6 +133,21 @@ import KilnPasses
         #expect(y.floats == [1, 0, 3])
     }
 
+    /// PaddlePaddle and tf2onnx write dim_value -1 (or 0) for a dynamic dimension, as ONNX
+    /// Runtime reads it: a dimension to pin, never an error once pinned.
+    @Test(arguments: [-1, 0])
+    func nonPositiveDimValuesAreDynamic(_ marker: Int) throws {
+        var b = ModelBuilder()
+        b.input("x", .f32, [.fixed(1), .fixed(marker)])
+        b.node("Relu", ["x"], ["y"])
+        b.output("y", .f32, [.fixed(1), .fixed(marker)])
+        let path = try b.write()
+        #expect(throws: KilnError.self) { try loadModel(path: path) }
+        let g = try loadModel(path: path, inputShapes: ["x": [1, 3]])
+        let y = try evaluateReference(g, inputs: ["x": Tensor(.f32, shape: [1, 3], floats: [-1, 2, -3])])["y"]!
+        #expect(y.floats == [0, 2, 0])
+    }
+
     @Test func danglingNamesAndCyclesAreErrors() throws {
         var b = ModelBuilder()
         b.input("x", .f32, [.fixed(3)])

@@ -153,6 +153,9 @@ int main(void) {
 
     /* Threads. */
     expect(digits_set_num_threads(m, -1), DIGITS_ERROR_INVALID_ARGUMENT, m, "digits_set_num_threads(m, -1)");
+    /* 100000 threads once crashed libgomp in the next run. */
+    expect(digits_set_num_threads(m, 100000), DIGITS_ERROR_INVALID_ARGUMENT, m, "digits_set_num_threads(m, 100000)");
+    expect(digits_set_num_threads(m, 1025), DIGITS_ERROR_INVALID_ARGUMENT, m, "digits_set_num_threads(m, 1025)");
     expect(digits_set_num_threads(NULL, 1), DIGITS_ERROR_NULL_POINTER, NULL, "digits_set_num_threads(NULL, 1)");
     expect(digits_set_num_threads(m, 1), DIGITS_OK, m, "digits_set_num_threads(m, 1)");
     expect(digits_set_num_threads(m, 0), DIGITS_OK, m, "digits_set_num_threads(m, 0)");

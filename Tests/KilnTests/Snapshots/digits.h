@@ -77,7 +77,8 @@ void digits_destroy(digits_model* model);
 /* What went wrong in the handle's last failed call, in words ("" if nothing did;
    a static "NULL model handle" for NULL). */
 const char* digits_last_error(const digits_model* model);
-/* Number of threads this handle uses (0: OpenMP's default). */
+/* Number of threads this handle uses: 0 (OpenMP's default) or 1 to 1024; anything else is
+   DIGITS_ERROR_INVALID_ARGUMENT and leaves the setting as it was. */
 digits_status digits_set_num_threads(digits_model* model, int num_threads);
 
 /* Profiling: when on, each run adds the time of every step (a node or fused group) to
