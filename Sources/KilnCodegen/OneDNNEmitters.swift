@@ -158,7 +158,8 @@ extension ModelEmitter {
 
     /// Creates the Winograd form of conv `prim` next to its direct form (kiln::WinogradConv:
     /// reorder into Winograd's blocked layout, convolve, reorder back). `auto` times both forms on
-    /// this CPU and keeps the faster; the loser's primitives and weights are released.
+    /// this CPU, once per process, and keeps the faster; the loser's primitives and weights are
+    /// released.
     mutating func emitWinogradForm(_ n: Node, prim: String, direct: [(String, String)], src: String, dst: String,
                                    geo: WindowGeometry) {
         let w = "m->\(prim)w"
@@ -174,7 +175,8 @@ extension ModelEmitter {
         if options.winograd == .always {
             create.line("\(w).active = true;")
         } else {
-            create.line("\(w).active = \(w).faster_than(m->\(prim), m->\(direct[1].1), \(bias), m->eng, m->strm, src_md, dst_md);")
+            // Timed by the process's first handle only: every handle then computes the same bits.
+            create.line("\(w).active = kiln::decide_once(\(prim.dropFirst()), [&] { return \(w).faster_than(m->\(prim), m->\(direct[1].1), \(bias), m->eng, m->strm, src_md, dst_md); });")
         }
         create.reopen("} catch (const dnnl::error&) {")
         create.line("\(w).active = false;  // no Winograd kernel for this conv on this CPU")

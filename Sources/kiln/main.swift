@@ -204,7 +204,7 @@ struct Compile: ParsableCommand {
     @Option(help: "Instruction set of the generated kernels: native, x86-64-v3 (AVX2) or x86-64-v4 (AVX-512). The library refuses to start (NAME_ERROR_UNSUPPORTED_CPU) on a CPU without it.")
     var cpu: String = TargetCPU.x86_64_v3.rawValue
 
-    @Option(help: "3×3 stride-1 convs as Winograd convs: auto (each library times both forms at create, on the CPU it runs on, and keeps the faster), always, or off (direct only; outputs identical across machines).")
+    @Option(help: "3×3 stride-1 convs as Winograd convs: auto (the first handle created in a process times both forms on the CPU it runs on and keeps the faster; later handles reuse the choice), always, or off (direct only; outputs identical across machines).")
     var winograd: String = WinogradPolicy.auto.rawValue
 
     @Option(help: "Layout of the activations around convolutions: auto (oneDNN's blocked nChw16c when the --cpu target has AVX-512, 3×3 stride-1 convs, Winograd's, dominate and nothing else reads the activations; channels-last otherwise), nhwc, or blocked (fast only on AVX-512 CPUs).")

@@ -5,6 +5,7 @@ import KilnDriver
 import KilnIR
 import KilnPasses
 import KilnReference
+import KilnToolchain
 
 /// Winograd convolutions: which convs may take them, and their results against the reference.
 @Suite(.serialized) struct WinogradTests {
@@ -74,4 +75,24 @@ import KilnReference
             #expect(direct["b"]!.floats != got["b"]!.floats)
         }
     }
+    /// With `auto`, the first handle of the process times the two forms and later handles reuse
+    /// its choice: every handle gives the same bits (before, each handle timed on its own and
+    /// handles of one library disagreed at rounding level on AVX-512 machines).
+    @Test func everyHandleComputesTheSameBits() throws {
+        var (g, inputs) = Self.network()
+        try inferShapes(&g)
+        assignLayouts(&g, policy: .channelsLast)
+        let emitted = try emitModel(g, options: CodegenOptions(name: "wino_handles", kilnVersion: "test", winograd: .auto))
+        #expect(emitted.source.contains("kiln::decide_once("))
+        let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
+                                        options: BuildOptions(outputDirectory: temporaryDirectory(), name: "wino_handles", library: .shared,
+                                                              includeDirectory: runtimeIncludeDirectory()))
+        let lib = try CLibrary(path: products.sharedLibrary!, name: "wino_handles")
+        let first = try lib.makeInstance().run(inputs)
+        for _ in 0..<5 {
+            let again = try lib.makeInstance().run(inputs)
+            #expect(again["y"]!.floats == first["y"]!.floats && again["b"]!.floats == first["b"]!.floats)
+        }
+    }
+
 }

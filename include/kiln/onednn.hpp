@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <unordered_map>
 
 namespace kiln {
@@ -28,6 +29,28 @@ inline bool second_is_faster(A&& first, B&& second, double margin = 0.05, int ro
         best_second = std::min(best_second, std::chrono::duration<double>(t2 - t1).count());
     }
     return best_second < (1.0 - margin) * best_first;
+}
+
+// Choices made by measuring are made once per process: the first handle of a library to reach
+// choice `slot` measures, every later handle takes its answer, so that all handles of one
+// library compute the same bits. (Per library: this header's names are internal to each.)
+struct Decisions {
+    std::mutex lock;
+    std::unordered_map<size_t, bool> made;
+};
+inline Decisions& decisions() {
+    static Decisions d;
+    return d;
+}
+template <class F>
+inline bool decide_once(size_t slot, F&& measure) {
+    Decisions& d = decisions();
+    std::lock_guard<std::mutex> guard(d.lock);
+    auto it = d.made.find(slot);
+    if (it != d.made.end()) return it->second;
+    bool answer = measure();
+    d.made.emplace(slot, answer);
+    return answer;
 }
 
 // The Winograd form of a convolution. oneDNN's Winograd kernels take only their own blocked

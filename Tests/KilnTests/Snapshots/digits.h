@@ -69,8 +69,9 @@ const char* digits_status_string(digits_status status);
 
 /* Creates an instance into *model (NULL on failure). Prepares the oneDNN primitives,
    reorders the weights for this CPU and, where the library was compiled to choose, times
-   both forms (direct, Winograd) of each 3x3 convolution to keep the faster: call once,
-   run many times. */
+   both forms (direct, Winograd) of each 3x3 convolution to keep the faster (the first
+   handle of the process times them; later handles reuse its choice, so every handle
+   computes the same bits): call once, run many times. */
 digits_status digits_create(digits_model** model);
 /* Frees an instance; NULL is ignored. */
 void digits_destroy(digits_model* model);
