@@ -9,7 +9,8 @@ OPS = """Conv ConvTranspose BatchNormalization Gemm MatMul Relu LeakyRelu Clip S
 HardSwish Tanh Erf Gelu Exp Log Sqrt Pow Neg Abs Reciprocal Floor Add Sub Mul Div Max Min Sum MaxPool
 AveragePool GlobalAveragePool GlobalMaxPool Concat Split Slice Reshape Flatten Transpose Squeeze Unsqueeze
 Gather Shape Cast Constant ConstantOfShape Identity Dropout Pad Resize Softmax LogSoftmax ReduceMean
-ReduceSum ReduceMax Expand Range Equal Where LayerNormalization QuantizeLinear DequantizeLinear""".split()
+ReduceSum ReduceMax Expand Range Equal Where LayerNormalization QuantizeLinear DequantizeLinear
+Less Greater LessOrEqual GreaterOrEqual And Or Xor Not Mod PRelu Softplus Elu Selu CastLike Size""".split()
 
 versions = {}
 for s in defs.get_all_schemas_with_history():

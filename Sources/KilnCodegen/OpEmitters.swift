@@ -57,6 +57,8 @@ extension ModelEmitter {
             emitMap(n, unaryExpression(u, elem(x0!)))
         case .leakyRelu(let alpha):
             emitMap(n, "v < 0 ? \(floatLiteral(alpha)) * v : v")
+        case .elu, .selu:
+            emitMap(n, activationExpression(n.op))
         case .hardSigmoid(let a, let b):
             emitMap(n, "std::max(0.0f, std::min(1.0f, \(floatLiteral(a)) * v + \(floatLiteral(b))))")
         case .gelu(let tanhApprox):
@@ -173,7 +175,7 @@ extension ModelEmitter {
             let ax = try normalizeAxis(axis, rank: s.count, n.label)
             loopCount += 1
             run.line("if (kiln::gather(\(v(x0!)), \(v(x(1)!)), \(shapeProduct(shape(x(1)!))), \(v(y)), \(shapeProduct(Array(s.prefix(ax)))), \(s[ax]), \(shapeProduct(Array(s.dropFirst(ax + 1)))))) return \(index + 1);")
-        case .cast:
+        case .cast, .castLike:
             emitMap(n, "v")
         case .constantOfShape(let value):
             loopCount += 1
@@ -257,7 +259,7 @@ extension ModelEmitter {
             }
         case .elementwiseGroup(let e):
             emitElementwiseGroup(n, e)
-        case .shape, .range:
+        case .shape, .size, .range:
             throw KilnError("\(n.label): should have been folded to a constant", unsupported: true)
         case .unsupported(let reason):
             throw KilnError("\(n.label) is not supported: \(reason)", unsupported: true)
@@ -275,6 +277,15 @@ extension ModelEmitter {
             if idx.indices.allSatisfy({ idx[$0] == Int64(($0 % g) * per + $0 / g) }) { return g }
         }
         return nil
+    }
+
+    /// Elu or Selu as a C++ expression of the float `v`.
+    func activationExpression(_ op: Op) -> String {
+        switch op {
+        case .elu(let a): return "v > 0 ? v : (float)(\(Double(a)) * std::expm1((double)v))"
+        case .selu(let a, let g): return "(float)(\(Double(g)) * (v > 0 ? (double)v : \(Double(a)) * std::expm1((double)v)))"
+        default: preconditionFailure("\(op.name) is not an activation with an expression")
+        }
     }
 
     /// A post-op as a C++ expression of the float `v`.
@@ -322,6 +333,8 @@ extension ModelEmitter {
         case .reciprocal: return "1.0f / v"
         case .floor: return "std::floor(v)"
         case .hardSwish: return "v * std::max(0.0f, std::min(1.0f, v / 6.0f + 0.5f))"
+        case .softplus: return "(float)std::log1p(std::exp((double)v))"
+        case .not: return "!v"
         }
     }
 
@@ -365,6 +378,7 @@ extension ModelEmitter {
             switch step.op {
             case .unary(let u): expr = unaryExpression(u, .f32)
             case .leakyRelu(let a): expr = postOpExpression(.leakyRelu(alpha: a))
+            case .elu, .selu: expr = activationExpression(step.op)
             case .hardSigmoid(let a, let b): expr = postOpExpression(.hardSigmoid(alpha: a, beta: b))
             case .gelu(let t): expr = postOpExpression(.gelu(tanhApproximation: t))
             case .clip:
@@ -426,6 +440,16 @@ extension ModelEmitter {
         case .max: return isFloat ? "kiln::fmax_nan(a, b)" : "std::max(a, b)"
         case .min: return isFloat ? "kiln::fmin_nan(a, b)" : "std::min(a, b)"
         case .equal: return "(int64_t)(a == b)"
+        case .less: return "(int64_t)(a < b)"
+        case .greater: return "(int64_t)(a > b)"
+        case .lessOrEqual: return "(int64_t)(a <= b)"
+        case .greaterOrEqual: return "(int64_t)(a >= b)"
+        case .and: return "(int64_t)(a && b)"
+        case .or: return "(int64_t)(a || b)"
+        case .xor: return "(int64_t)((a != 0) != (b != 0))"
+        case .mod: return isFloat ? "kiln::fmod_floor(a, b)" : "kiln::wmod(a, b)"
+        case .fmod: return isFloat ? "std::fmod(a, b)" : "kiln::wfmod(a, b)"
+        case .prelu: return isFloat ? "a < 0 ? b * a : a" : "a < 0 ? kiln::wmul(b, a) : a"
         }
     }
 

@@ -55,8 +55,9 @@ public struct ElementwiseGroup: Sendable, Equatable, CustomStringConvertible {
     /// Whether an op can be a step: elementwise, float in and out.
     public static func isStep(_ op: Op) -> Bool {
         switch op {
-        case .unary, .leakyRelu, .hardSigmoid, .gelu, .clip: return true
-        case .binary(let b): return b != .equal
+        case .unary(let u): return u != .not
+        case .leakyRelu, .elu, .selu, .hardSigmoid, .gelu, .clip: return true
+        case .binary(let b): return !b.producesBool && b != .mod
         default: return false
         }
     }

@@ -22,6 +22,10 @@ public enum Op: Sendable, Equatable {
     case unary(UnaryOp)
     /// X -> Y
     case leakyRelu(alpha: Float)
+    /// X -> Y: x > 0 ? x : alpha·(exp(x) − 1)
+    case elu(alpha: Float)
+    /// X -> Y: gamma · (x > 0 ? x : alpha·(exp(x) − 1))
+    case selu(alpha: Float, gamma: Float)
     /// X -> Y: max(0, min(1, alpha*x + beta))
     case hardSigmoid(alpha: Float, beta: Float)
     /// X, min?, max? -> Y
@@ -63,8 +67,12 @@ public enum Op: Sendable, Equatable {
     case gather(axis: Int)
     /// X -> s64[rank or end-start]
     case shape(start: Int, end: Int?)
+    /// X -> s64 scalar: the element count
+    case size
     /// X -> Y
     case cast(to: ElementType)
+    /// X, Like -> X cast to Like's element type; `inferShapes` turns it into `cast`.
+    case castLike
     /// shape -> Y filled with `value` (a one-element tensor)
     case constantOfShape(value: Tensor)
     /// X -> Y
@@ -110,6 +118,8 @@ public enum Op: Sendable, Equatable {
         case .matMul: return "matmul"
         case .unary(let u): return u.rawValue
         case .leakyRelu: return "leaky_relu"
+        case .elu: return "elu"
+        case .selu: return "selu"
         case .hardSigmoid: return "hard_sigmoid"
         case .clip: return "clip"
         case .gelu: return "gelu"
@@ -130,7 +140,9 @@ public enum Op: Sendable, Equatable {
         case .unsqueeze: return "unsqueeze"
         case .gather: return "gather"
         case .shape: return "shape"
+        case .size: return "size"
         case .cast: return "cast"
+        case .castLike: return "cast_like"
         case .constantOfShape: return "constant_of_shape"
         case .identity: return "identity"
         case .dropout: return "dropout"
@@ -154,10 +166,31 @@ public enum Op: Sendable, Equatable {
 
 public enum UnaryOp: String, Sendable, CaseIterable {
     case relu, sigmoid, tanh, erf, exp, log, sqrt, neg, abs, reciprocal, floor, hardSwish = "hard_swish"
+    case softplus
+    /// Logical not (bool).
+    case not
 }
 
 public enum BinaryOp: String, Sendable, CaseIterable {
     case add, sub, mul, div, pow, max, min, equal
+    case less, greater, lessOrEqual = "less_or_equal", greaterOrEqual = "greater_or_equal"
+    case and, or, xor
+    /// Mod with fmod=0: an integer remainder with the divisor's sign (Python's %).
+    case mod
+    /// Mod with fmod=1: C's fmod, the remainder with the dividend's sign.
+    case fmod
+    /// PRelu: x < 0 ? slope · x : x, the slope (second operand) broadcast to x.
+    case prelu
+
+    /// Comparisons and logic produce bool.
+    public var producesBool: Bool {
+        switch self {
+        case .equal, .less, .greater, .lessOrEqual, .greaterOrEqual, .and, .or, .xor: return true
+        default: return false
+        }
+    }
+    /// And, Or, Xor take bool operands.
+    public var isLogical: Bool { self == .and || self == .or || self == .xor }
 }
 
 public enum ReduceOp: String, Sendable, CaseIterable {

@@ -62,6 +62,8 @@ private func attributeText(_ op: Op) -> String {
         return "alpha=\(a.alpha) beta=\(a.beta) trans_a=\(a.transA) trans_b=\(a.transB)"
             + (a.postOps.isEmpty ? "" : " post_ops=[\(a.postOps.map(\.description).joined(separator: ", "))]")
     case .leakyRelu(let a): return "alpha=\(a)"
+    case .elu(let a): return "alpha=\(a)"
+    case .selu(let a, let g): return "alpha=\(a) gamma=\(g)"
     case .hardSigmoid(let a, let b): return "alpha=\(a) beta=\(b)"
     case .gelu(let t): return t ? "approximate=tanh" : ""
     case .alignForBroadcast(let a): return "axis=\(a)"
@@ -71,6 +73,7 @@ private func attributeText(_ op: Op) -> String {
     case .transpose(let p): return p.map { "perm=\($0)" } ?? ""
     case .shape(let s, let e): return "start=\(s)" + (e.map { " end=\($0)" } ?? "")
     case .cast(let t): return "to=\(t)"
+    case .castLike, .size: return ""
     case .constantOfShape(let v): return "value=\(v.elementType):\(v.elementType.isFloat ? "\(v.floats)" : "\(v.ints)")"
     case .pad(let m): return "mode=\(m.rawValue)"
     case .resize(let a):

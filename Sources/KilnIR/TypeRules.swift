@@ -102,10 +102,12 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
             guard t.elementType != .bool && t.elementType != .u8 || u == .relu || u == .abs else {
                 throw KilnError("\(what): \(u.rawValue) of \(t.elementType)")
             }
+        case .not:
+            guard t.elementType == .bool else { throw KilnError("\(what): not of \(t.elementType)") }
         default: try requireFloat(0)
         }
         return [same(t, try shape(0))]
-    case .leakyRelu, .hardSigmoid, .gelu:
+    case .leakyRelu, .elu, .selu, .hardSigmoid, .gelu:
         try requireFloat(0)
         return [same(try type(0), try shape(0))]
     case .clip:
@@ -114,8 +116,13 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
     case .binary(let b):
         // Pow's exponent may have another type than its base.
         let t = b == .pow ? try type(0).elementType : try sameTypes([0, 1])
+        if b.isLogical, t != .bool { throw KilnError("\(what): \(b.rawValue) needs bool operands, got \(t)") }
+        if b == .prelu || (b == .mod && t.isFloat) { try requireFloat(0) }
         let s = try broadcastShapes([try shape(0), try shape(1)], what)
-        return [TensorType(b == .equal ? .bool : t, s)]
+        if b == .prelu, s != (try shape(0)) {
+            throw KilnError("\(what): the slope \(shapeString(try shape(1))) must broadcast to the input \(shapeString(try shape(0)))")
+        }
+        return [TensorType(b.producesBool ? .bool : t, s)]
     case .elementwiseGroup(let e):
         let idx = Array(0..<inputs.count)
         for i in idx { try requireFloat(i) }
@@ -229,6 +236,11 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
         return [TensorType(.s64, [max(0, e - s)])]
     case .cast(let to):
         return [TensorType(to, try shape(0))]
+    case .size:
+        _ = try shape(0)
+        return [TensorType(.s64, [])]
+    case .castLike:
+        return [TensorType(try type(1).elementType, try shape(0))]
     case .constantOfShape(let v):
         guard let s = try const(0, "shape") else { throw KilnError("\(what): shape is required") }
         let dims = s.int64Values

@@ -104,6 +104,15 @@ extension Importer {
             try need(1)
             a.ignore("consumed_inputs")
             return (.leakyRelu(alpha: try a.float("alpha", default: 0.01)), inputs)
+        case "Elu":
+            try need(1)
+            a.ignore("consumed_inputs")
+            return (.elu(alpha: try a.float("alpha", default: 1)), inputs)
+        case "Selu":
+            try need(1)
+            a.ignore("consumed_inputs")
+            return (.selu(alpha: try a.float("alpha", default: 1.67326319217681884765625),
+                          gamma: try a.float("gamma", default: 1.05070102214813232421875)), inputs)
         case "HardSigmoid":
             try need(1)
             a.ignore("consumed_inputs")
@@ -129,6 +138,27 @@ extension Importer {
         case "Div": return try binary(.div)
         case "Pow": return try binary(.pow)
         case "Equal": return try binary(.equal)
+        case "Less": return try binary(.less)
+        case "Greater": return try binary(.greater)
+        case "LessOrEqual": return try binary(.lessOrEqual)
+        case "GreaterOrEqual": return try binary(.greaterOrEqual)
+        case "And": return try binary(.and)
+        case "Or": return try binary(.or)
+        case "Xor": return try binary(.xor)
+        case "Not": return try unary(.not)
+        case "Softplus": return try unary(.softplus)
+        case "Mod": return try binary(try a.int("fmod", default: 0) != 0 ? .fmod : .mod)
+        case "PRelu":
+            try need(2)
+            a.ignore("consumed_inputs")
+            // Before opset 7 a 1-D slope runs along the channel axis (axis 1).
+            if v < 7, graph.values[inputs[1]!].type.rank == 1 {
+                let aligned = graph.addValue("\(name)_aligned_slope", TensorType(.f32, dims: [.symbolic("?")]))
+                graph.nodes.append(Node(name: "\(name)_align", op: .alignForBroadcast(axis: 1), inputs: [inputs[0], inputs[1]],
+                                        outputs: [aligned], origin: NodeOrigin(opType: opType, version: v)))
+                return (.binary(.prelu), [inputs[0], aligned])
+            }
+            return (.binary(.prelu), Array(inputs.prefix(2)))
         case "Max", "Min", "Sum":
             try need(1)
             a.ignore("consumed_inputs")
@@ -194,6 +224,9 @@ extension Importer {
         case "Shape":
             try need(1)
             return (.shape(start: try a.int("start", default: 0), end: try a.int("end")), inputs)
+        case "Size":
+            try need(1)
+            return (.size, inputs)
         case "Cast":
             try need(1)
             a.ignore("saturate", "round_mode")
@@ -202,6 +235,10 @@ extension Importer {
                 throw Unsupported(reason: "cast to \(onnxTypeName(to)) is not supported")
             }
             return (.cast(to: t), inputs)
+        case "CastLike":
+            try need(2)
+            a.ignore("saturate", "round_mode")
+            return (.castLike, Array(inputs.prefix(2)))
         case "ConstantOfShape":
             try need(1)
             let value = try a.tensor("value") ?? .scalar(0)

@@ -85,7 +85,7 @@ public func assignLayouts(_ g: inout Graph, policy: LayoutPolicy = .auto) {
             } else {
                 n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
             }
-        case .maxPool, .averagePool, .globalAveragePool, .globalMaxPool, .batchNormalization, .channelScaleShift, .unary, .leakyRelu,
+        case .maxPool, .averagePool, .globalAveragePool, .globalMaxPool, .batchNormalization, .channelScaleShift, .unary, .leakyRelu, .elu, .selu,
              .hardSigmoid, .gelu, .clip, .cast, .identity:
             // Follow the (main) input's layout; everything else must be plain.
             let x = n.inputs[0]!

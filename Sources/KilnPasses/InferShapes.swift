@@ -17,13 +17,19 @@ public func inferShapes(_ g: inout Graph, strict: Bool = true, foldLimitBytes: I
     for id in g.inputs { known[id] = g.values[id].type.isStatic }
     for (i, v) in g.values.enumerated() where v.constant != nil { known[i] = true }
     for ni in g.nodes.indices {
-        let node = g.nodes[ni]
+        var node = g.nodes[ni]
         if case .unsupported(let reason) = node.op {
             if strict { throw KilnError("\(node.label) is not supported: \(reason)", unsupported: true) }
             continue
         }
         let ready = node.inputs.allSatisfy { $0 == nil || known[$0!] }
         guard ready else { continue }  // an upstream problem was already reported
+        // CastLike is Cast once the target's element type is known.
+        if case .castLike = node.op, node.inputs.count == 2, let like = node.inputs[1] {
+            g.nodes[ni].op = .cast(to: g.values[like].type.elementType)
+            g.nodes[ni].inputs = [node.inputs[0]]
+            node = g.nodes[ni]
+        }
         let types: [TensorType?] = node.inputs.map { $0.map { g.values[$0].type } }
         let consts: [Tensor?] = node.inputs.map { $0.flatMap { g.values[$0].constant } }
         let outTypes: [TensorType]
@@ -40,15 +46,17 @@ public func inferShapes(_ g: inout Graph, strict: Bool = true, foldLimitBytes: I
         }
         // Fold: every present operand constant, or Shape of a static tensor.
         let allConstant = node.inputs.allSatisfy { $0 == nil || g.values[$0!].constant != nil }
-        var foldable = allConstant
-        if case .shape = node.op { foldable = true }
+        // Shape and Size read only the type.
+        var readsOnlyType = node.op == .size
+        if case .shape = node.op { readsOnlyType = true }
+        var foldable = allConstant || (readsOnlyType && g.values[node.inputs[0]!].type.shape != nil)
         if case .dropout = node.op { foldable = allConstant }
         let outBytes = outTypes.reduce(0) { $0 + ($1.byteSize ?? Int.max / 4) }
         if foldable && outBytes <= foldLimitBytes {
             let ins: [Tensor?] = node.inputs.map { $0.flatMap { g.values[$0].constant } }
             let shapeOnly: [Tensor?]
-            if case .shape = node.op {
-                // Shape reads only the type: give it a placeholder of the right shape.
+            if readsOnlyType {
+                // Give it a placeholder of the right shape.
                 shapeOnly = [Tensor(zeros: .u8, shape: g.values[node.inputs[0]!].type.shape!)]
             } else {
                 shapeOnly = ins

@@ -43,6 +43,7 @@ func unary(_ u: UnaryOp, _ x: Tensor) -> Tensor {
         case .relu: f = { max($0, 0) }
         case .neg: f = { 0 &- $0 }
         case .abs: f = { $0 < 0 ? 0 &- $0 : $0 }
+        case .not: f = { $0 == 0 ? 1 : 0 }
         default: f = { $0 }
         }
         return Tensor(t, shape: x.shape, ints: x.ints.map { t.wrap(f($0)) })
@@ -60,6 +61,8 @@ func unary(_ u: UnaryOp, _ x: Tensor) -> Tensor {
     case .reciprocal: return mapFloat(x) { 1 / $0 }
     case .floor: return mapFloat(x) { $0.rounded(.down) }
     case .hardSwish: return mapFloat(x) { $0 * max(0, min(1, $0 / 6 + 0.5)) }
+    case .softplus: return mapFloat(x) { Float(Foundation.log1p(Foundation.exp(Double($0)))) }
+    case .not: return x
     }
 }
 
@@ -76,11 +79,22 @@ func binary(_ b: BinaryOp, _ a: Tensor, _ c: Tensor, out: TensorType) throws -> 
     let shape = out.shape!
     let n = shapeProduct(shape)
     let ia = broadcastIndex(a.shape, to: shape), ic = broadcastIndex(c.shape, to: shape)
-    if b == .equal {
+    if b.producesBool {
+        let f: (Double, Double) -> Bool
+        switch b {
+        case .equal: f = (==)
+        case .less: f = (<)
+        case .greater: f = (>)
+        case .lessOrEqual: f = (<=)
+        case .greaterOrEqual: f = (>=)
+        case .and: f = { $0 != 0 && $1 != 0 }
+        case .or: f = { $0 != 0 || $1 != 0 }
+        default: f = { ($0 != 0) != ($1 != 0) }  // xor
+        }
         var r = [Int64](repeating: 0, count: n)
         for k in 0..<n {
             let i = ia?[k] ?? k, j = ic?[k] ?? k
-            r[k] = a.double(at: i) == c.double(at: j) ? 1 : 0
+            r[k] = f(a.double(at: i), c.double(at: j)) ? 1 : 0
         }
         return Tensor(.bool, shape: shape, ints: r)
     }
@@ -95,7 +109,10 @@ func binary(_ b: BinaryOp, _ a: Tensor, _ c: Tensor, out: TensorType) throws -> 
         case .pow: f = { Foundation.pow($0, $1) }
         case .max: f = { $0.isNaN || $1.isNaN ? .nan : Swift.max($0, $1) }
         case .min: f = { $0.isNaN || $1.isNaN ? .nan : Swift.min($0, $1) }
-        case .equal: f = { $0 == $1 ? 1 : 0 }
+        case .fmod: f = { Foundation.fmod($0, $1) }
+        case .mod: f = floatMod
+        case .prelu: f = { $0 < 0 ? $1 * $0 : $0 }
+        case .equal, .less, .greater, .lessOrEqual, .greaterOrEqual, .and, .or, .xor: f = { _, _ in 0 }  // (bool: above)
         }
         let cf = c.floatValues
         var r = [Float](repeating: 0, count: n)
@@ -115,12 +132,26 @@ func binary(_ b: BinaryOp, _ a: Tensor, _ c: Tensor, out: TensorType) throws -> 
     case .pow: f = intPow
     case .max: f = { Swift.max($0, $1) }
     case .min: f = { Swift.min($0, $1) }
-    case .equal: f = { $0 == $1 ? 1 : 0 }
+    case .fmod: f = { $1 == 0 ? 0 : ($1 == -1 ? 0 : $0 % $1) }
+    case .mod: f = { x, y in
+        guard y != 0, y != -1 else { return 0 }
+        let r = x % y
+        return r != 0 && (r < 0) != (y < 0) ? r + y : r
+    }
+    case .prelu: f = { $0 < 0 ? $1 &* $0 : $0 }
+    case .equal, .less, .greater, .lessOrEqual, .greaterOrEqual, .and, .or, .xor: f = { _, _ in 0 }  // (bool: above)
     }
     let ci = c.int64Values
     var r = [Int64](repeating: 0, count: n)
     for k in 0..<n { r[k] = t.wrap(f(a.ints[ia?[k] ?? k], ci[ic?[k] ?? k])) }
     return Tensor(t, shape: shape, ints: r)
+}
+
+/// Mod with fmod=0 of floats: the remainder with the divisor's sign (numpy's mod).
+private func floatMod(_ a: Float, _ b: Float) -> Float {
+    let r = Foundation.fmod(a, b)
+    if r != 0 && (r < 0) != (b < 0) { return r + b }
+    return r == 0 ? Float(signOf: b, magnitudeOf: 0) : r
 }
 
 private func intPow(_ base: Int64, _ exp: Int64) -> Int64 {

@@ -80,6 +80,10 @@ public func evaluateNode(_ node: Node, _ inputs: [Tensor?]) throws -> [Tensor] {
         return [unary(u, x(0))]
     case .leakyRelu(let alpha):
         return [mapFloat(x(0)) { $0 < 0 ? alpha * $0 : $0 }]
+    case .elu(let alpha):
+        return [mapFloat(x(0)) { $0 > 0 ? $0 : Float(Double(alpha) * Foundation.expm1(Double($0))) }]
+    case .selu(let alpha, let gamma):
+        return [mapFloat(x(0)) { Float(Double(gamma) * ($0 > 0 ? Double($0) : Double(alpha) * Foundation.expm1(Double($0)))) }]
     case .hardSigmoid(let alpha, let beta):
         return [mapFloat(x(0)) { max(0, min(1, alpha * $0 + beta)) }]
     case .gelu(let tanhApprox):
@@ -144,6 +148,10 @@ public func evaluateNode(_ node: Node, _ inputs: [Tensor?]) throws -> [Tensor] {
         return [Tensor.vector(ints: x(0).shape[s..<max(s, e)].map { Int64($0) })]
     case .cast(let to):
         return [cast(x(0), to: to)]
+    case .size:
+        return [Tensor(.s64, shape: [], ints: [Int64(x(0).count)])]
+    case .castLike:
+        return [cast(x(0), to: x(1).elementType)]
     case .constantOfShape(let v):
         let n = shapeProduct(shape)
         if v.elementType.isFloat { return [Tensor(v.elementType, shape: shape, floats: [Float](repeating: v.floats[0], count: n))] }

@@ -137,6 +137,17 @@ inline int64_t wdiv(int64_t a, int64_t b) {
     if (a == std::numeric_limits<int64_t>::min() && b == -1) return a;
     return a / b;
 }
+// ONNX Mod: fmod=0 takes the divisor's sign (Python's %), fmod=1 the dividend's (C's %).
+inline int64_t wfmod(int64_t a, int64_t b) { return (b == 0 || b == -1) ? 0 : a % b; }
+inline int64_t wmod(int64_t a, int64_t b) {
+    int64_t r = wfmod(a, b);
+    return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+inline float fmod_floor(float a, float b) {
+    float r = std::fmod(a, b);
+    if (r != 0 && ((r < 0) != (b < 0))) return r + b;
+    return r == 0 ? std::copysign(0.0f, b) : r;
+}
 inline int64_t wpow(int64_t base, int64_t e) {
     if (e < 0) return base == 1 ? 1 : (base == -1 ? ((e % 2 == 0) ? 1 : -1) : 0);
     int64_t r = 1;
