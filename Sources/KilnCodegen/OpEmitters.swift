@@ -161,6 +161,17 @@ extension ModelEmitter {
             emitStridedCopy(x0!, offset: 0, strides: p.map { strides[$0] }, to: y)
         case .expand:
             emitStridedCopy(x0!, offset: 0, strides: broadcastStrides(shape(x0!), to: shape(y)), to: y)
+        case .depthToSpace(let b, let crd):
+            try emitStridedRead(x0!, depthToSpaceRead(input: shape(x0!), blockSize: b, crd: crd), to: y, n.label)
+        case .spaceToDepth(let b, let crd):
+            try emitStridedRead(x0!, spaceToDepthRead(input: shape(x0!), blockSize: b, crd: crd), to: y, n.label)
+        case .tile:
+            guard let r = constant(x(1)!)?.int64Values else { throw KilnError("\(n.label): repeats must be a constant") }
+            try emitStridedRead(x0!, tileRead(input: shape(x0!), repeats: r.map { Int($0) }), to: y, n.label)
+        case .instanceNormalization(let eps):
+            let s = shape(x0!)
+            loopCount += 1
+            run.line("kiln::instance_norm(\(v(x0!)), \(v(x(1)!)), \(v(x(2)!)), \(v(y)), \(shapeProduct(Array(s.prefix(2)))), \(s[1]), \(shapeProduct(Array(s.dropFirst(2)))), \(floatLiteral(eps)));")
         case .gather where layout(x0!) == .channelsLast:
             // Channels innermost: a gather along C picks within each pixel (the pass allows only that).
             let s = shape(x0!)
@@ -334,7 +345,7 @@ extension ModelEmitter {
         case .floor: return "std::floor(v)"
         case .hardSwish: return "v * std::max(0.0f, std::min(1.0f, v / 6.0f + 0.5f))"
         case .softplus: return "(float)std::log1p(std::exp((double)v))"
-        case .not: return "!v"
+        case .not: return "(int64_t)(v == 0)"
         }
     }
 
@@ -477,6 +488,19 @@ extension ModelEmitter {
         run.open()
         run.line("static const int64_t shape[] = \(list(out)), strides[] = \(list(strides));")
         run.line("kiln::strided_copy(\(v(x)), \(offset), strides, \(v(y)), \(out.count), shape);")
+        run.close()
+    }
+
+    /// One strided read into a plain output (DepthToSpace, SpaceToDepth, Tile).
+    mutating func emitStridedRead(_ x: ValueID, _ r: StridedRead, to y: ValueID, _ label: String) throws {
+        // Axes of extent 1 read nothing: drop them (the runtime takes up to 8 axes).
+        let keep = r.shape.indices.filter { r.shape[$0] != 1 }
+        guard keep.count <= 8 else { throw KilnError("\(label): more than 8 axes to copy through", unsupported: true) }
+        guard layout(x) == .plain, layout(y) == .plain else { throw KilnError("internal error: \(label) needs plain layouts") }
+        loopCount += 1
+        run.open()
+        run.line("static const int64_t shape[] = \(list(keep.map { r.shape[$0] })), strides[] = \(list(keep.map { r.strides[$0] }));")
+        run.line("kiln::strided_copy(\(v(x)), 0, strides, \(v(y)), \(keep.count), shape);")
         run.close()
     }
 

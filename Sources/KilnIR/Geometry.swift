@@ -425,3 +425,38 @@ public func oneDNNDeconvolutionApplies(_ geo: WindowGeometry) -> Bool {
     }
     return true
 }
+
+/// A data movement that is one strided read: the (contiguous) output iterated as `shape`, row
+/// major, reads the input at Σ index·`strides`. The code generator emits it as one strided copy.
+public struct StridedRead: Sendable, Equatable {
+    public var shape: [Int]
+    public var strides: [Int]
+}
+
+/// DepthToSpace of an N×C×H×W input: the output iterated as N × C/b² × H × b × W × b.
+public func depthToSpaceRead(input s: [Int], blockSize b: Int, crd: Bool) -> StridedRead {
+    let (c, h, w) = (s[1], s[2], s[3])
+    let c2 = c / (b * b), plane = h * w
+    // DCR: input channel (i·b + j)·C' + c; CRD: c·b² + i·b + j.
+    let (cs, iS, jS) = crd ? (b * b * plane, b * plane, plane) : (plane, b * c2 * plane, c2 * plane)
+    return StridedRead(shape: [s[0], c2, h, b, w, b], strides: [c * plane, cs, w, iS, 1, jS])
+}
+
+/// SpaceToDepth of an N×C×H×W input: the output iterated as N × b × b × C × H/b × W/b (DCR)
+/// or N × C × b × b × H/b × W/b (CRD).
+public func spaceToDepthRead(input s: [Int], blockSize b: Int, crd: Bool) -> StridedRead {
+    let (c, h, w) = (s[1], s[2], s[3])
+    if crd { return StridedRead(shape: [s[0], c, b, b, h / b, w / b], strides: [c * h * w, h * w, w, 1, b * w, b]) }
+    return StridedRead(shape: [s[0], b, b, c, h / b, w / b], strides: [c * h * w, w, 1, h * w, b * w, b])
+}
+
+/// Tile: the output iterated as r0 × d0 × r1 × d1 × …, the repeat axes reading with stride 0.
+public func tileRead(input s: [Int], repeats: [Int]) -> StridedRead {
+    let st = contiguousStrides(s)
+    var shape: [Int] = [], strides: [Int] = []
+    for k in s.indices {
+        shape += [repeats[k], s[k]]
+        strides += [0, st[k]]
+    }
+    return StridedRead(shape: shape, strides: strides)
+}

@@ -96,6 +96,14 @@ public enum Op: Sendable, Equatable {
     case `where`
     /// X, scale, bias? -> Y (mean and inverse std outputs are not supported)
     case layerNormalization(axis: Int, epsilon: Float)
+    /// X, scale, B -> Y: each (batch, channel) plane normalized, then scaled and shifted per channel
+    case instanceNormalization(epsilon: Float)
+    /// X -> Y: channels moved into b×b spatial blocks (DCR order, or CRD when `crd`)
+    case depthToSpace(blockSize: Int, crd: Bool)
+    /// X -> Y: b×b spatial blocks moved into channels (DCR order, or CRD when `crd`)
+    case spaceToDepth(blockSize: Int, crd: Bool)
+    /// X, repeats -> Y
+    case tile
     /// X, y_scale, y_zero_point? -> Y (u8 or s8); per tensor, or per `axis` when the scale is 1-D
     case quantizeLinear(axis: Int, outputType: ElementType)
     /// X, x_scale, x_zero_point? -> Y (f32); per tensor, or per `axis` when the scale is 1-D
@@ -155,6 +163,10 @@ public enum Op: Sendable, Equatable {
         case .range: return "range"
         case .where: return "where"
         case .layerNormalization: return "layer_norm"
+        case .instanceNormalization: return "instance_norm"
+        case .depthToSpace: return "depth_to_space"
+        case .spaceToDepth: return "space_to_depth"
+        case .tile: return "tile"
         case .quantizeLinear: return "quantize_linear"
         case .dequantizeLinear: return "dequantize_linear"
         case .layoutConvert: return "layout_convert"

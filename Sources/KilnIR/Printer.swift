@@ -81,6 +81,10 @@ private func attributeText(_ op: Op) -> String {
     case .softmax(let a, let l), .logSoftmax(let a, let l): return "axis=\(a)" + (l ? " legacy" : "")
     case .reduce(_, let k, let n): return "keepdims=\(k)" + (n ? " noop_with_empty_axes" : "")
     case .layerNormalization(let a, let e): return "axis=\(a) epsilon=\(e)"
+    case .instanceNormalization(let e): return "epsilon=\(e)"
+    case .depthToSpace(let b, let crd): return "blocksize=\(b) mode=\(crd ? "CRD" : "DCR")"
+    case .spaceToDepth(let b, let crd): return "blocksize=\(b) mode=\(crd ? "CRD" : "DCR")"
+    case .tile: return ""
     case .quantizeLinear(let a, let t): return "axis=\(a) to=\(t)"
     case .dequantizeLinear(let a): return "axis=\(a)"
     case .unsupported(let r): return "reason=\"\(r)\""

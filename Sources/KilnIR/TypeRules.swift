@@ -299,6 +299,33 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
         guard try type(0).elementType == .bool else { throw KilnError("\(what): condition must be bool") }
         let t = try sameTypes([1, 2])
         return [TensorType(t, try broadcastShapes([try shape(0), try shape(1), try shape(2)], what))]
+    case .instanceNormalization:
+        try requireFloat(0)
+        let x = try shape(0)
+        guard x.count >= 3 else { throw KilnError("\(what): input must be N x C x spatial, got \(shapeString(x))") }
+        for i in [1, 2] where (try shape(i)) != [x[1]] {
+            throw KilnError("\(what): \(i == 1 ? "scale" : "B") must have shape [\(x[1])], got \(shapeString(try shape(i)))")
+        }
+        return [same(try type(0), x)]
+    case .depthToSpace(let b, _):
+        let x = try shape(0)
+        guard x.count == 4, b > 0, x[1] % (b * b) == 0 else {
+            throw KilnError("\(what): needs a 4-D input whose channels (\(x.count == 4 ? x[1] : 0)) divide by blocksize² (\(b * b))")
+        }
+        return [same(try type(0), [x[0], x[1] / (b * b), x[2] * b, x[3] * b])]
+    case .spaceToDepth(let b, _):
+        let x = try shape(0)
+        guard x.count == 4, b > 0, x[2] % b == 0, x[3] % b == 0 else {
+            throw KilnError("\(what): needs a 4-D input whose height and width divide by blocksize (\(b))")
+        }
+        return [same(try type(0), [x[0], x[1] * b * b, x[2] / b, x[3] / b])]
+    case .tile:
+        let x = try shape(0)
+        guard let r = try const(1, "repeats")?.int64Values else { throw KilnError("\(what): repeats is required") }
+        guard r.count == x.count, r.allSatisfy({ $0 >= 0 }) else {
+            throw KilnError("\(what): repeats \(r) must have one non-negative entry per axis of \(shapeString(x))")
+        }
+        return [same(try type(0), zip(x, r).map { $0 * Int($1) })]
     case .layerNormalization(let axis, _):
         try requireFloat(0)
         let x = try shape(0)

@@ -224,6 +224,26 @@ extension Importer {
         case "Shape":
             try need(1)
             return (.shape(start: try a.int("start", default: 0), end: try a.int("end")), inputs)
+        case "DepthToSpace":
+            try need(1)
+            guard let b = try a.int("blocksize") else { throw Unsupported(reason: "attribute 'blocksize' is required") }
+            let mode = try a.string("mode", default: "DCR")
+            guard mode == "DCR" || mode == "CRD" else { throw Unsupported(reason: "mode '\(mode)' is not supported") }
+            return (.depthToSpace(blockSize: b, crd: mode == "CRD"), inputs)
+        case "SpaceToDepth":
+            try need(1)
+            guard let b = try a.int("blocksize") else { throw Unsupported(reason: "attribute 'blocksize' is required") }
+            let mode = try a.string("mode", default: "DCR")
+            guard mode == "DCR" || mode == "CRD" else { throw Unsupported(reason: "mode '\(mode)' is not supported") }
+            return (.spaceToDepth(blockSize: b, crd: mode == "CRD"), inputs)
+        case "Tile":
+            guard v >= 6 else { throw Unsupported(reason: "Tile-1 (tiles and axis inputs) is not supported") }
+            try need(2)
+            return (.tile, Array(inputs.prefix(2)))
+        case "InstanceNormalization":
+            try need(3)
+            a.ignore("consumed_inputs")
+            return (.instanceNormalization(epsilon: try a.float("epsilon", default: 1e-5)), Array(inputs.prefix(3)))
         case "Size":
             try need(1)
             return (.size, inputs)

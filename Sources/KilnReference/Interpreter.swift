@@ -176,6 +176,31 @@ public func evaluateNode(_ node: Node, _ inputs: [Tensor?]) throws -> [Tensor] {
         return [range(x(0), x(2), out: out)]
     case .where:
         return [whereOp(x(0), x(1), x(2), out: out)]
+    case .instanceNormalization(let eps):
+        return [instanceNorm(x(0), x(1), x(2), eps: eps)]
+    case .depthToSpace(let b, let crd):
+        // y[n, c, h·b + i, w·b + j] = x[n, DCR: (i·b + j)·C' + c, CRD: c·b² + i·b + j, h, w]
+        let s = x(0).shape, c2 = s[1] / (b * b)
+        return [gatherElements(x(0), shape: shape) { o in
+            let (n, c, i, j) = (o[0], o[1], o[2] % b, o[3] % b)
+            let ch = crd ? c * b * b + i * b + j : (i * b + j) * c2 + c
+            return ((n * s[1] + ch) * s[2] + o[2] / b) * s[3] + o[3] / b
+        }]
+    case .spaceToDepth(let b, let crd):
+        // y[n, DCR: (i·b + j)·C + c, CRD: c·b² + i·b + j, h, w] = x[n, c, h·b + i, w·b + j]
+        let s = x(0).shape
+        return [gatherElements(x(0), shape: shape) { o in
+            let (n, ch) = (o[0], o[1])
+            let (i, j, c) = crd ? ((ch % (b * b)) / b, ch % b, ch / (b * b)) : (ch / (b * s[1]), (ch / s[1]) % b, ch % s[1])
+            return ((n * s[1] + c) * s[2] + o[2] * b + i) * s[3] + o[3] * b + j
+        }]
+    case .tile:
+        let s = x(0).shape, st = contiguousStrides(s)
+        return [gatherElements(x(0), shape: shape) { o in
+            var off = 0
+            for d in 0..<o.count { off += (o[d] % s[d]) * st[d] }
+            return off
+        }]
     case .layerNormalization(let axis, let eps):
         let r = layerNorm(x(0), x(1), opt(2), axis: try normalizeAxis(axis, rank: shape.count, what), eps: eps)
         return Array([r.y, r.mean, r.invStdDev].prefix(node.outputs.count))

@@ -397,3 +397,27 @@ func layerNorm(_ x: Tensor, _ scale: Tensor, _ bias: Tensor?, axis: Int, eps: Fl
     return (Tensor(t, shape: x.shape, floats: r), Tensor(.f32, shape: statShape, floats: means),
             Tensor(.f32, shape: statShape, floats: invs))
 }
+
+/// InstanceNormalization: each (n, c) plane normalized by its own mean and variance (in double),
+/// then y = scale[c] · x̂ + B[c].
+func instanceNorm(_ x: Tensor, _ scale: Tensor, _ bias: Tensor, eps: Float) -> Tensor {
+    let c = x.shape[1], inner = shapeProduct(Array(x.shape.dropFirst(2)))
+    let planes = x.count / max(inner, 1)
+    let v = x.floats, sc = scale.floatValues, b = bias.floatValues
+    var y = [Float](repeating: 0, count: x.count)
+    for p in 0..<planes where inner > 0 {
+        let base = p * inner
+        var mean = 0.0
+        for k in 0..<inner { mean += Double(v[base + k]) }
+        mean /= Double(inner)
+        var variance = 0.0
+        for k in 0..<inner { let d = Double(v[base + k]) - mean; variance += d * d }
+        variance /= Double(inner)
+        let inv = 1 / (variance + Double(eps)).squareRoot()
+        let ch = p % c
+        for k in 0..<inner {
+            y[base + k] = x.elementType.roundFloat(Float((Double(v[base + k]) - mean) * inv * Double(sc[ch]) + Double(b[ch])))
+        }
+    }
+    return Tensor(x.elementType, shape: x.shape, floats: y)
+}

@@ -82,11 +82,14 @@ import KilnToolchain
         try add("matmul_vector", .matMul, [.input(f, [5]), .constant(random(f, [5, 7], seed: 18))])
         try add("matmul_s32", .matMul, [.input(.s32, [2, 3]), .input(.s32, [3, 4])])
         // Elementwise.
-        for u in UnaryOp.allCases {
+        for u in UnaryOp.allCases where u != .not {
             let positive = u == .log || u == .sqrt
             try add("unary_\(u.rawValue)", .unary(u), [.input(f, [3, 37])], positive: positive)
         }
         try add("unary_relu_f16", .unary(.relu), [.input(.f16, [19])])
+        try add("unary_not", .unary(.not), [.input(.bool, [19])])
+        try add("elu", .elu(alpha: 0.7), [.input(f, [33])])
+        try add("selu", .selu(alpha: 1.6732632, gamma: 1.050701), [.input(f, [33])])
         try add("unary_neg_s32", .unary(.neg), [.input(.s32, [9])])
         try add("leaky_relu", .leakyRelu(alpha: 0.1), [.input(f, [33])])
         try add("hard_sigmoid", .hardSigmoid(alpha: 0.2, beta: 0.5), [.input(f, [33])])
@@ -94,9 +97,15 @@ import KilnToolchain
         try add("gelu_tanh", .gelu(tanhApproximation: true), [.input(f, [33])])
         try add("clip", .clip, [.input(f, [2, 17]), .constant(.scalar(-0.5)), .constant(.scalar(0.7))])
         try add("clip_max_only", .clip, [.input(f, [17]), .absent, .constant(.scalar(0.3))])
-        for b in BinaryOp.allCases where b != .pow {
+        for b in BinaryOp.allCases where b != .pow && b != .prelu && !b.isLogical {
             try add("binary_\(b.rawValue)", .binary(b), [.input(f, [3, 1, 7]), .input(f, [4, 1])])
         }
+        for b in BinaryOp.allCases where b.isLogical {
+            try add("binary_\(b.rawValue)", .binary(b), [.input(.bool, [3, 1, 7]), .input(.bool, [4, 1])])
+        }
+        try add("prelu_channel_slope", .binary(.prelu), [.input(f, [2, 3, 4, 5]), .constant(random(f, [3, 1, 1], seed: 40))])
+        try add("binary_mod_s32", .binary(.mod), [.input(.s32, [23]), .constant(Tensor(.s32, shape: [1], ints: [-3]))])
+        try add("binary_fmod_s64", .binary(.fmod), [.input(.s64, [23]), .constant(Tensor(.s64, shape: [1], ints: [-3]))])
         try add("binary_pow", .binary(.pow), [.input(f, [5, 3]), .input(f, [3])], positive: true)
         try add("binary_add_s64", .binary(.add), [.input(.s64, [4, 3]), .input(.s64, [3])])
         try add("binary_div_s32", .binary(.div), [.input(.s32, [11]), .constant(Tensor(.s32, shape: [1], ints: [3]))])
@@ -121,6 +130,14 @@ import KilnToolchain
         try add("transpose", .transpose(perm: [2, 0, 1]), [.input(f, [2, 3, 5])])
         try add("gather_runtime_indices", .gather(axis: 1), [.input(f, [3, 5, 2]), .constant(Tensor(.s64, shape: [2, 2], ints: [4, -1, 0, 2]))])
         try add("expand", .expand, [.input(f, [3, 1]), .constant(.vector(ints: [2, 3, 4]))])
+        try add("depth_to_space_dcr", .depthToSpace(blockSize: 2, crd: false), [.input(f, [2, 12, 3, 5])])
+        try add("depth_to_space_crd", .depthToSpace(blockSize: 3, crd: true), [.input(f, [1, 18, 2, 3])])
+        try add("space_to_depth", .spaceToDepth(blockSize: 2, crd: false), [.input(f, [2, 3, 6, 4])])
+        try add("space_to_depth_crd", .spaceToDepth(blockSize: 2, crd: true), [.input(f, [1, 2, 4, 6])])
+        try add("tile", .tile, [.input(f, [2, 3, 5]), .constant(.vector(ints: [3, 1, 2]))])
+        try add("tile_s64", .tile, [.input(.s64, [4]), .constant(.vector(ints: [3]))])
+        // Above the OpenMP threshold: planes split across threads.
+        try add("instance_norm", .instanceNormalization(epsilon: 1e-5), [.input(f, [2, 8, 48, 50]), .constant(random(f, [8], seed: 41)), .constant(random(f, [8], seed: 42))])
         for mode in [PadMode.constant, .reflect, .edge, .wrap] {
             try add("pad_\(mode.rawValue)", .pad(mode: mode), [.input(f, [3, 4]), .constant(.vector(ints: [1, 2, 2, 1])), .constant(.scalar(0.5))])
         }

@@ -809,6 +809,27 @@ inline void layer_norm(const T* x, const T* scale, const int64_t* scale_idx, con
     }
 }
 
+// InstanceNormalization: each of the `planes` (n, c) planes of `inner` elements normalized by
+// its own mean and variance, then scaled and shifted by its channel's scale and bias.
+template <class T>
+inline void instance_norm(const T* x, const T* scale, const T* bias, T* y, int64_t planes, int64_t channels,
+                          int64_t inner, float eps) {
+#pragma omp parallel for if (planes * inner > kParallelThreshold && planes > 1)
+    for (int64_t p = 0; p < planes; p++) {
+        const T* xp = x + p * inner;
+        T* yp = y + p * inner;
+        double mean = 0;
+        for (int64_t k = 0; k < inner; k++) mean += load(xp[k]);
+        mean /= (double)inner;
+        double var = 0;
+        for (int64_t k = 0; k < inner; k++) { double d = load(xp[k]) - mean; var += d * d; }
+        var /= (double)inner;
+        const double inv = 1.0 / std::sqrt(var + (double)eps);
+        const double s = load(scale[p % channels]), b = load(bias[p % channels]);
+        for (int64_t k = 0; k < inner; k++) yp[k] = store<T>((float)((load(xp[k]) - mean) * inv * s + b));
+    }
+}
+
 // QuantizeLinear: saturate(round_half_even(x / scale) + zp); param index = (i / inner) % dim.
 template <class X, class S, class Q>
 inline void quantize(const X* x, const S* scale, const Q* zp, Q* y, int64_t n, int64_t inner, int64_t dim,
