@@ -53,6 +53,17 @@ extension ModelEmitter {
         return boundMemory(prim, "wei", desc: plainDesc, value: value)
     }
 
+    /// The arguments of a primitive with a source, weights (prepacked into `pd.weights_desc()`
+    /// when constant), an optional bias and a destination, in that order.
+    mutating func weightedArguments(_ prim: String, src: ValueID, srcDesc: String = "src_md", weights: ValueID,
+                                    weightsDesc: String = "wei_plain", bias: ValueID?, dst: ValueID) -> [(String, String)] {
+        var args = [("DNNL_ARG_SRC", boundMemory(prim, "src", desc: srcDesc, value: src)),
+                    ("DNNL_ARG_WEIGHTS", weightsMemory(prim, value: weights, plainDesc: weightsDesc, chosen: "pd.weights_desc()"))]
+        if let bias { args.append(("DNNL_ARG_BIAS", boundMemory(prim, "bias", desc: "bias_md", value: bias))) }
+        args.append(("DNNL_ARG_DST", boundMemory(prim, "dst", desc: "dst_md", value: dst)))
+        return args
+    }
+
     mutating func finishPrimitive(_ prim: String, index: Int, args: [(String, String)]) {
         declareArguments(prim, args: args)
         executeLine(prim, count: args.count, index: index)
@@ -119,12 +130,8 @@ extension ModelEmitter {
         create.line("auto pd = convolution_forward::primitive_desc(d, attr, m->eng);")
         prepareSum(a.postOps, addend: n.inputs.count > 3 ? n.inputs[3] : nil, output: y)
         create.line("m->\(prim) = convolution_forward(pd);")
-        let src = boundMemory(prim, "src", desc: "src_md", value: x)
-        let wei = weightsMemory(prim, value: w, plainDesc: "wei_plain", chosen: "pd.weights_desc()")
-        var args = [("DNNL_ARG_SRC", src), ("DNNL_ARG_WEIGHTS", wei)]
-        if let b { args.append(("DNNL_ARG_BIAS", boundMemory(prim, "bias", desc: "bias_md", value: b))) }
-        let dst = boundMemory(prim, "dst", desc: "dst_md", value: y)
-        args.append(("DNNL_ARG_DST", dst))
+        let args = weightedArguments(prim, src: x, weights: w, bias: b, dst: y)
+        let (src, dst) = (args[0].1, args[args.count - 1].1)
         guard winogradCandidate(n, a, geo) else {
             finishPrimitive(prim, index: index, args: args)
             create.line("}")
@@ -238,10 +245,7 @@ extension ModelEmitter {
         create.line("auto d = matmul::desc(a_md, b_md, dst_md);")
         create.line("auto pd = matmul::primitive_desc(d, m->eng);")
         create.line("m->\(prim) = matmul(pd);")
-        let src = boundMemory(prim, "src", desc: "a_md", value: A)
-        let wei = weightsMemory(prim, value: B, plainDesc: "b_plain", chosen: "pd.weights_desc()")
-        let dst = boundMemory(prim, "dst", desc: "dst_md", value: y)
-        finishPrimitive(prim, index: index, args: [("DNNL_ARG_SRC", src), ("DNNL_ARG_WEIGHTS", wei), ("DNNL_ARG_DST", dst)])
+        finishPrimitive(prim, index: index, args: weightedArguments(prim, src: A, srcDesc: "a_md", weights: B, weightsDesc: "b_plain", bias: nil, dst: y))
         create.line("}")
     }
 
@@ -279,12 +283,7 @@ extension ModelEmitter {
         try emitAttributes(a.postOps, n)
         create.line("auto pd = matmul::primitive_desc(d, attr, m->eng);")
         create.line("m->\(prim) = matmul(pd);")
-        let src = boundMemory(prim, "src", desc: "a_md", value: A)
-        let wei = weightsMemory(prim, value: B, plainDesc: "b_plain", chosen: "pd.weights_desc()")
-        var args = [("DNNL_ARG_SRC", src), ("DNNL_ARG_WEIGHTS", wei)]
-        if let C { args.append(("DNNL_ARG_BIAS", boundMemory(prim, "bias", desc: "bias_md", value: C))) }
-        args.append(("DNNL_ARG_DST", boundMemory(prim, "dst", desc: "dst_md", value: y)))
-        finishPrimitive(prim, index: index, args: args)
+        finishPrimitive(prim, index: index, args: weightedArguments(prim, src: A, srcDesc: "a_md", weights: B, weightsDesc: "b_plain", bias: C, dst: y))
         create.line("}")
     }
 }
@@ -327,12 +326,7 @@ extension ModelEmitter {
         try emitAttributes(a.conv.postOps, n)
         create.line("auto pd = deconvolution_forward::primitive_desc(d, attr, m->eng);")
         create.line("m->\(prim) = deconvolution_forward(pd);")
-        let src = boundMemory(prim, "src", desc: "src_md", value: x)
-        let wei = weightsMemory(prim, value: w, plainDesc: "wei_plain", chosen: "pd.weights_desc()")
-        var args = [("DNNL_ARG_SRC", src), ("DNNL_ARG_WEIGHTS", wei)]
-        if let b { args.append(("DNNL_ARG_BIAS", boundMemory(prim, "bias", desc: "bias_md", value: b))) }
-        args.append(("DNNL_ARG_DST", boundMemory(prim, "dst", desc: "dst_md", value: y)))
-        finishPrimitive(prim, index: index, args: args)
+        finishPrimitive(prim, index: index, args: weightedArguments(prim, src: x, weights: w, bias: b, dst: y))
         create.line("}")
     }
 }
