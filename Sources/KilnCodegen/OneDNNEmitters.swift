@@ -53,6 +53,19 @@ extension ModelEmitter {
         return boundMemory(prim, "wei", desc: plainDesc, value: value)
     }
 
+    /// Opens the create-time block of a (transposed) convolution `n` and declares its memory
+    /// descriptors: src_md and dst_md in the values' layouts, wei_plain (the weights' bytes as
+    /// `weightTag` reads them), wei_md (oneDNN's choice for constant weights) and bias_md.
+    mutating func declareWindowedDescs(_ n: Node, weightDims: [Int], weightTag: String, biased: Bool) {
+        let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
+        create.line("{  // \(n.name)")
+        create.line("memory::desc src_md(\(dims(shape(x))), dt::f32, \(tag(x)));")
+        create.line("memory::desc dst_md(\(dims(shape(y))), dt::f32, \(tag(y)));")
+        create.line("memory::desc wei_plain(\(dims(weightDims)), dt::f32, \(weightTag));")
+        create.line("memory::desc wei_md = \(constant(w) != nil ? "memory::desc(\(dims(weightDims)), dt::f32, tag::any)" : "wei_plain");")
+        if biased { create.line("memory::desc bias_md(\(dims([shape(y)[1]])), dt::f32, tag::a);") }
+    }
+
     /// The arguments of a primitive with a source, weights (prepacked into `pd.weights_desc()`
     /// when constant), an optional bias and a destination, in that order.
     mutating func weightedArguments(_ prim: String, src: ValueID, srcDesc: String = "src_md", weights: ValueID,
@@ -111,20 +124,14 @@ extension ModelEmitter {
     mutating func emitOneDNNConv(_ n: Node, index: Int, _ a: ConvAttributes) throws {
         let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
         let b = n.inputs.count > 2 ? n.inputs[2] : nil
-        let xs = shape(x), ws = shape(w), ys = shape(y)
+        let xs = shape(x), ws = shape(w)
         let geo = try windowGeometry(input: Array(xs.dropFirst(2)), kernel: Array(ws.dropFirst(2)), strides: a.strides,
                                      pads: a.pads, dilations: a.dilations, autoPad: a.autoPad, n.label)
         let prim = "p\(index)"
         members.append("dnnl::convolution_forward \(prim);")
         // Grouped weights: [g, M/g, C/g, k...].
         let wdims = a.group > 1 ? [a.group, ws[0] / a.group] + Array(ws.dropFirst()) : ws
-        create.line("{  // \(n.name)")
-        create.line("memory::desc src_md(\(dims(xs)), dt::f32, \(tag(x)));")
-        create.line("memory::desc dst_md(\(dims(ys)), dt::f32, \(tag(y)));")
-        create.line("memory::desc wei_plain(\(dims(wdims)), dt::f32, \(plainTag(wdims.count)));")
-        let weightsConstant = constant(w) != nil
-        create.line("memory::desc wei_md = \(weightsConstant ? "memory::desc(\(dims(wdims)), dt::f32, tag::any)" : "wei_plain");")
-        if b != nil { create.line("memory::desc bias_md(\(dims([ws[0]])), dt::f32, tag::a);") }
+        declareWindowedDescs(n, weightDims: wdims, weightTag: plainTag(wdims.count), biased: b != nil)
         create.line("auto d = convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_direct, src_md, wei_md, \(b != nil ? "bias_md, " : "")dst_md, \(dims(geo.strides)), \(dims(geo.dilations.map { $0 - 1 })), \(dims(geo.padsBegin)), \(dims(geo.padsEnd)));")
         try emitAttributes(a.postOps, n)
         create.line("auto pd = convolution_forward::primitive_desc(d, attr, m->eng);")
@@ -305,7 +312,7 @@ extension ModelEmitter {
         guard let geo = try oneDNNDeconvolutionGeometry(n, a) else {
             throw KilnError("internal error: \(n.label) is not a oneDNN deconvolution")
         }
-        let xs = shape(x), ws = shape(w), ys = shape(y)
+        let ws = shape(w)
         let group = a.conv.group
         let prim = "p\(index)"
         members.append("dnnl::deconvolution_forward \(prim);")
@@ -315,13 +322,7 @@ extension ModelEmitter {
         let wdims = group > 1 ? [group, ws[1], ws[0] / group] + spatial : [ws[1], ws[0]] + spatial
         let letters = Array("abcdef".prefix(wdims.count))
         let swapped = group > 1 ? [letters[0], letters[2], letters[1]] + letters.dropFirst(3) : [letters[1], letters[0]] + letters.dropFirst(2)
-        create.line("{  // \(n.name)")
-        create.line("memory::desc src_md(\(dims(xs)), dt::f32, \(tag(x)));")
-        create.line("memory::desc dst_md(\(dims(ys)), dt::f32, \(tag(y)));")
-        create.line("memory::desc wei_plain(\(dims(wdims)), dt::f32, tag::\(String(swapped)));")
-        let weightsConstant = constant(w) != nil
-        create.line("memory::desc wei_md = \(weightsConstant ? "memory::desc(\(dims(wdims)), dt::f32, tag::any)" : "wei_plain");")
-        if b != nil { create.line("memory::desc bias_md(\(dims([ys[1]])), dt::f32, tag::a);") }
+        declareWindowedDescs(n, weightDims: wdims, weightTag: "tag::\(String(swapped))", biased: b != nil)
         create.line("auto d = deconvolution_forward::desc(prop_kind::forward_inference, algorithm::deconvolution_direct, src_md, wei_md, \(b != nil ? "bias_md, " : "")dst_md, \(dims(geo.strides)), \(dims(geo.dilations.map { $0 - 1 })), \(dims(geo.padsBegin)), \(dims(geo.padsEnd)));")
         try emitAttributes(a.conv.postOps, n)
         create.line("auto pd = deconvolution_forward::primitive_desc(d, attr, m->eng);")
