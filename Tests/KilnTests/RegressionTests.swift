@@ -157,4 +157,24 @@ import KilnToolchain
         #expect(y["y"]?.floats == [0, 2, 0, 4])
         #expect(FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("libcomma.a")))
     }
+
+    /// A library built for AVX-512 says NAME_ERROR_UNSUPPORTED_CPU from create on a CPU without
+    /// it (and runs on one with it). create's CPU check is compiled for plain x86-64: its target
+    /// attribute once stood where g++ ignores it, so create itself was built for the library's ISA.
+    @Test func libraryForAMissingInstructionSetSaysSo() throws {
+        var b = ModelBuilder()
+        b.input("x", .f32, [.fixed(1), .fixed(4)])
+        b.output("y", .f32, [.fixed(1), .fixed(4)])
+        b.node("Relu", ["x"], ["y"])
+        var o = CompileOptions(modelPath: try b.write(), outputDirectory: temporaryDirectory(), name: "avx512", kilnVersion: "test")
+        o.library = .shared
+        o.cpu = .x86_64_v4
+        let report = try compileModel(o)
+        let lib = try CLibrary(path: try #require(report.products.sharedLibrary), name: "avx512")
+        if WinogradTests.hasAVX512 {
+            #expect(throws: Never.self) { _ = try lib.makeInstance() }
+        } else {
+            #expect { _ = try lib.makeInstance() } throws: { ($0 as? KilnError)?.message.contains("(status 5)") == true }
+        }
+    }
 }
