@@ -77,7 +77,7 @@ public func planMemory(_ g: Graph) -> MemoryPlan {
             guard n.outputs.count == 1, let x = n.inputs[0], let y, first[x] != nil, first[y] != nil else { continue }
             if case .layoutConvert = n.op, !Layout.sameBytes(g.values[y].type.shape ?? [], g.values[x].layout, g.values[y].layout) { continue }
             merge(y, into: x)
-        case .conv(let a) where a.postOps.contains(.sum):
+        case _ where n.op.sumsIntoAddend:
             guard n.inputs.count > 3, let addend = n.inputs[3], let y, first[addend] != nil, first[y] != nil,
                   last[root(addend)] == i, g.values[addend].layout.storageBytes(g.values[addend].type) == g.values[y].layout.storageBytes(g.values[y].type),
                   // The convolution still reads its other operands while it writes: none may share the addend's bytes.

@@ -98,16 +98,23 @@ extension ModelEmitter {
 
     /// Writes `primitive_attr attr` with the post-ops (oneDNN applies them in order).
     mutating func emitAttributes(_ postOps: [PostOp], _ n: Node) throws {
-        create.line("primitive_attr attr;")
-        guard !postOps.isEmpty else { return }
         guard let lowered = PostOp.oneDNNLowering(postOps) else {
             throw KilnError("internal error: \(n.label): oneDNN 2.6 cannot apply the post-ops \(postOps) correctly")
         }
+        create.line("primitive_attr attr;")
+        emitPostOpList(lowered)
+    }
+
+    /// Sets a oneDNN post-op list on `attr`.
+    mutating func emitPostOpList(_ lowered: [OneDNNPostOp]) {
+        guard !lowered.isEmpty else { return }
         func bound(_ x: Float) -> String { x.isInfinite ? (x < 0 ? "-FLT_MAX" : "FLT_MAX") : floatLiteral(x) }
         create.line("post_ops po;")
         for p in lowered {
             switch p {
-            case .sum: create.line("po.append_sum(1.f);")
+            case .sum(let scale, let zero):
+                let sc = scale == 1 ? "1.f" : floatLiteral(scale)
+                create.line(zero == 0 ? "po.append_sum(\(sc));" : "po.append_sum(\(sc), \(zero));")
             case .eltwise(let alg, let a, let b):
                 create.line("po.append_eltwise(1.f, algorithm::eltwise_\(alg.rawValue), \(bound(a)), \(bound(b)));")
             }

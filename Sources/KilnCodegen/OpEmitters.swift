@@ -16,6 +16,8 @@ extension ModelEmitter {
                 try emitGenericConv(n, a)
                 emitGenericPostOps(a.postOps, y: y, addend: x(3))
             }
+        case .quantizedConv(let q):
+            try emitQuantizedConv(n, index: index, q)
         case .convTranspose(let a):
             if try oneDNNDeconvolutionGeometry(n, a) != nil {
                 try emitOneDNNDeconvolution(n, index: index, a)

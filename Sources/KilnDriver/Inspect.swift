@@ -81,11 +81,10 @@ public func macCount(_ g: Graph) -> Int {
         func shape(_ i: Int) -> [Int] { n.inputs[i].flatMap { g.values[$0].type.shape } ?? [] }
         let out = g.values[n.outputs[0]].type.shape ?? []
         switch n.op {
-        case .conv(let a):
+        case .conv, .quantizedConv:
             let w = shape(1)
             guard w.count >= 2 else { continue }
             total += shapeProduct(out) * shapeProduct(Array(w.dropFirst(2))) * w[1]
-            _ = a
         case .convTranspose:
             let w = shape(1), x = shape(0)
             guard w.count >= 2 else { continue }

@@ -9,6 +9,9 @@ public enum Op: Sendable, Equatable {
     case conv(ConvAttributes)
     /// X, W, B? -> Y
     case convTranspose(ConvTransposeAttributes)
+    /// X (u8/s8), W (s8 constant), B? (f32 constant, real units), addend? -> Y (the output's type,
+    /// or f32): a conv over quantized values (`QuantizedConvAttributes` says what it computes).
+    case quantizedConv(QuantizedConvAttributes)
     /// X, scale, bias, mean, var -> Y (inference form)
     case batchNormalization(epsilon: Float)
     /// X, scale[C], shift[C] -> post(X · scale + shift) per channel (axis 1): a BatchNormalization
@@ -115,11 +118,21 @@ public enum Op: Sendable, Equatable {
     /// A node Kiln cannot handle, kept so that `inspect` can list every one of them.
     case unsupported(reason: String)
 
+    /// Whether the node accumulates onto its fourth operand, the addend, with a `.sum` post-op.
+    public var sumsIntoAddend: Bool {
+        switch self {
+        case .conv(let a): return a.postOps.contains(.sum)
+        case .quantizedConv(let q): return q.conv.postOps.contains(.sum)
+        default: return false
+        }
+    }
+
     /// A short name for diagnostics, histograms and the text form.
     public var name: String {
         switch self {
         case .conv: return "conv"
         case .convTranspose: return "conv_transpose"
+        case .quantizedConv: return "quantized_conv"
         case .batchNormalization: return "batch_norm"
         case .channelScaleShift: return "scale_shift"
         case .gemm: return "gemm"

@@ -79,7 +79,8 @@ public enum OneDNNEltwise: String, Sendable, Equatable {
 
 /// One entry of a oneDNN post-op list.
 public enum OneDNNPostOp: Sendable, Equatable {
-    case sum
+    /// dst = scale · (dst − zeroPoint) + result
+    case sum(scale: Float = 1, zeroPoint: Int32 = 0)
     case eltwise(OneDNNEltwise, alpha: Float, beta: Float)
 }
 
@@ -112,7 +113,7 @@ extension PostOp {
         var used: [OneDNNEltwise: (Float, Float)] = [:]
         var out: [OneDNNPostOp] = []
         for p in ops {
-            if p == .sum { out.append(.sum); continue }
+            if p == .sum { out.append(.sum()); continue }
             for (alg, a, b) in p.oneDNNSteps {
                 let candidates: [OneDNNEltwise] = alg == .clip ? [.clip, .clipV2] : [alg]
                 guard let chosen = candidates.first(where: { c in used[c].map { $0 == (a, b) } ?? true }) else { return nil }
@@ -121,5 +122,38 @@ extension PostOp {
             }
         }
         return out
+    }
+}
+
+extension QuantizedConvAttributes {
+    /// How oneDNN 2.6's int8 convolution computes this conv, or nil when it cannot. oneDNN adds
+    /// the bias to the s32 accumulator, multiplies by the output scales, applies the post-ops,
+    /// adds the destination's zero point and saturates. With output scales s_x·s_w[oc]·`factor`
+    /// and the bias divided by s_x·s_w[oc], the post-ops see real values when `factor` is 1; a
+    /// quantized output then needs a final `linear(1/s_y)`, unless every post-op commutes with a
+    /// positive scale (sum, ReLU, leaky ReLU): then `factor` is 1/s_y and the sum's scale is
+    /// divided by s_y too.
+    public var oneDNNInt8PostOps: (factor: Float, postOps: [OneDNNPostOp])? {
+        guard var ops = PostOp.oneDNNLowering(conv.postOps) else { return nil }
+        let addendScale = addend?.scales[0] ?? 1, addendZero = addend?.zeroPoints[0] ?? 0
+        let sumIndex = ops.firstIndex(of: .sum())
+        guard let out = output else {
+            if let k = sumIndex { ops[k] = .sum(scale: addendScale, zeroPoint: addendZero) }
+            return (1, ops)
+        }
+        let inverse = 1 / out.scales[0]
+        let homogeneous = conv.postOps.allSatisfy { p in
+            switch p {
+            case .sum, .relu, .leakyRelu: return true
+            default: return false
+            }
+        }
+        if homogeneous {
+            if let k = sumIndex { ops[k] = .sum(scale: addendScale * inverse, zeroPoint: addendZero) }
+            return (inverse, ops)
+        }
+        guard !ops.contains(where: { if case .eltwise(.linear, _, _) = $0 { return true } else { return false } }) else { return nil }
+        if let k = sumIndex { ops[k] = .sum(scale: addendScale, zeroPoint: addendZero) }
+        return (1, ops + [.eltwise(.linear, alpha: inverse, beta: 0)])
     }
 }

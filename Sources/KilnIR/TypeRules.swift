@@ -35,11 +35,8 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
         let t = try type(i).elementType
         guard t.isFloat else { throw KilnError("\(what): input \(i) must be floating point, is \(t)") }
     }
-    let outCount = node.outputs.count
-
-    switch node.op {
-    case .conv(let a):
-        try requireFloat(0)
+    /// Checks a convolution's source, weights and bias; its output shape.
+    func convOutputShape(_ a: ConvAttributes) throws -> [Int] {
         let x = try shape(0), w = try shape(1)
         guard x.count >= 3, w.count == x.count else {
             throw KilnError("\(what): input \(shapeString(x)) and weight \(shapeString(w)) must have the same rank, at least 3")
@@ -55,9 +52,33 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
         if let ks = a.kernelShape, ks != k { throw KilnError("\(what): kernel_shape \(ks) does not match weight \(shapeString(w))") }
         let g = try windowGeometry(input: Array(x.dropFirst(2)), kernel: k, strides: a.strides, pads: a.pads,
                                    dilations: a.dilations, autoPad: a.autoPad, what)
-        let out = same(try type(0), [x[0], w[0]] + g.output)
+        return [x[0], w[0]] + g.output
+    }
+    let outCount = node.outputs.count
+
+    switch node.op {
+    case .conv(let a):
+        try requireFloat(0)
+        let out = same(try type(0), try convOutputShape(a))
         if a.postOps.contains(.sum) {
             guard try type(3) == out else { throw KilnError("\(what): the sum post-op's addend must be \(out)") }
+        }
+        return [out]
+    case .quantizedConv(let q):
+        for (i, p, role) in [(0, q.input, "input"), (1, q.weights, "weight")] {
+            let t = try type(i).elementType
+            guard t == p.type, t == .u8 || t == .s8 else { throw KilnError("\(what): the \(role) is \(t), its quantization says \(p.type)") }
+        }
+        let outChannels = try shape(1).first ?? 0
+        guard q.input.isPerTensor, q.weights.isSymmetric, q.weights.type == .s8,
+              q.weights.isPerTensor || (q.weights.axis == 0 && q.weights.scales.count == outChannels) else {
+            throw KilnError("\(what): needs a per-tensor input and s8 weights, symmetric, per tensor or per output channel")
+        }
+        if has(2) { guard try type(2).elementType == .f32 else { throw KilnError("\(what): the bias must be f32") } }
+        let out = TensorType(q.output?.type ?? .f32, try convOutputShape(q.conv))
+        if q.conv.postOps.contains(.sum) {
+            let addend = TensorType(q.addend?.type ?? .f32, out.shape!)
+            guard try type(3) == addend else { throw KilnError("\(what): the sum post-op's addend must be \(addend)") }
         }
         return [out]
     case .convTranspose(let a):

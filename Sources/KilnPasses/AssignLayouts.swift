@@ -72,6 +72,22 @@ public func assignLayouts(_ g: inout Graph, policy: LayoutPolicy = .auto) {
             } else {
                 n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
             }
+        case .quantizedConv:
+            // oneDNN's int8 convolutions run channels-last (the source, the addend and the result).
+            if let y = out, rank(y) == 4 {
+                n.inputs[0] = ensure(n.inputs[0]!, .channelsLast)
+                if n.op.sumsIntoAddend, n.inputs.count > 3, let addend = n.inputs[3] { n.inputs[3] = ensure(addend, .channelsLast) }
+                outLayout = .channelsLast
+            } else {
+                n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
+            }
+        case .quantizeLinear, .dequantizeLinear:
+            // Per tensor they are elementwise, in the input's layout; per axis, plain.
+            let x = n.inputs[0]!
+            let perTensor = n.inputs.count > 1 && n.inputs[1].map({ g.values[$0].type.elementCount == 1 }) == true
+            let main = perTensor && rank(x) == 4 ? g.values[x].layout : .plain
+            for k in n.inputs.indices { if let v = n.inputs[k] { n.inputs[k] = ensure(v, k == 0 ? main : .plain) } }
+            outLayout = main
         case .convTranspose(let a):
             // oneDNN's deconvolution runs channels-last; Kiln's generic loop needs plain values.
             if let y = out, rank(y) == 4, g.values[y].type.elementType == .f32, (g.values[y].type.elementCount ?? 0) > 0,

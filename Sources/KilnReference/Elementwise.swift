@@ -240,3 +240,23 @@ func dequantize(_ x: Tensor, _ scale: Tensor, _ zp: Tensor?, axis: Int, to t: El
     }
     return Tensor(t, shape: x.shape, floats: out)
 }
+
+/// The parameter index of each element of a tensor of `shape` under `q`.
+private func parameterIndex(_ q: Quantization, _ shape: [Int]) -> (Int) -> Int {
+    guard !q.isPerTensor else { return { _ in 0 } }
+    let axis = q.axis < 0 ? q.axis + shape.count : q.axis
+    let inner = shapeProduct(Array(shape.dropFirst(axis + 1))), dim = shape[axis]
+    return { ($0 / inner) % dim }
+}
+
+/// The real values of a quantized tensor (`Quantization.dequantize`, element by element).
+public func dequantize(_ x: Tensor, _ q: Quantization) -> Tensor {
+    let k = parameterIndex(q, x.shape)
+    return Tensor(.f32, shape: x.shape, floats: x.ints.indices.map { q.dequantize(x.ints[$0], k($0)) })
+}
+
+/// A real tensor quantized by `q` (`Quantization.quantize`, element by element).
+public func quantize(_ x: Tensor, _ q: Quantization) -> Tensor {
+    let k = parameterIndex(q, x.shape)
+    return Tensor(q.type, shape: x.shape, ints: x.floats.indices.map { q.quantize(x.floats[$0], k($0)) })
+}

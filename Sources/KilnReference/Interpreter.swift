@@ -60,6 +60,12 @@ public func evaluateNode(_ node: Node, _ inputs: [Tensor?]) throws -> [Tensor] {
     switch node.op {
     case .conv(let a):
         return [applyPostOps(a.postOps, try conv(x(0), x(1), opt(2), a, out: shape, what), addend: opt(3))]
+    case .quantizedConv(let q):
+        // By definition: dequantize, convolve in f32, quantize.
+        let y = try conv(dequantize(x(0), q.input), dequantize(x(1), q.weights), opt(2), q.conv, out: shape, what)
+        let addend = opt(3).map { a in q.addend.map { dequantize(a, $0) } ?? a }
+        let real = applyPostOps(q.conv.postOps, y, addend: addend)
+        return [q.output.map { quantize(real, $0) } ?? real]
     case .convTranspose(let a):
         return [applyPostOps(a.conv.postOps, try convTranspose(x(0), x(1), opt(2), a, out: shape, what), addend: nil)]
     case .batchNormalization(let eps):

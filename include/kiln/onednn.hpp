@@ -138,5 +138,20 @@ struct WinogradConv {
     }
 };
 
+// Whether oneDNN's int8 convolutions compute exactly on this CPU (as oneDNN dispatches here,
+// ONEDNN_MAX_CPU_ISA included). With VNNI (vpdpbusd) products accumulate in 32 bits; without it
+// oneDNN 2.6 adds pairs of u8·s8 products in 16 bits with saturation and halves the weights of s8
+// sources. Kiln's quantized convs run their f32 form where this is false (QuantizedEmitters.swift).
+inline bool int8_exact() {
+    switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::avx512_core_vnni:
+    case dnnl::cpu_isa::avx512_core_bf16:
+    case dnnl::cpu_isa::avx512_core_amx:
+        return true;
+    default:
+        return false;
+    }
+}
+
 }  // namespace
 }  // namespace kiln

@@ -851,6 +851,25 @@ inline void dequantize(const Q* x, const S* scale, const Q* zp, Y* y, int64_t n,
     }
 }
 
+// Per-tensor quantization, y = saturate(round_half_to_even(x / scale) + zp) (NaN gives 0), and
+// dequantization, y = (x − zp) · scale: one parallel, vectorizable loop each.
+template <class Q>
+inline void quantize_tensor(const float* x, float scale, int32_t zp, Q* y, int64_t n) {
+    const float lo = (float)std::numeric_limits<Q>::min(), hi = (float)std::numeric_limits<Q>::max();
+#pragma omp parallel for simd if (n >= kParallelThreshold)
+    for (int64_t i = 0; i < n; i++) {
+        float v = std::nearbyint(x[i] / scale) + (float)zp;
+        v = v != v ? 0.0f : (v < lo ? lo : (v > hi ? hi : v));
+        y[i] = (Q)(int32_t)v;
+    }
+}
+
+template <class Q>
+inline void dequantize_tensor(const Q* x, float scale, int32_t zp, float* y, int64_t n) {
+#pragma omp parallel for simd if (n >= kParallelThreshold)
+    for (int64_t i = 0; i < n; i++) y[i] = (float)((int32_t)x[i] - zp) * scale;
+}
+
 }  // namespace
 }  // namespace kiln
 

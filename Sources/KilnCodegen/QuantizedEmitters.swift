@@ -1,0 +1,145 @@
+import KilnIR
+
+/// Quantized ops through oneDNN's int8 primitives.
+///
+/// Without VNNI, oneDNN 2.6's int8 convolutions add pairs of u8·s8 products in 16 bits with
+/// saturation (`vpmaddubsw`; measured here: up to 243 quantization steps off on AVX2), and
+/// halve the weights of s8 sources. So a quantized conv runs oneDNN's int8 kernel where that is
+/// exact: on a CPU with VNNI (`kiln::int8_exact`, decided at create time), or on any CPU when the
+/// source is u8 and every weight is within ±64 (255 · (64 + 64) fits in 16 bits: weights
+/// quantized to 7 bits, as ONNX Runtime's `reduce_range` writes them). Elsewhere it runs as the
+/// f32 conv of the dequantized source and weights, then quantizes: the definition itself, at
+/// f32 speed. Either way every CPU computes the same function, within rounding.
+extension ModelEmitter {
+    func dataType(_ t: ElementType) -> String {
+        switch t {
+        case .u8: return "dt::u8"
+        case .s8: return "dt::s8"
+        default: return "dt::f32"
+        }
+    }
+
+    /// Whether oneDNN's int8 kernel computes conv `n` exactly on every CPU (see above).
+    func int8ExactEverywhere(_ n: Node) -> Bool {
+        guard elem(n.inputs[0]!) == .u8, let w = constant(n.inputs[1]) else { return false }
+        return w.ints.allSatisfy { abs($0) <= 64 }
+    }
+
+    mutating func emitQuantizedConv(_ n: Node, index: Int, _ q: QuantizedConvAttributes) throws {
+        let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
+        let b = n.inputs.count > 2 ? n.inputs[2] : nil
+        let addend = q.conv.postOps.contains(.sum) && n.inputs.count > 3 ? n.inputs[3] : nil
+        guard let (factor, int8PostOps) = q.oneDNNInt8PostOps, let f32PostOps = PostOp.oneDNNLowering(q.conv.postOps),
+              case .constant(let weightsOffset) = plan.storage[w]! else {
+            throw KilnError("internal error: \(n.label): not a quantized conv oneDNN can run")
+        }
+        let xs = shape(x), ws = shape(w), ys = shape(y)
+        let a = q.conv
+        let geo = try windowGeometry(input: Array(xs.dropFirst(2)), kernel: Array(ws.dropFirst(2)), strides: a.strides,
+                                     pads: a.pads, dilations: a.dilations, autoPad: a.autoPad, n.label)
+        let prim = "p\(index)", m = "m->\(prim)"
+        let wdims = a.group > 1 ? [a.group, ws[0] / a.group] + Array(ws.dropFirst()) : ws
+        let perChannel = !q.weights.isPerTensor
+        let window = "\(dims(geo.strides)), \(dims(geo.dilations.map { $0 - 1 })), \(dims(geo.padsBegin)), \(dims(geo.padsEnd))"
+        let sx = floatLiteral(q.input.scales[0])
+        for member in ["dnnl::convolution_forward \(prim);", "bool \(prim)_int8 = false;",
+                       "std::vector<float> \(prim)_xf, \(prim)_yf, \(prim)_b;", "dnnl::memory \(prim)_srcf, \(prim)_dstf, \(prim)_qbias;",
+                       "dnnl_exec_arg_t \(prim)_args[4];"] {
+            members.append(member)
+        }
+        create.line("{  // \(n.name)")
+        create.line("memory::desc src_md(\(dims(xs)), \(dataType(elem(x))), \(tag(x)));")
+        create.line("memory::desc dst_md(\(dims(ys)), \(dataType(elem(y))), \(tag(y)));")
+        create.line("memory::desc wei_plain(\(dims(wdims)), dt::s8, \(plainTag(wdims.count)));")
+        if b != nil { create.line("memory::desc bias_md(\(dims([ys[1]])), dt::f32, tag::a);") }
+        create.line("static const float wscale[] = {\(q.weights.scales.map(floatLiteral).joined(separator: ", "))};")
+        let src = boundMemory(prim, "src", desc: "src_md", value: x)
+        let dst = boundMemory(prim, "dst", desc: "dst_md", value: y)
+        members.append("dnnl::memory \(prim)_wei;")
+        let weightIndex = perChannel ? "k / \(shapeProduct(Array(ws.dropFirst())))" : "0"
+        let exactEverywhere = int8ExactEverywhere(n)
+        create.line("\(m)_int8 = \(exactEverywhere ? "true;  // u8 source, weights within ±64" : "kiln::int8_exact();")")
+        var args: [(String, String)] = []
+
+        // The int8 primitive.
+        create.open("if (\(m)_int8)")
+        create.line("auto d = convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_direct, src_md, memory::desc(wei_plain.dims(), dt::s8, tag::any), \(b != nil ? "bias_md, " : "")dst_md, \(window));")
+        create.line("primitive_attr attr;")
+        create.line("std::vector<float> scales(\(q.weights.scales.count));")
+        create.line("for (size_t k = 0; k < scales.size(); k++) scales[k] = \(sx) * wscale[k] * \(floatLiteral(factor));")
+        create.line("attr.set_output_scales(\(perChannel ? 2 : 0), scales);")
+        if q.input.zeroPoints[0] != 0 { create.line("attr.set_zero_points(DNNL_ARG_SRC, 0, {\(q.input.zeroPoints[0])});") }
+        if let o = q.output, o.zeroPoints[0] != 0 { create.line("attr.set_zero_points(DNNL_ARG_DST, 0, {\(o.zeroPoints[0])});") }
+        emitPostOpList(int8PostOps)
+        create.line("auto pd = convolution_forward::primitive_desc(d, attr, m->eng);")
+        create.line("\(m) = convolution_forward(pd);")
+        create.line("memory plain(wei_plain, m->eng, (void*)(W + \(weightsOffset)));")
+        create.line("\(m)_wei = memory(pd.weights_desc(), m->eng);")
+        create.line("reorder(plain, \(m)_wei).execute(m->strm, plain, \(m)_wei);")
+        create.line("m->strm.wait();")
+        args = [("DNNL_ARG_SRC", src), ("DNNL_ARG_WEIGHTS", "\(prim)_wei")]
+        if let b, case .constant(let biasOffset) = plan.storage[b]! {
+            // oneDNN adds the bias to the accumulator, before the output scales.
+            create.line("\(m)_b.resize(\(ys[1]));")
+            create.line("for (size_t k = 0; k < \(m)_b.size(); k++) \(m)_b[k] = ((const float*)(W + \(biasOffset)))[k] / (\(sx) * wscale[\(perChannel ? "k" : "0")]);")
+            create.line("\(m)_qbias = memory(bias_md, m->eng, \(m)_b.data());")
+            args.append(("DNNL_ARG_BIAS", "\(prim)_qbias"))
+        }
+        args.append(("DNNL_ARG_DST", dst))
+        for (k, arg) in args.enumerated() { create.line("\(m)_args[\(k)] = {\(arg.0), m->\(arg.1).get()};") }
+
+        // The f32 form: the definition.
+        create.reopen("} else {")
+        create.line("memory::desc srcf_md(src_md.dims(), dt::f32, \(tag(x)));")
+        create.line("memory::desc dstf_md(dst_md.dims(), dt::f32, \(tag(y)));")
+        create.line("auto d = convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_direct, srcf_md, memory::desc(wei_plain.dims(), dt::f32, tag::any), \(b != nil ? "bias_md, " : "")dstf_md, \(window));")
+        create.line("primitive_attr attr;")
+        emitPostOpList(f32PostOps)
+        create.line("auto pd = convolution_forward::primitive_desc(d, attr, m->eng);")
+        create.line("\(m) = convolution_forward(pd);")
+        create.line("std::vector<float> wf(\(shapeProduct(ws)));")
+        create.line("for (size_t k = 0; k < wf.size(); k++) wf[k] = ((const int8_t*)(W + \(weightsOffset)))[k] * wscale[\(weightIndex)];")
+        create.line("memory plain(memory::desc(wei_plain.dims(), dt::f32, \(plainTag(wdims.count))), m->eng, wf.data());")
+        create.line("\(m)_wei = memory(pd.weights_desc(), m->eng);")
+        create.line("reorder(plain, \(m)_wei).execute(m->strm, plain, \(m)_wei);")
+        create.line("m->strm.wait();")
+        create.line("\(m)_xf.resize(\(shapeProduct(xs)));")
+        create.line("\(m)_srcf = memory(srcf_md, m->eng, \(m)_xf.data());")
+        args = [("DNNL_ARG_SRC", "\(prim)_srcf"), ("DNNL_ARG_WEIGHTS", "\(prim)_wei")]
+        if let b {
+            args.append(("DNNL_ARG_BIAS", boundMemory(prim, "bias", desc: "bias_md", value: b)))
+        }
+        if q.output != nil {
+            create.line("\(m)_yf.resize(\(shapeProduct(ys)));")
+            create.line("\(m)_dstf = memory(dstf_md, m->eng, \(m)_yf.data());")
+            args.append(("DNNL_ARG_DST", "\(prim)_dstf"))
+        } else {
+            args.append(("DNNL_ARG_DST", dst))
+        }
+        for (k, arg) in args.enumerated() { create.line("\(m)_args[\(k)] = {\(arg.0), m->\(arg.1).get()};") }
+        create.close()
+        create.line("}")
+
+        // Run.
+        let count = args.count
+        let ny = shapeProduct(ys)
+        run.open("if (\(m)_int8)")
+        prepareSum(q.conv.postOps, addend: addend, output: y)
+        executeLine(prim, count: count, index: index)
+        run.reopen("} else {")
+        run.line("kiln::dequantize_tensor(\(v(x)), \(sx), \(q.input.zeroPoints[0]), \(m)_xf.data(), \(shapeProduct(xs)));")
+        if let addend {
+            if let p = q.addend {
+                run.line("kiln::dequantize_tensor(\(v(addend)), \(floatLiteral(p.scales[0])), \(p.zeroPoints[0]), \(m)_yf.data(), \(ny));")
+            } else {
+                prepareSum(q.conv.postOps, addend: addend, output: y)
+            }
+        }
+        executeLine(prim, count: count, index: index)
+        if let o = q.output {
+            run.line("kiln::quantize_tensor(\(m)_yf.data(), \(floatLiteral(o.scales[0])), \(o.zeroPoints[0]), \(v(y)), \(ny));")
+        }
+        run.close()
+        oneDNNCount += 1
+    }
+}

@@ -1,0 +1,129 @@
+import KilnIR
+import KilnReference
+
+/// Lowers the quantize/dequantize (QDQ) form of a quantized graph to quantized ops, keeping every
+/// scale and zero point as the graph gives it: a convolution whose source and weights come
+/// through DequantizeLinear becomes a `quantizedConv` that reads the u8/s8 source and the s8
+/// weights directly, and writes the QuantizeLinear that follows it (u8/s8), or f32 when none does.
+///
+///     before: %x = dequantize_linear(%xq, 0.02, 128); %w = dequantize_linear(%wq : s8, %sw[64], axis=0)
+///             %c = conv(%x, %w, %b) {post_ops=[relu]}; %y = quantize_linear(%c, 0.05, 0)
+///     after:  %y = quantized_conv(%xq, %wq, %b) {post_ops=[relu] input=u8(s=0.02, z=128)
+///                  weights=s8(axis 0: 64 scales ...) output=u8(s=0.05, z=0)}
+///
+/// A residual sum fused into the conv keeps its addend quantized when the addend comes through
+/// DequantizeLinear with the output's type. Then the DequantizeLinear nodes of constants that no
+/// conv took fold into f32 constants (`inferShapes` keeps them unfolded so that this pass sees
+/// the weights' integers). Runs after post-op and sum fusion: the post-ops that fusion put on
+/// the f32 conv apply to the real values the quantized conv computes.
+public func lowerQuantized(_ g: inout Graph) {
+    let uses = GraphUses(g)
+    var removed = Set<Int>()
+    for i in g.nodes.indices {
+        guard case .conv(let a) = g.nodes[i].op, let lowered = lowerConv(g.nodes[i], a, uses, removed) else { continue }
+        g.nodes[i] = lowered.node
+        if let q = lowered.quantizeNode { removed.insert(q) }
+    }
+    g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    eliminateDeadCode(&g)
+    foldDequantizedConstants(&g)
+}
+
+/// The per-tensor parameters of a QuantizeLinear or DequantizeLinear node with constant scale
+/// and zero point (nil otherwise), for the integer type `type`.
+private func perTensorParameters(_ n: Node, _ g: Graph, type: ElementType) -> Quantization? {
+    guard n.inputs.count >= 2, let s = n.inputs[1], let scale = g.values[s].constant, scale.count == 1,
+          scale.elementType == .f32, scale.floats[0] > 0, scale.floats[0].isFinite else { return nil }
+    var zp: Int32 = 0
+    if n.inputs.count > 2, let z = n.inputs[2] {
+        guard let zt = g.values[z].constant, zt.count == 1, zt.elementType == type else { return nil }
+        zp = Int32(zt.ints[0])
+    }
+    return .perTensor(type, scale: scale.floats[0], zeroPoint: zp)
+}
+
+/// A DequantizeLinear node writing `v`, per tensor, of a non-constant u8/s8 value: that value and its parameters.
+private func dequantizedActivation(_ v: ValueID?, _ uses: GraphUses) -> (ValueID, Quantization)? {
+    let g = uses.graph
+    guard let ni = uses.node(v), case .dequantizeLinear = g.nodes[ni].op, let q = g.nodes[ni].inputs[0] else { return nil }
+    let t = g.values[q].type.elementType
+    guard t == .u8 || t == .s8, let p = perTensorParameters(g.nodes[ni], g, type: t) else { return nil }
+    return (q, p)
+}
+
+/// A DequantizeLinear node writing `v` from constant s8 weights, symmetric, per tensor or per
+/// output channel (axis 0): the weights and their parameters.
+private func dequantizedWeights(_ v: ValueID?, _ uses: GraphUses) -> (ValueID, Quantization)? {
+    let g = uses.graph
+    guard let ni = uses.node(v), case .dequantizeLinear(let axis) = g.nodes[ni].op, let wq = g.nodes[ni].inputs[0],
+          let w = g.values[wq].constant, w.elementType == .s8, w.rank >= 3,
+          let s = g.nodes[ni].inputs[1], let scale = g.values[s].constant, scale.elementType == .f32,
+          scale.floats.allSatisfy({ $0 > 0 && $0.isFinite }) else { return nil }
+    if scale.count > 1 {
+        guard scale.rank == 1, scale.count == w.shape[0], axis == 0 || axis == -w.rank else { return nil }
+    }
+    if g.nodes[ni].inputs.count > 2, let z = g.nodes[ni].inputs[2] {
+        guard let zt = g.values[z].constant, zt.ints.allSatisfy({ $0 == 0 }) else { return nil }
+    }
+    return (wq, Quantization(.s8, scales: scale.floats, zeroPoints: [Int32](repeating: 0, count: scale.count), axis: 0))
+}
+
+/// Conv node `n` as a quantized conv when its source and weights are dequantized, with the
+/// QuantizeLinear node it absorbs (nil when its output stays f32).
+private func lowerConv(_ n: Node, _ a: ConvAttributes, _ uses: GraphUses, _ removed: Set<Int>) -> (node: Node, quantizeNode: Int?)? {
+    let g = uses.graph
+    guard let (xq, input) = dequantizedActivation(n.inputs[0], uses),
+          let (wq, weights) = dequantizedWeights(n.inputs[1], uses),
+          shapeProduct(g.values[n.outputs[0]].type.shape ?? [0]) > 0, shapeProduct(g.values[xq].type.shape ?? [0]) > 0 else { return nil }
+    let bias = n.inputs.count > 2 ? n.inputs[2] : nil
+    if let b = bias, g.values[b].constant == nil { return nil }
+    let y = n.outputs[0]
+    // The QuantizeLinear that reads the conv's result, and nothing else does.
+    var output: (Quantization, ValueID, Int)?
+    if let c = uses.consumers[y].first, uses.only(y, readBy: c), !removed.contains(c),
+       case .quantizeLinear(_, let t) = g.nodes[c].op, g.nodes[c].inputs.first == y,
+       let p = perTensorParameters(g.nodes[c], g, type: t) {
+        output = (p, g.nodes[c].outputs[0], c)
+    }
+    var inputs: [ValueID?] = [xq, wq, bias]
+    var addendQuantization: Quantization?
+    if a.postOps.contains(.sum), n.inputs.count > 3, let addend = n.inputs[3] {
+        if let o = output, let (aq, p) = dequantizedActivation(addend, uses), p.type == o.0.type {
+            inputs.append(aq)
+            addendQuantization = p
+        } else {
+            inputs.append(addend)
+        }
+    }
+    var q = QuantizedConvAttributes(conv: a, input: input, weights: weights, output: output?.0, addend: addendQuantization)
+    // oneDNN reads the addend from the destination's buffer, in the destination's type: a
+    // quantized output takes only a quantized addend.
+    let f32Addend = inputs.count > 3 && addendQuantization == nil
+    if output != nil, f32Addend || q.oneDNNInt8PostOps == nil {
+        // Keep the result in f32, and the QuantizeLinear.
+        q.output = nil
+        q.addend = nil
+        output = nil
+        if inputs.count > 3 { inputs[3] = n.inputs[3] }
+    }
+    guard q.oneDNNInt8PostOps != nil else { return nil }
+    var lowered = n
+    lowered.op = .quantizedConv(q)
+    lowered.inputs = inputs
+    if let o = output { lowered.outputs = [o.1] }
+    return (lowered, output?.2)
+}
+
+/// Folds DequantizeLinear nodes whose operands are all constant.
+private func foldDequantizedConstants(_ g: inout Graph) {
+    var folded = Set<Int>()
+    for (i, n) in g.nodes.enumerated() {
+        guard case .dequantizeLinear = n.op else { continue }
+        let ins = n.inputs.map { $0.flatMap { g.values[$0].constant } }
+        guard zip(n.inputs, ins).allSatisfy({ $0.0 == nil || $0.1 != nil }),
+              let out = try? evaluateNode(n, ins).first else { continue }
+        g.values[n.outputs[0]].constant = out
+        folded.insert(i)
+    }
+    g.nodes = g.nodes.enumerated().filter { !folded.contains($0.offset) }.map(\.element)
+}

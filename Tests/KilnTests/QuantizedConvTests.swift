@@ -1,0 +1,161 @@
+import Foundation
+import Testing
+import KilnCodegen
+import KilnDriver
+import KilnIR
+import KilnPasses
+import KilnReference
+
+/// QDQ convolutions (QuantizeLinear → DequantizeLinear → Conv → QuantizeLinear, with s8 weights
+/// behind DequantizeLinear) lowered to quantized convs and compiled: the library's u8/s8 outputs
+/// must be within one quantization step of the reference interpreter running the QDQ graph as
+/// written (dequantize, f32 conv, quantize), under each layout.
+@Suite(.serialized) struct QuantizedConvTests {
+    static let origin = NodeOrigin(opType: "test", version: 21)
+
+    struct Builder {
+        var g = Graph(name: "qconv")
+        var inputs: [String: Tensor] = [:]
+        var seed = 0
+
+        mutating func input(_ name: String, _ shape: [Int]) -> ValueID {
+            let id = g.addValue(name, TensorType(.f32, shape))
+            g.inputs.append(id)
+            seed += 1
+            inputs[name] = CodegenTests.random(.f32, shape, seed: 300 + seed)
+            return id
+        }
+
+        mutating func node(_ op: Op, _ ins: [ValueID?], _ out: String) -> ValueID {
+            let y = g.addValue(out, TensorType(.f32, dims: [.symbolic("?")]))
+            g.nodes.append(Node(name: out, op: op, inputs: ins, outputs: [y], origin: QuantizedConvTests.origin))
+            return y
+        }
+
+        /// Q then DQ of `x` per tensor.
+        mutating func fakeQuantize(_ x: ValueID, _ t: ElementType, scale: Float, zero: Int64, _ name: String) -> (q: ValueID, dq: ValueID) {
+            let s = g.addConstant("\(name)_s", .scalar(scale))
+            let z = g.addConstant("\(name)_z", Tensor(t, shape: [], ints: [zero]))
+            let q = node(.quantizeLinear(axis: 1, outputType: t), [x, s, z], "\(name)_q")
+            return (q, node(.dequantizeLinear(axis: 1), [q, s, z], "\(name)_dq"))
+        }
+
+        /// DQ of random s8 weights within ±`limit`, per output channel, and an f32 bias.
+        mutating func weights(_ shape: [Int], limit: Int64, _ name: String) -> (w: ValueID, b: ValueID) {
+            seed += 1
+            var rng = SplitMix(seed: UInt64(seed) &* 101)
+            let n = shapeProduct(shape)
+            let w = Tensor(.s8, shape: shape, ints: (0..<n).map { _ in Int64(rng.next() % UInt64(2 * limit + 1)) - limit })
+            let scales = (0..<shape[0]).map { Float(0.002 + 0.001 * Double($0 % 7)) }
+            let wq = g.addConstant("\(name)_wq", w)
+            let ws = g.addConstant("\(name)_ws", Tensor(.f32, shape: [shape[0]], floats: scales))
+            let dq = node(.dequantizeLinear(axis: 0), [wq, ws], "\(name)_w")
+            let b = g.addConstant("\(name)_b", Tensor(.f32, shape: [shape[0]], floats: (0..<shape[0]).map { Float($0 % 5) * 0.05 - 0.1 }))
+            return (dq, b)
+        }
+    }
+
+    /// The reference's outputs against the compiled library's, for each layout; returns the optimized graph.
+    @discardableResult
+    static func check(_ b: Builder, layouts: [LayoutPolicy] = [.channelsLast, .blocked], quantizedConvs: Int) throws -> Graph {
+        var g0 = b.g
+        try inferShapes(&g0)
+        let want = try ReferenceInterpreter(g0).run(b.inputs)
+        var last = b.g
+        for layout in layouts {
+            var g = b.g
+            try Pipeline.simplify(&g, inputShapes: [:])
+            try Pipeline.optimize(&g, layout: layout)
+            let lowered = g.nodes.filter { if case .quantizedConv = $0.op { return true } else { return false } }
+            #expect(lowered.count == quantizedConvs, "\(printIR(g))")
+            #expect(!g.nodes.contains { if case .conv = $0.op { return true } else { return false } }, "\(printIR(g))")
+            let (got, emitted) = try compileAndRun(g, b.inputs, name: "qconv", winograd: .off)
+            #expect(emitted.fallbacks.isEmpty, "\(emitted.fallbacks)")
+            for (k, expected) in want {
+                // Integers: one quantization step. f32 results: accumulation order only.
+                let d = got[k].flatMap {
+                    expected.elementType.isFloat ? Conformance.compare($0, expected, rtol: 1e-4, atol: 1e-5)
+                                                 : Conformance.compare($0, expected, rtol: 0, atol: 1)
+                } ?? (got[k] == nil ? "missing" : nil)
+                #expect(d == nil, "\(layout) \(k): \(d ?? "")")
+            }
+            last = g
+        }
+        return last
+    }
+
+    /// x → Q → DQ → Conv(DQ(w), b) → [post-op] → Q: one quantized conv with a u8 (or s8) output.
+    @Test(arguments: [(Int64(64), ElementType.u8), (Int64(127), ElementType.u8), (Int64(127), ElementType.s8)])
+    func convWithQuantizedOutput(limit: Int64, type: ElementType) throws {
+        for (group, post) in [(1, Op.unary(.relu)), (16, .clip), (1, .unary(.hardSwish)), (2, .identity)] {
+            var b = Builder()
+            let x = b.input("x", [1, 16, 9, 9])
+            let (_, xd) = b.fakeQuantize(x, type, scale: 0.02, zero: type == .u8 ? 100 : -3, "x")
+            let (w, bias) = b.weights([32, 16 / group, 3, 3], limit: limit, "c")
+            let c = b.node(.conv(ConvAttributes(pads: [1, 1, 1, 1], group: group)), [xd, w, bias], "c")
+            var a = c
+            if case .clip = post {
+                a = b.node(.clip, [c, b.g.addConstant("lo", .scalar(0)), b.g.addConstant("hi", .scalar(6))], "a")
+            } else if post != .identity {
+                a = b.node(post, [c], "a")
+            }
+            let (yq, _) = b.fakeQuantize(a, type, scale: 0.05, zero: type == .u8 ? 7 : 2, "y")
+            b.g.outputs = [yq]
+            try Self.check(b, quantizedConvs: 1)
+        }
+    }
+
+    /// A quantized conv whose result no QuantizeLinear reads writes f32; strided, not padded.
+    @Test func convWithF32Output() throws {
+        var b = Builder()
+        let x = b.input("x", [2, 8, 11, 10])
+        let (_, xd) = b.fakeQuantize(x, .u8, scale: 0.03, zero: 128, "x")
+        let (w, bias) = b.weights([24, 8, 3, 3], limit: 127, "c")
+        let c = b.node(.conv(ConvAttributes(strides: [2, 2])), [xd, w, bias], "c")
+        b.g.outputs = [c]
+        try Self.check(b, quantizedConvs: 1)
+    }
+
+    /// Two quantized convs in a row, the second adding a quantized residual and a ReLU
+    /// (`conv → add(DQ(skip)) → relu → Q`, PT2E's fused pattern): u8 between them, the sum in the conv.
+    @Test(arguments: [Int64(64), 127])
+    func residualBlock(limit: Int64) throws {
+        var b = Builder()
+        let x = b.input("x", [1, 16, 8, 8])
+        let (_, xd) = b.fakeQuantize(x, .u8, scale: 0.02, zero: 110, "x")
+        let (w1, b1) = b.weights([16, 16, 1, 1], limit: limit, "c1")
+        let c1 = b.node(.conv(ConvAttributes()), [xd, w1, b1], "c1")
+        let r1 = b.node(.unary(.relu), [c1], "r1")
+        let (_, h) = b.fakeQuantize(r1, .u8, scale: 0.04, zero: 0, "h")
+        let (w2, b2) = b.weights([16, 16, 3, 3], limit: limit, "c2")
+        let c2 = b.node(.conv(ConvAttributes(pads: [1, 1, 1, 1])), [h, w2, b2], "c2")
+        let sum = b.node(.binary(.add), [c2, xd], "sum")
+        let r2 = b.node(.unary(.relu), [sum], "r2")
+        let (yq, _) = b.fakeQuantize(r2, .u8, scale: 0.06, zero: 3, "y")
+        b.g.outputs = [yq]
+        let g = try Self.check(b, quantizedConvs: 2)
+        let second = g.nodes.compactMap { n -> QuantizedConvAttributes? in
+            if case .quantizedConv(let q) = n.op, q.conv.postOps.contains(.sum) { return q } else { return nil }
+        }
+        #expect(second.count == 1 && second[0].addend == .perTensor(.u8, scale: 0.02, zeroPoint: 110) && second[0].output?.type == .u8)
+    }
+
+    /// Graphs the lowering must leave to the f32 path: per-tensor activations only.
+    @Test func perChannelActivationsStayF32() throws {
+        var b = Builder()
+        let x = b.input("x", [1, 4, 5, 5])
+        let s = b.g.addConstant("s", Tensor(.f32, shape: [4], floats: [0.01, 0.02, 0.03, 0.04]))
+        let z = b.g.addConstant("z", Tensor(.u8, shape: [4], ints: [1, 2, 3, 4]))
+        let q = b.node(.quantizeLinear(axis: 1, outputType: .u8), [x, s, z], "q")
+        let d = b.node(.dequantizeLinear(axis: 1), [q, s, z], "d")
+        let (w, bias) = b.weights([4, 4, 3, 3], limit: 127, "c")
+        let c = b.node(.conv(ConvAttributes()), [d, w, bias], "c")
+        b.g.outputs = [c]
+        var g = b.g
+        try Pipeline.simplify(&g, inputShapes: [:])
+        try Pipeline.optimize(&g)
+        #expect(g.nodes.contains { if case .conv = $0.op { return true } else { return false } })
+        #expect(!g.nodes.contains { if case .dequantizeLinear = $0.op { return $0.inputs.first.map { g.values[$0!].constant != nil } == true } else { return false } },
+                "weights' DequantizeLinear folded: \(printIR(g))")
+    }
+}
