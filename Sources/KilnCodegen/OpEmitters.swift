@@ -253,6 +253,11 @@ extension ModelEmitter {
             }
             loopCount += 1
             run.line("kiln::layer_norm(\(v(x0!)), \(v(x(1)!)), \(indexTable(x(1))), \(x(2).map { v($0) } ?? "(const \(cType(elem(x0!)))*)nullptr"), \(indexTable(x(2))), \(v(y)), \(n.outputs.count > 1 ? v(n.outputs[1]) : "nullptr"), \(n.outputs.count > 2 ? v(n.outputs[2]) : "nullptr"), \(shapeProduct(Array(s.prefix(ax)))), \(shapeProduct(normShape)), \(floatLiteral(eps)));")
+        case _ where perTensorParameters(n) != nil:
+            let (scale, zero, quantizes) = perTensorParameters(n)!
+            loopCount += 1
+            let kernel = quantizes ? "quantize_tensor" : "dequantize_tensor"
+            run.line("kiln::\(kernel)(\(v(x0!)), \(floatLiteral(scale)), \(zero), \(v(y)), \(shapeProduct(shape(y))));")
         case .quantizeLinear(let axis, _):
             let (inner, dim) = try quantParams(x0!, scale: x(1)!, axis: axis, n.label)
             let r = elem(y).intRange
@@ -277,6 +282,23 @@ extension ModelEmitter {
         case .unsupported(let reason):
             throw KilnError("\(n.label) is not supported: \(reason)", unsupported: true)
         }
+    }
+
+    /// The constant scale and zero point of a per-tensor QuantizeLinear or DequantizeLinear
+    /// between f32 and u8/s8, and which of the two it is (nil otherwise).
+    func perTensorParameters(_ n: Node) -> (scale: Float, zero: Int32, quantizes: Bool)? {
+        let quantizes: Bool
+        switch n.op {
+        case .quantizeLinear: quantizes = true
+        case .dequantizeLinear: quantizes = false
+        default: return nil
+        }
+        guard n.inputs.count >= 2, let s = constant(n.inputs[1]), s.count == 1, s.elementType == .f32 else { return nil }
+        let z = n.inputs.count > 2 ? n.inputs[2] : nil
+        if z != nil { guard let zt = constant(z), zt.count == 1 else { return nil } }
+        let (integer, real) = quantizes ? (elem(n.outputs[0]), elem(n.inputs[0]!)) : (elem(n.inputs[0]!), elem(n.outputs[0]))
+        guard integer == .u8 || integer == .s8, real == .f32 else { return nil }
+        return (s.floats[0], Int32(constant(z)?.ints[0] ?? 0), quantizes)
     }
 
     // MARK: elementwise
@@ -401,6 +423,16 @@ extension ModelEmitter {
             case .binary(let b):
                 body.append("float s\(k); { const float a = \(args[0]), b = \(args[1]); s\(k) = \(binaryExpression(b, isFloat: true)); }")
                 continue
+            case .dequantizeLinear:
+                // Per tensor (the type rule sees to it): (x − z) · s, exact for the integers held in floats.
+                let z = args.count > 2 && step.operands[2] != .absent ? args[2] : "0.0f"
+                body.append("const float s\(k) = (\(args[0]) - \(z)) * \(args[1]);")
+                continue
+            case .quantizeLinear(_, let t):
+                let z = args.count > 2 && step.operands[2] != .absent ? args[2] : "0.0f"
+                let r = t.intRange
+                body.append("float s\(k); { const float q = std::nearbyint(\(args[0]) / \(args[1])) + \(z); s\(k) = q != q ? 0.0f : std::min(std::max(q, \(r.lowerBound).0f), \(r.upperBound).0f); }")
+                continue
             default:
                 preconditionFailure("\(step.op.name) is not an elementwise step")
             }
@@ -409,7 +441,7 @@ extension ModelEmitter {
         let last = "s\(e.steps.count - 1)"
         loopCount += 1
         run.open()
-        for (i, x) in inputs.enumerated() { run.line("const float* p\(i) = \(v(x));") }
+        for (i, x) in inputs.enumerated() { run.line("const \(cType(elem(x)))* p\(i) = \(v(x));") }
         if let r = e.reduction {
             // Inputs and output are plain (the layout pass sees to it).
             let full = inputs.map { shape($0) }.reduce([Int]()) { (try? broadcastShapes([$0, $1], "")) ?? $0 }
@@ -417,13 +449,13 @@ extension ModelEmitter {
                            kind: r.kind, out: y, intLowest: 0, body: body + ["return \(last);"])
         } else {
             let out = physicalShape(y)
-            run.line("float* out = \(v(y));")
+            run.line("\(cType(elem(y)))* out = \(v(y));")
             for (i, x) in inputs.enumerated() { run.line("static const int64_t s\(i)[] = \(list(iterationStrides(x, over: y)));") }
             run.line("static const int64_t shape[] = \(list(out));")
             run.line("static const int64_t* const strides[] = {\(inputs.indices.map { "s\($0)" }.joined(separator: ", "))};")
             run.line("kiln::for_each_strided<\(inputs.count)>(\(out.count), shape, strides, [&](int64_t k, const int64_t* o) {")
             for l in body { run.line("    " + l) }
-            run.line("    out[k] = \(last);")
+            run.line(elem(y) == .f32 ? "    out[k] = \(last);" : "    out[k] = (\(cType(elem(y))))\(last);")
             run.line("});")
         }
         run.close()

@@ -52,9 +52,11 @@ public struct ElementwiseGroup: Sendable, Equatable, CustomStringConvertible {
         self.reduction = reduction
     }
 
-    /// Whether an op can be a step: elementwise, float in and out.
+    /// Whether an op can be a step: elementwise, float in and out, or per-tensor quantization
+    /// (u8/s8 in or out, the integers held in floats between steps).
     public static func isStep(_ op: Op) -> Bool {
         switch op {
+        case .quantizeLinear, .dequantizeLinear: return true
         case .unary(let u): return u != .not
         case .leakyRelu, .elu, .selu, .hardSigmoid, .gelu, .clip: return true
         case .binary(let b): return !b.producesBool && b != .mod

@@ -146,21 +146,40 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
         return [TensorType(b.producesBool ? .bool : t, s)]
     case .elementwiseGroup(let e):
         let idx = Array(0..<inputs.count)
-        for i in idx { try requireFloat(i) }
         guard !e.steps.isEmpty else { throw KilnError("\(what): an elementwise group needs a step") }
+        // Float operands, except what per-tensor quantization steps read: u8/s8 values and zero points.
+        var integerAllowed = Set<Int>()
         for (k, step) in e.steps.enumerated() {
             guard ElementwiseGroup.isStep(step.op) else { throw KilnError("\(what): \(step.op.name) cannot be an elementwise step") }
             for o in step.operands {
                 switch o {
                 case .input(let i): guard i >= 0 && i < inputs.count else { throw KilnError("\(what): step \(k) reads a missing input \(i)") }
                 case .step(let j): guard j >= 0 && j < k else { throw KilnError("\(what): step \(k) reads step \(j), not an earlier one") }
-                case .absent: guard case .clip = step.op else { throw KilnError("\(what): step \(k) lacks an operand") }
+                case .absent:
+                    switch step.op {
+                    case .clip, .quantizeLinear, .dequantizeLinear: break
+                    default: throw KilnError("\(what): step \(k) lacks an operand")
+                    }
                 }
             }
+            switch step.op {
+            case .quantizeLinear, .dequantizeLinear:
+                for (j, o) in step.operands.enumerated() where j > 0 && o != .absent {
+                    guard case .input(let i) = o, shapeProduct(try shape(i)) == 1 else {
+                        throw KilnError("\(what): step \(k) must quantize per tensor, with one scale and zero point")
+                    }
+                }
+                if case .dequantizeLinear = step.op, case .input(let i) = step.operands[0] { integerAllowed.insert(i) }
+                if step.operands.count > 2, case .input(let i) = step.operands[2] { integerAllowed.insert(i) }
+            default: break
+            }
         }
+        for i in idx where !integerAllowed.contains(i) { try requireFloat(i) }
         let full = try broadcastShapes(try idx.map { try shape($0) }, what)
-        let t = try type(0).elementType
+        var t = try idx.first { try type($0).elementType.isFloat }.map { try type($0).elementType } ?? .f32
+        if case .quantizeLinear(_, let q) = e.steps.last!.op { t = q }
         guard let r = e.reduction else { return [TensorType(t, full)] }
+        guard t.isFloat else { throw KilnError("\(what): a reduction of quantized values is not supported") }
         guard r.axes.allSatisfy({ $0 >= 0 && $0 < full.count }) else { throw KilnError("\(what): reduction axes \(r.axes) out of range") }
         var out: [Int] = []
         for (i, d) in full.enumerated() {

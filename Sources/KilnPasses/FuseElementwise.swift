@@ -9,7 +9,9 @@ import KilnIR
 ///
 /// A producer joins its consumer's loop when its result has the consumer's shape (nothing is
 /// recomputed per broadcast element), is read by that consumer alone and is not a graph output.
-/// FP32 only. Runs after the post-op fusions (an activation after a conv is better as a
+/// Steps compute in f32; per-tensor QuantizeLinear and DequantizeLinear join as steps, so that a
+/// quantized add (`Q(DQ(a) + DQ(b))`) or any activation between quantized tensors is one loop
+/// over u8/s8 values. Runs after the post-op fusions (an activation after a conv is better as a
 /// post-op) and before `assignLayouts`.
 public func fuseElementwise(_ g: inout Graph) {
     let consumers = g.consumers()
@@ -63,19 +65,37 @@ public func fuseElementwise(_ g: inout Graph) {
         return (p, result)
     }
 
+    /// The step node `n` is in a group (nil when it cannot be one): an elementwise op on f32, or
+    /// per-tensor quantization (f32 → u8/s8) or dequantization (u8/s8 → f32) with constant parameters.
+    func step(_ n: Node) -> Op? {
+        let x0 = n.inputs[0]!, y = n.outputs[0]
+        let quantized: Set<ElementType> = [.u8, .s8]
+        switch n.op {
+        case .quantizeLinear(let axis, _), .dequantizeLinear(let axis):
+            guard n.inputs.count >= 2, n.inputs.dropFirst().allSatisfy({ $0 == nil || g.values[$0!].constant?.count == 1 }) else { return nil }
+            if case .dequantizeLinear = n.op {
+                return quantized.contains(g.values[x0].type.elementType) && isF32(y) ? n.op : nil
+            }
+            return isF32(x0) && quantized.contains(g.values[y].type.elementType)
+                ? .quantizeLinear(axis: axis, outputType: g.values[y].type.elementType) : nil
+        default:
+            return ElementwiseGroup.isStep(n.op) && isF32(y) && n.inputs.allSatisfy({ $0.map(isF32) ?? true }) ? n.op : nil
+        }
+    }
+
     for (i, n) in g.nodes.enumerated() {
-        guard n.outputs.count == 1, isF32(n.outputs[0]), let x0 = n.inputs.first ?? nil, isF32(x0) else { continue }
+        guard n.outputs.count == 1, let x0 = n.inputs.first ?? nil else { continue }
         let y = n.outputs[0]
-        if ElementwiseGroup.isStep(n.op), n.inputs.allSatisfy({ $0.map(isF32) ?? true }) {
+        if let op = step(n) {
             var (p, operands) = build(n.inputs, into: y)
-            p.steps.append(ElementwiseGroup.Step(op: n.op, operands: operands))
+            p.steps.append(ElementwiseGroup.Step(op: op, operands: operands))
             p.members.append(i)
             pending[y] = p
             if p.steps.count > 1 {
                 replaced[i] = Node(name: n.name, op: .elementwiseGroup(ElementwiseGroup(steps: p.steps)),
                                    inputs: p.inputs, outputs: [y], origin: n.origin)
             }
-        } else if case .reduce(let kind, let keepDims, let noop) = n.op, pending[x0] != nil,
+        } else if case .reduce(let kind, let keepDims, let noop) = n.op, isF32(x0), isF32(y), pending[x0] != nil,
                   let rank = g.values[x0].type.shape?.count {
             // The axes operand, when there is one, must be a constant.
             let axesInput: ValueID? = n.inputs.count > 1 ? n.inputs[1] : nil

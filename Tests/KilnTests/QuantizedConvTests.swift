@@ -57,7 +57,8 @@ import KilnReference
 
     /// The reference's outputs against the compiled library's, for each layout; returns the optimized graph.
     @discardableResult
-    static func check(_ b: Builder, layouts: [LayoutPolicy] = [.channelsLast, .blocked], quantizedConvs: Int) throws -> Graph {
+    static func check(_ b: Builder, layouts: [LayoutPolicy] = [.channelsLast, .blocked], quantizedConvs: Int,
+                      expect: (Graph) -> Void = { _ in }) throws -> Graph {
         var g0 = b.g
         try inferShapes(&g0)
         let want = try ReferenceInterpreter(g0).run(b.inputs)
@@ -69,6 +70,7 @@ import KilnReference
             let lowered = g.nodes.filter { if case .quantizedConv = $0.op { return true } else { return false } }
             #expect(lowered.count == quantizedConvs, "\(printIR(g))")
             #expect(!g.nodes.contains { if case .conv = $0.op { return true } else { return false } }, "\(printIR(g))")
+            expect(g)
             let (got, emitted) = try compileAndRun(g, b.inputs, name: "qconv", winograd: .off)
             #expect(emitted.fallbacks.isEmpty, "\(emitted.fallbacks)")
             for (k, expected) in want {
@@ -101,7 +103,7 @@ import KilnReference
             }
             let (yq, _) = b.fakeQuantize(a, type, scale: 0.05, zero: type == .u8 ? 7 : 2, "y")
             b.g.outputs = [yq]
-            try Self.check(b, quantizedConvs: 1)
+            try Self.check(b, layouts: [.channelsLast], quantizedConvs: 1)
         }
     }
 
@@ -113,7 +115,7 @@ import KilnReference
         let (w, bias) = b.weights([24, 8, 3, 3], limit: 127, "c")
         let c = b.node(.conv(ConvAttributes(strides: [2, 2])), [xd, w, bias], "c")
         b.g.outputs = [c]
-        try Self.check(b, quantizedConvs: 1)
+        try Self.check(b, layouts: [.channelsLast], quantizedConvs: 1)
     }
 
     /// Two quantized convs in a row, the second adding a quantized residual and a ReLU
@@ -157,5 +159,56 @@ import KilnReference
         #expect(g.nodes.contains { if case .conv = $0.op { return true } else { return false } })
         #expect(!g.nodes.contains { if case .dequantizeLinear = $0.op { return $0.inputs.first.map { g.values[$0!].constant != nil } == true } else { return false } },
                 "weights' DequantizeLinear folded: \(printIR(g))")
+    }
+
+    /// The nodes of `g` that are Q or DQ on their own (not inside an elementwise group).
+    static func standaloneQDQ(_ g: Graph) -> [String] {
+        g.nodes.filter {
+            switch $0.op {
+            case .quantizeLinear, .dequantizeLinear: return true
+            default: return false
+            }
+        }.map(\.name)
+    }
+
+    /// ONNX Runtime's residual block: each conv's output quantized, then `Q(relu(DQ(a) + DQ(b)))`
+    /// with three sets of parameters: a quantized add, one loop over u8 values.
+    @Test func quantizedAddOfTwoConvs() throws {
+        var b = Builder()
+        let x = b.input("x", [1, 8, 6, 6])
+        let (_, xd) = b.fakeQuantize(x, .u8, scale: 0.02, zero: 120, "x")
+        let (w1, b1) = b.weights([8, 8, 3, 3], limit: 127, "c1")
+        let c1 = b.node(.conv(ConvAttributes(pads: [1, 1, 1, 1])), [xd, w1, b1], "c1")
+        let (_, c1d) = b.fakeQuantize(c1, .u8, scale: 0.03, zero: 128, "c1o")
+        let (w2, b2) = b.weights([8, 8, 1, 1], limit: 127, "c2")
+        let c2 = b.node(.conv(ConvAttributes()), [xd, w2, b2], "c2")
+        let (_, c2d) = b.fakeQuantize(c2, .u8, scale: 0.025, zero: 131, "c2o")
+        let sum = b.node(.binary(.add), [c1d, c2d], "sum")
+        let r = b.node(.unary(.relu), [sum], "r")
+        let (yq, _) = b.fakeQuantize(r, .u8, scale: 0.04, zero: 0, "y")
+        b.g.outputs = [yq]
+        try Self.check(b, quantizedConvs: 2) { g in
+            let groups = g.nodes.filter { if case .elementwiseGroup = $0.op { return true } else { return false } }
+            #expect(groups.count == 1 && groups.allSatisfy { n in n.inputs.contains { g.values[$0!].type.elementType == .u8 } && g.values[n.outputs[0]].type.elementType == .u8 },
+                    "\(printIR(g))")
+            #expect(Self.standaloneQDQ(g) == ["x_q"], "\(printIR(g))")
+        }
+    }
+
+    /// Activations between quantized tensors: Q(f(DQ(x))) as one loop, for u8 and s8.
+    @Test(arguments: [ElementType.u8, .s8])
+    func activationsOnQuantizedValues(type: ElementType) throws {
+        for op in [Op.unary(.sigmoid), .unary(.hardSwish), .unary(.tanh), .leakyRelu(alpha: 0.1)] {
+            var b = Builder()
+            let x = b.input("x", [2, 5, 7])
+            let (_, xd) = b.fakeQuantize(x, type, scale: 0.015, zero: type == .u8 ? 128 : 0, "x")
+            let a = b.node(op, [xd], "a")
+            let (yq, _) = b.fakeQuantize(a, type, scale: 1.0 / 255, zero: type == .u8 ? 0 : -128, "y")
+            b.g.outputs = [yq]
+            try Self.check(b, layouts: [.channelsLast], quantizedConvs: 0) { g in
+                // The input's quantization joins the loop too.
+                #expect(Self.standaloneQDQ(g).isEmpty && g.nodes.count == 1, "\(printIR(g))")
+            }
+        }
     }
 }
