@@ -205,9 +205,10 @@ extension ModelEmitter {
         create.line("if (\(w).active) { m->\(prim) = {}; m->\(direct[1].1) = {}; } else { \(w).release(); }")
     }
 
-    /// Pooling through oneDNN (FP32, 2-D, not empty, a window oneDNN can express).
+    /// Pooling through oneDNN (f32, or max pooling of u8/s8; not empty; a window oneDNN can express).
     func oneDNNPoolingApplies(_ n: Node, _ p: PoolAttributes, average: Bool, geometry geo: WindowGeometry) -> Bool {
-        elem(n.outputs[0]) == .f32 && shapeProduct(shape(n.outputs[0])) > 0
+        let t = elem(n.outputs[0])
+        return (t == .f32 || !average && (t == .u8 || t == .s8)) && shapeProduct(shape(n.outputs[0])) > 0
             && oneDNNPoolingRightPadding(geo, average: average, countIncludePad: p.countIncludePad) != nil
     }
 
@@ -218,8 +219,8 @@ extension ModelEmitter {
         let right = oneDNNPoolingRightPadding(geo, average: average, countIncludePad: p.countIncludePad)!
         let algorithm = !average ? "pooling_max" : p.countIncludePad ? "pooling_avg_include_padding" : "pooling_avg_exclude_padding"
         create.line("{  // \(n.name)")
-        create.line("memory::desc src_md(\(dims(shape(x))), dt::f32, \(tag(x)));")
-        create.line("memory::desc dst_md(\(dims(shape(y))), dt::f32, \(tag(y)));")
+        create.line("memory::desc src_md(\(dims(shape(x))), \(dataType(elem(x))), \(tag(x)));")
+        create.line("memory::desc dst_md(\(dims(shape(y))), \(dataType(elem(y))), \(tag(y)));")
         create.line("auto d = pooling_forward::desc(prop_kind::forward_inference, algorithm::\(algorithm), src_md, dst_md, \(dims(geo.strides)), \(dims(geo.kernel)), \(dims(geo.padsBegin)), \(dims(right)));")
         create.line("auto pd = pooling_forward::primitive_desc(d, m->eng);")
         create.line("m->\(prim) = pooling_forward(pd);")

@@ -23,6 +23,7 @@ public enum Pipeline {
         progress("fuse post-ops");      fusePostOps(&g)
         progress("fuse residual sums"); fuseSum(&g)
         progress("fuse post-ops");      fusePostOps(&g)
+        progress("sink dequantization"); sinkDequantize(&g)
         progress("lower quantized ops"); lowerQuantized(&g)
         progress("fuse elementwise");   fuseElementwise(&g)
         try verify(g, requireStaticShapes: true)

@@ -211,4 +211,34 @@ import KilnReference
             }
         }
     }
+
+    /// Max pooling and concatenation between quantized convs, written as ONNX Runtime writes them
+    /// (DQ → op → Q with equal parameters): they run on u8, and no value goes through f32.
+    @Test func poolingAndConcatOnQuantizedValues() throws {
+        var b = Builder()
+        let x = b.input("x", [1, 8, 10, 10])
+        let (_, xd) = b.fakeQuantize(x, .u8, scale: 0.02, zero: 120, "x")
+        let (w1, b1) = b.weights([8, 8, 3, 3], limit: 127, "c1")
+        let c1 = b.node(.conv(ConvAttributes(pads: [1, 1, 1, 1])), [xd, w1, b1], "c1")
+        let (_, c1d) = b.fakeQuantize(c1, .u8, scale: 0.03, zero: 128, "c1o")
+        let p = b.node(.maxPool(PoolAttributes(kernelShape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1])), [c1d], "p")
+        let (_, pd) = b.fakeQuantize(p, .u8, scale: 0.03, zero: 128, "po")
+        let (w2, b2) = b.weights([8, 8, 1, 1], limit: 127, "c2")
+        let c2 = b.node(.conv(ConvAttributes()), [pd, w2, b2], "c2")
+        let (_, c2d) = b.fakeQuantize(c2, .u8, scale: 0.05, zero: 100, "c2o")
+        let (w3, b3) = b.weights([8, 8, 3, 3], limit: 127, "c3")
+        let c3 = b.node(.conv(ConvAttributes(pads: [1, 1, 1, 1])), [pd, w3, b3], "c3")
+        let (_, c3d) = b.fakeQuantize(c3, .u8, scale: 0.05, zero: 100, "c3o")
+        let cat = b.node(.concat(axis: 1), [c2d, c3d], "cat")
+        let (_, catd) = b.fakeQuantize(cat, .u8, scale: 0.05, zero: 100, "cato")
+        let (w4, b4) = b.weights([4, 16, 1, 1], limit: 127, "c4")
+        let c4 = b.node(.conv(ConvAttributes()), [catd, w4, b4], "c4")
+        let (yq, _) = b.fakeQuantize(c4, .u8, scale: 0.1, zero: 10, "y")
+        b.g.outputs = [yq]
+        try Self.check(b, quantizedConvs: 4) { g in
+            #expect(Self.standaloneQDQ(g) == ["x_q"], "\(printIR(g))")
+            let f32 = g.nodes.flatMap(\.outputs).filter { g.values[$0].type.elementType == .f32 }
+            #expect(f32.isEmpty, "\(printIR(g))")
+        }
+    }
 }

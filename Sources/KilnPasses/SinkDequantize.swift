@@ -1,0 +1,89 @@
+import KilnIR
+
+/// Moves per-tensor dequantization below the ops that only move or select values, and drops a
+/// quantization that undoes a dequantization with the same parameters, so that quantized values
+/// flow between quantized ops without a round trip through f32:
+///
+///     before: %a = dequantize_linear(%aq, 0.1, 3); %p = max_pool(%a); %pq = quantize_linear(%p, 0.1, 3)
+///             %d = dequantize_linear(%pq, 0.1, 3); %c = conv(%d, ...)
+///     after:  %p' = max_pool(%aq) : u8; %d = dequantize_linear(%p', 0.1, 3); %c = conv(%d, ...)
+///
+/// Exact: these ops commute with the (increasing, elementwise) dequantization, and
+/// `quantize(dequantize(q)) = q` under equal parameters. The ops: reshapes, transposes, slices,
+/// gathers, max pooling, nearest resizing, depth/space moves, tiling, expansion, and concatenation
+/// of inputs with equal parameters. Runs before `lowerQuantized`, which then sees the
+/// dequantization right before the convolutions.
+public func sinkDequantize(_ g: inout Graph) {
+    struct Dequantized { var source: ValueID; var operands: [ValueID?]; var quantization: Quantization }
+    var dequantized: [ValueID: Dequantized] = [:]
+    var rename: [ValueID: ValueID] = [:]
+    let outputs = Set(g.outputs)
+    var nodes: [Node] = []
+    for var n in g.nodes {
+        n.inputs = n.inputs.map { $0.map { rename[$0] ?? $0 } }
+        switch n.op {
+        case .dequantizeLinear:
+            if let q = perTensorQuantization(n, g, integer: n.inputs[0]) {
+                dequantized[n.outputs[0]] = Dequantized(source: n.inputs[0]!, operands: Array(n.inputs.dropFirst()), quantization: q)
+            }
+        case .quantizeLinear:
+            if let x = n.inputs[0], let d = dequantized[x], !outputs.contains(n.outputs[0]),
+               perTensorQuantization(n, g, integer: n.outputs[0]) == d.quantization {
+                rename[n.outputs[0]] = d.source
+                continue
+            }
+        default:
+            if let data = commutingOperands(n), n.outputs.count == 1, !data.isEmpty,
+               let first = n.inputs[data[0]].flatMap({ dequantized[$0] }),
+               data.allSatisfy({ k in n.inputs[k].flatMap { dequantized[$0] }?.quantization == first.quantization }) {
+                let y = n.outputs[0]
+                var inner = g.values[y]
+                inner.name += "_quantized"
+                inner.type.elementType = first.quantization.type
+                g.values.append(inner)
+                let u = g.values.count - 1
+                for k in data { n.inputs[k] = dequantized[n.inputs[k]!]!.source }
+                n.outputs = [u]
+                nodes.append(n)
+                nodes.append(Node(name: "\(n.name)_dequantize", op: .dequantizeLinear(axis: 1), inputs: [u] + first.operands,
+                                  outputs: [y], origin: n.origin))
+                dequantized[y] = Dequantized(source: u, operands: first.operands, quantization: first.quantization)
+                continue
+            }
+        }
+        nodes.append(n)
+    }
+    g.nodes = nodes
+    eliminateDeadCode(&g)
+}
+
+/// The per-tensor quantization of a QuantizeLinear or DequantizeLinear node with constant
+/// parameters, whose integer side is `integer` (u8 or s8); nil otherwise.
+func perTensorQuantization(_ n: Node, _ g: Graph, integer: ValueID?) -> Quantization? {
+    guard let integer, n.inputs.count >= 2, let s = n.inputs[1], let scale = g.values[s].constant, scale.count == 1,
+          scale.elementType == .f32, scale.floats[0] > 0, scale.floats[0].isFinite else { return nil }
+    let t = g.values[integer].type.elementType
+    guard t == .u8 || t == .s8 else { return nil }
+    var zero: Int32 = 0
+    if n.inputs.count > 2, let z = n.inputs[2] {
+        guard let zt = g.values[z].constant, zt.count == 1, zt.elementType == t else { return nil }
+        zero = Int32(zt.ints[0])
+    }
+    return .perTensor(t, scale: scale.floats[0], zeroPoint: zero)
+}
+
+/// The operands of `n` that carry the data it moves, when `n` commutes with an elementwise
+/// increasing function (nil for any other op).
+private func commutingOperands(_ n: Node) -> [Int]? {
+    switch n.op {
+    case .reshape, .flatten, .squeeze, .unsqueeze, .transpose, .slice, .gather, .maxPool, .globalMaxPool,
+         .depthToSpace, .spaceToDepth, .tile, .expand, .identity:
+        return [0]
+    case .resize(let a) where a.mode == .nearest:
+        return [0]
+    case .concat:
+        return Array(n.inputs.indices)
+    default:
+        return nil
+    }
+}
