@@ -18,6 +18,8 @@ extension ModelEmitter {
             }
         case .quantizedConv(let q):
             try emitQuantizedConv(n, index: index, q)
+        case .quantizedMatMul(let q):
+            try emitQuantizedMatMul(n, index: index, q)
         case .convTranspose(let a):
             if try oneDNNDeconvolutionGeometry(n, a) != nil {
                 try emitOneDNNDeconvolution(n, index: index, a)

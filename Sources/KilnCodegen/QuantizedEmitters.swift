@@ -19,60 +19,106 @@ extension ModelEmitter {
         }
     }
 
-    /// Whether oneDNN's int8 kernel computes conv `n` exactly on every CPU (see above).
+    /// Whether oneDNN's int8 kernel computes node `n` (source, weights, ...) exactly on every CPU (see above).
     func int8ExactEverywhere(_ n: Node) -> Bool {
         guard elem(n.inputs[0]!) == .u8, let w = constant(n.inputs[1]) else { return false }
         return w.ints.allSatisfy { abs($0) <= 64 }
     }
 
+    /// What differs between the quantized primitives: the oneDNN primitive, its descriptor, and
+    /// the shapes its memories take.
+    struct QuantizedPrimitive {
+        /// `convolution_forward` or `matmul`.
+        var type: String
+        /// The descriptor's expression from the source, weights, optional bias and destination descs.
+        var descriptor: (_ src: String, _ weights: String, _ bias: String?, _ dst: String) -> String
+        var srcDims: [Int], srcTag: String
+        var dstDims: [Int], dstTag: String
+        var weightDims: [Int], weightTag: String
+        var biasDims: [Int]
+        /// The weight scale of flat weight index `k`, as C++.
+        var weightScaleIndex: String
+        /// The output-scale mask of per-channel weights.
+        var perChannelMask: Int
+        var input: Quantization, weights: Quantization, output: Quantization?, addend: Quantization?
+        var postOps: [PostOp]
+        var int8: (factor: Float, postOps: [OneDNNPostOp])
+    }
+
     mutating func emitQuantizedConv(_ n: Node, index: Int, _ q: QuantizedConvAttributes) throws {
         let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
-        let b = n.inputs.count > 2 ? n.inputs[2] : nil
-        let addend = q.conv.postOps.contains(.sum) && n.inputs.count > 3 ? n.inputs[3] : nil
-        guard let (factor, int8PostOps) = q.oneDNNInt8PostOps, let f32PostOps = PostOp.oneDNNLowering(q.conv.postOps),
-              case .constant(let weightsOffset) = plan.storage[w]! else {
-            throw KilnError("internal error: \(n.label): not a quantized conv oneDNN can run")
-        }
-        let xs = shape(x), ws = shape(w), ys = shape(y)
+        guard let int8 = q.oneDNNInt8PostOps else { throw KilnError("internal error: \(n.label): not a quantized conv oneDNN can run") }
+        let xs = shape(x), ws = shape(w)
         let a = q.conv
         let geo = try windowGeometry(input: Array(xs.dropFirst(2)), kernel: Array(ws.dropFirst(2)), strides: a.strides,
                                      pads: a.pads, dilations: a.dilations, autoPad: a.autoPad, n.label)
-        let prim = "p\(index)", m = "m->\(prim)"
-        let wdims = a.group > 1 ? [a.group, ws[0] / a.group] + Array(ws.dropFirst()) : ws
-        let perChannel = !q.weights.isPerTensor
         let window = "\(dims(geo.strides)), \(dims(geo.dilations.map { $0 - 1 })), \(dims(geo.padsBegin)), \(dims(geo.padsEnd))"
-        let sx = floatLiteral(q.input.scales[0])
-        for member in ["dnnl::convolution_forward \(prim);", "bool \(prim)_int8 = false;",
-                       "std::vector<float> \(prim)_xf, \(prim)_yf, \(prim)_b;", "dnnl::memory \(prim)_srcf, \(prim)_dstf, \(prim)_qbias;",
+        let wdims = a.group > 1 ? [a.group, ws[0] / a.group] + Array(ws.dropFirst()) : ws
+        let p = QuantizedPrimitive(
+            type: "convolution_forward",
+            descriptor: { src, wei, bias, dst in
+                "convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_direct, \(src), \(wei), \(bias.map { "\($0), " } ?? "")\(dst), \(window))"
+            },
+            srcDims: xs, srcTag: tag(x), dstDims: shape(y), dstTag: tag(y), weightDims: wdims, weightTag: plainTag(wdims.count),
+            biasDims: [shape(y)[1]], weightScaleIndex: "k / \(shapeProduct(Array(ws.dropFirst())))", perChannelMask: 2,
+            input: q.input, weights: q.weights, output: q.output, addend: q.addend, postOps: a.postOps, int8: int8)
+        try emitQuantizedPrimitive(n, index: index, p)
+    }
+
+    mutating func emitQuantizedMatMul(_ n: Node, index: Int, _ q: QuantizedMatMulAttributes) throws {
+        let x = n.inputs[0]!, w = n.inputs[1]!
+        guard let int8 = q.oneDNNInt8PostOps else { throw KilnError("internal error: \(n.label): not a quantized matmul oneDNN can run") }
+        let ws = shape(w)
+        let rows = shapeProduct(shape(x).dropLast())
+        let p = QuantizedPrimitive(
+            type: "matmul",
+            descriptor: { src, wei, bias, dst in "matmul::desc(\(src), \(wei), \(bias.map { "\($0), " } ?? "")\(dst))" },
+            srcDims: [rows, ws[0]], srcTag: "tag::ab", dstDims: [rows, ws[1]], dstTag: "tag::ab",
+            weightDims: ws, weightTag: "tag::ab", biasDims: [1, ws[1]], weightScaleIndex: "k % \(ws[1])", perChannelMask: 2,
+            input: q.input, weights: q.weights, output: q.output, addend: nil, postOps: q.postOps, int8: int8)
+        try emitQuantizedPrimitive(n, index: index, p)
+    }
+
+    /// A quantized conv or matmul: the int8 primitive where it is exact, else the f32 form.
+    mutating func emitQuantizedPrimitive(_ n: Node, index: Int, _ p: QuantizedPrimitive) throws {
+        let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
+        let b = n.inputs.count > 2 ? n.inputs[2] : nil
+        let addend = p.postOps.contains(.sum) && n.inputs.count > 3 ? n.inputs[3] : nil
+        guard let f32PostOps = PostOp.oneDNNLowering(p.postOps), case .constant(let weightsOffset) = plan.storage[w]! else {
+            throw KilnError("internal error: \(n.label): not a quantized op oneDNN can run")
+        }
+        let prim = "p\(index)", m = "m->\(prim)"
+        let perChannel = !p.weights.isPerTensor
+        let sx = floatLiteral(p.input.scales[0])
+        for member in ["dnnl::\(p.type) \(prim);", "bool \(prim)_int8 = false;",
+                       "std::vector<float> \(prim)_xf, \(prim)_yf, \(prim)_b;", "dnnl::memory \(prim)_srcf, \(prim)_dstf, \(prim)_qbias, \(prim)_wei;",
                        "dnnl_exec_arg_t \(prim)_args[4];"] {
             members.append(member)
         }
         create.line("{  // \(n.name)")
-        create.line("memory::desc src_md(\(dims(xs)), \(dataType(elem(x))), \(tag(x)));")
-        create.line("memory::desc dst_md(\(dims(ys)), \(dataType(elem(y))), \(tag(y)));")
-        create.line("memory::desc wei_plain(\(dims(wdims)), dt::s8, \(plainTag(wdims.count)));")
-        if b != nil { create.line("memory::desc bias_md(\(dims([ys[1]])), dt::f32, tag::a);") }
-        create.line("static const float wscale[] = {\(q.weights.scales.map(floatLiteral).joined(separator: ", "))};")
+        create.line("memory::desc src_md(\(dims(p.srcDims)), \(dataType(elem(x))), \(p.srcTag));")
+        create.line("memory::desc dst_md(\(dims(p.dstDims)), \(dataType(elem(y))), \(p.dstTag));")
+        create.line("memory::desc wei_plain(\(dims(p.weightDims)), dt::s8, \(p.weightTag));")
+        if b != nil { create.line("memory::desc bias_md(\(dims(p.biasDims)), dt::f32, \(plainTag(p.biasDims.count)));") }
+        create.line("static const float wscale[] = {\(p.weights.scales.map(floatLiteral).joined(separator: ", "))};")
         let src = boundMemory(prim, "src", desc: "src_md", value: x)
         let dst = boundMemory(prim, "dst", desc: "dst_md", value: y)
-        members.append("dnnl::memory \(prim)_wei;")
-        let weightIndex = perChannel ? "k / \(shapeProduct(Array(ws.dropFirst())))" : "0"
         let exactEverywhere = int8ExactEverywhere(n)
         create.line("\(m)_int8 = \(exactEverywhere ? "true;  // u8 source, weights within ±64" : "kiln::int8_exact();")")
         var args: [(String, String)] = []
 
         // The int8 primitive.
         create.open("if (\(m)_int8)")
-        create.line("auto d = convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_direct, src_md, memory::desc(wei_plain.dims(), dt::s8, tag::any), \(b != nil ? "bias_md, " : "")dst_md, \(window));")
+        create.line("auto d = \(p.descriptor("src_md", "memory::desc(wei_plain.dims(), dt::s8, tag::any)", b != nil ? "bias_md" : nil, "dst_md"));")
         create.line("primitive_attr attr;")
-        create.line("std::vector<float> scales(\(q.weights.scales.count));")
-        create.line("for (size_t k = 0; k < scales.size(); k++) scales[k] = \(sx) * wscale[k] * \(floatLiteral(factor));")
-        create.line("attr.set_output_scales(\(perChannel ? 2 : 0), scales);")
-        if q.input.zeroPoints[0] != 0 { create.line("attr.set_zero_points(DNNL_ARG_SRC, 0, {\(q.input.zeroPoints[0])});") }
-        if let o = q.output, o.zeroPoints[0] != 0 { create.line("attr.set_zero_points(DNNL_ARG_DST, 0, {\(o.zeroPoints[0])});") }
-        emitPostOpList(int8PostOps)
-        create.line("auto pd = convolution_forward::primitive_desc(d, attr, m->eng);")
-        create.line("\(m) = convolution_forward(pd);")
+        create.line("std::vector<float> scales(\(p.weights.scales.count));")
+        create.line("for (size_t k = 0; k < scales.size(); k++) scales[k] = \(sx) * wscale[k] * \(floatLiteral(p.int8.factor));")
+        create.line("attr.set_output_scales(\(perChannel ? p.perChannelMask : 0), scales);")
+        if p.input.zeroPoints[0] != 0 { create.line("attr.set_zero_points(DNNL_ARG_SRC, 0, {\(p.input.zeroPoints[0])});") }
+        if let o = p.output, o.zeroPoints[0] != 0 { create.line("attr.set_zero_points(DNNL_ARG_DST, 0, {\(o.zeroPoints[0])});") }
+        emitPostOpList(p.int8.postOps)
+        create.line("auto pd = \(p.type)::primitive_desc(d, attr, m->eng);")
+        create.line("\(m) = \(p.type)(pd);")
         create.line("memory plain(wei_plain, m->eng, (void*)(W + \(weightsOffset)));")
         create.line("\(m)_wei = memory(pd.weights_desc(), m->eng);")
         create.line("reorder(plain, \(m)_wei).execute(m->strm, plain, \(m)_wei);")
@@ -80,7 +126,7 @@ extension ModelEmitter {
         args = [("DNNL_ARG_SRC", src), ("DNNL_ARG_WEIGHTS", "\(prim)_wei")]
         if let b, case .constant(let biasOffset) = plan.storage[b]! {
             // oneDNN adds the bias to the accumulator, before the output scales.
-            create.line("\(m)_b.resize(\(ys[1]));")
+            create.line("\(m)_b.resize(\(shapeProduct(p.biasDims)));")
             create.line("for (size_t k = 0; k < \(m)_b.size(); k++) \(m)_b[k] = ((const float*)(W + \(biasOffset)))[k] / (\(sx) * wscale[\(perChannel ? "k" : "0")]);")
             create.line("\(m)_qbias = memory(bias_md, m->eng, \(m)_b.data());")
             args.append(("DNNL_ARG_BIAS", "\(prim)_qbias"))
@@ -90,27 +136,27 @@ extension ModelEmitter {
 
         // The f32 form: the definition.
         create.reopen("} else {")
-        create.line("memory::desc srcf_md(src_md.dims(), dt::f32, \(tag(x)));")
-        create.line("memory::desc dstf_md(dst_md.dims(), dt::f32, \(tag(y)));")
-        create.line("auto d = convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_direct, srcf_md, memory::desc(wei_plain.dims(), dt::f32, tag::any), \(b != nil ? "bias_md, " : "")dstf_md, \(window));")
+        create.line("memory::desc srcf_md(src_md.dims(), dt::f32, \(p.srcTag));")
+        create.line("memory::desc dstf_md(dst_md.dims(), dt::f32, \(p.dstTag));")
+        create.line("auto d = \(p.descriptor("srcf_md", "memory::desc(wei_plain.dims(), dt::f32, tag::any)", b != nil ? "bias_md" : nil, "dstf_md"));")
         create.line("primitive_attr attr;")
         emitPostOpList(f32PostOps)
-        create.line("auto pd = convolution_forward::primitive_desc(d, attr, m->eng);")
-        create.line("\(m) = convolution_forward(pd);")
-        create.line("std::vector<float> wf(\(shapeProduct(ws)));")
-        create.line("for (size_t k = 0; k < wf.size(); k++) wf[k] = ((const int8_t*)(W + \(weightsOffset)))[k] * wscale[\(weightIndex)];")
-        create.line("memory plain(memory::desc(wei_plain.dims(), dt::f32, \(plainTag(wdims.count))), m->eng, wf.data());")
+        create.line("auto pd = \(p.type)::primitive_desc(d, attr, m->eng);")
+        create.line("\(m) = \(p.type)(pd);")
+        create.line("std::vector<float> wf(\(shapeProduct(p.weightDims)));")
+        create.line("for (size_t k = 0; k < wf.size(); k++) wf[k] = ((const int8_t*)(W + \(weightsOffset)))[k] * wscale[\(perChannel ? p.weightScaleIndex : "0")];")
+        create.line("memory plain(memory::desc(wei_plain.dims(), dt::f32, \(p.weightTag)), m->eng, wf.data());")
         create.line("\(m)_wei = memory(pd.weights_desc(), m->eng);")
         create.line("reorder(plain, \(m)_wei).execute(m->strm, plain, \(m)_wei);")
         create.line("m->strm.wait();")
-        create.line("\(m)_xf.resize(\(shapeProduct(xs)));")
+        create.line("\(m)_xf.resize(\(shapeProduct(p.srcDims)));")
         create.line("\(m)_srcf = memory(srcf_md, m->eng, \(m)_xf.data());")
         args = [("DNNL_ARG_SRC", "\(prim)_srcf"), ("DNNL_ARG_WEIGHTS", "\(prim)_wei")]
         if let b {
             args.append(("DNNL_ARG_BIAS", boundMemory(prim, "bias", desc: "bias_md", value: b)))
         }
-        if q.output != nil {
-            create.line("\(m)_yf.resize(\(shapeProduct(ys)));")
+        if p.output != nil {
+            create.line("\(m)_yf.resize(\(shapeProduct(p.dstDims)));")
             create.line("\(m)_dstf = memory(dstf_md, m->eng, \(m)_yf.data());")
             args.append(("DNNL_ARG_DST", "\(prim)_dstf"))
         } else {
@@ -122,21 +168,21 @@ extension ModelEmitter {
 
         // Run.
         let count = args.count
-        let ny = shapeProduct(ys)
+        let ny = shapeProduct(p.dstDims)
         run.open("if (\(m)_int8)")
-        prepareSum(q.conv.postOps, addend: addend, output: y)
+        prepareSum(p.postOps, addend: addend, output: y)
         executeLine(prim, count: count, index: index)
         run.reopen("} else {")
-        run.line("kiln::dequantize_tensor(\(v(x)), \(sx), \(q.input.zeroPoints[0]), \(m)_xf.data(), \(shapeProduct(xs)));")
+        run.line("kiln::dequantize_tensor(\(v(x)), \(sx), \(p.input.zeroPoints[0]), \(m)_xf.data(), \(shapeProduct(p.srcDims)));")
         if let addend {
-            if let p = q.addend {
-                run.line("kiln::dequantize_tensor(\(v(addend)), \(floatLiteral(p.scales[0])), \(p.zeroPoints[0]), \(m)_yf.data(), \(ny));")
+            if let q = p.addend {
+                run.line("kiln::dequantize_tensor(\(v(addend)), \(floatLiteral(q.scales[0])), \(q.zeroPoints[0]), \(m)_yf.data(), \(ny));")
             } else {
-                prepareSum(q.conv.postOps, addend: addend, output: y)
+                prepareSum(p.postOps, addend: addend, output: y)
             }
         }
         executeLine(prim, count: count, index: index)
-        if let o = q.output {
+        if let o = p.output {
             run.line("kiln::quantize_tensor(\(m)_yf.data(), \(floatLiteral(o.scales[0])), \(o.zeroPoints[0]), \(v(y)), \(ny));")
         }
         run.close()

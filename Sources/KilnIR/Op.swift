@@ -21,6 +21,9 @@ public enum Op: Sendable, Equatable {
     case gemm(GemmAttributes)
     /// A, B -> Y (numpy matmul semantics)
     case matMul
+    /// A (u8/s8 [..., M, K]), B (s8 constant [K, N]), bias? (f32 [N], real units) -> Y [..., M, N]
+    /// (the output's type, or f32): a matrix product over quantized values.
+    case quantizedMatMul(QuantizedMatMulAttributes)
     /// X -> Y, elementwise
     case unary(UnaryOp)
     /// X -> Y
@@ -137,6 +140,7 @@ public enum Op: Sendable, Equatable {
         case .channelScaleShift: return "scale_shift"
         case .gemm: return "gemm"
         case .matMul: return "matmul"
+        case .quantizedMatMul: return "quantized_matmul"
         case .unary(let u): return u.rawValue
         case .leakyRelu: return "leaky_relu"
         case .elu: return "elu"

@@ -126,34 +126,47 @@ extension PostOp {
 }
 
 extension QuantizedConvAttributes {
-    /// How oneDNN 2.6's int8 convolution computes this conv, or nil when it cannot. oneDNN adds
-    /// the bias to the s32 accumulator, multiplies by the output scales, applies the post-ops,
-    /// adds the destination's zero point and saturates. With output scales s_x·s_w[oc]·`factor`
-    /// and the bias divided by s_x·s_w[oc], the post-ops see real values when `factor` is 1; a
-    /// quantized output then needs a final `linear(1/s_y)`, unless every post-op commutes with a
-    /// positive scale (sum, ReLU, leaky ReLU): then `factor` is 1/s_y and the sum's scale is
-    /// divided by s_y too.
+    /// How oneDNN 2.6's int8 convolution computes this conv, or nil when it cannot
+    /// (`oneDNNInt8Lowering`).
     public var oneDNNInt8PostOps: (factor: Float, postOps: [OneDNNPostOp])? {
-        guard var ops = PostOp.oneDNNLowering(conv.postOps) else { return nil }
-        let addendScale = addend?.scales[0] ?? 1, addendZero = addend?.zeroPoints[0] ?? 0
-        let sumIndex = ops.firstIndex(of: .sum())
-        guard let out = output else {
-            if let k = sumIndex { ops[k] = .sum(scale: addendScale, zeroPoint: addendZero) }
-            return (1, ops)
-        }
-        let inverse = 1 / out.scales[0]
-        let homogeneous = conv.postOps.allSatisfy { p in
-            switch p {
-            case .sum, .relu, .leakyRelu: return true
-            default: return false
-            }
-        }
-        if homogeneous {
-            if let k = sumIndex { ops[k] = .sum(scale: addendScale * inverse, zeroPoint: addendZero) }
-            return (inverse, ops)
-        }
-        guard !ops.contains(where: { if case .eltwise(.linear, _, _) = $0 { return true } else { return false } }) else { return nil }
-        if let k = sumIndex { ops[k] = .sum(scale: addendScale, zeroPoint: addendZero) }
-        return (1, ops + [.eltwise(.linear, alpha: inverse, beta: 0)])
+        oneDNNInt8Lowering(conv.postOps, output: output, addend: addend)
     }
+}
+
+extension QuantizedMatMulAttributes {
+    /// How oneDNN 2.6's int8 matmul computes this product, or nil when it cannot.
+    public var oneDNNInt8PostOps: (factor: Float, postOps: [OneDNNPostOp])? {
+        oneDNNInt8Lowering(postOps, output: output, addend: nil)
+    }
+}
+
+/// How a oneDNN 2.6 int8 primitive (convolution or matmul) applies `postOps` to real values.
+/// oneDNN adds the bias to the s32 accumulator, multiplies by the output scales, applies the
+/// post-ops, adds the destination's zero point and saturates. With output scales
+/// s_x·s_w[oc]·`factor` and the bias divided by s_x·s_w[oc], the post-ops see real values when
+/// `factor` is 1; a quantized output then needs a final `linear(1/s_y)`, unless every post-op
+/// commutes with a positive scale (sum, ReLU, leaky ReLU): then `factor` is 1/s_y and the sum's
+/// scale is divided by s_y too. Nil when oneDNN cannot compute the list.
+public func oneDNNInt8Lowering(_ postOps: [PostOp], output: Quantization?, addend: Quantization?) -> (factor: Float, postOps: [OneDNNPostOp])? {
+    guard var ops = PostOp.oneDNNLowering(postOps) else { return nil }
+    let addendScale = addend?.scales[0] ?? 1, addendZero = addend?.zeroPoints[0] ?? 0
+    let sumIndex = ops.firstIndex(of: .sum())
+    guard let out = output else {
+        if let k = sumIndex { ops[k] = .sum(scale: addendScale, zeroPoint: addendZero) }
+        return (1, ops)
+    }
+    let inverse = 1 / out.scales[0]
+    let homogeneous = postOps.allSatisfy { p in
+        switch p {
+        case .sum, .relu, .leakyRelu: return true
+        default: return false
+        }
+    }
+    if homogeneous {
+        if let k = sumIndex { ops[k] = .sum(scale: addendScale * inverse, zeroPoint: addendZero) }
+        return (inverse, ops)
+    }
+    guard !ops.contains(where: { if case .eltwise(.linear, _, _) = $0 { return true } else { return false } }) else { return nil }
+    if let k = sumIndex { ops[k] = .sum(scale: addendScale, zeroPoint: addendZero) }
+    return (1, ops + [.eltwise(.linear, alpha: inverse, beta: 0)])
 }

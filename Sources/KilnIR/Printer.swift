@@ -51,6 +51,9 @@ private func attributeText(_ op: Op) -> String {
     }
     switch op {
     case .conv(let a): return conv(a)
+    case .quantizedMatMul(let q):
+        return "input=\(q.input) weights=\(q.weights) output=\(q.output?.description ?? "f32")"
+            + (q.postOps.isEmpty ? "" : " post_ops=[\(q.postOps.map(\.description).joined(separator: ", "))]")
     case .quantizedConv(let q):
         return [conv(q.conv), "input=\(q.input)", "weights=\(q.weights)", "output=\(q.output?.description ?? "f32")"]
             .filter { !$0.isEmpty }.joined(separator: " ") + (q.addend.map { " addend=\($0)" } ?? "")

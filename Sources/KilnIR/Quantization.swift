@@ -74,3 +74,24 @@ public struct QuantizedConvAttributes: Sendable, Equatable {
         self.addend = addend
     }
 }
+
+/// A matrix product over quantized values, the form `dequantize → MatMul/Gemm → quantize` takes
+/// once lowered: `postOps(dequantize(A) · dequantize(B) + bias)`, quantized by `output`, or f32
+/// when `output` is nil. A is [..., M, K]; B is constant [K, N]; the bias is [N].
+public struct QuantizedMatMulAttributes: Sendable, Equatable {
+    /// The source's parameters (per tensor).
+    public var input: Quantization
+    /// The weights' parameters: s8, symmetric, per tensor or per column (axis 1).
+    public var weights: Quantization
+    /// The result's parameters (per tensor), or nil for an f32 result.
+    public var output: Quantization?
+    /// Applied to the real result, in order (no `.sum`).
+    public var postOps: [PostOp]
+
+    public init(input: Quantization, weights: Quantization, output: Quantization?, postOps: [PostOp] = []) {
+        self.input = input
+        self.weights = weights
+        self.output = output
+        self.postOps = postOps
+    }
+}

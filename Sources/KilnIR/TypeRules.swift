@@ -81,6 +81,23 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
             guard try type(3) == addend else { throw KilnError("\(what): the sum post-op's addend must be \(addend)") }
         }
         return [out]
+    case .quantizedMatMul(let q):
+        let a = try shape(0), b = try shape(1)
+        for (i, p, role) in [(0, q.input, "input"), (1, q.weights, "weight")] {
+            let t = try type(i).elementType
+            guard t == p.type, t == .u8 || t == .s8 else { throw KilnError("\(what): the \(role) is \(t), its quantization says \(p.type)") }
+        }
+        guard a.count >= 2, b.count == 2, a.last == b[0] else {
+            throw KilnError("\(what): input \(shapeString(a)) and weights \(shapeString(b)) do not multiply")
+        }
+        guard q.input.isPerTensor, q.weights.type == .s8, q.weights.isSymmetric,
+              q.weights.isPerTensor || (q.weights.axis == 1 && q.weights.scales.count == b[1]), !q.postOps.contains(.sum) else {
+            throw KilnError("\(what): needs a per-tensor input and s8 weights, symmetric, per tensor or per column")
+        }
+        if has(2) {
+            guard try type(2) == TensorType(.f32, [b[1]]) else { throw KilnError("\(what): the bias must be f32[\(b[1])]") }
+        }
+        return [TensorType(q.output?.type ?? .f32, Array(a.dropLast()) + [b[1]])]
     case .convTranspose(let a):
         try requireFloat(0)
         let x = try shape(0), w = try shape(1)

@@ -20,9 +20,15 @@ public func lowerQuantized(_ g: inout Graph) {
     let uses = GraphUses(g)
     var removed = Set<Int>()
     for i in g.nodes.indices {
-        guard case .conv(let a) = g.nodes[i].op, let lowered = lowerConv(g.nodes[i], a, uses, removed) else { continue }
+        let lowered: (node: Node, absorbed: [Int])?
+        switch g.nodes[i].op {
+        case .conv(let a): lowered = lowerConv(g.nodes[i], a, uses, removed)
+        case .matMul, .gemm: lowered = lowerMatMul(&g, i, uses, removed)
+        default: lowered = nil
+        }
+        guard let lowered else { continue }
         g.nodes[i] = lowered.node
-        if let q = lowered.quantizeNode { removed.insert(q) }
+        removed.formUnion(lowered.absorbed)
     }
     g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
     eliminateDeadCode(&g)
@@ -70,7 +76,7 @@ private func dequantizedWeights(_ v: ValueID?, _ uses: GraphUses) -> (ValueID, Q
 
 /// Conv node `n` as a quantized conv when its source and weights are dequantized, with the
 /// QuantizeLinear node it absorbs (nil when its output stays f32).
-private func lowerConv(_ n: Node, _ a: ConvAttributes, _ uses: GraphUses, _ removed: Set<Int>) -> (node: Node, quantizeNode: Int?)? {
+private func lowerConv(_ n: Node, _ a: ConvAttributes, _ uses: GraphUses, _ removed: Set<Int>) -> (node: Node, absorbed: [Int])? {
     let g = uses.graph
     guard let (xq, input) = dequantizedActivation(n.inputs[0], uses),
           let (wq, weights) = dequantizedWeights(n.inputs[1], uses),
@@ -111,7 +117,92 @@ private func lowerConv(_ n: Node, _ a: ConvAttributes, _ uses: GraphUses, _ remo
     lowered.op = .quantizedConv(q)
     lowered.inputs = inputs
     if let o = output { lowered.outputs = [o.1] }
-    return (lowered, output?.2)
+    return (lowered, output.map { [$0.2] } ?? [])
+}
+
+/// The QuantizeLinear (per tensor, constant parameters) that alone reads `y`: its parameters,
+/// its output and its index.
+private func quantizeReading(_ y: ValueID, _ uses: GraphUses, _ removed: Set<Int>) -> (Quantization, ValueID, Int)? {
+    let g = uses.graph
+    guard let c = uses.consumers[y].first, uses.only(y, readBy: c), !removed.contains(c),
+          case .quantizeLinear(_, let t) = g.nodes[c].op, g.nodes[c].inputs.first == y,
+          let p = perTensorParameters(g.nodes[c], g, type: t) else { return nil }
+    return (p, g.nodes[c].outputs[0], c)
+}
+
+/// MatMul or Gemm node `i` as a quantized matmul when its source is dequantized and its weights
+/// are dequantized constants: Gemm with alpha 1, A not transposed, and C (if any) a constant
+/// bias over the columns with beta 1; MatMul with 2-D weights, taking a following Add of a
+/// constant bias. The weights are stored [K, N] (a transposed Gemm's are transposed here).
+private func lowerMatMul(_ g: inout Graph, _ i: Int, _ uses: GraphUses, _ removed: Set<Int>) -> (node: Node, absorbed: [Int])? {
+    let n = g.nodes[i]
+    var transB = false, postOps: [PostOp] = []
+    var bias: ValueID?
+    var absorbed: [Int] = []
+    var y = n.outputs[0]
+    let ys = g.values[y].type.shape ?? [0]
+    guard let columns = ys.last, shapeProduct(ys) > 0 else { return nil }
+    func isBias(_ v: ValueID?) -> Bool {
+        guard let v, let c = g.values[v].constant, c.elementType == .f32 else { return false }
+        return c.shape == [columns] || c.shape == [1, columns]
+    }
+    switch n.op {
+    case .gemm(let a):
+        guard a.alpha == 1, !a.transA else { return nil }
+        transB = a.transB
+        postOps = a.postOps
+        if n.inputs.count > 2, let c = n.inputs[2] {
+            guard a.beta == 1, isBias(c) else { return nil }
+            bias = c
+        }
+    case .matMul:
+        // A bias added right after: MatMul → Add(constant [N]).
+        if let c = uses.consumers[y].first, uses.only(y, readBy: c), !removed.contains(c), case .binary(.add) = g.nodes[c].op,
+           let other = g.nodes[c].inputs.first(where: { $0 != y }), isBias(other),
+           g.values[g.nodes[c].outputs[0]].type == g.values[y].type {
+            bias = other
+            absorbed.append(c)
+            y = g.nodes[c].outputs[0]
+        }
+    default: return nil
+    }
+    guard let (aq, input) = dequantizedActivation(n.inputs[0], uses), g.values[aq].type.rank >= 2,
+          let dw = uses.node(n.inputs[1]), case .dequantizeLinear(let axis) = g.nodes[dw].op, let wq = g.nodes[dw].inputs[0],
+          var w = g.values[wq].constant, w.elementType == .s8, w.rank == 2,
+          let s = g.nodes[dw].inputs[1], let scale = g.values[s].constant, scale.elementType == .f32,
+          scale.floats.allSatisfy({ $0 > 0 && $0.isFinite }) else { return nil }
+    if g.nodes[dw].inputs.count > 2, let z = g.nodes[dw].inputs[2] {
+        guard let zt = g.values[z].constant, zt.ints.allSatisfy({ $0 == 0 }) else { return nil }
+    }
+    // Per column: axis 1 of [K, N], or axis 0 of a transposed Gemm's [N, K].
+    let columnAxis = transB ? 0 : 1
+    if scale.count > 1 {
+        guard scale.rank == 1, scale.count == columns, axis == columnAxis || axis == columnAxis - 2 else { return nil }
+    }
+    let weights = Quantization(.s8, scales: scale.floats, zeroPoints: [Int32](repeating: 0, count: scale.count), axis: 1)
+    var weightValue = wq
+    if transB {
+        let (r, c) = (w.shape[0], w.shape[1])
+        w = Tensor(.s8, shape: [c, r], ints: (0..<(r * c)).map { k in w.ints[(k % r) * c + k / r] })
+        weightValue = g.addConstant("\(g.values[wq].name)_kn", w)
+    }
+    var biasValue = bias
+    if let b = bias, let bt = g.values[b].constant, bt.rank == 2 {
+        biasValue = g.addConstant("\(g.values[b].name)_n", bt.reshaped([columns]))
+    }
+    var q = QuantizedMatMulAttributes(input: input, weights: weights, output: nil, postOps: postOps)
+    var outputs = [y]
+    if let (p, out, c) = quantizeReading(y, uses, removed) {
+        q.output = p
+        if q.oneDNNInt8PostOps != nil {
+            outputs = [out]
+            absorbed.append(c)
+        } else {
+            q.output = nil
+        }
+    }
+    guard q.oneDNNInt8PostOps != nil else { return nil }
+    return (Node(name: n.name, op: .quantizedMatMul(q), inputs: [aq, weightValue, biasValue], outputs: outputs, origin: n.origin), absorbed)
 }
 
 /// Folds DequantizeLinear nodes whose operands are all constant.

@@ -66,6 +66,11 @@ public func evaluateNode(_ node: Node, _ inputs: [Tensor?]) throws -> [Tensor] {
         let addend = opt(3).map { a in q.addend.map { dequantize(a, $0) } ?? a }
         let real = applyPostOps(q.conv.postOps, y, addend: addend)
         return [q.output.map { quantize(real, $0) } ?? real]
+    case .quantizedMatMul(let q):
+        var y = matMul(dequantize(x(0), q.input), dequantize(x(1), q.weights), out: TensorType(.f32, shape))
+        if let bias = opt(2) { y = try binary(.add, y, bias, out: y.type) }
+        let real = applyPostOps(q.postOps, y, addend: nil)
+        return [q.output.map { quantize(real, $0) } ?? real]
     case .convTranspose(let a):
         return [applyPostOps(a.conv.postOps, try convTranspose(x(0), x(1), opt(2), a, out: shape, what), addend: nil)]
     case .batchNormalization(let eps):

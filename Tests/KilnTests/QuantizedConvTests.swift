@@ -241,4 +241,31 @@ import KilnReference
             #expect(f32.isEmpty, "\(printIR(g))")
         }
     }
+
+    /// A QDQ MLP: Gemm (transposed weights, per-row scales, bias, ReLU) to u8, then MatMul +
+    /// Add(bias) to f32, on a 3-D input.
+    @Test(arguments: [Int64(64), 127])
+    func quantizedMLP(limit: Int64) throws {
+        var b = Builder()
+        let x = b.input("x", [6, 32])
+        let (_, xd) = b.fakeQuantize(x, .u8, scale: 0.02, zero: 128, "x")
+        let (w1, b1) = b.weights([16, 32], limit: limit, "fc1")
+        let h = b.node(.gemm(GemmAttributes(transB: true)), [xd, w1, b1], "fc1")
+        let r = b.node(.unary(.relu), [h], "r")
+        let (_, hd) = b.fakeQuantize(r, .u8, scale: 0.03, zero: 0, "h")
+        let hr = b.node(.reshape(allowZero: false), [hd, b.g.addConstant("shape", .vector(ints: [2, 3, 16]))], "hr")
+        // MatMul weights [K, N] with per-column scales (axis 1).
+        var rng = SplitMix(seed: 99)
+        let w2 = Tensor(.s8, shape: [16, 10], ints: (0..<160).map { _ in Int64(rng.next() % UInt64(2 * limit + 1)) - limit })
+        let w2d = b.node(.dequantizeLinear(axis: 1), [b.g.addConstant("w2q", w2),
+                                                      b.g.addConstant("w2s", Tensor(.f32, shape: [10], floats: (0..<10).map { 0.002 + 0.0005 * Float($0) }))], "w2")
+        let m = b.node(.matMul, [hr, w2d], "m")
+        let y = b.node(.binary(.add), [m, b.g.addConstant("b2", Tensor(.f32, shape: [10], floats: (0..<10).map { Float($0) * 0.01 }))], "y")
+        b.g.outputs = [y]
+        try Self.check(b, layouts: [.channelsLast], quantizedConvs: 0) { g in
+            let mm = g.nodes.filter { if case .quantizedMatMul = $0.op { return true } else { return false } }
+            #expect(mm.count == 2, "\(printIR(g))")
+            #expect(Self.standaloneQDQ(g) == ["x_q"], "\(printIR(g))")
+        }
+    }
 }
