@@ -35,6 +35,9 @@ public struct CompileReport: Sendable {
     public var loopNodes: Int
     /// Nodes that run as generic loops where oneDNN usually runs them, each with why.
     public var fallbacks: [String]
+    /// The report written as NAME.report.md and NAME.report.json.
+    public var report: ModelReport
+    public var reportFiles: [String]
 }
 
 /// The default library name for a model file: its base name as a C identifier, lower case.
@@ -67,7 +70,7 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
     // oneDNN 2.6 has fast blocked (nChw16c) kernels only for AVX-512: elsewhere its reference
     // kernels would run, a thousand times slower. Choose blocked only when the target has it.
     let layout: LayoutPolicy = o.layout == .auto && !o.cpu.guaranteesAVX512 ? .channelsLast : o.layout
-    try Pipeline.optimize(&graph, layout: layout, progress: progress)
+    let keptFloat = try Pipeline.optimize(&graph, layout: layout, progress: progress)
     progress("generate C++")
     let emitted = try emitModel(graph, options: CodegenOptions(name: o.name, kilnVersion: o.kilnVersion, modelPath: o.modelPath, winograd: o.winograd))
     progress("compile with g++")
@@ -76,6 +79,17 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
     build.cpu = o.cpu
     let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
                                     options: build, log: log)
+    let report = ModelReport(graph: graph, name: o.name, model: o.modelPath, kilnVersion: o.kilnVersion, arenaBytes: emitted.arenaBytes,
+                             weightsBytes: emitted.weights.count, notes: keptFloat + emitted.fallbacks.map { "not through oneDNN: \($0)" })
+    let dir = URL(fileURLWithPath: o.outputDirectory).standardizedFileURL.path as NSString
+    let files = [dir.appendingPathComponent("\(o.name).report.md"), dir.appendingPathComponent("\(o.name).report.json")]
+    do {
+        try report.markdown.write(toFile: files[0], atomically: true, encoding: .utf8)
+        try report.json.write(toFile: files[1], atomically: true, encoding: .utf8)
+    } catch {
+        throw KilnError("cannot write the report into \(o.outputDirectory): \(error.localizedDescription)")
+    }
     return CompileReport(products: products, arenaBytes: emitted.arenaBytes, weightsBytes: emitted.weights.count,
-                         oneDNNNodes: emitted.oneDNNNodes, loopNodes: emitted.loopNodes, fallbacks: emitted.fallbacks)
+                         oneDNNNodes: emitted.oneDNNNodes, loopNodes: emitted.loopNodes, fallbacks: emitted.fallbacks,
+                         report: report, reportFiles: files)
 }

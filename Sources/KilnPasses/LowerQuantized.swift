@@ -16,36 +16,52 @@ import KilnReference
 /// conv took fold into f32 constants (`inferShapes` keeps them unfolded so that this pass sees
 /// the weights' integers). Runs after post-op and sum fusion: the post-ops that fusion put on
 /// the f32 conv apply to the real values the quantized conv computes.
-public func lowerQuantized(_ g: inout Graph) {
+///
+/// Returns, for a graph with quantization in it, each conv and matrix product that stays f32
+/// and why ("node: why"), for the compile report.
+@discardableResult
+public func lowerQuantized(_ g: inout Graph) -> [String] {
     let uses = GraphUses(g)
+    let quantizedGraph = g.nodes.contains { if case .dequantizeLinear = $0.op { return true } else { return false } }
     var removed = Set<Int>()
+    var keptFloat: [String] = []
     for i in g.nodes.indices {
         let lowered: (node: Node, absorbed: [Int])?
         switch g.nodes[i].op {
         case .conv(let a): lowered = lowerConv(g.nodes[i], a, uses, removed)
         case .matMul, .gemm: lowered = lowerMatMul(&g, i, uses, removed)
-        default: lowered = nil
+        case .convTranspose:
+            if quantizedGraph { keptFloat.append("\(g.nodes[i].label): FP32 (quantized transposed convolutions are not supported yet)") }
+            continue
+        default: continue
         }
-        guard let lowered else { continue }
+        guard let lowered else {
+            if quantizedGraph { keptFloat.append("\(g.nodes[i].label): FP32 (\(whyFloat(g.nodes[i], uses)))") }
+            continue
+        }
         g.nodes[i] = lowered.node
         removed.formUnion(lowered.absorbed)
     }
     g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
     eliminateDeadCode(&g)
     foldDequantizedConstants(&g)
+    return keptFloat
 }
 
-/// The per-tensor parameters of a QuantizeLinear or DequantizeLinear node with constant scale
-/// and zero point (nil otherwise), for the integer type `type`.
-private func perTensorParameters(_ n: Node, _ g: Graph, type: ElementType) -> Quantization? {
-    guard n.inputs.count >= 2, let s = n.inputs[1], let scale = g.values[s].constant, scale.count == 1,
-          scale.elementType == .f32, scale.floats[0] > 0, scale.floats[0].isFinite else { return nil }
-    var zp: Int32 = 0
-    if n.inputs.count > 2, let z = n.inputs[2] {
-        guard let zt = g.values[z].constant, zt.count == 1, zt.elementType == type else { return nil }
-        zp = Int32(zt.ints[0])
+/// Why a conv or matrix product of a quantized graph was not lowered.
+private func whyFloat(_ n: Node, _ uses: GraphUses) -> String {
+    let g = uses.graph
+    guard dequantizedActivation(n.inputs[0], uses) != nil else {
+        return "its input is not a u8/s8 tensor dequantized per tensor"
     }
-    return .perTensor(type, scale: scale.floats[0], zeroPoint: zp)
+    guard let dw = uses.node(n.inputs[1]), case .dequantizeLinear = g.nodes[dw].op, let wq = g.nodes[dw].inputs[0],
+          g.values[wq].constant?.elementType == .s8 else {
+        return "its weights are not constant s8 values behind DequantizeLinear"
+    }
+    if case .gemm(let a) = n.op, a.alpha != 1 || a.transA || a.beta != 1 {
+        return "Gemm with alpha or beta other than 1, or a transposed A"
+    }
+    return "its weights are not symmetric per tensor or per output channel, its bias is not a constant, or oneDNN cannot apply its post-ops in int8"
 }
 
 /// A DequantizeLinear node writing `v`, per tensor, of a non-constant u8/s8 value: that value and its parameters.
@@ -53,7 +69,7 @@ private func dequantizedActivation(_ v: ValueID?, _ uses: GraphUses) -> (ValueID
     let g = uses.graph
     guard let ni = uses.node(v), case .dequantizeLinear = g.nodes[ni].op, let q = g.nodes[ni].inputs[0] else { return nil }
     let t = g.values[q].type.elementType
-    guard t == .u8 || t == .s8, let p = perTensorParameters(g.nodes[ni], g, type: t) else { return nil }
+    guard t == .u8 || t == .s8, let p = perTensorQuantization(g.nodes[ni], g, integer: q) else { return nil }
     return (q, p)
 }
 
@@ -87,8 +103,8 @@ private func lowerConv(_ n: Node, _ a: ConvAttributes, _ uses: GraphUses, _ remo
     // The QuantizeLinear that reads the conv's result, and nothing else does.
     var output: (Quantization, ValueID, Int)?
     if let c = uses.consumers[y].first, uses.only(y, readBy: c), !removed.contains(c),
-       case .quantizeLinear(_, let t) = g.nodes[c].op, g.nodes[c].inputs.first == y,
-       let p = perTensorParameters(g.nodes[c], g, type: t) {
+       case .quantizeLinear = g.nodes[c].op, g.nodes[c].inputs.first == y,
+       let p = perTensorQuantization(g.nodes[c], g, integer: g.nodes[c].outputs[0]) {
         output = (p, g.nodes[c].outputs[0], c)
     }
     var inputs: [ValueID?] = [xq, wq, bias]
@@ -125,8 +141,8 @@ private func lowerConv(_ n: Node, _ a: ConvAttributes, _ uses: GraphUses, _ remo
 private func quantizeReading(_ y: ValueID, _ uses: GraphUses, _ removed: Set<Int>) -> (Quantization, ValueID, Int)? {
     let g = uses.graph
     guard let c = uses.consumers[y].first, uses.only(y, readBy: c), !removed.contains(c),
-          case .quantizeLinear(_, let t) = g.nodes[c].op, g.nodes[c].inputs.first == y,
-          let p = perTensorParameters(g.nodes[c], g, type: t) else { return nil }
+          case .quantizeLinear = g.nodes[c].op, g.nodes[c].inputs.first == y,
+          let p = perTensorQuantization(g.nodes[c], g, integer: g.nodes[c].outputs[0]) else { return nil }
     return (p, g.nodes[c].outputs[0], c)
 }
 

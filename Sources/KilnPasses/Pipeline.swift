@@ -12,8 +12,10 @@ public enum Pipeline {
         try verify(g, requireStaticShapes: true)
     }
 
-    /// Simplified graph → fused graph.
-    public static func fuse(_ g: inout Graph, progress: (String) -> Void = { _ in }) throws {
+    /// Simplified graph → fused graph. Returns the convs and matrix products of a quantized graph
+    /// that stay FP32, each with why.
+    @discardableResult
+    public static func fuse(_ g: inout Graph, progress: (String) -> Void = { _ in }) throws -> [String] {
         progress("activations");        recognizeActivations(&g)
         progress("layer norms");        recognizeLayerNorm(&g)
         progress("channel shuffles");   recognizeChannelShuffle(&g)
@@ -24,16 +26,19 @@ public enum Pipeline {
         progress("fuse residual sums"); fuseSum(&g)
         progress("fuse post-ops");      fusePostOps(&g)
         progress("sink dequantization"); sinkDequantize(&g)
-        progress("lower quantized ops"); lowerQuantized(&g)
+        progress("lower quantized ops"); let keptFloat = lowerQuantized(&g)
         progress("fuse elementwise");   fuseElementwise(&g)
         try verify(g, requireStaticShapes: true)
+        return keptFloat
     }
 
     /// Simplified graph → what code generation takes: fused, with memory layouts assigned.
+    @discardableResult
     public static func optimize(_ g: inout Graph, layout: LayoutPolicy = .auto,
-                                progress: (String) -> Void = { _ in }) throws {
-        try fuse(&g, progress: progress)
+                                progress: (String) -> Void = { _ in }) throws -> [String] {
+        let keptFloat = try fuse(&g, progress: progress)
         progress("assign layouts");     assignLayouts(&g, policy: layout)
         try verify(g, requireStaticShapes: true)
+        return keptFloat
     }
 }

@@ -59,7 +59,7 @@ public func sinkDequantize(_ g: inout Graph) {
 
 /// The per-tensor quantization of a QuantizeLinear or DequantizeLinear node with constant
 /// parameters, whose integer side is `integer` (u8 or s8); nil otherwise.
-func perTensorQuantization(_ n: Node, _ g: Graph, integer: ValueID?) -> Quantization? {
+public func perTensorQuantization(_ n: Node, _ g: Graph, integer: ValueID?) -> Quantization? {
     guard let integer, n.inputs.count >= 2, let s = n.inputs[1], let scale = g.values[s].constant, scale.count == 1,
           scale.elementType == .f32, scale.floats[0] > 0, scale.floats[0].isFinite else { return nil }
     let t = g.values[integer].type.elementType

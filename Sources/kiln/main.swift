@@ -184,7 +184,8 @@ struct Compile: ParsableCommand {
         abstract: "Compile a model into a C library: NAME.h, libNAME.a / libNAME.so, pkg-config and CMake files.",
         discussion: """
             Writes into OUTDIR the C header, the libraries, the generated C++ (kept for the curious and \
-            for debuggers), pkg-config files (NAME.pc for the shared library, NAME-static.pc for the \
+            for debuggers), a report (NAME.report.md and NAME.report.json: every node, the precision of \
+            each conv and matrix product, the quantized tensors' scales and zero points, the memory), pkg-config files (NAME.pc for the shared library, NAME-static.pc for the \
             static one) and a CMake package (find_package(NAME) with CMAKE_PREFIX_PATH=OUTDIR; target \
             NAME::NAME is the static library when built). Every dynamic dimension must be pinned with --input-shape. The \
             libraries need libdnnl (Debian: libdnnl2), libgomp and libstdc++ at run time.
@@ -210,7 +211,7 @@ struct Compile: ParsableCommand {
     @Option(help: "Layout of the activations around convolutions: auto (oneDNN's blocked nChw16c when the --cpu target has AVX-512, 3×3 stride-1 convs, Winograd's, dominate and nothing else reads the activations; channels-last otherwise), nhwc, or blocked (fast only on AVX-512 CPUs).")
     var layout: String = LayoutPolicy.auto.rawValue
 
-    @Flag(help: "Show each step, the g++ command lines, and which convolutions and matrix products run as generic loops instead of oneDNN, and why.")
+    @Flag(help: "Show each step, the g++ command lines, which convolutions and matrix products of a quantized model stay FP32, and which run as generic loops instead of oneDNN, and why (all of it is in NAME.report.md too).")
     var verbose = false
 
     func run() throws {
@@ -240,8 +241,9 @@ struct Compile: ParsableCommand {
         })
         print("compiled \(options.model) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(r.oneDNNNodes) oneDNN primitives, \(r.loopNodes) generated kernels")
         print("arena: \(formatCount(r.arenaBytes)) bytes per instance; weights: \(formatCount(r.weightsBytes)) bytes")
-        if verbose { for f in r.fallbacks { print("not through oneDNN: \(f)") } }
-        for p in ([r.products.header, r.products.staticLibrary, r.products.sharedLibrary] + r.products.pkgConfig.map { $0 } + [r.products.cmakeConfig, r.products.source]).compactMap({ $0 }) {
+        if r.report.isQuantized { print(r.report.summary) }
+        if verbose { for f in r.report.notes { print(f) } }
+        for p in ([r.products.header, r.products.staticLibrary, r.products.sharedLibrary] + r.products.pkgConfig.map { $0 } + [r.products.cmakeConfig, r.products.source] + r.reportFiles).compactMap({ $0 }) {
             print("wrote \(p)")
         }
     }

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""int8 on quantized (QDQ) graphs: Kiln against ONNX Runtime on the same graph.
+
+    qdq.py --models resnet18,mobilenet_v2 [--dir DIR] [--threads 2] [--seconds 3] [--calibration 16]
+
+For each model: the FP32 export (bench/export_models.py, cached in DIR), ONNX Runtime's
+quantize_static (QDQ format, per-channel s8 weights, u8 activations) calibrated on seeded random
+samples (the same for every tool), then
+- ONNX Runtime on the QDQ graph (2 threads, sequential) and Kiln's library of it (`kiln compile`,
+  default flags; `kiln bench`), latency medians measured in one run;
+- each output's cosine similarity to the FP32 model's output (ONNX Runtime FP32), on one input.
+Prints a Markdown table. Needs the torch venv (scripts/lib.sh ensure_torch_venv).
+"""
+import argparse, json, os, re, subprocess, sys, time
+import numpy as np
+
+here = os.path.dirname(os.path.abspath(__file__))
+root = os.path.dirname(here)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default="resnet18,mobilenet_v2")
+    ap.add_argument("--dir", default=os.path.expanduser("~/.cache/kiln/qdq"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=3)
+    ap.add_argument("--calibration", type=int, default=16)
+    ap.add_argument("--kiln", default=os.path.join(root, ".build/release/kiln"))
+    a = ap.parse_args()
+    import onnxruntime as ort
+    from onnxruntime.quantization import quantize_static, CalibrationDataReader, QuantFormat, QuantType
+    os.makedirs(a.dir, exist_ok=True)
+    models = a.models.split(",")
+    subprocess.run([sys.executable, os.path.join(here, "export_models.py"), "--out", a.dir, "--models", a.models], check=True)
+    rows = []
+    for m in models:
+        fp32 = os.path.join(a.dir, f"{m}.onnx")
+        qdq = os.path.join(a.dir, f"{m}.qdq.onnx")
+        x = np.load(os.path.join(a.dir, f"{m}.input.npy"))
+        if not os.path.exists(qdq):
+            rng = np.random.default_rng(0)
+            samples = [rng.standard_normal(x.shape).astype(np.float32) for _ in range(a.calibration)]
+
+            class Reader(CalibrationDataReader):
+                def __init__(self):
+                    self.it = iter([{"input": s} for s in samples])
+
+                def get_next(self):
+                    return next(self.it, None)
+
+            quantize_static(fp32, qdq, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = a.threads
+        so.inter_op_num_threads = 1
+        ref = ort.InferenceSession(fp32, so).run(None, {"input": x})[0].ravel()
+        sess = ort.InferenceSession(qdq, so)
+        y_ort = sess.run(None, {"input": x})[0].ravel()
+        times = []
+        t_end = time.time() + a.seconds
+        for _ in range(5):
+            sess.run(None, {"input": x})
+        while time.time() < t_end or len(times) < 10:
+            t0 = time.perf_counter()
+            sess.run(None, {"input": x})
+            times.append(time.perf_counter() - t0)
+        ort_ms = 1000 * float(np.median(times))
+        out = os.path.join(a.dir, f"kiln-{m}")
+        c = subprocess.run([a.kiln, "compile", qdq, "-o", out, "--name", m, "--library", "shared"], capture_output=True, text=True)
+        if c.returncode != 0:
+            rows.append((m, ort_ms, None, cos(y_ort, ref), None, c.stderr.strip()[-200:]))
+            continue
+        summary = next((l for l in c.stdout.splitlines() if l.startswith("int8:")), "")
+        lib = os.path.join(out, f"lib{m}.so")
+        np.save(os.path.join(a.dir, "in.npy"), x)
+        subprocess.run([a.kiln, "run", lib, "--input", os.path.join(a.dir, "in.npy"), "--output-dir", out, "--threads", str(a.threads)],
+                       check=True, capture_output=True)
+        y_kiln = np.load(os.path.join(out, "output.npy")).ravel()
+        b = subprocess.run([a.kiln, "bench", lib, "--threads", str(a.threads), "--seconds", str(a.seconds)], capture_output=True, text=True, check=True)
+        med = re.search(r"median\s+([0-9.]+)", b.stdout)
+        kiln_ms = float(med.group(1)) if med else float("nan")
+        rows.append((m, ort_ms, kiln_ms, cos(y_ort, ref), cos(y_kiln, ref), summary))
+    print(f"| model | ORT QDQ ms | Kiln ms | Kiln/ORT | cosine ORT | cosine Kiln | Kiln |")
+    print("|---|---|---|---|---|---|---|")
+    for m, o, k, co, ck, s in rows:
+        ratio = f"{k / o:.2f}" if k else "-"
+        print(f"| {m} | {o:.2f} | {k if k is None else f'{k:.2f}'} | {ratio} | {co:.5f} | {ck if ck is None else f'{ck:.5f}'} | {s} |")
+
+
+def cos(a, b):
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
+
+
+if __name__ == "__main__":
+    main()
