@@ -399,12 +399,33 @@ extension ModelEmitter {
     /// One loop for a group of elementwise ops: each step a local variable, the inputs read
     /// through their own strides (any layout, broadcast); with a reduction, reduced in the loop.
     mutating func emitElementwiseGroup(_ n: Node, _ e: ElementwiseGroup) {
-        let inputs = n.inputs.map { $0! }
         let y = n.outputs[0]
-        var body: [String] = inputs.indices.map { "const float i\($0) = kiln::load(p\($0)[o[\($0)]]);" }
+        // One-element constants (scales, zero points, scalar operands) are literals in the loop's
+        // body; the other inputs are read through pointers, so that fewer streams leave the loop
+        // vectorizable (for_each_strided's fast path takes up to 3).
+        var literal: [Int: String] = [:]
+        for (k, x) in n.inputs.enumerated() {
+            guard let c = constant(x), c.count == 1 else { continue }
+            literal[k] = c.elementType.isFloat ? floatLiteral(c.floats[0]) : "\(c.ints[0]).0f"
+        }
+        if literal.count == n.inputs.count { literal[0] = nil }
+        let streamed = n.inputs.indices.filter { literal[$0] == nil }
+        let inputs = streamed.map { n.inputs[$0]! }
+        let slot = Dictionary(uniqueKeysWithValues: streamed.enumerated().map { ($1, $0) })
+        // 8- and 32-bit types convert to float directly (through int32, which vectorizes; kiln::load's int64 does not).
+        // Without broadcasting (every input in the output's shape and layout) the loop is flat.
+        let outShape = physicalShape(y)
+        let dense = contiguousStrides(outShape)
+        let flat = e.reduction == nil && inputs.allSatisfy { x in
+            zip(iterationStrides(x, over: y), dense).enumerated().allSatisfy { d, s in outShape[d] == 1 || s.0 == s.1 }
+        }
+        var body: [String] = inputs.enumerated().map { j, x in
+            let at = flat ? "k" : "o[\(j)]"
+            return [.f32, .u8, .s8, .s32].contains(elem(x)) ? "const float i\(j) = (float)p\(j)[\(at)];" : "const float i\(j) = kiln::load(p\(j)[\(at)]);"
+        }
         func operand(_ o: ElementwiseGroup.Operand) -> String {
             switch o {
-            case .input(let i): return "i\(i)"
+            case .input(let i): return literal[i] ?? "i\(slot[i]!)"
             case .step(let j): return "s\(j)"
             case .absent: return ""
             }
@@ -443,10 +464,25 @@ extension ModelEmitter {
         let last = "s\(e.steps.count - 1)"
         loopCount += 1
         run.open()
+        let store = elem(y) == .f32 ? "out[k] = \(last);" : "out[k] = (\(cType(elem(y))))\(last);"
+        if flat {
+            // Restrict-qualified locals: a u8 store may otherwise alias the pointers and stop vectorization.
+            for (i, x) in inputs.enumerated() { run.line("const \(cType(elem(x)))* __restrict p\(i) = \(v(x));") }
+            run.line("\(cType(elem(y)))* __restrict out = \(v(y));")
+            let count = shapeProduct(outShape)
+            // (Not `omp simd`: with it g++ 12 leaves conversions and rounding scalar; without, it vectorizes.)
+            run.line("#pragma omp parallel for if (\(count) >= kiln::kParallelThreshold)")
+            run.open("for (int64_t k = 0; k < \(count); k++)")
+            for l in body { run.line(l) }
+            run.line(store)
+            run.close()
+            run.close()
+            return
+        }
         for (i, x) in inputs.enumerated() { run.line("const \(cType(elem(x)))* p\(i) = \(v(x));") }
         if let r = e.reduction {
             // Inputs and output are plain (the layout pass sees to it).
-            let full = inputs.map { shape($0) }.reduce([Int]()) { (try? broadcastShapes([$0, $1], "")) ?? $0 }
+            let full = n.inputs.map { shape($0!) }.reduce([Int]()) { (try? broadcastShapes([$0, $1], "")) ?? $0 }
             emitReduceLoop(shape: full, strides: inputs.map { broadcastStrides(shape($0), to: full) }, axes: r.axes,
                            kind: r.kind, out: y, intLowest: 0, body: body + ["return \(last);"])
         } else {
@@ -457,7 +493,7 @@ extension ModelEmitter {
             run.line("static const int64_t* const strides[] = {\(inputs.indices.map { "s\($0)" }.joined(separator: ", "))};")
             run.line("kiln::for_each_strided<\(inputs.count)>(\(out.count), shape, strides, [&](int64_t k, const int64_t* o) {")
             for l in body { run.line("    " + l) }
-            run.line(elem(y) == .f32 ? "    out[k] = \(last);" : "    out[k] = (\(cType(elem(y))))\(last);")
+            run.line("    " + store)
             run.line("});")
         }
         run.close()
