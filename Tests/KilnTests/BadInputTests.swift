@@ -86,13 +86,14 @@ import KilnPasses
 
     // MARK: the CLI
 
-    func kiln(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+    func kiln(_ args: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
         guard let bin = ProcessInfo.processInfo.environment["KILN_BIN"] ?? locateKiln() else {
             throw KilnError("build the kiln binary first (swift build -c release) or set KILN_BIN")
         }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: bin)
         p.arguments = args
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err

@@ -5,6 +5,7 @@ import KilnDriver
 import KilnIR
 import KilnPasses
 import KilnReference
+import KilnToolchain
 
 /// QDQ convolutions (QuantizeLinear → DequantizeLinear → Conv → QuantizeLinear, with s8 weights
 /// behind DequantizeLinear) lowered to quantized convs and compiled: the library's u8/s8 outputs
@@ -267,5 +268,45 @@ import KilnReference
             #expect(mm.count == 2, "\(printIR(g))")
             #expect(Self.standaloneQDQ(g) == ["x_q"], "\(printIR(g))")
         }
+    }
+
+    /// Every x86-64 CPU computes the same function: the library run as on a CPU without VNNI
+    /// (`ONEDNN_MAX_CPU_ISA=AVX2`, where oneDNN's int8 kernels would saturate pairs of products
+    /// at 16 bits) gives the outputs of the run on this CPU, and both are within one quantization
+    /// step of the reference. (Run through `kiln run`: oneDNN reads the variable once per process.)
+    @Test func sameResultsWithoutVNNI() throws {
+        var b = Builder()
+        let x = b.input("x", [1, 16, 8, 8])
+        let (_, xd) = b.fakeQuantize(x, .u8, scale: 0.02, zero: 110, "x")
+        let (w1, b1) = b.weights([16, 16, 3, 3], limit: 127, "c1")
+        let c1 = b.node(.conv(ConvAttributes(pads: [1, 1, 1, 1])), [xd, w1, b1], "c1")
+        let sum = b.node(.binary(.add), [c1, xd], "sum")
+        let (_, h) = b.fakeQuantize(b.node(.unary(.relu), [sum], "r"), .u8, scale: 0.05, zero: 0, "h")
+        let (w2, b2) = b.weights([8, 16, 1, 1], limit: 127, "c2")
+        let (yq, _) = b.fakeQuantize(b.node(.conv(ConvAttributes()), [h, w2, b2], "c2"), .u8, scale: 0.04, zero: 128, "y")
+        b.g.outputs = [yq]
+        var g0 = b.g
+        try inferShapes(&g0)
+        let want = try ReferenceInterpreter(g0).run(b.inputs)
+        var g = b.g
+        try Pipeline.simplify(&g, inputShapes: [:])
+        try Pipeline.optimize(&g)
+        let dir = temporaryDirectory()
+        let emitted = try emitModel(g, options: CodegenOptions(name: "qcpu", kilnVersion: "test"))
+        let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
+                                        options: BuildOptions(outputDirectory: dir, name: "qcpu", library: .shared,
+                                                              includeDirectory: runtimeIncludeDirectory()))
+        let input = (dir as NSString).appendingPathComponent("x.npy")
+        try NPY.write(b.inputs["x"]!, path: input)
+        var results: [Tensor] = []
+        for isa in [nil, "AVX2"] {
+            let out = (dir as NSString).appendingPathComponent("out-\(isa ?? "native")")
+            let r = try BadInputTests().kiln(["run", products.sharedLibrary!, "--input", "x=\(input)", "--output-dir", out],
+                                             environment: isa.map { ["ONEDNN_MAX_CPU_ISA": $0] } ?? [:])
+            #expect(r.status == 0, "\(r.err)")
+            results.append(try NPY.read(path: (out as NSString).appendingPathComponent("y_q.npy")))
+        }
+        #expect(Conformance.compare(results[1], results[0], rtol: 0, atol: 1) == nil)
+        for r in results { #expect(Conformance.compare(r, want["y_q"]!, rtol: 0, atol: 1) == nil) }
     }
 }
