@@ -12,49 +12,7 @@ import KilnToolchain
 /// must be within one quantization step of the reference interpreter running the QDQ graph as
 /// written (dequantize, f32 conv, quantize), under each layout.
 @Suite(.serialized) struct QuantizedConvTests {
-    static let origin = NodeOrigin(opType: "test", version: 21)
-
-    struct Builder {
-        var g = Graph(name: "qconv")
-        var inputs: [String: Tensor] = [:]
-        var seed = 0
-
-        mutating func input(_ name: String, _ shape: [Int]) -> ValueID {
-            let id = g.addValue(name, TensorType(.f32, shape))
-            g.inputs.append(id)
-            seed += 1
-            inputs[name] = CodegenTests.random(.f32, shape, seed: 300 + seed)
-            return id
-        }
-
-        mutating func node(_ op: Op, _ ins: [ValueID?], _ out: String) -> ValueID {
-            let y = g.addValue(out, TensorType(.f32, dims: [.symbolic("?")]))
-            g.nodes.append(Node(name: out, op: op, inputs: ins, outputs: [y], origin: QuantizedConvTests.origin))
-            return y
-        }
-
-        /// Q then DQ of `x` per tensor.
-        mutating func fakeQuantize(_ x: ValueID, _ t: ElementType, scale: Float, zero: Int64, _ name: String) -> (q: ValueID, dq: ValueID) {
-            let s = g.addConstant("\(name)_s", .scalar(scale))
-            let z = g.addConstant("\(name)_z", Tensor(t, shape: [], ints: [zero]))
-            let q = node(.quantizeLinear(axis: 1, outputType: t), [x, s, z], "\(name)_q")
-            return (q, node(.dequantizeLinear(axis: 1), [q, s, z], "\(name)_dq"))
-        }
-
-        /// DQ of random s8 weights within ±`limit`, per output channel, and an f32 bias.
-        mutating func weights(_ shape: [Int], limit: Int64, _ name: String) -> (w: ValueID, b: ValueID) {
-            seed += 1
-            var rng = SplitMix(seed: UInt64(seed) &* 101)
-            let n = shapeProduct(shape)
-            let w = Tensor(.s8, shape: shape, ints: (0..<n).map { _ in Int64(rng.next() % UInt64(2 * limit + 1)) - limit })
-            let scales = (0..<shape[0]).map { Float(0.002 + 0.001 * Double($0 % 7)) }
-            let wq = g.addConstant("\(name)_wq", w)
-            let ws = g.addConstant("\(name)_ws", Tensor(.f32, shape: [shape[0]], floats: scales))
-            let dq = node(.dequantizeLinear(axis: 0), [wq, ws], "\(name)_w")
-            let b = g.addConstant("\(name)_b", Tensor(.f32, shape: [shape[0]], floats: (0..<shape[0]).map { Float($0 % 5) * 0.05 - 0.1 }))
-            return (dq, b)
-        }
-    }
+    typealias Builder = RegressionTests.Builder
 
     /// The reference's outputs against the compiled library's, for each layout; returns the optimized graph.
     @discardableResult
@@ -308,5 +266,30 @@ import KilnToolchain
         }
         #expect(Conformance.compare(results[1], results[0], rtol: 0, atol: 1) == nil)
         for r in results { #expect(Conformance.compare(r, want["y_q"]!, rtol: 0, atol: 1) == nil) }
+    }
+}
+
+/// Quantized operands for the graphs of the tests.
+extension RegressionTests.Builder {
+    /// Q then DQ of `x` per tensor.
+    mutating func fakeQuantize(_ x: ValueID, _ t: ElementType, scale: Float, zero: Int64, _ name: String) -> (q: ValueID, dq: ValueID) {
+        let s = g.addConstant("\(name)_s", .scalar(scale))
+        let z = g.addConstant("\(name)_z", Tensor(t, shape: [], ints: [zero]))
+        let q = node(.quantizeLinear(axis: 1, outputType: t), [x, s, z], "\(name)_q")
+        return (q, node(.dequantizeLinear(axis: 1), [q, s, z], "\(name)_dq"))
+    }
+
+    /// DQ of random s8 weights within ±`limit`, per output channel, and an f32 bias.
+    mutating func weights(_ shape: [Int], limit: Int64, _ name: String) -> (w: ValueID, b: ValueID) {
+        seed += 1
+        var rng = SplitMix(seed: UInt64(seed) &* 101)
+        let n = shapeProduct(shape)
+        let w = Tensor(.s8, shape: shape, ints: (0..<n).map { _ in Int64(rng.next() % UInt64(2 * limit + 1)) - limit })
+        let scales = (0..<shape[0]).map { Float(0.002 + 0.001 * Double($0 % 7)) }
+        let wq = g.addConstant("\(name)_wq", w)
+        let ws = g.addConstant("\(name)_ws", Tensor(.f32, shape: [shape[0]], floats: scales))
+        let dq = node(.dequantizeLinear(axis: 0), [wq, ws], "\(name)_w")
+        let b = g.addConstant("\(name)_b", Tensor(.f32, shape: [shape[0]], floats: (0..<shape[0]).map { Float($0 % 5) * 0.05 - 0.1 }))
+        return (dq, b)
     }
 }
