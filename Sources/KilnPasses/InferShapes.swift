@@ -8,12 +8,19 @@ import KilnReference
 ///     before: %s = shape(%x) : s64[?]; %t = gather(%s, %zero); %r = reshape(%x, %t2) : f32[?]
 ///     after:  %r = reshape(%x, %t2) : f32[1x512]   with %t2 = constant s64[2] [1, 512]
 ///
-/// DequantizeLinear of u8/s8 constants (quantized weights) is not folded: `lowerQuantized` folds
-/// what it does not take. Runs after `pinInputShapes`. In strict mode the first problem is thrown; otherwise each node
+/// DequantizeLinear of u8/s8 constants read only by convs and matrix products (quantized weights)
+/// is not folded: `lowerQuantized` folds what it does not take. Runs after `pinInputShapes`. In strict mode the first problem is thrown; otherwise each node
 /// whose types cannot be inferred is reported and its outputs stay unknown (for `inspect`).
 @discardableResult
 public func inferShapes(_ g: inout Graph, strict: Bool = true, foldLimitBytes: Int = 1 << 28) throws -> [String] {
     var problems: [String] = []
+    let consumers = g.consumers()
+    func readsWeights(_ op: Op) -> Bool {
+        switch op {
+        case .conv, .gemm, .matMul: return true
+        default: return false
+        }
+    }
     var known = [Bool](repeating: false, count: g.values.count)
     for id in g.inputs { known[id] = g.values[id].type.isStatic }
     for (i, v) in g.values.enumerated() where v.constant != nil { known[i] = true }
@@ -52,8 +59,12 @@ public func inferShapes(_ g: inout Graph, strict: Bool = true, foldLimitBytes: I
         if case .shape = node.op { readsOnlyType = true }
         var foldable = allConstant || (readsOnlyType && g.values[node.inputs[0]!].type.shape != nil)
         if case .dropout = node.op { foldable = allConstant }
-        // Quantized weights stay integers until `lowerQuantized` has seen them.
-        if case .dequantizeLinear = node.op, [.u8, .s8].contains(types[0]?.elementType) { foldable = false }
+        // Quantized weights stay integers until `lowerQuantized` has seen them: a dequantization
+        // of u8/s8 constants that only convolutions and matrix products read.
+        if case .dequantizeLinear = node.op, [.u8, .s8].contains(types[0]?.elementType),
+           !consumers[node.outputs[0]].isEmpty, consumers[node.outputs[0]].allSatisfy({ readsWeights(g.nodes[$0].op) }) {
+            foldable = false
+        }
         let outBytes = outTypes.reduce(0) { $0 + ($1.byteSize ?? Int.max / 4) }
         if foldable && outBytes <= foldLimitBytes {
             let ins: [Tensor?] = node.inputs.map { $0.flatMap { g.values[$0].constant } }
