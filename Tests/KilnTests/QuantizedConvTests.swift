@@ -231,7 +231,8 @@ import KilnToolchain
     /// Every x86-64 CPU computes the same function: the library run as on a CPU without VNNI
     /// (`ONEDNN_MAX_CPU_ISA=AVX2`, where oneDNN's int8 kernels would saturate pairs of products
     /// at 16 bits) gives the outputs of the run on this CPU, and both are within one quantization
-    /// step of the reference. (Run through `kiln run`: oneDNN reads the variable once per process.)
+    /// step of the reference; and no primitive runs on a oneDNN reference kernel. (Run through
+    /// `kiln run`: oneDNN reads its variables once per process.)
     @Test func sameResultsWithoutVNNI() throws {
         var b = Builder()
         let x = b.input("x", [1, 16, 8, 8])
@@ -259,10 +260,17 @@ import KilnToolchain
         var results: [Tensor] = []
         for isa in [nil, "AVX2"] {
             let out = (dir as NSString).appendingPathComponent("out-\(isa ?? "native")")
+            var environment = ["ONEDNN_VERBOSE": "1"]
+            if let isa { environment["ONEDNN_MAX_CPU_ISA"] = isa }
             let r = try BadInputTests().kiln(["run", products.sharedLibrary!, "--input", "x=\(input)", "--output-dir", out],
-                                             environment: isa.map { ["ONEDNN_MAX_CPU_ISA": $0] } ?? [:])
+                                             environment: environment)
             #expect(r.status == 0, "\(r.err)")
             results.append(try NPY.read(path: (out as NSString).appendingPathComponent("y_q.npy")))
+            // No primitive ran on one of oneDNN's reference kernels (the 5th field of an exec line names the kernel).
+            let executed = r.out.split(separator: "\n").filter { $0.hasPrefix("onednn_verbose,exec,") }
+            #expect(executed.count >= 2, "\(r.out)")
+            let reference = executed.filter { $0.split(separator: ",").dropFirst(4).first?.hasPrefix("ref") == true }
+            #expect(reference.isEmpty, "\(reference)")
         }
         #expect(Conformance.compare(results[1], results[0], rtol: 0, atol: 1) == nil)
         for r in results { #expect(Conformance.compare(r, want["y_q"]!, rtol: 0, atol: 1) == nil) }
