@@ -100,13 +100,7 @@ private func lowerConv(_ n: Node, _ a: ConvAttributes, _ uses: GraphUses, _ remo
     let bias = n.inputs.count > 2 ? n.inputs[2] : nil
     if let b = bias, g.values[b].constant == nil { return nil }
     let y = n.outputs[0]
-    // The QuantizeLinear that reads the conv's result, and nothing else does.
-    var output: (Quantization, ValueID, Int)?
-    if let c = uses.consumers[y].first, uses.only(y, readBy: c), !removed.contains(c),
-       case .quantizeLinear = g.nodes[c].op, g.nodes[c].inputs.first == y,
-       let p = perTensorQuantization(g.nodes[c], g, integer: g.nodes[c].outputs[0]) {
-        output = (p, g.nodes[c].outputs[0], c)
-    }
+    var output = quantizeReading(y, uses, removed)
     var inputs: [ValueID?] = [xq, wq, bias]
     var addendQuantization: Quantization?
     if a.postOps.contains(.sum), n.inputs.count > 3, let addend = n.inputs[3] {
