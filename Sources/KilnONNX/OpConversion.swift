@@ -224,18 +224,12 @@ extension Importer {
         case "Shape":
             try need(1)
             return (.shape(start: try a.int("start", default: 0), end: try a.int("end")), inputs)
-        case "DepthToSpace":
+        case "DepthToSpace", "SpaceToDepth":
             try need(1)
             guard let b = try a.int("blocksize") else { throw Unsupported(reason: "attribute 'blocksize' is required") }
             let mode = try a.string("mode", default: "DCR")
             guard mode == "DCR" || mode == "CRD" else { throw Unsupported(reason: "mode '\(mode)' is not supported") }
-            return (.depthToSpace(blockSize: b, crd: mode == "CRD"), inputs)
-        case "SpaceToDepth":
-            try need(1)
-            guard let b = try a.int("blocksize") else { throw Unsupported(reason: "attribute 'blocksize' is required") }
-            let mode = try a.string("mode", default: "DCR")
-            guard mode == "DCR" || mode == "CRD" else { throw Unsupported(reason: "mode '\(mode)' is not supported") }
-            return (.spaceToDepth(blockSize: b, crd: mode == "CRD"), inputs)
+            return (opType == "DepthToSpace" ? .depthToSpace(blockSize: b, crd: mode == "CRD") : .spaceToDepth(blockSize: b, crd: mode == "CRD"), inputs)
         case "Tile":
             guard v >= 6 else { throw Unsupported(reason: "Tile-1 (tiles and axis inputs) is not supported") }
             try need(2)
