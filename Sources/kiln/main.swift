@@ -124,19 +124,12 @@ struct Eval: ParsableCommand {
     @Option(name: .customLong("input"), help: ArgumentHelp("An input: NAME=FILE.npy, or just FILE.npy for a single-input model (repeatable).", valueName: "NAME=FILE"))
     var inputs: [String] = []
 
-    @Option(name: .customLong("output-dir"), help: "Where to write the outputs (created if missing).")
-    var outputDir: String?
-
-    @Option(help: ArgumentHelp("Integer class labels (.npy): print the top-1 accuracy of the first output.", valueName: "FILE"))
-    var labels: String?
+    @OptionGroup var results: ResultOptions
 
     @Flag(name: .customLong("print-ir"), help: "Print the simplified IR before running.")
     var printIR = false
 
     func run() throws {
-        guard outputDir != nil || labels != nil else {
-            throw ValidationError("give --output-dir DIR (and/or --labels FILE.npy)")
-        }
         var shapes = try options.shapes()
         let imported = try inspectInputs(options.model)
         let tensors = try readInputs(inputs, names: imported.map(\.name))
@@ -150,18 +143,36 @@ struct Eval: ParsableCommand {
         let g = try loadModel(path: options.model, inputShapes: shapes)
         if printIR { print(KilnIR.printIR(g), terminator: "") }
         let outs = try evaluateReference(g, inputs: tensors)
+        try results.write(outs, names: g.outputs.map { g.values[$0].name })
+    }
+}
+
+/// Where `eval` and `run` put what they compute: .npy files and/or a top-1 accuracy.
+struct ResultOptions: ParsableArguments {
+    @Option(name: [.customShort("o"), .customLong("output-dir")], help: "Where to write the outputs (created if missing).")
+    var outputDir: String?
+
+    @Option(help: ArgumentHelp("Integer class labels (.npy): print the top-1 accuracy of the first output.", valueName: "FILE"))
+    var labels: String?
+
+    func validate() throws {
+        guard outputDir != nil || labels != nil else {
+            throw ValidationError("give --output-dir DIR (and/or --labels FILE.npy)")
+        }
+    }
+
+    /// Writes each output as DIR/<name>.npy and prints the accuracy of the first against the labels.
+    func write(_ outs: [String: Tensor], names: [String]) throws {
         if let dir = outputDir {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            for id in g.outputs {
-                let name = g.values[id].name
+            for name in names {
                 let path = (dir as NSString).appendingPathComponent(sanitizedFileName(name) + ".npy")
                 try NPY.write(outs[name]!, path: path)
-                print("wrote \(path) (\(outs[name]!.type))")
+                print("wrote \(path) (\(outs[name]!.type)[\(shapeString(outs[name]!.shape))])")
             }
         }
-        if let labels {
+        if let labels, let first = names.first {
             let l = try NPY.read(path: labels)
-            let first = g.values[g.outputs[0]].name
             let (ok, total) = try top1Accuracy(logits: outs[first]!, labels: l)
             print(String(format: "accuracy: %d/%d = %.2f%%", ok, total, 100 * Double(ok) / Double(max(total, 1))))
         }
@@ -296,22 +307,17 @@ struct LibraryOptions: ParsableArguments {
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a compiled shared library (through its C API) and write its outputs as .npy files.")
+        abstract: "Run a compiled shared library (through its C API) and write its outputs as .npy files.",
+        discussion: "Each output is written as DIR/<output name>.npy (characters unsafe in file names become '_').")
 
     @OptionGroup var options: LibraryOptions
 
-    @Option(name: .customLong("output-dir"), help: "Where to write the outputs (created if missing).")
-    var outputDir: String
+    @OptionGroup var results: ResultOptions
 
     func run() throws {
         let (lib, instance, tensors) = try options.open()
         let outs = try instance.run(tensors)
-        try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
-        for spec in lib.outputs {
-            let path = (outputDir as NSString).appendingPathComponent(sanitizedFileName(spec.name) + ".npy")
-            try NPY.write(outs[spec.name]!, path: path)
-            print("wrote \(path) (\(spec.type)[\(shapeString(spec.shape))])")
-        }
+        try results.write(outs, names: lib.outputs.map(\.name))
     }
 }
 

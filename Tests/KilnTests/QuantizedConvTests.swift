@@ -277,6 +277,45 @@ import KilnToolchain
     }
 }
 
+/// The sample model quantized by PyTorch's PT2E flow (X86InductorQuantizer, PTQ and QAT) and exported
+/// with torch.onnx.export(dynamo=True): compiled through the CLI, every conv and Gemm runs int8, and
+/// the library's held-back accuracy equals PyTorch's own quantized model's within 0.3 points.
+@Suite struct PT2ETests {
+    struct Expected: Decodable {
+        struct Model: Decodable {
+            let torch_eager_accuracy: Double
+            let torch_inductor_accuracy: Double
+            let held_back_images: Int
+        }
+        let ptq: Model
+        let qat: Model
+    }
+
+    @Test(arguments: ["digits.pt2e", "digits.qat"])
+    func pt2eDigitsModel(_ name: String) throws {
+        let cli = BadInputTests()
+        let samples = URL(fileURLWithPath: cli.digitsModel()).deletingLastPathComponent()
+        let expected = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: samples.appendingPathComponent("digits_pt2e.json")))
+        let torch = name == "digits.qat" ? expected.qat : expected.ptq
+        let dir = temporaryDirectory()
+        let images = samples.appendingPathComponent("digits_test_images.npy").path
+        let labels = samples.appendingPathComponent("digits_test_labels.npy").path
+        let compiled = try cli.kiln(["compile", samples.appendingPathComponent("\(name).onnx").path, "--input-shape",
+                                     "image=\(torch.held_back_images)x1x8x8", "-o", dir, "--name", "digits_q", "--library", "shared"])
+        #expect(compiled.status == 0, "\(compiled.err)")
+        #expect(compiled.out.contains("int8: 5 of 5 convs and matrix products\n"), "\(compiled.out)")
+        let run = try cli.kiln(["run", (dir as NSString).appendingPathComponent("libdigits_q.so"), "--input", images, "--labels", labels])
+        #expect(run.status == 0, "\(run.err)")
+        let line = try #require(run.out.split(separator: "\n").first { $0.hasPrefix("accuracy: ") }, "\(run.out)")
+        let counts = line.dropFirst("accuracy: ".count).split(separator: " ")[0].split(separator: "/").compactMap { Int($0) }
+        try #require(counts.count == 2 && counts[1] == torch.held_back_images, "\(line)")
+        let accuracy = Double(counts[0]) / Double(counts[1])
+        // 0.3 points: one image of 360 is 0.28.
+        #expect(abs(accuracy - torch.torch_eager_accuracy) <= 0.003, "Kiln \(accuracy), PyTorch eager \(torch.torch_eager_accuracy)")
+        #expect(abs(accuracy - torch.torch_inductor_accuracy) <= 0.003, "Kiln \(accuracy), PyTorch Inductor \(torch.torch_inductor_accuracy)")
+    }
+}
+
 /// Quantized operands for the graphs of the tests.
 extension RegressionTests.Builder {
     /// Q then DQ of `x` per tensor.

@@ -181,6 +181,32 @@ largest |logit difference| PyTorch vs ONNX Runtime: {info['max_diff']:.2e}.
 source scripts/lib.sh; ensure_torch_venv
 $KILN_TORCH_PY samples/models/train_digits.py
 ```
+
+## Quantized by PyTorch (PT2E)
+
+`quantize_digits_pt2e.py` quantizes `digits.onnx`'s model (its weights loaded back
+into the same `nn.Module`) with PyTorch's PT2E flow and torchao's
+`X86InductorQuantizer` (the recipe of PyTorch's Inductor CPU backend: u8
+activations per tensor, s8 weights per output channel, FP32 bias), and exports
+each result with `torch.onnx.export(..., dynamo=True)` (opset 20):
+
+- `digits.pt2e.onnx` — post-training quantization, calibrated on
+  `digits_calib_images.npy`;
+- `digits.qat.onnx` — quantization-aware training, three epochs of fine-tuning
+  on the training split;
+- `digits_pt2e.json` — PyTorch's own held-back accuracy of each (eager and
+  compiled by Inductor), and ONNX Runtime's on the exported file.
+
+The exporter writes plain QDQ: DequantizeLinear of s8 initializers (axis 0) for
+the weights and QuantizeLinear → DequantizeLinear pairs (u8, per tensor) on the
+activations; BatchNormalization is folded into the convolutions. Kiln compiles
+both with every conv and Gemm int8, and a test holds Kiln's held-back accuracy
+to PyTorch's within 0.3 points.
+
+```sh
+source scripts/lib.sh; ensure_torch_venv
+$KILN_TORCH_PY samples/models/quantize_digits_pt2e.py
+```
 """
     with open(path, "w") as f:
         f.write(text)
