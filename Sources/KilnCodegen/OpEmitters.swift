@@ -20,6 +20,8 @@ extension ModelEmitter {
             try emitQuantizedConv(n, index: index, q)
         case .quantizedMatMul(let q):
             try emitQuantizedMatMul(n, index: index, q)
+        case .quantized(let q):
+            try emitQuantizedOp(n, q)
         case .convTranspose(let a):
             if try oneDNNDeconvolutionGeometry(n, a) != nil {
                 try emitOneDNNDeconvolution(n, index: index, a)

@@ -189,3 +189,70 @@ extension ModelEmitter {
         oneDNNCount += 1
     }
 }
+
+/// Quantized ops beyond convs and matrix products: Kiln's own kernels, reading and writing integers.
+extension ModelEmitter {
+    mutating func emitQuantizedOp(_ n: Node, _ q: QuantizedOpAttributes) throws {
+        let y = n.outputs[0], x0 = n.inputs[0]!
+        let out = q.output
+        let outType = cType(out.type)
+        /// The window's real mean, requantized: what average pooling writes.
+        func requantizedMean(_ p: Quantization) -> String {
+            "kiln::requantized_mean<\(outType)>{\(floatLiteral(p.scales[0])), \(p.zeroPoints[0]), \(floatLiteral(out.scales[0])), \(out.zeroPoints[0])}"
+        }
+        loopCount += 1
+        switch q.op {
+        case .averagePool(let p):
+            let s = shape(x0)
+            let geo = try windowGeometry(input: Array(s.dropFirst(2)), kernel: p.kernelShape, strides: p.strides, pads: p.pads,
+                                         dilations: p.dilations, autoPad: p.autoPad, ceilMode: p.ceilMode, n.label)
+            guard geo.input.count <= 3, let input = q.inputs[0] else {
+                throw KilnError("\(n.label): quantized pooling over more than 3 spatial axes is not supported", unsupported: true)
+            }
+            run.open()
+            run.line("static const kiln::Window g = \(window(geo));")
+            if layout(x0) == .channelsLast {
+                run.line("kiln::pool_nhwc(\(v(x0)), \(v(y)), \(s[0]), \(s[1]), g, true, \(p.countIncludePad), \(requantizedMean(input)));")
+            } else {
+                run.line("kiln::pool(\(v(x0)), \(v(y)), \(s[0] * s[1]), g, true, \(p.countIncludePad), \(requantizedMean(input)));")
+            }
+            run.close()
+        case .globalAveragePool:
+            let s = shape(x0)
+            guard let input = q.inputs[0] else { throw KilnError("\(n.label): internal error: unquantized input") }
+            let inner = shapeProduct(Array(s.dropFirst(2)))
+            if layout(x0) == .channelsLast {
+                run.line("kiln::global_pool_nhwc(\(v(x0)), \(v(y)), \(s[0]), \(inner), \(s[1]), true, \(requantizedMean(input)));")
+            } else {
+                run.line("kiln::global_pool(\(v(x0)), \(v(y)), \(s[0] * s[1]), \(inner), true, \(requantizedMean(input)));")
+            }
+        case .concat(let axis):
+            let inputs = n.inputs.compactMap { $0 }
+            let params = q.inputs.compactMap { $0 }
+            guard params.count == inputs.count, params.allSatisfy({ $0.type == out.type }) else {
+                throw KilnError("\(n.label): internal error: a quantized concatenation needs every input quantized as its output")
+            }
+            let ax = try normalizeAxis(axis, rank: shape(y).count, n.label)
+            let order = layout(y).physicalOrder(rank: shape(y).count)
+            let pax = order.firstIndex(of: ax)!
+            func physical(_ id: ValueID) -> [Int] { order.map { shape(id)[$0] } }
+            run.open()
+            run.line("const \(outType)* xs[] = {\(inputs.map { v($0) }.joined(separator: ", "))};")
+            run.line("static const int64_t chunks[] = \(list(inputs.map { shapeProduct(Array(physical($0).dropFirst(pax))) }));")
+            run.line("static const float scales[] = {\(params.map { floatLiteral($0.scales[0]) }.joined(separator: ", "))};")
+            run.line("static const int32_t zeros[] = {\(params.map { String($0.zeroPoints[0]) }.joined(separator: ", "))};")
+            run.line("kiln::concat_requantize(\(inputs.count), xs, chunks, scales, zeros, \(v(y)), \(shapeProduct(Array(physical(y).prefix(pax)))), \(floatLiteral(out.scales[0])), \(out.zeroPoints[0]));")
+            run.close()
+        case .channelScaleShift(let postOps):
+            guard let input = q.inputs[0] else { throw KilnError("\(n.label): internal error: unquantized input") }
+            let s = shape(x0)
+            let inner = shapeProduct(Array(s.dropFirst(2)))
+            let body = postOps.reduce("v") { expr, p in "[](float v) { return \(postOpExpression(p)); }(\(expr))" }
+            run.line("kiln::scale_shift(\(v(x0)), \(v(n.inputs[1]!)), \(v(n.inputs[2]!)), \(v(y)), \(s[0]), \(s[1]), \(inner), \(layout(x0) == .channelsLast), "
+                     + "[](float v) { return \(body); }, kiln::dequantizer{\(floatLiteral(input.scales[0])), \(input.zeroPoints[0])}, "
+                     + "kiln::quantizer<\(outType)>{\(floatLiteral(out.scales[0])), \(out.zeroPoints[0])});")
+        default:
+            throw KilnError("\(n.label): internal error: no kernel for quantized \(q.op.name)")
+        }
+    }
+}

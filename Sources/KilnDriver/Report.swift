@@ -67,6 +67,9 @@ public struct ModelReport: Codable, Sendable, Equatable {
                 precision = "int8"
                 quantization[n.inputs[0]!] = q.input
                 if let o = q.output { quantization[n.outputs[0]] = o }
+            case .quantized(let q):
+                for (x, p) in zip(n.inputs, q.inputs) { if let x, let p { quantization[x] = p } }
+                quantization[n.outputs[0]] = q.output
             case .conv, .convTranspose, .gemm, .matMul:
                 precision = "FP32"
             case .quantizeLinear:

@@ -118,6 +118,10 @@ public enum Op: Sendable, Equatable {
     case layoutConvert
     /// inputs... -> Y: elementwise ops (and optionally a reduction) as one loop.
     case elementwiseGroup(ElementwiseGroup)
+    /// inputs (u8/s8 where quantized) -> Y (u8/s8): an op that moves or averages values, over
+    /// quantized values (`QuantizedOpAttributes` says what it computes): average and global
+    /// average pooling, concatenation whose inputs' parameters differ, per-channel scale-shift.
+    indirect case quantized(QuantizedOpAttributes)
     /// A node Kiln cannot handle, kept so that `inspect` can list every one of them.
     case unsupported(reason: String)
 
@@ -188,6 +192,7 @@ public enum Op: Sendable, Equatable {
         case .dequantizeLinear: return "dequantize_linear"
         case .layoutConvert: return "layout_convert"
         case .elementwiseGroup(let e): return e.reduction.map { "elementwise_reduce_\($0.kind.rawValue)" } ?? "elementwise"
+        case .quantized(let q): return "quantized_\(q.op.name)"
         case .unsupported: return "unsupported"
         }
     }

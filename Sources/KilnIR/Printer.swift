@@ -93,6 +93,9 @@ private func attributeText(_ op: Op) -> String {
     case .tile: return ""
     case .quantizeLinear(let a, let t): return "axis=\(a) to=\(t)"
     case .dequantizeLinear(let a): return "axis=\(a)"
+    case .quantized(let q):
+        let inner = attributeText(q.op)
+        return (inner.isEmpty ? "" : inner + " ") + "inputs=[\(q.inputs.map { $0?.description ?? "f32" }.joined(separator: ", "))] output=\(q.output)"
     case .unsupported(let r): return "reason=\"\(r)\""
     case .elementwiseGroup(let e): return "steps=\(e)"
     case .matMul, .unary, .clip, .binary, .variadic, .globalAveragePool, .globalMaxPool, .slice, .squeeze,

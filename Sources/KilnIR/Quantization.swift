@@ -95,3 +95,24 @@ public struct QuantizedMatMulAttributes: Sendable, Equatable {
         self.postOps = postOps
     }
 }
+
+/// An op over quantized values that is neither a conv nor a matrix product: what it computes is
+/// `quantize(op(dequantize(X0), dequantize(X1), ...), output)`, each input dequantized by its
+/// own parameters (inputs without parameters are read as they are). Average pooling,
+/// concatenation and per-channel scale-shift requantize this way: `AveragePool` of u8 values
+/// whose result has other parameters, `Concat` of inputs quantized differently, DenseNet's
+/// BatchNormalization + ReLU between a concatenation and a conv.
+public struct QuantizedOpAttributes: Sendable, Equatable {
+    /// The f32 op applied to the real values.
+    public var op: Op
+    /// Per input: its parameters (per tensor), or nil when it is not quantized.
+    public var inputs: [Quantization?]
+    /// The result's parameters (per tensor).
+    public var output: Quantization
+
+    public init(op: Op, inputs: [Quantization?], output: Quantization) {
+        self.op = op
+        self.inputs = inputs
+        self.output = output
+    }
+}

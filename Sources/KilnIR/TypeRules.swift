@@ -399,6 +399,25 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
         let st = try type(1).elementType
         guard st.isFloat else { throw KilnError("\(what): scale must be floating point") }
         return [TensorType(st, try shape(0))]
+    case .quantized(let q):
+        guard q.inputs.count == node.inputs.count, q.output.isPerTensor else {
+            throw KilnError("\(what): needs one (or no) quantization per input and a per-tensor output")
+        }
+        // The inner op sees the real values: f32 where an input is quantized.
+        var real = inputs
+        for (i, p) in q.inputs.enumerated() {
+            guard let p else { continue }
+            let t = try type(i)
+            guard t.elementType == p.type, p.isPerTensor else {
+                throw KilnError("\(what): input \(i) is \(t.elementType), its quantization says \(p.type) (per tensor)")
+            }
+            real[i] = TensorType(.f32, dims: t.dims)
+        }
+        var inner = node
+        inner.op = q.op
+        let out = try inferOutputTypes(inner, inputs: real, constants: constants)
+        guard out.count == 1, out[0].elementType == .f32 else { throw KilnError("\(what): the quantized op must have one f32 result") }
+        return [TensorType(q.output.type, dims: out[0].dims)]
     case .unsupported(let reason):
         throw KilnError("\(what) is not supported: \(reason)", unsupported: true)
     }

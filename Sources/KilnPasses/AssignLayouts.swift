@@ -135,6 +135,18 @@ public func assignLayouts(_ g: inout Graph, policy: LayoutPolicy = .auto) {
             } else {
                 n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
             }
+        case .quantized(let q):
+            // Kiln's kernels: pooling and scale-shift follow a channels-last input (plain
+            // otherwise), a concatenation goes channels-last when any input is.
+            let channelsLast: Bool
+            if case .concat = q.op {
+                channelsLast = n.inputs.contains { $0.map { rank($0) == 4 && g.values[$0].layout == .channelsLast } ?? false }
+            } else {
+                channelsLast = rank(n.inputs[0]!) == 4 && g.values[n.inputs[0]!].layout == .channelsLast
+            }
+            let main: Layout = channelsLast && out.map({ rank($0) == 4 }) == true ? .channelsLast : .plain
+            n.inputs = n.inputs.map { $0.map { ensure($0, rank($0) == 4 ? main : .plain) } }
+            outLayout = main
         case .concat:
             if let y = out, rank(y) == 4, n.inputs.contains(where: { $0.map { g.values[$0].layout == .channelsLast } ?? false }) {
                 n.inputs = n.inputs.map { $0.map { ensure($0, .channelsLast) } }

@@ -19,6 +19,10 @@ import KilnReference
 ///
 /// Returns, for a graph with quantization in it, each conv and matrix product that stays f32
 /// and why ("node: why"), for the compile report.
+///
+/// Average pooling, concatenation and per-channel scale-shift between dequantization and
+/// quantization become `quantized` ops the same way (`quantize(avg_pool(dequantize(x)))` reads
+/// and writes integers).
 @discardableResult
 public func lowerQuantized(_ g: inout Graph) -> [String] {
     let uses = GraphUses(g)
@@ -30,6 +34,9 @@ public func lowerQuantized(_ g: inout Graph) -> [String] {
         switch g.nodes[i].op {
         case .conv(let a): lowered = lowerConv(g.nodes[i], a, uses, removed)
         case .matMul, .gemm: lowered = lowerMatMul(&g, i, uses, removed)
+        case .averagePool, .globalAveragePool, .concat, .channelScaleShift:
+            lowered = lowerRequantizing(g.nodes[i], uses, removed)
+            guard lowered != nil else { continue }
         case .convTranspose:
             if quantizedGraph { keptFloat.append("\(g.nodes[i].label): FP32 (quantized transposed convolutions are not supported yet)") }
             continue
@@ -128,6 +135,36 @@ private func lowerConv(_ n: Node, _ a: ConvAttributes, _ uses: GraphUses, _ remo
     lowered.inputs = inputs
     if let o = output { lowered.outputs = [o.1] }
     return (lowered, output.map { [$0.2] } ?? [])
+}
+
+/// Average pooling, concatenation or per-channel scale-shift (a BatchNormalization that no conv
+/// absorbed) node `n` as a `quantized` op when its data inputs are dequantized per tensor and a
+/// QuantizeLinear alone reads the result: the kernel reads the integers and
+/// writes the output's (requantizing), instead of dequantizing to f32 and quantizing back.
+/// A concatenation's inputs and output share one integer type; one whose inputs all have the
+/// output's parameters is left to `sinkDequantize` (a plain copy).
+private func lowerRequantizing(_ n: Node, _ uses: GraphUses, _ removed: Set<Int>) -> (node: Node, absorbed: [Int])? {
+    let g = uses.graph
+    guard !n.inputs.isEmpty, n.outputs.count == 1, let (output, y, c) = quantizeReading(n.outputs[0], uses, removed) else { return nil }
+    // The inputs that carry quantized data; a scale-shift's per-channel factors stay f32.
+    var data = n.inputs.indices
+    if case .channelScaleShift = n.op { data = 0..<1 }
+    var sources = n.inputs, params = [Quantization?](repeating: nil, count: n.inputs.count)
+    for k in data {
+        guard let (q, p) = dequantizedActivation(n.inputs[k], uses) else { return nil }
+        sources[k] = q
+        params[k] = p
+    }
+    if case .concat = n.op {
+        guard params.allSatisfy({ $0?.type == output.type }), !params.allSatisfy({ $0 == output }) else { return nil }
+    } else {
+        guard let s = g.values[sources[0]!].type.shape, (3...5).contains(s.count), shapeProduct(s) > 0 else { return nil }
+    }
+    var lowered = n
+    lowered.op = .quantized(QuantizedOpAttributes(op: n.op, inputs: params, output: output))
+    lowered.inputs = sources
+    lowered.outputs = [y]
+    return (lowered, [c])
 }
 
 /// The QuantizeLinear (per tensor, constant parameters) that alone reads `y`: its parameters,

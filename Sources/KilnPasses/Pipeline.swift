@@ -26,6 +26,8 @@ public enum Pipeline {
         progress("fuse residual sums"); fuseSum(&g)
         progress("fuse post-ops");      fusePostOps(&g)
         progress("sink dequantization"); sinkDequantize(&g)
+        // Again: a QDQ graph's shuffles show once the dequantization between their steps has sunk.
+        progress("channel shuffles");   recognizeChannelShuffle(&g)
         progress("lower quantized ops"); let keptFloat = lowerQuantized(&g)
         progress("fuse elementwise");   fuseElementwise(&g)
         try verify(g, requireStaticShapes: true)

@@ -238,6 +238,14 @@ public func evaluateNode(_ node: Node, _ inputs: [Tensor?]) throws -> [Tensor] {
         guard let r = e.reduction else { return [expand(result, to: shape)] }
         let full = try broadcastShapes(inputs.map { $0!.shape }, what)
         return [reduce(r.kind, expand(result, to: full), axes: r.axes, out: shape)]
+    case .quantized(let q):
+        // By definition: dequantize the quantized inputs, apply the op, quantize.
+        var inner = node
+        inner.op = q.op
+        let real = zip(inputs, q.inputs + Array(repeating: nil, count: max(0, inputs.count - q.inputs.count))).map { x, p in
+            p.flatMap { p in x.map { dequantize($0, p) } } ?? x
+        }
+        return [quantize(try evaluateNode(inner, real)[0], q.output)]
     case .unsupported(let reason):
         throw KilnError("\(what) is not supported: \(reason)", unsupported: true)
     }

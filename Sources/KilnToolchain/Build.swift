@@ -107,8 +107,11 @@ public func buildLibrary(header: String, source: String, weights: [UInt8], optio
     guard fm.fileExists(atPath: (o.includeDirectory as NSString).appendingPathComponent("kiln/runtime.hpp")) else {
         throw KilnError("Kiln's runtime headers are not in '\(o.includeDirectory)' (set KILN_INCLUDE_DIR to the folder holding kiln/runtime.hpp)")
     }
-    let cflags = ["-std=c++17", o.optimization, "-fPIC", "-fopenmp", "-fvisibility=hidden", "-fvisibility-inlines-hidden",
-                  o.cpu.marchFlag, "-I", o.includeDirectory, "-I", dir] + o.extraFlags
+    // -ffp-contract=off: no multiply and add fused into one rounding where the source has two,
+    // so that Kiln's own kernels round as the reference interpreter does (a quantized average
+    // lands on the same side of a .5 tie).
+    let cflags = ["-std=c++17", o.optimization, "-ffp-contract=off", "-fPIC", "-fopenmp", "-fvisibility=hidden",
+                  "-fvisibility-inlines-hidden", o.cpu.marchFlag, "-I", o.includeDirectory, "-I", dir] + o.extraFlags
     try run(o.compiler, cflags + ["-c", path("\(n).cpp"), "-o", path("\(n).o")], in: dir, log: log)
     try run(o.compiler, ["-c", path("\(n)_weights.S"), "-o", path("\(n)_weights.o")], in: dir, log: log)
 

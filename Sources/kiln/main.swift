@@ -168,7 +168,7 @@ struct ResultOptions: ParsableArguments {
             for name in names {
                 let path = (dir as NSString).appendingPathComponent(sanitizedFileName(name) + ".npy")
                 try NPY.write(outs[name]!, path: path)
-                print("wrote \(path) (\(outs[name]!.type)[\(shapeString(outs[name]!.shape))])")
+                print("wrote \(path) (\(outs[name]!.type))")
             }
         }
         if let labels, let first = names.first {

@@ -201,6 +201,46 @@ import KilnToolchain
         }
     }
 
+    /// Average pooling, concatenation of inputs quantized differently, an unfolded
+    /// BatchNormalization with ReLU, and global average pooling between dequantization and a
+    /// quantization with other parameters: each becomes one
+    /// `quantized` op that reads and writes u8 (requantizing), and nothing in between is f32.
+    @Test(arguments: [false, true])
+    func requantizingPoolingAndConcat(countIncludePad: Bool) throws {
+        var b = Builder()
+        let x = b.input("x", [2, 8, 9, 9])
+        let (_, xd) = b.fakeQuantize(x, .u8, scale: 0.02, zero: 120, "x")
+        let (w1, b1) = b.weights([8, 8, 3, 3], limit: 127, "c1")
+        let c1 = b.node(.conv(ConvAttributes(pads: [1, 1, 1, 1])), [xd, w1, b1], "c1")
+        let (_, c1d) = b.fakeQuantize(c1, .u8, scale: 0.03, zero: 128, "c1o")
+        let pool = PoolAttributes(kernelShape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], countIncludePad: countIncludePad)
+        let p = b.node(.averagePool(pool), [c1d], "p")
+        let (_, pd) = b.fakeQuantize(p, .u8, scale: 0.011, zero: 131, "po")
+        let (w2, b2) = b.weights([8, 8, 1, 1], limit: 127, "c2")
+        let (_, c2d) = b.fakeQuantize(b.node(.conv(ConvAttributes()), [pd, w2, b2], "c2"), .u8, scale: 0.05, zero: 100, "c2o")
+        let (w3, b3) = b.weights([4, 8, 3, 3], limit: 127, "c3")
+        let (_, c3d) = b.fakeQuantize(b.node(.conv(ConvAttributes(pads: [1, 1, 1, 1])), [pd, w3, b3], "c3"), .u8, scale: 0.04, zero: 90, "c3o")
+        let cat = b.node(.concat(axis: 1), [c2d, c3d, pd], "cat")
+        let (_, catd) = b.fakeQuantize(cat, .u8, scale: 0.05, zero: 100, "cato")
+        // DenseNet's pre-activation: BatchNormalization and ReLU between the concatenation and the next conv.
+        var stats: [ValueID?] = []
+        for (k, name) in ["gamma", "beta", "mean", "var"].enumerated() {
+            stats.append(b.g.addConstant("bn_\(name)", floats([20]) { i in k == 3 ? 0.5 + Float(i % 5) * 0.3 : Float((i * 7 + k * 3) % 11) * 0.2 - 0.9 }))
+        }
+        let bn = b.node(.batchNormalization(epsilon: 1e-5), [catd] + stats, "bn")
+        let (_, bnd) = b.fakeQuantize(b.node(.unary(.relu), [bn], "bnr"), .u8, scale: 0.02, zero: 0, "bno")
+        let gap = b.node(.globalAveragePool, [bnd], "gap")
+        let (yq, _) = b.fakeQuantize(gap, .u8, scale: 0.007, zero: 3, "y")
+        b.g.outputs = [yq]
+        try Self.check(b, quantizedConvs: 3) { g in
+            let requantizing = g.nodes.compactMap { n -> String? in if case .quantized(let q) = n.op { return q.op.name } else { return nil } }
+            #expect(requantizing.sorted() == ["average_pool", "concat", "global_average_pool", "scale_shift"], "\(printIR(g))")
+            #expect(Self.standaloneQDQ(g) == ["x_q"], "\(printIR(g))")
+            let f32 = g.nodes.flatMap(\.outputs).filter { g.values[$0].type.elementType == .f32 }
+            #expect(f32.isEmpty, "\(printIR(g))")
+        }
+    }
+
     /// A QDQ MLP: Gemm (transposed weights, per-row scales, bias, ReLU) to u8, then MatMul +
     /// Add(bias) to f32, on a 3-D input.
     @Test(arguments: [Int64(64), 127])

@@ -115,6 +115,23 @@ template <> inline int32_t store<int32_t>(float v) { return (int32_t)(uint32_t)(
 template <> inline int64_t store<int64_t>(float v) { return f2i(v); }
 template <> inline bool store<bool>(float v) { return v != 0; }
 
+// ONNX's QuantizeLinear of one value: real / scale rounded half to even, plus the zero point,
+// saturated to Q's range; NaN gives 0.
+template <class Q>
+inline Q quantize_value(float real, float scale, int32_t zp) {
+    const float lo = (float)std::numeric_limits<Q>::min(), hi = (float)std::numeric_limits<Q>::max();
+    float v = std::nearbyint(real / scale) + (float)zp;
+    v = v != v ? 0.0f : (v < lo ? lo : (v > hi ? hi : v));
+    return (Q)(int32_t)v;
+}
+
+// A value as float; 8- to 32-bit integers through int32 (vectorizes, unlike int64).
+template <class T>
+inline float load_float(T v) {
+    if constexpr (std::is_integral_v<T> && sizeof(T) <= 4) return (float)(int32_t)v;
+    else return (float)load(v);
+}
+
 template <class T> inline T store_i(int64_t v);
 template <> inline float store_i<float>(int64_t v) { return (float)v; }
 template <> inline f16 store_i<f16>(int64_t v) { return f16{float_to_half((float)v)}; }
@@ -294,6 +311,31 @@ inline void concat(int count, const T* const* xs, const int64_t* chunks, T* y, i
     }
 }
 
+// Concatenation of quantized tensors into one with the output's parameters: inputs with them
+// are copied, the others requantized, q' = quantize((q − zero)·scale) (ONNX's definition).
+template <class T>
+inline void concat_requantize(int count, const T* const* xs, const int64_t* chunks, const float* scales, const int32_t* zeros,
+                              T* y, int64_t outer, float out_scale, int32_t out_zero) {
+    int64_t total = 0;
+    for (int i = 0; i < count; i++) total += chunks[i];
+#pragma omp parallel for if (outer * total >= kParallelThreshold && outer > 1)
+    for (int64_t o = 0; o < outer; o++) {
+        T* dst = y + o * total;
+        for (int i = 0; i < count; i++) {
+            const T* __restrict src = xs[i] + o * chunks[i];
+            T* __restrict d = dst;
+            if (scales[i] == out_scale && zeros[i] == out_zero) {
+                std::memcpy(d, src, sizeof(T) * chunks[i]);
+            } else {
+                const float s = scales[i];
+                const int32_t z = zeros[i];
+                for (int64_t k = 0; k < chunks[i]; k++) d[k] = quantize_value<T>((float)((int32_t)src[k] - z) * s, out_scale, out_zero);
+            }
+            dst += chunks[i];
+        }
+    }
+}
+
 // Gather along an axis: data viewed as [outer, dim, inner], indices flat.
 template <class T, class I>
 inline int gather(const T* x, const I* idx, int64_t nidx, T* y, int64_t outer, int64_t dim, int64_t inner) {
@@ -464,9 +506,30 @@ inline void conv_transpose(const T* x, const T* w, const T* b, T* y, int64_t n, 
     delete[] acc;
 }
 
-// Max or average pooling over up to 3 spatial axes.
-template <class T>
-inline void pool(const T* x, T* y, int64_t planes, const Window& g, bool average, bool count_include_pad) {
+// Average pooling of quantized values: each value read is dequantized, (q − in_zero)·in_scale,
+// and each window's mean (sum / div; padding counts as a real 0) quantized by the output's
+// parameters, as ONNX defines it.
+template <class Q>
+struct requantized_mean {
+    float in_scale;
+    int32_t in_zero;
+    float out_scale;
+    int32_t out_zero;
+    template <class T> float in(T v) const { return (float)((int32_t)v - in_zero) * in_scale; }
+    Q operator()(float sum, int64_t div) const { return quantize_value<Q>(div > 0 ? sum / (float)div : 0.0f, out_scale, out_zero); }
+};
+
+// What pooling adds up: the value as float, or through `fin.in` (`requantized_mean`).
+template <class F, class T>
+inline float pool_value(const F& fin, T v) {
+    if constexpr (std::is_same_v<F, std::nullptr_t>) return load_float(v);
+    else return fin.in(v);
+}
+
+// Max or average pooling over up to 3 spatial axes. With `fin` (average only), values are read
+// and each window's sum and divisor written through it (`requantized_mean`).
+template <class T, class U = T, class F = std::nullptr_t>
+inline void pool(const T* x, U* y, int64_t planes, const Window& g, bool average, bool count_include_pad, F fin = nullptr) {
     const int64_t insz = g.in[0] * g.in[1] * g.in[2], outsz = g.out[0] * g.out[1] * g.out[2];
 #pragma omp parallel for if (planes * outsz > 100000)
     for (int64_t p = 0; p < planes; p++) {
@@ -495,32 +558,38 @@ inline void pool(const T* x, T* y, int64_t planes, const Window& g, bool average
                             for (int64_t kw = 0; kw < g.k[2]; kw++) {
                                 int64_t iw = ow * g.s[2] + kw * g.d[2] - g.p[2];
                                 if (iw < 0 || iw >= g.in[2]) continue;
-                                float v = (float)load(xin[(id * g.in[1] + ih) * g.in[2] + iw]);
+                                float v = pool_value(fin, xin[(id * g.in[1] + ih) * g.in[2] + iw]);
                                 if (average) acc += v;
                                 else if (v > acc || std::isnan(v)) acc = v;
                                 count++;
                             }
                         }
                     }
+                    U* dst = y + p * outsz + (od * g.out[1] + oh) * g.out[2] + ow;
                     if (average) {
                         int64_t div = count_include_pad ? pad_count : count;
+                        if constexpr (!std::is_same_v<F, std::nullptr_t>) {
+                            *dst = fin(acc, div);
+                            continue;
+                        }
                         acc = div > 0 ? acc / (float)div : 0.0f;
                     }
-                    y[p * outsz + (od * g.out[1] + oh) * g.out[2] + ow] = store<T>(acc);
+                    *dst = store<U>(acc);
                 }
     }
 }
 
 // Pooling over a channels-last (N, H, W, C) tensor: the innermost loop runs over channels.
-template <class T>
-inline void pool_nhwc(const T* x, T* y, int64_t n, int64_t c, const Window& g, bool average, bool count_include_pad) {
+// `fin` as for `pool`.
+template <class T, class U = T, class F = std::nullptr_t>
+inline void pool_nhwc(const T* x, U* y, int64_t n, int64_t c, const Window& g, bool average, bool count_include_pad, F fin = nullptr) {
     const int64_t ih_ = g.in[1], iw_ = g.in[2], oh_ = g.out[1], ow_ = g.out[2];
 #pragma omp parallel for collapse(2) if (n * oh_ * ow_ * c > 32768)
     for (int64_t b = 0; b < n; b++)
         for (int64_t oh = 0; oh < oh_; oh++) {
             float acc[1024];
             for (int64_t ow = 0; ow < ow_; ow++) {
-                T* dst = y + ((b * oh_ + oh) * ow_ + ow) * c;
+                U* dst = y + ((b * oh_ + oh) * ow_ + ow) * c;
                 int64_t h0 = oh * g.s[1] - g.p[1], w0 = ow * g.s[2] - g.p[2];
                 int64_t pad_h = 0, pad_w = 0, count = 0;
                 for (int64_t kh = 0; kh < g.k[1]; kh++) { int64_t i = h0 + kh * g.d[1]; if (i >= -g.p[1] && i < ih_ + g.pe[1]) pad_h++; }
@@ -536,7 +605,7 @@ inline void pool_nhwc(const T* x, T* y, int64_t n, int64_t c, const Window& g, b
                             int64_t iw = w0 + kw * g.d[2];
                             if (iw < 0 || iw >= iw_) continue;
                             const T* src = x + ((b * ih_ + ih) * iw_ + iw) * c + c0;
-                            if (average) { for (int64_t k = 0; k < cn; k++) acc[k] += (float)load(src[k]); }
+                            if (average) { for (int64_t k = 0; k < cn; k++) acc[k] += pool_value(fin, src[k]); }
                             else {
                                 for (int64_t k = 0; k < cn; k++) {
                                     float v = (float)load(src[k]);
@@ -548,18 +617,23 @@ inline void pool_nhwc(const T* x, T* y, int64_t n, int64_t c, const Window& g, b
                     }
                     if (average) {
                         const int64_t div = count_include_pad ? pad_h * pad_w : count;
-                        const float inv = div > 0 ? 1.0f / (float)div : 0.0f;
-                        for (int64_t k = 0; k < cn; k++) dst[c0 + k] = store<T>(acc[k] * inv);
+                        if constexpr (!std::is_same_v<F, std::nullptr_t>) {
+                            for (int64_t k = 0; k < cn; k++) dst[c0 + k] = fin(acc[k], div);
+                        } else {
+                            const float inv = div > 0 ? 1.0f / (float)div : 0.0f;
+                            for (int64_t k = 0; k < cn; k++) dst[c0 + k] = store<U>(acc[k] * inv);
+                        }
                     } else {
-                        for (int64_t k = 0; k < cn; k++) dst[c0 + k] = store<T>(acc[k]);
+                        for (int64_t k = 0; k < cn; k++) dst[c0 + k] = store<U>(acc[k]);
                     }
                 }
             }
         }
 }
 
-template <class T>
-inline void global_pool_nhwc(const T* x, T* y, int64_t n, int64_t hw, int64_t c, bool average) {
+// Global pooling of a channels-last tensor; `fin` as for `pool`.
+template <class T, class U = T, class F = std::nullptr_t>
+inline void global_pool_nhwc(const T* x, U* y, int64_t n, int64_t hw, int64_t c, bool average, F fin = nullptr) {
     for (int64_t b = 0; b < n; b++) {
         for (int64_t c0 = 0; c0 < c; c0 += 1024) {
             const int64_t cn = std::min<int64_t>(1024, c - c0);
@@ -567,10 +641,14 @@ inline void global_pool_nhwc(const T* x, T* y, int64_t n, int64_t hw, int64_t c,
             for (int64_t k = 0; k < cn; k++) acc[k] = average ? 0.0f : -INFINITY;
             for (int64_t i = 0; i < hw; i++) {
                 const T* src = x + (b * hw + i) * c + c0;
-                if (average) { for (int64_t k = 0; k < cn; k++) acc[k] += (float)load(src[k]); }
-                else { for (int64_t k = 0; k < cn; k++) acc[k] = std::max(acc[k], (float)load(src[k])); }
+                if (average) { for (int64_t k = 0; k < cn; k++) acc[k] += pool_value(fin, src[k]); }
+                else { for (int64_t k = 0; k < cn; k++) acc[k] = std::max(acc[k], load_float(src[k])); }
             }
-            for (int64_t k = 0; k < cn; k++) y[b * c + c0 + k] = store<T>(average ? acc[k] / (float)hw : acc[k]);
+            if constexpr (!std::is_same_v<F, std::nullptr_t>) {
+                for (int64_t k = 0; k < cn; k++) y[b * c + c0 + k] = fin(acc[k], hw);
+            } else {
+                for (int64_t k = 0; k < cn; k++) y[b * c + c0 + k] = store<U>(average ? acc[k] / (float)hw : acc[k]);
+            }
         }
     }
 }
@@ -595,39 +673,60 @@ inline void batch_norm_nhwc(const T* x, const P* scale, const P* bias, const P* 
     }
 }
 
-// y = f(x · scale[c] + shift[c]) per channel, channels-last (c innermost) or plain (inner = H·W).
-template <class T, class F>
-inline void scale_shift(const T* x, const float* scale, const float* shift, T* y, int64_t outer, int64_t c,
-                        int64_t inner, bool channels_last, F f) {
+// How a kernel reads and writes values: as they are (`plain_load`, `plain_store`), or
+// quantized, dequantizing what it reads, (q − zero)·scale, and quantizing what it writes.
+struct plain_load {
+    template <class T> float operator()(T v) const { return (float)load(v); }
+};
+template <class U> struct plain_store {
+    U operator()(float v) const { return store<U>(v); }
+};
+struct dequantizer {
+    float scale;
+    int32_t zero;
+    template <class Q> float operator()(Q v) const { return (float)((int32_t)v - zero) * scale; }
+};
+template <class Q> struct quantizer {
+    float scale;
+    int32_t zero;
+    Q operator()(float v) const { return quantize_value<Q>(v, scale, zero); }
+};
+
+// y = f(x · scale[c] + shift[c]) per channel, channels-last (c innermost) or plain (inner = H·W),
+// x read through `ld` and y written through `st`.
+template <class T, class U, class F, class L = plain_load, class S = plain_store<U>>
+inline void scale_shift(const T* x, const float* scale, const float* shift, U* y, int64_t outer, int64_t c,
+                        int64_t inner, bool channels_last, F f, L ld = {}, S st = {}) {
     if (channels_last) {
 #pragma omp parallel for if (outer * c >= kParallelThreshold)
         for (int64_t p = 0; p < outer * inner; p++) {
-            const T* src = x + p * c;
-            T* dst = y + p * c;
-#pragma omp simd
-            for (int64_t k = 0; k < c; k++) dst[k] = store<T>(f(load(src[k]) * scale[k] + shift[k]));
+            const T* __restrict src = x + p * c;
+            U* __restrict dst = y + p * c;
+            for (int64_t k = 0; k < c; k++) dst[k] = st(f(ld(src[k]) * scale[k] + shift[k]));
         }
     } else {
 #pragma omp parallel for collapse(2) if (outer * c * inner >= kParallelThreshold)
         for (int64_t b = 0; b < outer; b++)
             for (int64_t ch = 0; ch < c; ch++) {
-                const T* src = x + (b * c + ch) * inner;
-                T* dst = y + (b * c + ch) * inner;
+                const T* __restrict src = x + (b * c + ch) * inner;
+                U* __restrict dst = y + (b * c + ch) * inner;
                 const float sc = scale[ch], sh = shift[ch];
-                for (int64_t i = 0; i < inner; i++) dst[i] = store<T>(f(load(src[i]) * sc + sh));
+                for (int64_t i = 0; i < inner; i++) dst[i] = st(f(ld(src[i]) * sc + sh));
             }
     }
 }
 
-template <class T>
-inline void global_pool(const T* x, T* y, int64_t planes, int64_t inner, bool average) {
+// Global pooling of planes of `inner` values; `fin` as for `pool`.
+template <class T, class U = T, class F = std::nullptr_t>
+inline void global_pool(const T* x, U* y, int64_t planes, int64_t inner, bool average, F fin = nullptr) {
     for (int64_t p = 0; p < planes; p++) {
         float acc = average ? 0.0f : -INFINITY;
         for (int64_t i = 0; i < inner; i++) {
-            float v = (float)load(x[p * inner + i]);
+            float v = pool_value(fin, x[p * inner + i]);
             if (average) acc += v; else acc = std::max(acc, v);
         }
-        y[p] = store<T>(average ? acc / (float)inner : acc);
+        if constexpr (!std::is_same_v<F, std::nullptr_t>) y[p] = fin(acc, inner);
+        else y[p] = store<U>(average ? acc / (float)inner : acc);
     }
 }
 
@@ -854,19 +953,15 @@ inline void dequantize(const Q* x, const S* scale, const Q* zp, Y* y, int64_t n,
 // Per-tensor quantization, y = saturate(round_half_to_even(x / scale) + zp) (NaN gives 0), and
 // dequantization, y = (x − zp) · scale: one parallel, vectorizable loop each.
 template <class Q>
-inline void quantize_tensor(const float* x, float scale, int32_t zp, Q* y, int64_t n) {
-    const float lo = (float)std::numeric_limits<Q>::min(), hi = (float)std::numeric_limits<Q>::max();
-#pragma omp parallel for simd if (n >= kParallelThreshold)
-    for (int64_t i = 0; i < n; i++) {
-        float v = std::nearbyint(x[i] / scale) + (float)zp;
-        v = v != v ? 0.0f : (v < lo ? lo : (v > hi ? hi : v));
-        y[i] = (Q)(int32_t)v;
-    }
+inline void quantize_tensor(const float* __restrict x, float scale, int32_t zp, Q* __restrict y, int64_t n) {
+    // A plain parallel loop: g++ 12 leaves the rounding scalar under `parallel for simd`.
+#pragma omp parallel for if (n >= kParallelThreshold)
+    for (int64_t i = 0; i < n; i++) y[i] = quantize_value<Q>(x[i], scale, zp);
 }
 
 template <class Q>
-inline void dequantize_tensor(const Q* x, float scale, int32_t zp, float* y, int64_t n) {
-#pragma omp parallel for simd if (n >= kParallelThreshold)
+inline void dequantize_tensor(const Q* __restrict x, float scale, int32_t zp, float* __restrict y, int64_t n) {
+#pragma omp parallel for if (n >= kParallelThreshold)
     for (int64_t i = 0; i < n; i++) y[i] = (float)((int32_t)x[i] - zp) * scale;
 }
 
