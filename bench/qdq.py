@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""int8 on quantized (QDQ) graphs: Kiln against ONNX Runtime on the same graph.
+"""int8 on quantized (QDQ) graphs: Kiln against ONNX Runtime and OpenVINO on the same graph.
 
     qdq.py --models resnet18,mobilenet_v2 [--dir DIR] [--threads 2] [--seconds 3] [--calibration 16]
 
 For each model: the FP32 export (bench/export_models.py, cached in DIR), ONNX Runtime's
 quantize_static (QDQ format, per-channel s8 weights, u8 activations) calibrated on seeded random
 samples (the same for every tool), then
-- ONNX Runtime on the QDQ graph (2 threads, sequential) and Kiln's library of it (`kiln compile`,
-  default flags; `kiln bench`), latency medians measured in one run;
+- ONNX Runtime on the QDQ graph (2 threads, sequential), OpenVINO on the same file (CPU plugin,
+  which reads QDQ as int8; 2 threads, latency hint, INFERENCE_PRECISION_HINT=f32 so that no
+  bf16 enters where the graph says FP32) and Kiln's library of it (`kiln compile`, default flags;
+  `kiln bench`), latency medians measured in one run;
 - each output's cosine similarity to the FP32 model's output (ONNX Runtime FP32), on one input.
 Prints a Markdown table. Needs the torch venv (scripts/lib.sh ensure_torch_venv).
 """
@@ -16,6 +18,41 @@ import numpy as np
 
 here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.dirname(here)
+
+
+def median_ms(fn, seconds):
+    for _ in range(5):
+        fn()
+    times = []
+    t_end = time.time() + seconds
+    while time.time() < t_end or len(times) < 10:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times))
+
+
+def openvino(path, x, threads, seconds, scratch):
+    """OpenVINO's latency and output on the QDQ graph, or (None, None, why) when it fails. Runs in a
+    child process: OpenVINO crashed (a signal, not an exception) compiling densenet121's QDQ graph once."""
+    inp, out = os.path.join(scratch, "ov-in.npy"), os.path.join(scratch, "ov-out.npy")
+    np.save(inp, x)
+    r = subprocess.run([sys.executable, __file__, "--openvino-worker", path, inp, out, str(threads), str(seconds)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        why = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
+        return None, None, why[:120]
+    return float(r.stdout.split()[-1]), np.load(out).ravel(), ""
+
+
+def openvino_worker(path, inp, out, threads, seconds):
+    import openvino as ov
+    compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": int(threads), "PERFORMANCE_HINT": "LATENCY",
+                                                      "INFERENCE_PRECISION_HINT": "f32"})
+    request = compiled.create_infer_request()
+    x = np.load(inp)
+    np.save(out, np.array(request.infer({0: x})[compiled.output(0)]))
+    print(median_ms(lambda: request.infer({0: x}), float(seconds)))
 
 
 def main():
@@ -56,19 +93,13 @@ def main():
         ref = ort.InferenceSession(fp32, so).run(None, {"input": x})[0].ravel()
         sess = ort.InferenceSession(qdq, so)
         y_ort = sess.run(None, {"input": x})[0].ravel()
-        times = []
-        t_end = time.time() + a.seconds
-        for _ in range(5):
-            sess.run(None, {"input": x})
-        while time.time() < t_end or len(times) < 10:
-            t0 = time.perf_counter()
-            sess.run(None, {"input": x})
-            times.append(time.perf_counter() - t0)
-        ort_ms = 1000 * float(np.median(times))
+        ort_ms = median_ms(lambda: sess.run(None, {"input": x}), a.seconds)
+        ov_ms, y_ov, ov_error = openvino(qdq, x, a.threads, a.seconds, a.dir)
+        ov = (ov_ms, cos(y_ov, ref) if y_ov is not None else None, ov_error)
         out = os.path.join(a.dir, f"kiln-{m}")
         c = subprocess.run([a.kiln, "compile", qdq, "-o", out, "--name", m, "--library", "shared"], capture_output=True, text=True)
         if c.returncode != 0:
-            rows.append((m, ort_ms, None, cos(y_ort, ref), None, c.stderr.strip()[-200:]))
+            rows.append((m, ort_ms, ov, None, cos(y_ort, ref), None, c.stderr.strip()[-200:]))
             continue
         summary = next((l for l in c.stdout.splitlines() if l.startswith("int8:")), "")
         lib = os.path.join(out, f"lib{m}.so")
@@ -79,12 +110,22 @@ def main():
         b = subprocess.run([a.kiln, "bench", lib, "--threads", str(a.threads), "--seconds", str(a.seconds)], capture_output=True, text=True, check=True)
         med = re.search(r"median\s+([0-9.]+)", b.stdout)
         kiln_ms = float(med.group(1)) if med else float("nan")
-        rows.append((m, ort_ms, kiln_ms, cos(y_ort, ref), cos(y_kiln, ref), summary))
-    print(f"| model | ORT QDQ ms | Kiln ms | Kiln/ORT | cosine ORT | cosine Kiln | Kiln |")
-    print("|---|---|---|---|---|---|---|")
-    for m, o, k, co, ck, s in rows:
-        ratio = f"{k / o:.2f}" if k else "-"
-        print(f"| {m} | {o:.2f} | {k if k is None else f'{k:.2f}'} | {ratio} | {co:.5f} | {ck if ck is None else f'{ck:.5f}'} | {s} |")
+        rows.append((m, ort_ms, ov, kiln_ms, cos(y_ort, ref), cos(y_kiln, ref), summary))
+    print("| model | ORT ms | OpenVINO ms | Kiln ms | Kiln/ORT | Kiln/OpenVINO | cosine ORT | cosine OpenVINO | cosine Kiln | Kiln |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    f = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"
+    ratios = []
+    for m, o, (v, cv, verr), k, co, ck, s in rows:
+        best = min(t for t in (o, v) if t is not None)
+        if k:
+            ratios.append((k / o, k / v if v else None, k / best))
+        print(f"| {m} | {f(o)} | {f(v) if v else 'failed: ' + verr} | {f(k)} | {f(k / o if k else None)} | "
+              f"{f(k / v if k and v else None)} | {f(co, 5)} | {f(cv, 5)} | {f(ck, 5)} | {s} |")
+    if ratios:
+        g = lambda xs: float(np.exp(np.mean(np.log(xs)))) if xs else float("nan")
+        print(f"\ngeometric mean of Kiln/ORT {g([r[0] for r in ratios]):.3f}, "
+              f"Kiln/OpenVINO {g([r[1] for r in ratios if r[1]]):.3f}, "
+              f"Kiln/best peer {g([r[2] for r in ratios]):.3f} over {len(ratios)} models")
 
 
 def cos(a, b):
@@ -92,4 +133,7 @@ def cos(a, b):
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 7 and sys.argv[1] == "--openvino-worker":
+        openvino_worker(*sys.argv[2:])
+    else:
+        main()
