@@ -329,7 +329,8 @@ inline void concat_requantize(int count, const T* const* xs, const int64_t* chun
             } else {
                 const float s = scales[i];
                 const int32_t z = zeros[i];
-                for (int64_t k = 0; k < chunks[i]; k++) d[k] = quantize_value<T>((float)((int32_t)src[k] - z) * s, out_scale, out_zero);
+                const int64_t len = chunks[i];  // hoisted: the loop vectorizes only with a known trip count
+                for (int64_t k = 0; k < len; k++) d[k] = quantize_value<T>((float)((int32_t)src[k] - z) * s, out_scale, out_zero);
             }
             dst += chunks[i];
         }
@@ -634,13 +635,16 @@ inline void pool_nhwc(const T* x, U* y, int64_t n, int64_t c, const Window& g, b
 // Global pooling of a channels-last tensor; `fin` as for `pool`.
 template <class T, class U = T, class F = std::nullptr_t>
 inline void global_pool_nhwc(const T* x, U* y, int64_t n, int64_t hw, int64_t c, bool average, F fin = nullptr) {
+    // Blocks of 128 channels, in parallel (each channel's sum runs in order either way).
+    const int64_t blocks = (c + 127) / 128;
+#pragma omp parallel for collapse(2) if (n * hw * c >= kParallelThreshold)
     for (int64_t b = 0; b < n; b++) {
-        for (int64_t c0 = 0; c0 < c; c0 += 1024) {
-            const int64_t cn = std::min<int64_t>(1024, c - c0);
-            float acc[1024];
+        for (int64_t cb = 0; cb < blocks; cb++) {
+            const int64_t c0 = cb * 128, cn = std::min<int64_t>(128, c - c0);
+            float acc[128];
             for (int64_t k = 0; k < cn; k++) acc[k] = average ? 0.0f : -INFINITY;
             for (int64_t i = 0; i < hw; i++) {
-                const T* src = x + (b * hw + i) * c + c0;
+                const T* __restrict src = x + (b * hw + i) * c + c0;
                 if (average) { for (int64_t k = 0; k < cn; k++) acc[k] += pool_value(fin, src[k]); }
                 else { for (int64_t k = 0; k < cn; k++) acc[k] = std::max(acc[k], load_float(src[k])); }
             }
