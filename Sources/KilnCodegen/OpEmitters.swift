@@ -377,6 +377,15 @@ extension ModelEmitter {
         }
     }
 
+    /// Whether an elementwise step calls exp, tanh, erf or log (worth a table on 8-bit inputs).
+    static func isTranscendental(_ op: Op) -> Bool {
+        switch op {
+        case .unary(let u): return [.sigmoid, .tanh, .erf, .exp, .log, .softplus].contains(u)
+        case .gelu, .elu, .selu: return true
+        default: return false
+        }
+    }
+
     mutating func emitMap(_ n: Node, _ expression: String) {
         let x = n.inputs[0]!, y = n.outputs[0]
         loopCount += 1
@@ -467,6 +476,27 @@ extension ModelEmitter {
         loopCount += 1
         run.open()
         let store = elem(y) == .f32 ? "out[k] = \(last);" : "out[k] = (\(cType(elem(y))))\(last);"
+        if flat, inputs.count == 1, [.u8, .s8].contains(elem(inputs[0])), e.steps.contains(where: { Self.isTranscendental($0.op) }) {
+            // A function of one 8-bit input with exp/tanh/erf in it: a 256-entry table, computed
+            // once by the same code, then one lookup per element.
+            let t = cType(elem(y))
+            run.line("static const std::array<\(t), 256> table = [] {")
+            run.line("    std::array<\(t), 256> out{};")
+            run.line("    for (int k = 0; k < 256; k++) {")
+            run.line("        const float i0 = (float)(\(cType(elem(inputs[0]))))k;")
+            for l in body.dropFirst() { run.line("        " + l) }
+            run.line("        " + store)
+            run.line("    }")
+            run.line("    return out;")
+            run.line("}();")
+            run.line("const uint8_t* __restrict p0 = (const uint8_t*)\(v(inputs[0]));")
+            run.line("\(t)* __restrict out = \(v(y));")
+            let count = shapeProduct(outShape)
+            run.line("#pragma omp parallel for if (\(count) >= kiln::kParallelThreshold)")
+            run.line("for (int64_t k = 0; k < \(count); k++) out[k] = table[p0[k]];")
+            run.close()
+            return
+        }
         if flat {
             // Restrict-qualified locals: a u8 store may otherwise alias the pointers and stop vectorization.
             for (i, x) in inputs.enumerated() { run.line("const \(cType(elem(x)))* __restrict p\(i) = \(v(x));") }

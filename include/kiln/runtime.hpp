@@ -4,6 +4,7 @@
 #define KILN_RUNTIME_HPP
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
