@@ -2,7 +2,8 @@
 # Consumer tests: use a Kiln-compiled library the way a C/C++/CMake user would — static and
 # shared links, CMake find_package (static and shared targets), two models in one program,
 # a C++ program with the static library, the exported symbols and NEEDED entries, misuse of
-# the C API, and the header under strict C99/C++11. The library is samples/models/digits.onnx
+# the C API, the header under strict C99/C++11, and 8 threads running an FP32 and an int8 model
+# through their own handles (the single-threaded bits on every call). The library is samples/models/digits.onnx
 # compiled with batch 1; classify (samples/c/classify.c) must reproduce the reference
 # interpreter's accuracy. Exits non-zero if any test fails; the last line is
 # "consumer: N passed, M failed".
@@ -40,7 +41,7 @@ run_test() {
     if [[ $rc -eq 0 ]]; then
         passed=$((passed + 1))
         echo "PASS  $name (${secs}s)"
-        grep -E '^(accuracy|median latency|two models|C\+\+ consumer):' "$log" | sed 's/^/      /' || true
+        grep -E '^(accuracy|median latency|two models|C\+\+ consumer|threads):' "$log" | sed 's/^/      /' || true
     else
         failed=$((failed + 1))
         failures+=("$name")
@@ -232,6 +233,18 @@ test_header_strict() {
     show "$tmp/header-cpp"
 }
 
+test_threads() {
+    # digits (FP32, static, from setup) and digits_q (the PT2E int8 model) in one program, 8 threads.
+    show "$kiln" compile "$root/samples/models/digits.pt2e.onnx" -o "$tmp/q" --name digits_q \
+        --input-shape image=1x1x8x8 --library static
+    local cflags libs
+    read -r -a cflags <<<"$(PKG_CONFIG_PATH=$lib:$tmp/q pkg-config --cflags digits-static digits_q-static)"
+    read -r -a libs <<<"$(PKG_CONFIG_PATH=$lib:$tmp/q pkg-config --libs digits-static digits_q-static)"
+    show "$cc" -O2 -std=c11 -Wall -Wextra -Werror -pthread "$here/threads.c" -o "$tmp/threads" \
+        "${cflags[@]}" "${libs[@]}"
+    show "$tmp/threads"
+}
+
 run_test "setup: kiln compile digits, digits_a, digits_b" setup
 if [[ $failed -eq 0 ]]; then
     run_test "static link: cc + pkg-config + libdigits.a" test_static_pkg_config
@@ -244,6 +257,7 @@ if [[ $failed -eq 0 ]]; then
     run_test "libdigits.so NEEDED entries" test_needed
     run_test "C API misuse" test_misuse
     run_test "header compiles as strict C99 and C++11" test_header_strict
+    run_test "8 threads x 2 models (FP32 and int8), own handles: single-threaded bits" test_threads
 fi
 
 if [[ $failed -ne 0 ]]; then
