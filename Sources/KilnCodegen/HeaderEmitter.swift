@@ -54,7 +54,8 @@ func emitHeader(_ g: Graph, plan: MemoryPlan, options: CodegenOptions) -> String
     w.line("/* Bytes of working memory one handle allocates at create time. */")
     w.line("#define \(N)_ARENA_BYTES \(plan.arenaBytes)")
     w.line()
-    w.line("/* Status codes: the numbers are fixed. */")
+    w.line("/* Status codes: the numbers are fixed; later versions may add codes (treat any code other")
+    w.line("   than \(N)_OK as a failure, and \(n)_status_string describes each). */")
     w.line("typedef enum \(n)_status {")
     for s in statusCodes { w.line("    \(N)_\(s.name) = \(s.value),  /* \(s.meaning) */") }
     w.line("} \(n)_status;")
@@ -69,6 +70,9 @@ func emitHeader(_ g: Graph, plan: MemoryPlan, options: CodegenOptions) -> String
     w.line()
     w.line("/* The Kiln version that generated this library, e.g. \"\(options.kilnVersion)\". */")
     w.line("const char* \(n)_version(void);")
+    w.line("/* The ABI version the library was built with: equal to \(N)_ABI_VERSION when the header and")
+    w.line("   the library match (an application can check a swapped library at run time). */")
+    w.line("int \(n)_abi_version(void);")
     w.line("/* A static description of a status code. */")
     w.line("const char* \(n)_status_string(\(n)_status status);")
     w.line()
@@ -155,6 +159,7 @@ extension ModelEmitter {
         w.line("}  // namespace")
         w.line()
         w.line("\(api) const char* \(n)_version(void) { return \(cString(options.kilnVersion)); }")
+        w.line("\(api) int \(n)_abi_version(void) { return \(kilnABIVersion); }")
         w.line()
         w.block("\(api) const char* \(n)_status_string(\(n)_status s)") { w in
             w.block("switch (s)") { w in

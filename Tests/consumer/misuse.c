@@ -54,6 +54,7 @@ int main(void) {
     check(digits_num_outputs() == DIGITS_NUM_OUTPUTS, "digits_num_outputs() == DIGITS_NUM_OUTPUTS");
     check(digits_version() && strcmp(digits_version(), DIGITS_KILN_VERSION) == 0,
           "digits_version() == DIGITS_KILN_VERSION");
+    check(digits_abi_version() == DIGITS_ABI_VERSION, "digits_abi_version() == DIGITS_ABI_VERSION");
     check(digits_input_bytes(0) == sizeof image && digits_output_bytes(0) == sizeof logits,
           "input/output byte sizes are 256/40");
 

@@ -35,7 +35,8 @@ extern "C" {
 /* Bytes of working memory one handle allocates at create time. */
 #define DIGITS_ARENA_BYTES 16384
 
-/* Status codes: the numbers are fixed. */
+/* Status codes: the numbers are fixed; later versions may add codes (treat any code other
+   than DIGITS_OK as a failure, and digits_status_string describes each). */
 typedef enum digits_status {
     DIGITS_OK = 0,  /* success */
     DIGITS_ERROR_NULL_POINTER = 1,  /* a required pointer argument is NULL */
@@ -64,6 +65,9 @@ typedef struct digits_model digits_model;
 
 /* The Kiln version that generated this library, e.g. "snapshot". */
 const char* digits_version(void);
+/* The ABI version the library was built with: equal to DIGITS_ABI_VERSION when the header and
+   the library match (an application can check a swapped library at run time). */
+int digits_abi_version(void);
 /* A static description of a status code. */
 const char* digits_status_string(digits_status status);
 
