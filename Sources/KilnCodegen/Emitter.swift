@@ -29,12 +29,15 @@ public struct CodegenOptions: Sendable {
 
     /// Whether 3×3 stride-1 convolutions may run as Winograd convolutions.
     public var winograd: WinogradPolicy = .auto
+    /// How quantized convs and matrix products run without VNNI.
+    public var int8: Int8Policy = .exact
 
-    public init(name: String, kilnVersion: String, modelPath: String = "", winograd: WinogradPolicy = .auto) {
+    public init(name: String, kilnVersion: String, modelPath: String = "", winograd: WinogradPolicy = .auto, int8: Int8Policy = .exact) {
         self.name = name
         self.kilnVersion = kilnVersion
         self.modelPath = modelPath
         self.winograd = winograd
+        self.int8 = int8
     }
 }
 
@@ -49,6 +52,18 @@ public enum WinogradPolicy: String, Sendable, CaseIterable {
     case always
     /// Direct convolutions only: outputs identical across machines, at some cost in speed.
     case off
+}
+
+/// How quantized convs and matrix products run on a CPU without VNNI, where oneDNN 2.6's int8
+/// kernels add pairs of u8·s8 products in 16 bits with saturation.
+public enum Int8Policy: String, Sendable, CaseIterable {
+    /// The QDQ graph's function on every CPU: without VNNI, oneDNN's int8 kernels only where they
+    /// cannot saturate (u8 source, weights within ±64), the f32 form of the definition elsewhere.
+    case exact
+    /// oneDNN's int8 kernels on every CPU, as ONNX Runtime and OpenVINO run QDQ graphs: about 2×
+    /// faster without VNNI, where a pair of large products can saturate (rare; the error where it
+    /// happens is unbounded). Identical to `exact` on CPUs with VNNI.
+    case fast
 }
 
 /// The C ABI version of generated libraries: bumped when the API changes incompatibly.

@@ -103,8 +103,13 @@ extension ModelEmitter {
         create.line("static const float wscale[] = {\(p.weights.scales.map(floatLiteral).joined(separator: ", "))};")
         let src = boundMemory(prim, "src", desc: "src_md", value: x)
         let dst = boundMemory(prim, "dst", desc: "dst_md", value: y)
-        let exactEverywhere = int8ExactEverywhere(n)
-        create.line("\(m)_int8 = \(exactEverywhere ? "true;  // u8 source, weights within ±64" : "kiln::int8_exact();")")
+        if options.int8 == .fast {
+            create.line("\(m)_int8 = true;  // --int8 fast: oneDNN's int8 kernels on every CPU")
+        } else if int8ExactEverywhere(n) {
+            create.line("\(m)_int8 = true;  // u8 source, weights within ±64")
+        } else {
+            create.line("\(m)_int8 = kiln::int8_exact();")
+        }
         var args: [(String, String)] = []
 
         // The int8 primitive.

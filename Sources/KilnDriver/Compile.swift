@@ -1,6 +1,7 @@
 @_exported import enum KilnToolchain.LibraryKind
 @_exported import enum KilnToolchain.TargetCPU
 @_exported import enum KilnCodegen.WinogradPolicy
+@_exported import enum KilnCodegen.Int8Policy
 @_exported import enum KilnPasses.LayoutPolicy
 import Foundation
 import KilnCodegen
@@ -16,6 +17,7 @@ public struct CompileOptions: Sendable {
     public var library: LibraryKind = .both
     public var cpu: TargetCPU = .x86_64_v3
     public var winograd: WinogradPolicy = .auto
+    public var int8: Int8Policy = .exact
     public var layout: LayoutPolicy = .auto
     public var kilnVersion: String
 
@@ -72,7 +74,7 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
     let layout: LayoutPolicy = o.layout == .auto && !o.cpu.guaranteesAVX512 ? .channelsLast : o.layout
     let keptFloat = try Pipeline.optimize(&graph, layout: layout, progress: progress)
     progress("generate C++")
-    let emitted = try emitModel(graph, options: CodegenOptions(name: o.name, kilnVersion: o.kilnVersion, modelPath: o.modelPath, winograd: o.winograd))
+    let emitted = try emitModel(graph, options: CodegenOptions(name: o.name, kilnVersion: o.kilnVersion, modelPath: o.modelPath, winograd: o.winograd, int8: o.int8))
     progress("compile with g++")
     var build = BuildOptions(outputDirectory: o.outputDirectory, name: o.name, library: o.library,
                              includeDirectory: runtimeIncludeDirectory())
@@ -80,7 +82,8 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
     let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
                                     options: build, log: log)
     let report = ModelReport(graph: graph, name: o.name, model: o.modelPath, kilnVersion: o.kilnVersion, arenaBytes: emitted.arenaBytes,
-                             weightsBytes: emitted.weights.count, notes: keptFloat + emitted.fallbacks.map { "not through oneDNN: \($0)" })
+                             weightsBytes: emitted.weights.count, notes: keptFloat + emitted.fallbacks.map { "not through oneDNN: \($0)" },
+                             int8Policy: o.int8)
     let dir = URL(fileURLWithPath: o.outputDirectory).standardizedFileURL.path as NSString
     let files = [dir.appendingPathComponent("\(o.name).report.md"), dir.appendingPathComponent("\(o.name).report.json")]
     do {

@@ -219,6 +219,9 @@ struct Compile: ParsableCommand {
     @Option(help: "3×3 stride-1 convs as Winograd convs: auto (the first handle created in a process times both forms on the CPU it runs on and keeps the faster; later handles reuse the choice), always, or off (direct only; outputs identical across machines).")
     var winograd: String = WinogradPolicy.auto.rawValue
 
+    @Option(help: "Quantized convs and matrix products on CPUs without VNNI: exact (the model's function on every CPU: oneDNN's int8 kernels where they cannot saturate, the f32 form of the definition elsewhere) or fast (oneDNN's int8 kernels everywhere, as ONNX Runtime and OpenVINO run them: about 2× faster without VNNI, where a pair of large u8·s8 products can saturate at 16 bits). The same on CPUs with VNNI.")
+    var int8: String = Int8Policy.exact.rawValue
+
     @Option(help: "Layout of the activations around convolutions: auto (oneDNN's blocked nChw16c when the --cpu target has AVX-512, 3×3 stride-1 convs, Winograd's, dominate and nothing else reads the activations; channels-last otherwise), nhwc, or blocked (fast only on AVX-512 CPUs).")
     var layout: String = LayoutPolicy.auto.rawValue
 
@@ -231,6 +234,9 @@ struct Compile: ParsableCommand {
         }
         guard let winogradPolicy = WinogradPolicy(rawValue: winograd) else {
             throw ValidationError("--winograd must be one of: \(WinogradPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let int8Policy = Int8Policy(rawValue: int8) else {
+            throw ValidationError("--int8 must be one of: \(Int8Policy.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard let kind = LibraryKind(rawValue: library) else {
             throw ValidationError("--library must be static, shared or both")
@@ -245,6 +251,7 @@ struct Compile: ParsableCommand {
         o.library = kind
         o.cpu = target
         o.winograd = winogradPolicy
+        o.int8 = int8Policy
         o.layout = layoutPolicy
         let started = Date()
         let r = try compileModel(o, progress: { progress($0) }, log: { line in

@@ -317,6 +317,47 @@ import KilnToolchain
     }
 }
 
+/// `--int8 fast`: oneDNN's int8 kernels on every CPU, also without VNNI (as ONNX Runtime and
+/// OpenVINO run QDQ graphs). With sources small enough that no pair of products saturates
+/// (u8 ≤ 100 · 127 · 2 < 2^15) the results are the definition's, natively and as on an AVX2 CPU.
+@Suite struct FastInt8Tests {
+    @Test func fastInt8RunsTheInt8KernelsEverywhere() throws {
+        var b = RegressionTests.Builder()
+        let x = b.input("x", [1, 16, 8, 8])
+        b.inputs["x"] = floats([1, 16, 8, 8]) { i in Float((i * 37) % 101) * 0.0199 }
+        let (_, xd) = b.fakeQuantize(x, .u8, scale: 0.02, zero: 0, "x")
+        let (w, bias) = b.weights([16, 16, 3, 3], limit: 127, "c")
+        let (yq, _) = b.fakeQuantize(b.node(.conv(ConvAttributes(pads: [1, 1, 1, 1])), [xd, w, bias], "c"), .u8, scale: 0.03, zero: 128, "y")
+        b.g.outputs = [yq]
+        var g0 = b.g
+        try inferShapes(&g0)
+        let want = try ReferenceInterpreter(g0).run(b.inputs)
+        var g = b.g
+        try Pipeline.simplify(&g, inputShapes: [:])
+        try Pipeline.optimize(&g)
+        let emitted = try emitModel(g, options: CodegenOptions(name: "qfast", kilnVersion: "test", int8: .fast))
+        #expect(emitted.source.contains("--int8 fast") && !emitted.source.contains("kiln::int8_exact()"))
+        let dir = temporaryDirectory()
+        let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
+                                        options: BuildOptions(outputDirectory: dir, name: "qfast", library: .shared,
+                                                              includeDirectory: runtimeIncludeDirectory()))
+        let input = (dir as NSString).appendingPathComponent("x.npy")
+        try NPY.write(b.inputs["x"]!, path: input)
+        for isa in [nil, "AVX2"] {
+            let out = (dir as NSString).appendingPathComponent("out-\(isa ?? "native")")
+            var environment = ["ONEDNN_VERBOSE": "1"]
+            if let isa { environment["ONEDNN_MAX_CPU_ISA"] = isa }
+            let r = try BadInputTests().kiln(["run", products.sharedLibrary!, "--input", "x=\(input)", "--output-dir", out],
+                                             environment: environment)
+            #expect(r.status == 0, "\(r.err)")
+            // The conv ran oneDNN's int8 kernel (u8 source), not the f32 form.
+            #expect(r.out.split(separator: "\n").contains { $0.hasPrefix("onednn_verbose,exec,") && $0.contains("src_u8") }, "\(r.out)")
+            let got = try NPY.read(path: (out as NSString).appendingPathComponent("y_q.npy"))
+            #expect(Conformance.compare(got, want["y_q"]!, rtol: 0, atol: 1) == nil)
+        }
+    }
+}
+
 /// The sample model quantized by PyTorch's PT2E flow (X86InductorQuantizer, PTQ and QAT) and exported
 /// with torch.onnx.export(dynamo=True): compiled through the CLI, every conv and Gemm runs int8, and
 /// the library's held-back accuracy equals PyTorch's own quantized model's within 0.3 points.
