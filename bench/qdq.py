@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """int8 on quantized (QDQ) graphs: Kiln against ONNX Runtime and OpenVINO on the same graph.
 
-    qdq.py --models resnet18,mobilenet_v2 [--dir DIR] [--threads 2] [--seconds 3] [--calibration 16]
+    qdq.py --models resnet18,mobilenet_v2 [--dir DIR] [--threads 2] [--seconds 3] [--calibration 16] [--fast]
 
 For each model: the FP32 export (bench/export_models.py, cached in DIR), ONNX Runtime's
 quantize_static (QDQ format, per-channel s8 weights, u8 activations) calibrated on seeded random
@@ -9,7 +9,8 @@ samples (the same for every tool), then
 - ONNX Runtime on the QDQ graph (2 threads, sequential), OpenVINO on the same file (CPU plugin,
   which reads QDQ as int8; 2 threads, latency hint, INFERENCE_PRECISION_HINT=f32 so that no
   bf16 enters where the graph says FP32) and Kiln's library of it (`kiln compile`, default flags;
-  `kiln bench`), latency medians measured in one run;
+  `kiln bench`), latency medians measured in one run; with --fast also Kiln's library compiled
+  with `--int8 fast` (oneDNN's int8 kernels on every CPU, which without VNNI can saturate);
 - each output's cosine similarity to the FP32 model's output (ONNX Runtime FP32), on one input.
 Prints a Markdown table. Needs the torch venv (scripts/lib.sh ensure_torch_venv).
 """
@@ -63,6 +64,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=3)
     ap.add_argument("--calibration", type=int, default=16)
     ap.add_argument("--kiln", default=os.path.join(root, ".build/release/kiln"))
+    ap.add_argument("--fast", action="store_true", help="also time Kiln with --int8 fast")
     a = ap.parse_args()
     import onnxruntime as ort
     from onnxruntime.quantization import quantize_static, CalibrationDataReader, QuantFormat, QuantType
@@ -96,36 +98,49 @@ def main():
         ort_ms = median_ms(lambda: sess.run(None, {"input": x}), a.seconds)
         ov_ms, y_ov, ov_error = openvino(qdq, x, a.threads, a.seconds, a.dir)
         ov = (ov_ms, cos(y_ov, ref) if y_ov is not None else None, ov_error)
-        out = os.path.join(a.dir, f"kiln-{m}")
-        c = subprocess.run([a.kiln, "compile", qdq, "-o", out, "--name", m, "--library", "shared"], capture_output=True, text=True)
-        if c.returncode != 0:
-            rows.append((m, ort_ms, ov, None, cos(y_ort, ref), None, c.stderr.strip()[-200:]))
-            continue
-        summary = next((l for l in c.stdout.splitlines() if l.startswith("int8:")), "")
-        lib = os.path.join(out, f"lib{m}.so")
         np.save(os.path.join(a.dir, "in.npy"), x)
-        subprocess.run([a.kiln, "run", lib, "--input", os.path.join(a.dir, "in.npy"), "--output-dir", out, "--threads", str(a.threads)],
-                       check=True, capture_output=True)
-        y_kiln = np.load(os.path.join(out, "output.npy")).ravel()
-        b = subprocess.run([a.kiln, "bench", lib, "--threads", str(a.threads), "--seconds", str(a.seconds)], capture_output=True, text=True, check=True)
-        med = re.search(r"median\s+([0-9.]+)", b.stdout)
-        kiln_ms = float(med.group(1)) if med else float("nan")
-        rows.append((m, ort_ms, ov, kiln_ms, cos(y_ort, ref), cos(y_kiln, ref), summary))
-    print("| model | ORT ms | OpenVINO ms | Kiln ms | Kiln/ORT | Kiln/OpenVINO | cosine ORT | cosine OpenVINO | cosine Kiln | Kiln |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+        kiln = {}
+        for variant in ["exact"] + (["fast"] if a.fast else []):
+            out = os.path.join(a.dir, f"kiln-{m}" + ("" if variant == "exact" else "-fast"))
+            c = subprocess.run([a.kiln, "compile", qdq, "-o", out, "--name", m, "--library", "shared", "--int8", variant],
+                               capture_output=True, text=True)
+            if c.returncode != 0:
+                kiln[variant] = (None, None, c.stderr.strip()[-200:])
+                continue
+            summary = next((l for l in c.stdout.splitlines() if l.startswith("int8:")), "")
+            lib = os.path.join(out, f"lib{m}.so")
+            subprocess.run([a.kiln, "run", lib, "--input", os.path.join(a.dir, "in.npy"), "--output-dir", out, "--threads", str(a.threads)],
+                           check=True, capture_output=True)
+            y_kiln = np.load(os.path.join(out, "output.npy")).ravel()
+            b = subprocess.run([a.kiln, "bench", lib, "--threads", str(a.threads), "--seconds", str(a.seconds)], capture_output=True, text=True, check=True)
+            med = re.search(r"median\s+([0-9.]+)", b.stdout)
+            kiln[variant] = (float(med.group(1)) if med else float("nan"), cos(y_kiln, ref), summary)
+        kiln_ms, kiln_cos, summary = kiln["exact"]
+        rows.append((m, ort_ms, ov, kiln_ms, cos(y_ort, ref), kiln_cos, summary, kiln.get("fast")))
+    fast = a.fast
+    print("| model | ORT ms | OpenVINO ms | Kiln ms | Kiln/ORT | Kiln/OpenVINO | cosine ORT | cosine OpenVINO | cosine Kiln |"
+          + (" Kiln fast ms | fast/OpenVINO | cosine Kiln fast |" if fast else "") + " Kiln |")
+    print("|---" * (10 + 3 * fast) + "|")
     f = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"
-    ratios = []
-    for m, o, (v, cv, verr), k, co, ck, s in rows:
+    ratios, fast_ratios = [], []
+    for m, o, (v, cv, verr), k, co, ck, s, kf in rows:
         best = min(t for t in (o, v) if t is not None)
         if k:
             ratios.append((k / o, k / v if v else None, k / best))
-        print(f"| {m} | {f(o)} | {f(v) if v else 'failed: ' + verr} | {f(k)} | {f(k / o if k else None)} | "
-              f"{f(k / v if k and v else None)} | {f(co, 5)} | {f(cv, 5)} | {f(ck, 5)} | {s} |")
-    if ratios:
-        g = lambda xs: float(np.exp(np.mean(np.log(xs)))) if xs else float("nan")
-        print(f"\ngeometric mean of Kiln/ORT {g([r[0] for r in ratios]):.3f}, "
-              f"Kiln/OpenVINO {g([r[1] for r in ratios if r[1]]):.3f}, "
-              f"Kiln/best peer {g([r[2] for r in ratios]):.3f} over {len(ratios)} models")
+        line = (f"| {m} | {f(o)} | {f(v) if v else 'failed: ' + verr} | {f(k)} | {f(k / o if k else None)} | "
+                f"{f(k / v if k and v else None)} | {f(co, 5)} | {f(cv, 5)} | {f(ck, 5)} |")
+        if fast:
+            kfm, kfc, _ = kf or (None, None, None)
+            line += f" {f(kfm)} | {f(kfm / v if kfm and v else None)} | {f(kfc, 5)} |"
+            if kfm:
+                fast_ratios.append((kfm / o, kfm / v if v else None, kfm / best))
+        print(line + f" {s} |")
+    g = lambda xs: float(np.exp(np.mean(np.log(xs)))) if xs else float("nan")
+    for label, rs in [("Kiln", ratios)] + ([("Kiln --int8 fast", fast_ratios)] if fast else []):
+        if rs:
+            print(f"\ngeometric mean of {label}/ORT {g([r[0] for r in rs]):.3f}, "
+                  f"{label}/OpenVINO {g([r[1] for r in rs if r[1]]):.3f}, "
+                  f"{label}/best peer {g([r[2] for r in rs]):.3f} over {len(rs)} models")
 
 
 def cos(a, b):
