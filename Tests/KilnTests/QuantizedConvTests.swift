@@ -284,6 +284,23 @@ import KilnToolchain
         let (w2, b2) = b.weights([8, 16, 1, 1], limit: 127, "c2")
         let (yq, _) = b.fakeQuantize(b.node(.conv(ConvAttributes()), [h, w2, b2], "c2"), .u8, scale: 0.04, zero: 128, "y")
         b.g.outputs = [yq]
+        let (want, runs) = try Self.runNativeAndAsAVX2(b, CodegenOptions(name: "qcpu", kilnVersion: "test"), output: "y_q")
+        for run in runs {
+            // No primitive ran on one of oneDNN's reference kernels (the 5th field of an exec line names the kernel).
+            let executed = run.verbose.split(separator: "\n").filter { $0.hasPrefix("onednn_verbose,exec,") }
+            #expect(executed.count >= 2, "\(run.verbose)")
+            let reference = executed.filter { $0.split(separator: ",").dropFirst(4).first?.hasPrefix("ref") == true }
+            #expect(reference.isEmpty, "\(reference)")
+            #expect(Conformance.compare(run.got, want, rtol: 0, atol: 1) == nil)
+        }
+        #expect(Conformance.compare(runs[1].got, runs[0].got, rtol: 0, atol: 1) == nil)
+    }
+
+    /// Compiles `b`'s graph into a shared library and runs it through `kiln run` with
+    /// ONEDNN_VERBOSE on, natively and as on a CPU without AVX-512 and VNNI
+    /// (ONEDNN_MAX_CPU_ISA=AVX2): the reference interpreter's `output`, and each run's verbose
+    /// output and `output`.
+    static func runNativeAndAsAVX2(_ b: Builder, _ options: CodegenOptions, output: String) throws -> (want: Tensor, runs: [(verbose: String, got: Tensor)]) {
         var g0 = b.g
         try inferShapes(&g0)
         let want = try ReferenceInterpreter(g0).run(b.inputs)
@@ -291,29 +308,26 @@ import KilnToolchain
         try Pipeline.simplify(&g, inputShapes: [:])
         try Pipeline.optimize(&g)
         let dir = temporaryDirectory()
-        let emitted = try emitModel(g, options: CodegenOptions(name: "qcpu", kilnVersion: "test"))
+        let emitted = try emitModel(g, options: options)
         let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
-                                        options: BuildOptions(outputDirectory: dir, name: "qcpu", library: .shared,
+                                        options: BuildOptions(outputDirectory: dir, name: options.name, library: .shared,
                                                               includeDirectory: runtimeIncludeDirectory()))
-        let input = (dir as NSString).appendingPathComponent("x.npy")
-        try NPY.write(b.inputs["x"]!, path: input)
-        var results: [Tensor] = []
+        var args: [String] = []
+        for (name, t) in b.inputs.sorted(by: { $0.key < $1.key }) {
+            let path = (dir as NSString).appendingPathComponent("\(name).npy")
+            try NPY.write(t, path: path)
+            args += ["--input", "\(name)=\(path)"]
+        }
+        var runs: [(verbose: String, got: Tensor)] = []
         for isa in [nil, "AVX2"] {
             let out = (dir as NSString).appendingPathComponent("out-\(isa ?? "native")")
             var environment = ["ONEDNN_VERBOSE": "1"]
             if let isa { environment["ONEDNN_MAX_CPU_ISA"] = isa }
-            let r = try BadInputTests().kiln(["run", products.sharedLibrary!, "--input", "x=\(input)", "--output-dir", out],
-                                             environment: environment)
+            let r = try BadInputTests().kiln(["run", products.sharedLibrary!] + args + ["--output-dir", out], environment: environment)
             #expect(r.status == 0, "\(r.err)")
-            results.append(try NPY.read(path: (out as NSString).appendingPathComponent("y_q.npy")))
-            // No primitive ran on one of oneDNN's reference kernels (the 5th field of an exec line names the kernel).
-            let executed = r.out.split(separator: "\n").filter { $0.hasPrefix("onednn_verbose,exec,") }
-            #expect(executed.count >= 2, "\(r.out)")
-            let reference = executed.filter { $0.split(separator: ",").dropFirst(4).first?.hasPrefix("ref") == true }
-            #expect(reference.isEmpty, "\(reference)")
+            runs.append((r.out, try NPY.read(path: (out as NSString).appendingPathComponent("\(output).npy"))))
         }
-        #expect(Conformance.compare(results[1], results[0], rtol: 0, atol: 1) == nil)
-        for r in results { #expect(Conformance.compare(r, want["y_q"]!, rtol: 0, atol: 1) == nil) }
+        return (try #require(want[output]), runs)
     }
 }
 
@@ -329,31 +343,11 @@ import KilnToolchain
         let (w, bias) = b.weights([16, 16, 3, 3], limit: 127, "c")
         let (yq, _) = b.fakeQuantize(b.node(.conv(ConvAttributes(pads: [1, 1, 1, 1])), [xd, w, bias], "c"), .u8, scale: 0.03, zero: 128, "y")
         b.g.outputs = [yq]
-        var g0 = b.g
-        try inferShapes(&g0)
-        let want = try ReferenceInterpreter(g0).run(b.inputs)
-        var g = b.g
-        try Pipeline.simplify(&g, inputShapes: [:])
-        try Pipeline.optimize(&g)
-        let emitted = try emitModel(g, options: CodegenOptions(name: "qfast", kilnVersion: "test", int8: .fast))
-        #expect(emitted.source.contains("--int8 fast") && !emitted.source.contains("kiln::int8_exact()"))
-        let dir = temporaryDirectory()
-        let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
-                                        options: BuildOptions(outputDirectory: dir, name: "qfast", library: .shared,
-                                                              includeDirectory: runtimeIncludeDirectory()))
-        let input = (dir as NSString).appendingPathComponent("x.npy")
-        try NPY.write(b.inputs["x"]!, path: input)
-        for isa in [nil, "AVX2"] {
-            let out = (dir as NSString).appendingPathComponent("out-\(isa ?? "native")")
-            var environment = ["ONEDNN_VERBOSE": "1"]
-            if let isa { environment["ONEDNN_MAX_CPU_ISA"] = isa }
-            let r = try BadInputTests().kiln(["run", products.sharedLibrary!, "--input", "x=\(input)", "--output-dir", out],
-                                             environment: environment)
-            #expect(r.status == 0, "\(r.err)")
+        let (want, runs) = try QuantizedConvTests.runNativeAndAsAVX2(b, CodegenOptions(name: "qfast", kilnVersion: "test", int8: .fast), output: "y_q")
+        for run in runs {
             // The conv ran oneDNN's int8 kernel (u8 source), not the f32 form.
-            #expect(r.out.split(separator: "\n").contains { $0.hasPrefix("onednn_verbose,exec,") && $0.contains("src_u8") }, "\(r.out)")
-            let got = try NPY.read(path: (out as NSString).appendingPathComponent("y_q.npy"))
-            #expect(Conformance.compare(got, want["y_q"]!, rtol: 0, atol: 1) == nil)
+            #expect(run.verbose.split(separator: "\n").contains { $0.hasPrefix("onednn_verbose,exec,") && $0.contains("src_u8") }, "\(run.verbose)")
+            #expect(Conformance.compare(run.got, want, rtol: 0, atol: 1) == nil)
         }
     }
 }
