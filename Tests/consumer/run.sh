@@ -249,8 +249,10 @@ test_threads() {
 test_other_cpus() {
     # Under qemu-user as a Haswell (AVX2, no AVX-512, no VNNI): a library built for x86-64-v4
     # refuses to start with a status, never SIGILL; one built for x86-64-v3 (the default) gives
-    # the native run's results: FP32 within 1e-5 of the largest logit, int8 (the PT2E model,
-    # which without VNNI computes its convs in the f32 form) within 1e-2 and the same top-1.
+    # the native run's results: FP32 within 1e-5 of each image's largest logit; int8 (the PT2E
+    # model) within 5e-2: natively on a VNNI CPU it runs oneDNN's integer kernels and on the
+    # Haswell the f32 form, whose quantized values may differ by a step at .5 ties (the logits by
+    # a few hundredths; one held-back image's top two logits are 0.03 apart).
     command -v qemu-x86_64 >/dev/null || die "qemu-x86_64 is missing (Debian: apt-get install qemu-user; scripts/test installs it)"
     local haswell=(qemu-x86_64 -cpu Haswell)
     show "$kiln" compile "$model" -o "$tmp/v4" --name digits --input-shape image=1x1x8x8 --library static --cpu x86-64-v4
@@ -265,7 +267,7 @@ test_other_cpus() {
         --input-shape image=1x1x8x8 --library static
     local name dir tolerance
     for name in digits digits_q; do
-        if [[ $name == digits ]]; then dir=$lib; tolerance=1e-5; else dir=$tmp/q3; tolerance=1e-2; fi
+        if [[ $name == digits ]]; then dir=$lib; tolerance=1e-5; else dir=$tmp/q3; tolerance=5e-2; fi
         read -r -a flags <<<"$(PKG_CONFIG_PATH=$dir pkg-config --cflags --libs "$name-static")"
         show "$cc" -O2 -std=c11 -DMODEL="$name" -DHEADER="\"$name.h\"" "$here/logits.c" -o "$tmp/logits-$name" "${flags[@]}" -lm
         show "$tmp/logits-$name" "$images" write "$tmp/$name.native"
