@@ -10,7 +10,8 @@ HardSwish Tanh Erf Gelu Exp Log Sqrt Pow Neg Abs Reciprocal Floor Add Sub Mul Di
 AveragePool GlobalAveragePool GlobalMaxPool Concat Split Slice Reshape Flatten Transpose Squeeze Unsqueeze
 Gather Shape Cast Constant ConstantOfShape Identity Dropout Pad Resize Softmax LogSoftmax ReduceMean
 ReduceSum ReduceMax Expand Range Equal Where LayerNormalization QuantizeLinear DequantizeLinear
-Less Greater LessOrEqual GreaterOrEqual And Or Xor Not Mod PRelu Softplus Elu Selu CastLike Size DepthToSpace SpaceToDepth Tile InstanceNormalization""".split()
+Less Greater LessOrEqual GreaterOrEqual And Or Xor Not Mod PRelu Softplus Elu Selu CastLike Size DepthToSpace SpaceToDepth Tile InstanceNormalization
+ReduceMin ReduceProd ReduceSumSquare ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ArgMax ArgMin TopK GatherElements""".split()
 
 versions = {}
 for s in defs.get_all_schemas_with_history():

@@ -122,6 +122,11 @@ func floatLiteral(_ f: Float) -> String {
     return "\(f)f"
 }
 
+/// A C++ int64_t literal (INT64_MIN has no literal of its own).
+func int64Literal(_ i: Int64) -> String {
+    i == .min ? "(-9223372036854775807LL - 1)" : "\(i)LL"
+}
+
 struct ModelEmitter {
     let g: Graph
     let plan: MemoryPlan

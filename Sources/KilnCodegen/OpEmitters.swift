@@ -197,7 +197,7 @@ extension ModelEmitter {
         case .constantOfShape(let value):
             loopCount += 1
             let lit = value.elementType.isFloat ? "kiln::store<\(cType(value.elementType))>(\(floatLiteral(value.floats[0])))"
-                                                : "kiln::store_i<\(cType(value.elementType))>(\(value.ints[0])LL)"
+                                                : "kiln::store_i<\(cType(value.elementType))>(\(int64Literal(value.ints[0])))"
             run.line("kiln::fill(\(v(y)), \(shapeProduct(shape(y))), \(lit));")
         case .pad(let mode):
             let s = shape(x0!)
@@ -240,8 +240,7 @@ extension ModelEmitter {
                 run.open()
                 run.line("const \(cType(elem(x0!)))* p0 = \(v(x0!));")
                 emitReduceLoop(shape: s, strides: [contiguousStrides(s)], axes: axes, kind: kind, out: y,
-                               intLowest: elem(x0!).isFloat ? 0 : Int(elem(x0!).intRange.lowerBound),
-                               body: ["return kiln::load(p0[o[0]]);"])
+                               valueType: elem(x0!), body: ["return kiln::load(p0[o[0]]);"])
                 run.close()
             }
         case .layerNormalization(let axis, let eps):
@@ -516,7 +515,7 @@ extension ModelEmitter {
             // Inputs and output are plain (the layout pass sees to it).
             let full = n.inputs.map { shape($0!) }.reduce([Int]()) { (try? broadcastShapes([$0, $1], "")) ?? $0 }
             emitReduceLoop(shape: full, strides: inputs.map { broadcastStrides(shape($0), to: full) }, axes: r.axes,
-                           kind: r.kind, out: y, intLowest: 0, body: body + ["return \(last);"])
+                           kind: r.kind, out: y, valueType: .f32, body: body + ["return \(last);"])
         } else {
             let out = physicalShape(y)
             run.line("\(cType(elem(y)))* out = \(v(y));")
@@ -534,13 +533,14 @@ extension ModelEmitter {
     /// kiln::reduce_strided over `shape`, input k (pointer `pk`) read through `strides[k]`;
     /// `body` computes the value at the point whose input offsets are `o`.
     mutating func emitReduceLoop(shape full: [Int], strides: [[Int]], axes: [Int], kind: ReduceOp, out: ValueID,
-                                 intLowest: Int, body: [String]) {
+                                 valueType: ElementType, body: [String]) {
         for (i, st) in strides.enumerated() { run.line("static const int64_t s\(i)[] = \(list(st));") }
         run.line("static const int64_t shape[] = \(list(full));")
         run.line("static const int64_t* const strides[] = {\(strides.indices.map { "s\($0)" }.joined(separator: ", "))};")
         run.line("static const bool reduced[] = \(list(full.indices.map { axes.contains($0) ? 1 : 0 }));")
-        let code = kind == .sum ? 0 : kind == .mean ? 1 : 2
-        run.line("kiln::reduce_strided<\(strides.count)>(\(full.count), shape, strides, reduced, \(v(out)), \(code), \(intLowest)LL, [&](const int64_t* o) {")
+        let range = valueType.isFloat ? 0...0 : valueType.intRange
+        let kernel = "kiln::Reduce::\(kind.rawValue)"
+        run.line("kiln::reduce_strided<\(strides.count), \(kernel)>(\(full.count), shape, strides, reduced, \(v(out)), \(int64Literal(range.lowerBound)), \(int64Literal(range.upperBound)), [&](const int64_t* o) {")
         for l in body { run.line("    " + l) }
         run.line("});")
     }

@@ -227,8 +227,31 @@ public enum BinaryOp: String, Sendable, CaseIterable {
     public var isLogical: Bool { self == .and || self == .or || self == .xor }
 }
 
+/// The ONNX reductions. Each accumulates g(x) over the reduced axes, starting from `identity`,
+/// then applies a final step: sum_square adds x², l1 |x|, l2 x² then √, log_sum x then log,
+/// log_sum_exp eˣ then log, mean x then ÷ count.
 public enum ReduceOp: String, Sendable, CaseIterable {
-    case mean, sum, max
+    case mean, sum, max, min, prod, sumSquare = "sum_square", l1, l2, logSum = "log_sum", logSumExp = "log_sum_exp"
+
+    /// The ONNX op type (`ReduceSumSquare`, ...).
+    public var onnxName: String {
+        switch self {
+        case .mean: return "ReduceMean"
+        case .sum: return "ReduceSum"
+        case .max: return "ReduceMax"
+        case .min: return "ReduceMin"
+        case .prod: return "ReduceProd"
+        case .sumSquare: return "ReduceSumSquare"
+        case .l1: return "ReduceL1"
+        case .l2: return "ReduceL2"
+        case .logSum: return "ReduceLogSum"
+        case .logSumExp: return "ReduceLogSumExp"
+        }
+    }
+
+    /// Whether the result involves a square root or a logarithm, which Kiln computes for
+    /// floating-point tensors only.
+    public var needsFloat: Bool { [.l2, .logSum, .logSumExp].contains(self) }
 }
 
 public enum AutoPad: String, Sendable {

@@ -334,8 +334,11 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
         let x = try shape(0)
         _ = try normalizeAxis(axis, rank: x.count, what)
         return [same(try type(0), x)]
-    case .reduce(_, let keepDims, let noop):
+    case .reduce(let kind, let keepDims, let noop):
         let x = try shape(0)
+        if kind.needsFloat, !(try type(0).elementType.isFloat) {
+            throw KilnError("\(what): \(kind.onnxName) of \(try type(0).elementType) is not supported (floating-point types are)", unsupported: true)
+        }
         let axes = try resolveReduceAxes(try const(1, "axes")?.int64Values, rank: x.count, noopWithEmptyAxes: noop, what)
         var out: [Int] = []
         for (i, d) in x.enumerated() {

@@ -311,9 +311,9 @@ extension Importer {
             let legacy = v < 13
             let axis = try a.int("axis", default: legacy ? 1 : -1)
             return (opType == "Softmax" ? .softmax(axis: axis, legacy: legacy) : .logSoftmax(axis: axis, legacy: legacy), inputs)
-        case "ReduceMean", "ReduceSum", "ReduceMax":
+        case _ where opType.hasPrefix("Reduce"):
+            guard let kind = ReduceOp.allCases.first(where: { $0.onnxName == opType }) else { throw Unsupported(reason: "op \(opType) is not supported") }
             try need(1)
-            let kind: ReduceOp = opType == "ReduceMean" ? .mean : opType == "ReduceSum" ? .sum : .max
             let axesAreInput = opType == "ReduceSum" ? v >= 13 : v >= 18
             if !axesAreInput { try attributeAsInput("axes", at: 1) }
             return (.reduce(kind, keepDims: try a.bool("keepdims", default: true),

@@ -341,29 +341,49 @@ func reduce(_ op: ReduceOp, _ x: Tensor, axes: [Int], out shape: [Int]) -> Tenso
     let count = shapeProduct(axes.map { x.shape[$0] })
     let t = x.elementType
     if t.isFloat {
-        var r = [Double](repeating: op == .max ? -.infinity : 0, count: n)
+        let start: Double = op == .max ? -.infinity : op == .min ? .infinity : op == .prod ? 1 : 0
+        var r = [Double](repeating: start, count: n)
         forEachIndex(x.shape) { k, idx in
             var o = 0
             for d in 0..<idx.count { o += idx[d] * keptStrides[d] }
             let v = Double(x.floats[k])
             switch op {
-            case .sum, .mean: r[o] += v
+            case .sum, .mean, .logSum: r[o] += v
+            case .sumSquare, .l2: r[o] += v * v
+            case .l1: r[o] += abs(v)
+            case .logSumExp: r[o] += Foundation.exp(v)
+            case .prod: r[o] *= v
             case .max: if v > r[o] || v.isNaN { r[o] = v }
+            case .min: if v < r[o] || v.isNaN { r[o] = v }
             }
         }
-        if op == .mean { for i in 0..<n { r[i] /= Double(count) } }
+        for i in 0..<n {
+            switch op {
+            case .mean: r[i] /= Double(count)
+            case .l2: r[i] = r[i].squareRoot()
+            case .logSum, .logSumExp: r[i] = Foundation.log(r[i])
+            default: break
+            }
+        }
         return Tensor(t, shape: shape, floats: r.map { t.roundFloat(Float($0)) })
     }
-    var r = [Int64](repeating: op == .max ? t.intRange.lowerBound : 0, count: n)
+    // Integers (TypeRules keeps L2 and the logarithms to floating point) wrap like the C++ kernel.
+    let start: Int64 = op == .max ? t.intRange.lowerBound : op == .min ? t.intRange.upperBound : op == .prod ? 1 : 0
+    var r = [Int64](repeating: start, count: n)
     forEachIndex(x.shape) { k, idx in
         var o = 0
         for d in 0..<idx.count { o += idx[d] * keptStrides[d] }
+        let v = x.ints[k]
         switch op {
-        case .sum, .mean: r[o] = r[o] &+ x.ints[k]
-        case .max: r[o] = max(r[o], x.ints[k])
+        case .sum, .mean, .logSum, .logSumExp: r[o] = r[o] &+ v
+        case .sumSquare, .l2: r[o] = r[o] &+ v &* v
+        case .l1: r[o] = r[o] &+ (v < 0 ? 0 &- v : v)
+        case .prod: r[o] = r[o] &* v
+        case .max: r[o] = max(r[o], v)
+        case .min: r[o] = min(r[o], v)
         }
     }
-    if op == .mean { for i in 0..<n { r[i] /= Int64(count) } }
+    if op == .mean { for i in 0..<n { r[i] = count == 0 ? 0 : r[i] / Int64(count) } }
     return Tensor(t, shape: shape, ints: r.map(t.wrap))
 }
 

@@ -833,14 +833,18 @@ inline void softmax(const T* x, T* y, int64_t outer, int64_t len, int64_t inner,
         }
 }
 
+// The ONNX reductions (ReduceOp in Kiln's IR, same order of names).
+enum class Reduce { mean, sum, max, min, prod, sum_square, l1, l2, log_sum, log_sum_exp };
+
 // Reduction over the axes marked in `reduced` of an iteration space `shape`, where f(offsets)
 // gives the value at a point (input j at offsets[j], advancing by strides[j]): a plain reduce
-// reads one tensor, a fused elementwise group computes its steps there. kind: 0 sum, 1 mean,
-// 2 max. Output elements are in the kept axes' order. Floats accumulate in double (max
-// propagates NaN); integers wrap like the reference. Parallel over outputs; no allocation.
-template <int N, class T, class F>
+// reads one tensor, a fused elementwise group computes its steps there. Output elements are in
+// the kept axes' order. Floats accumulate in double (max and min propagate NaN); integers wrap
+// like the reference (L2 and the logarithms are for floats only). Parallel over outputs; no
+// allocation.
+template <int N, Reduce K, class T, class F>
 inline void reduce_strided(int rank, const int64_t* shape, const int64_t* const* strides, const bool* reduced,
-                           T* y, int kind, int64_t int_lowest, F f) {
+                           T* y, int64_t int_lowest, int64_t int_highest, F f) {
     using C = compute_t<T>;
     constexpr bool is_int = std::is_same<C, int64_t>::value;
     using A = typename std::conditional<is_int, int64_t, double>::type;
@@ -850,6 +854,14 @@ inline void reduce_strided(int rank, const int64_t* shape, const int64_t* const*
     for (int d = 0; d < rank; d++) {
         if (reduced[d]) { red_axes[nr++] = d; red_count *= shape[d]; }
         else { kept_axes[nk++] = d; out_count *= shape[d]; }
+    }
+    A start = K == Reduce::prod ? 1 : 0;
+    if constexpr (is_int) {
+        if (K == Reduce::max) start = int_lowest;
+        if (K == Reduce::min) start = int_highest;
+    } else {
+        if (K == Reduce::max) start = -INFINITY;
+        if (K == Reduce::min) start = INFINITY;
     }
 #pragma omp parallel for if (out_count * red_count >= kParallelThreshold && out_count > 1)
     for (int64_t i = 0; i < out_count; i++) {
@@ -862,16 +874,26 @@ inline void reduce_strided(int rank, const int64_t* shape, const int64_t* const*
             for (int j = 0; j < N; j++) off[j] += idx * strides[j][d];
         }
         int64_t counter[kMaxRank] = {};
-        A acc = kind == 2 ? (is_int ? (A)int_lowest : (A)-INFINITY) : (A)0;
+        A acc = start;
         bool nan = false;
         for (int64_t r = 0; r < red_count; r++) {
             const C v = f((const int64_t*)off);
-            if (kind == 2) {
+            if constexpr (K == Reduce::max || K == Reduce::min) {
                 if constexpr (!is_int) { if (std::isnan((float)v)) nan = true; }
-                if ((A)v > acc) acc = (A)v;
+                if (K == Reduce::max ? (A)v > acc : (A)v < acc) acc = (A)v;
+            } else if constexpr (is_int) {
+                const int64_t w = (int64_t)v;
+                if constexpr (K == Reduce::prod) acc = wmul(acc, w);
+                else if constexpr (K == Reduce::sum_square || K == Reduce::l2) acc = wadd(acc, wmul(w, w));
+                else if constexpr (K == Reduce::l1) acc = wadd(acc, w < 0 ? wsub((int64_t)0, w) : w);
+                else acc = wadd(acc, w);
             } else {
-                if constexpr (is_int) acc = wadd(acc, (int64_t)v);
-                else acc += (double)v;
+                const double w = (double)v;
+                if constexpr (K == Reduce::prod) acc *= w;
+                else if constexpr (K == Reduce::sum_square || K == Reduce::l2) acc += w * w;
+                else if constexpr (K == Reduce::l1) acc += std::fabs(w);
+                else if constexpr (K == Reduce::log_sum_exp) acc += std::exp(w);
+                else acc += w;
             }
             // Next point: an odometer over the reduced axes, innermost last.
             for (int a = nr - 1; a >= 0; a--) {
@@ -883,11 +905,13 @@ inline void reduce_strided(int rank, const int64_t* shape, const int64_t* const*
             }
         }
         if constexpr (is_int) {
-            if (kind == 1) acc = red_count ? acc / red_count : 0;
+            if (K == Reduce::mean) acc = red_count ? acc / red_count : 0;
             y[i] = store_i<T>(acc);
         } else {
-            if (kind == 2) y[i] = store<T>(nan ? NAN : (float)acc);
-            else y[i] = store<T>((float)(kind == 1 ? acc / (double)red_count : acc));
+            if (K == Reduce::mean) acc /= (double)red_count;
+            if (K == Reduce::l2) acc = std::sqrt(acc);
+            if (K == Reduce::log_sum || K == Reduce::log_sum_exp) acc = std::log(acc);
+            y[i] = store<T>(nan ? NAN : (float)acc);
         }
     }
 }
