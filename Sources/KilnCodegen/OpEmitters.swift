@@ -174,6 +174,26 @@ extension ModelEmitter {
         case .tile:
             guard let r = constant(x(1)!)?.int64Values else { throw KilnError("\(n.label): repeats must be a constant") }
             try emitStridedRead(x0!, tileRead(input: shape(x0!), repeats: r.map { Int($0) }), to: y, n.label)
+        case .argReduce(let a):
+            let s = shape(x0!)
+            let ax = try normalizeAxis(a.axis, rank: s.count, n.label)
+            loopCount += 1
+            run.line("kiln::arg_reduce(\(v(x0!)), \(v(y)), \(shapeProduct(Array(s.prefix(ax)))), \(s[ax]), \(shapeProduct(Array(s.dropFirst(ax + 1)))), \(a.largest), \(a.selectLastIndex));")
+        case .gatherElements(let axis):
+            let s = shape(x0!)
+            let ax = try normalizeAxis(axis, rank: s.count, n.label)
+            loopCount += 1
+            run.open()
+            run.line("static const int64_t xshape[] = \(list(s)), ishape[] = \(list(shape(x(1)!)));")
+            run.line("if (kiln::gather_elements(\(v(x0!)), \(v(x(1)!)), \(v(y)), \(s.count), xshape, ishape, \(ax))) return \(index + 1);")
+            run.close()
+        case .topK(let a):
+            let s = shape(x0!)
+            let ax = try normalizeAxis(a.axis, rank: s.count, n.label)
+            let k = shape(y)[ax]
+            loopCount += 1
+            guard n.outputs.count > 1 else { throw KilnError("\(n.label): internal error: TopK without its indices output") }
+            run.line("kiln::top_k(\(v(x0!)), \(v(y)), \(v(n.outputs[1])), \(shapeProduct(Array(s.prefix(ax)))), \(s[ax]), \(shapeProduct(Array(s.dropFirst(ax + 1)))), \(k), \(a.largest));")
         case .instanceNormalization(let eps):
             let s = shape(x0!)
             loopCount += 1

@@ -110,6 +110,12 @@ public enum Op: Sendable, Equatable {
     case spaceToDepth(blockSize: Int, crd: Bool)
     /// X, repeats -> Y
     case tile
+    /// X -> s64: the index of the largest (or smallest) element along `axis`.
+    case argReduce(ArgReduceAttributes)
+    /// data, indices (same rank) -> Y: Y[i…] = data[i… with indices[i…] at `axis`].
+    case gatherElements(axis: Int)
+    /// X, K (a constant) -> Values, Indices (s64): the K largest (or smallest) along `axis`.
+    case topK(TopKAttributes)
     /// X, y_scale, y_zero_point? -> Y (u8 or s8); per tensor, or per `axis` when the scale is 1-D
     case quantizeLinear(axis: Int, outputType: ElementType)
     /// X, x_scale, x_zero_point? -> Y (f32); per tensor, or per `axis` when the scale is 1-D
@@ -188,6 +194,9 @@ public enum Op: Sendable, Equatable {
         case .depthToSpace: return "depth_to_space"
         case .spaceToDepth: return "space_to_depth"
         case .tile: return "tile"
+        case .argReduce(let a): return a.largest ? "arg_max" : "arg_min"
+        case .gatherElements: return "gather_elements"
+        case .topK: return "top_k"
         case .quantizeLinear: return "quantize_linear"
         case .dequantizeLinear: return "dequantize_linear"
         case .layoutConvert: return "layout_convert"
@@ -230,6 +239,32 @@ public enum BinaryOp: String, Sendable, CaseIterable {
 /// The ONNX reductions. Each accumulates g(x) over the reduced axes, starting from `identity`,
 /// then applies a final step: sum_square adds x², l1 |x|, l2 x² then √, log_sum x then log,
 /// log_sum_exp eˣ then log, mean x then ÷ count.
+/// ArgMax (`largest`) or ArgMin over one axis; ties go to the first index, or the last when
+/// `selectLastIndex`; a NaN counts as the extreme value (as numpy's argmax does).
+public struct ArgReduceAttributes: Sendable, Equatable {
+    public var largest: Bool
+    public var axis: Int
+    public var keepDims: Bool
+    public var selectLastIndex: Bool
+    public init(largest: Bool, axis: Int, keepDims: Bool, selectLastIndex: Bool) {
+        self.largest = largest
+        self.axis = axis
+        self.keepDims = keepDims
+        self.selectLastIndex = selectLastIndex
+    }
+}
+
+/// TopK: the K largest (or smallest) elements along `axis`, in order (Kiln always sorts, which
+/// `sorted = 0` allows); equal values keep their index order.
+public struct TopKAttributes: Sendable, Equatable {
+    public var axis: Int
+    public var largest: Bool
+    public init(axis: Int, largest: Bool) {
+        self.axis = axis
+        self.largest = largest
+    }
+}
+
 public enum ReduceOp: String, Sendable, CaseIterable {
     case mean, sum, max, min, prod, sumSquare = "sum_square", l1, l2, logSum = "log_sum", logSumExp = "log_sum_exp"
 

@@ -91,6 +91,9 @@ private func attributeText(_ op: Op) -> String {
     case .depthToSpace(let b, let crd): return "blocksize=\(b) mode=\(crd ? "CRD" : "DCR")"
     case .spaceToDepth(let b, let crd): return "blocksize=\(b) mode=\(crd ? "CRD" : "DCR")"
     case .tile: return ""
+    case .argReduce(let a): return "axis=\(a.axis) keepdims=\(a.keepDims)" + (a.selectLastIndex ? " select_last_index" : "")
+    case .gatherElements(let a): return "axis=\(a)"
+    case .topK(let a): return "axis=\(a.axis)" + (a.largest ? "" : " smallest")
     case .quantizeLinear(let a, let t): return "axis=\(a) to=\(t)"
     case .dequantizeLinear(let a): return "axis=\(a)"
     case .quantized(let q):

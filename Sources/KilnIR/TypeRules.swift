@@ -386,6 +386,30 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
             throw KilnError("\(what): repeats \(r) must have one non-negative entry per axis of \(shapeString(x))")
         }
         return [same(try type(0), zip(x, r).map { $0 * Int($1) })]
+    case .argReduce(let a):
+        let x = try shape(0)
+        let ax = try normalizeAxis(a.axis, rank: x.count, what)
+        guard x[ax] > 0 else { throw KilnError("\(what): axis \(a.axis) is empty; there is no index to return") }
+        var out = x
+        if a.keepDims { out[ax] = 1 } else { out.remove(at: ax) }
+        return [TensorType(.s64, out)]
+    case .gatherElements(let axis):
+        let x = try shape(0), idx = try shape(1)
+        guard try type(1).elementType.isInteger else { throw KilnError("\(what): indices must be integers") }
+        guard x.count == idx.count else {
+            throw KilnError("\(what): indices \(shapeString(idx)) must have the rank of data \(shapeString(x))")
+        }
+        _ = try normalizeAxis(axis, rank: x.count, what)
+        return [same(try type(0), idx)]
+    case .topK(let a):
+        let x = try shape(0)
+        let ax = try normalizeAxis(a.axis, rank: x.count, what)
+        guard let kt = try const(1, "K"), kt.count == 1 else { throw KilnError("\(what): K is required (one element)") }
+        let k = kt.int64Values[0]
+        guard k >= 0, k <= Int64(x[ax]) else { throw KilnError("\(what): K = \(k) is not within 0...\(x[ax]), the size of axis \(a.axis)") }
+        var out = x
+        out[ax] = Int(k)
+        return Array([same(try type(0), out), TensorType(.s64, out)].prefix(max(1, outCount)))
     case .layerNormalization(let axis, _):
         try requireFloat(0)
         let x = try shape(0)

@@ -238,6 +238,23 @@ extension Importer {
             try need(3)
             a.ignore("consumed_inputs")
             return (.instanceNormalization(epsilon: try a.float("epsilon", default: 1e-5)), Array(inputs.prefix(3)))
+        case "ArgMax", "ArgMin":
+            try need(1)
+            return (.argReduce(ArgReduceAttributes(largest: opType == "ArgMax", axis: try a.int("axis", default: 0),
+                                                   keepDims: try a.bool("keepdims", default: true),
+                                                   selectLastIndex: try a.bool("select_last_index", default: false))), Array(inputs.prefix(1)))
+        case "GatherElements":
+            try need(2)
+            return (.gatherElements(axis: try a.int("axis", default: 0)), Array(inputs.prefix(2)))
+        case "TopK":
+            try need(1)
+            if v < 10 {
+                guard let k = try a.int("k") else { throw Unsupported(reason: "attribute 'k' is required") }
+                inputs = [inputs[0], constant("\(name)_k", .vector(ints: [Int64(k)]))]
+            }
+            try need(2)
+            a.ignore("sorted")
+            return (.topK(TopKAttributes(axis: try a.int("axis", default: -1), largest: try a.bool("largest", default: true))), Array(inputs.prefix(2)))
         case "Size":
             try need(1)
             return (.size, inputs)

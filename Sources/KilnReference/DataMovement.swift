@@ -159,3 +159,21 @@ func resize(_ x: Tensor, _ r: ResizeAttributes, scales: [Float], roi: [Float]?, 
     if t.isFloat { return Tensor(t, shape: shape, floats: result.map(t.roundFloat)) }
     return Tensor(t, shape: shape, ints: result.map { t.wrap(saturatingInt64($0.rounded(.toNearestOrEven))) })
 }
+
+/// ONNX GatherElements: out[i…] = x[i… with indices[i…] at `axis`].
+func gatherAlongAxis(_ x: Tensor, _ indices: Tensor, axis: Int, _ what: String) throws -> Tensor {
+    let dim = x.shape[axis]
+    let idx = indices.int64Values
+    for i in idx where i < -Int64(dim) || i >= Int64(dim) {
+        throw KilnError("\(what): index \(i) is out of range for axis \(axis) of size \(dim)")
+    }
+    let strides = contiguousStrides(x.shape), istrides = contiguousStrides(indices.shape)
+    return gatherElements(x, shape: indices.shape) { o in
+        var flat = 0
+        for d in 0..<o.count { flat += o[d] * istrides[d] }
+        let i = Int(idx[flat]) + (idx[flat] < 0 ? dim : 0)
+        var off = 0
+        for d in 0..<o.count { off += (d == axis ? i : o[d]) * strides[d] }
+        return off
+    }
+}

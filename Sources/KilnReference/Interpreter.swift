@@ -212,6 +212,13 @@ public func evaluateNode(_ node: Node, _ inputs: [Tensor?]) throws -> [Tensor] {
             for d in 0..<o.count { off += (o[d] % s[d]) * st[d] }
             return off
         }]
+    case .argReduce(let a):
+        return [argReduce(x(0), a, axis: try normalizeAxis(a.axis, rank: x(0).rank, what), out: shape)]
+    case .gatherElements(let axis):
+        return [try gatherAlongAxis(x(0), x(1), axis: try normalizeAxis(axis, rank: x(0).rank, what), what)]
+    case .topK(let a):
+        let r = topK(x(0), k: Int(x(1).int64Values[0]), axis: try normalizeAxis(a.axis, rank: x(0).rank, what), largest: a.largest)
+        return [r.values, r.indices]
     case .layerNormalization(let axis, let eps):
         let r = layerNorm(x(0), x(1), opt(2), axis: try normalizeAxis(axis, rank: shape.count, what), eps: eps)
         return Array([r.y, r.mean, r.invStdDev].prefix(node.outputs.count))

@@ -441,3 +441,62 @@ func instanceNorm(_ x: Tensor, _ scale: Tensor, _ bias: Tensor, eps: Float) -> T
     }
     return Tensor(x.elementType, shape: x.shape, floats: y)
 }
+
+/// The element at `k` of a tensor as a Double, for ordering (integers exactly up to 2⁵³).
+private func orderValue(_ x: Tensor, _ k: Int) -> Double {
+    x.elementType.isFloat ? Double(x.floats[k]) : Double(x.ints[k])
+}
+
+/// ONNX ArgMax/ArgMin: ties to the first index (the last with select_last_index); a NaN wins, as
+/// in numpy's argmax and argmin, which ONNX's reference uses.
+func argReduce(_ x: Tensor, _ a: ArgReduceAttributes, axis: Int, out shape: [Int]) -> Tensor {
+    let outer = shapeProduct(Array(x.shape.prefix(axis))), len = x.shape[axis]
+    let inner = shapeProduct(Array(x.shape.dropFirst(axis + 1)))
+    var r: [Int64] = []
+    for o in 0..<outer {
+        for i in 0..<inner {
+            func at(_ l: Int) -> Double { orderValue(x, (o * len + l) * inner + i) }
+            var best = at(0), index = 0
+            for l in 1..<len {
+                let v = at(l)
+                let take = best.isNaN ? (a.selectLastIndex && v.isNaN)
+                    : v.isNaN || (a.largest ? v > best : v < best) || (a.selectLastIndex && v == best)
+                if take { best = v; index = l }
+            }
+            r.append(Int64(index))
+        }
+    }
+    return Tensor(.s64, shape: shape, ints: r)
+}
+
+/// ONNX TopK, sorted: larger first (smaller first when not `largest`), equal values by index, a
+/// NaN counting as larger than any number.
+func topK(_ x: Tensor, k: Int, axis: Int, largest: Bool) -> (values: Tensor, indices: Tensor) {
+    let outer = shapeProduct(Array(x.shape.prefix(axis))), len = x.shape[axis]
+    let inner = shapeProduct(Array(x.shape.dropFirst(axis + 1)))
+    var shape = x.shape
+    shape[axis] = k
+    var picks = [Int](repeating: 0, count: shapeProduct(shape))
+    var indices = [Int64](repeating: 0, count: picks.count)
+    for o in 0..<outer {
+        for i in 0..<inner {
+            func at(_ l: Int) -> Double { orderValue(x, (o * len + l) * inner + i) }
+            let order = (0..<len).sorted { a, b in
+                let va = at(a), vb = at(b)
+                if va.isNaN || vb.isNaN { return va.isNaN && vb.isNaN ? a < b : (largest ? va.isNaN : vb.isNaN) }
+                return va != vb ? (largest ? va > vb : va < vb) : a < b
+            }
+            for l in 0..<k {
+                picks[(o * k + l) * inner + i] = (o * len + order[l]) * inner + i
+                indices[(o * k + l) * inner + i] = Int64(order[l])
+            }
+        }
+    }
+    let strides = contiguousStrides(shape)
+    let values = gatherElements(x, shape: shape) { o in
+        var flat = 0
+        for d in 0..<o.count { flat += o[d] * strides[d] }
+        return picks[flat]
+    }
+    return (values, Tensor(.s64, shape: shape, ints: indices))
+}

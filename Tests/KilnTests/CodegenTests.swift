@@ -148,6 +148,21 @@ import KilnToolchain
         try add("reduce_mean", .reduce(.mean, keepDims: true, noopWithEmptyAxes: false), [.input(f, [3, 5, 7]), .constant(.vector(ints: [1, 2]))])
         try add("reduce_sum_all", .reduce(.sum, keepDims: false, noopWithEmptyAxes: false), [.input(f, [3, 5])])
         try add("reduce_max_s32", .reduce(.max, keepDims: false, noopWithEmptyAxes: false), [.input(.s32, [3, 5]), .constant(.vector(ints: [0]))])
+        for r in ReduceOp.allCases {
+            try add("reduce_\(r.rawValue)_axes_0_2", .reduce(r, keepDims: r.rawValue.count % 2 == 0, noopWithEmptyAxes: false), [.input(f, [4, 3, 5]), .constant(.vector(ints: [0, -1]))], positive: r == .logSum || r == .prod)
+            if !r.needsFloat {
+                try add("reduce_\(r.rawValue)_s32_axis1", .reduce(r, keepDims: true, noopWithEmptyAxes: false), [.input(.s32, [3, 4]), .constant(.vector(ints: [1]))])
+            }
+        }
+        // Ties (s32 values in -50...50 over 40 elements) and strided axes; one above the OpenMP threshold.
+        try add("arg_max_ties_last", .argReduce(ArgReduceAttributes(largest: true, axis: 1, keepDims: true, selectLastIndex: true)), [.input(.s32, [2, 40, 3])])
+        try add("arg_min_ties_first", .argReduce(ArgReduceAttributes(largest: false, axis: -1, keepDims: false, selectLastIndex: false)), [.input(.s32, [3, 40])])
+        try add("arg_max_channels_parallel", .argReduce(ArgReduceAttributes(largest: true, axis: 1, keepDims: false, selectLastIndex: false)), [.input(f, [1, 21, 64, 64])])
+        try add("top_k_largest_inner", .topK(TopKAttributes(axis: 1, largest: true)), [.input(f, [2, 30, 3]), .constant(.vector(ints: [7]))], outputs: 2)
+        try add("top_k_smallest_ties_all", .topK(TopKAttributes(axis: -1, largest: false)), [.input(.s32, [3, 40]), .constant(.vector(ints: [40]))], outputs: 2)
+        try add("top_k_parallel", .topK(TopKAttributes(axis: -1, largest: true)), [.input(f, [64, 1000]), .constant(.vector(ints: [5]))], outputs: 2)
+        try add("gather_elements_axis1", .gatherElements(axis: 1), [.input(f, [3, 4, 5]), .constant(Tensor(.s64, shape: [3, 2, 5], ints: (0..<30).map { Int64($0 * 7 % 8) - 4 }))])
+        try add("gather_elements_last_axis", .gatherElements(axis: -1), [.input(.s32, [2, 6]), .constant(Tensor(.s32, shape: [2, 9], ints: (0..<18).map { Int64($0 * 5 % 6) }))])
         try add("layer_norm", .layerNormalization(axis: -1, epsilon: 1e-5), [.input(f, [3, 21]), .constant(random(f, [21], seed: 20)), .constant(random(f, [21], seed: 21))])
         try add("quantize_u8", .quantizeLinear(axis: 1, outputType: .u8), [.input(f, [2, 3, 5]), .constant(.scalar(0.02)), .constant(.scalar(int: 128, .u8))])
         try add("quantize_s8_per_axis", .quantizeLinear(axis: 1, outputType: .s8), [.input(f, [2, 3, 5]), .constant(Tensor(.f32, shape: [3], floats: [0.01, 0.02, 0.05])), .constant(Tensor(.s8, shape: [3], ints: [0, 1, -1]))])

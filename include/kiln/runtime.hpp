@@ -369,6 +369,124 @@ inline int gather_channels(const T* x, const I* idx, int64_t k_out, T* y, int64_
     return 0;
 }
 
+// GatherElements: y[i…] = x[i… with idx[i…] at `axis`], idx of the same rank as x (shape
+// ishape, which y has too). Returns 1, writing nothing, if an index is out of range.
+template <class T, class I>
+inline int gather_elements(const T* x, const I* idx, T* y, int rank, const int64_t* xshape, const int64_t* ishape,
+                           int axis) {
+    int64_t n = 1, xstride[kMaxRank];
+    for (int d = 0; d < rank; d++) n *= ishape[d];
+    for (int64_t d = rank - 1, s = 1; d >= 0; s *= xshape[d], d--) xstride[d] = s;
+    const int64_t dim = xshape[axis];
+    for (int64_t k = 0; k < n; k++)
+        if ((int64_t)idx[k] < -dim || (int64_t)idx[k] >= dim) return 1;
+    const int64_t last = rank ? ishape[rank - 1] : 1, rows = last ? n / last : 0;
+#pragma omp parallel for if (n >= kParallelThreshold && rows > 1)
+    for (int64_t r = 0; r < rows; r++) {
+        // The row's offset in x without the gathered axis; that axis's stride for the indices.
+        int64_t base = 0, rem = r;
+        for (int d = rank - 2; d >= 0; d--) {
+            const int64_t i = rem % ishape[d];
+            rem /= ishape[d];
+            if (d != axis) base += i * xstride[d];
+        }
+        for (int64_t j = 0; j < last; j++) {
+            int64_t i = (int64_t)idx[r * last + j];
+            if (i < 0) i += dim;
+            y[r * last + j] = rank - 1 == axis ? x[base + i] : x[base + j * xstride[rank - 1] + i * xstride[axis]];
+        }
+    }
+    return 0;
+}
+
+template <class V> inline bool is_nan_value(V v) {
+    if constexpr (std::is_floating_point<V>::value) return std::isnan(v);
+    else return false;
+}
+
+// ArgMax (largest) or ArgMin along the middle axis of x viewed as [outer, len, inner]: ties go to
+// the first index, or the last with `last`; a NaN wins over any number (numpy's rule).
+template <class T>
+inline void arg_reduce(const T* x, int64_t* y, int64_t outer, int64_t len, int64_t inner, bool largest, bool last) {
+#pragma omp parallel for if (outer * len * inner >= kParallelThreshold && outer * inner > 1)
+    for (int64_t oi = 0; oi < outer * inner; oi++) {
+        const T* p = x + (oi / inner) * len * inner + oi % inner;
+        auto best = load(p[0]);
+        int64_t at = 0;
+        for (int64_t l = 1; l < len; l++) {
+            const auto v = load(p[l * inner]);
+            bool take;
+            if (is_nan_value(best)) take = last && is_nan_value(v);
+            else if (is_nan_value(v)) take = true;
+            else take = (largest ? v > best : v < best) || (last && v == best);
+            if (take) { best = v; at = l; }
+        }
+        y[oi] = at;
+    }
+}
+
+// TopK along the middle axis of x viewed as [outer, len, inner]: the k first elements in the
+// order "larger first" (or "smaller first"), equal values by index, a NaN counting as larger than
+// any number. Each row keeps a heap of its k best indices in its own row of `indices` (stride
+// inner), so no scratch memory is needed: O(len log k), then the heap is sorted in place.
+template <class T>
+inline void top_k(const T* x, T* values, int64_t* indices, int64_t outer, int64_t len, int64_t inner, int64_t k,
+                  bool largest) {
+    if (k == 0) return;
+#pragma omp parallel for if (outer * len * inner >= kParallelThreshold && outer * inner > 1)
+    for (int64_t oi = 0; oi < outer * inner; oi++) {
+        const int64_t o = oi / inner, i = oi % inner;
+        const T* p = x + o * len * inner + i;
+        int64_t* h = indices + o * k * inner + i;
+        // before(a, b): element a comes before element b in the output.
+        auto before = [&](int64_t a, int64_t b) {
+            const auto va = load(p[a * inner]), vb = load(p[b * inner]);
+            const bool na = is_nan_value(va), nb = is_nan_value(vb);
+            if (na || nb) {
+                if (na && nb) return a < b;
+                return largest ? na : nb;
+            }
+            if (va != vb) return largest ? va > vb : va < vb;
+            return a < b;
+        };
+        // A heap whose root is the element that comes last: the first to drop out.
+        auto sift_down = [&](int64_t at, int64_t size) {
+            const int64_t e = h[at * inner];
+            for (;;) {
+                int64_t c = 2 * at + 1;
+                if (c >= size) break;
+                if (c + 1 < size && before(h[c * inner], h[(c + 1) * inner])) c++;
+                if (!before(e, h[c * inner])) break;
+                h[at * inner] = h[c * inner];
+                at = c;
+            }
+            h[at * inner] = e;
+        };
+        for (int64_t l = 0; l < k; l++) {
+            int64_t at = l;
+            while (at > 0 && before(h[((at - 1) / 2) * inner], l)) {
+                h[at * inner] = h[((at - 1) / 2) * inner];
+                at = (at - 1) / 2;
+            }
+            h[at * inner] = l;
+        }
+        for (int64_t l = k; l < len; l++) {
+            if (before(l, h[0])) {
+                h[0] = l;
+                sift_down(0, k);
+            }
+        }
+        for (int64_t size = k - 1; size > 0; size--) {
+            const int64_t root = h[0];
+            h[0] = h[size * inner];
+            h[size * inner] = root;
+            sift_down(0, size);
+        }
+        T* v = values + o * k * inner + i;
+        for (int64_t l = 0; l < k; l++) v[l * inner] = p[h[l * inner] * inner];
+    }
+}
+
 // ShuffleNet's channel shuffle in the channels-last layout: within each pixel, channel
 // j·(c/G) + i moves to i·G + j. With G known at compile time the loop vectorizes (9× faster than
 // the indexed gather at ShuffleNet's sizes).
