@@ -109,8 +109,10 @@ public func buildLibrary(header: String, source: String, weights: [UInt8], optio
     }
     // -ffp-contract=off: no multiply and add fused into one rounding where the source has two,
     // so that Kiln's own kernels round as the reference interpreter does (a quantized average
-    // lands on the same side of a .5 tie).
-    let cflags = ["-std=c++17", o.optimization, "-ffp-contract=off", "-fPIC", "-fopenmp", "-fvisibility=hidden",
+    // lands on the same side of a .5 tie). -fno-trapping-math: the library never reads the
+    // floating-point exception flags, so comparisons and selects may be if-converted into vector
+    // code (a clamp in a loop otherwise stops g++ from vectorizing it); values are unchanged.
+    let cflags = ["-std=c++17", o.optimization, "-ffp-contract=off", "-fno-trapping-math", "-fPIC", "-fopenmp", "-fvisibility=hidden",
                   "-fvisibility-inlines-hidden", o.cpu.marchFlag, "-I", o.includeDirectory, "-I", dir] + o.extraFlags
     try run(o.compiler, cflags + ["-c", path("\(n).cpp"), "-o", path("\(n).o")], in: dir, log: log)
     try run(o.compiler, ["-c", path("\(n)_weights.S"), "-o", path("\(n)_weights.o")], in: dir, log: log)

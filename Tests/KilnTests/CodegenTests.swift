@@ -145,6 +145,12 @@ import KilnToolchain
         try add("resize_linear", .resize(ResizeAttributes(mode: .linear)), [.input(f, [1, 1, 4, 5]), .absent, .absent, .constant(.vector(ints: [1, 1, 7, 3]))])
         try add("softmax", .softmax(axis: -1, legacy: false), [.input(f, [3, 19])])
         try add("log_softmax_axis0", .logSoftmax(axis: 0, legacy: false), [.input(f, [4, 3])])
+        // f32 kernels: rows above the OpenMP threshold, and a strided axis over two column blocks.
+        try add("softmax_rows_parallel", .softmax(axis: -1, legacy: false), [.input(f, [40, 1000])])
+        try add("log_softmax_rows_parallel", .logSoftmax(axis: 1, legacy: false), [.input(f, [40, 1000])])
+        try add("softmax_strided_blocks", .softmax(axis: 1, legacy: false), [.input(f, [2, 7, 300])])
+        try add("log_softmax_strided_blocks", .logSoftmax(axis: 1, legacy: false), [.input(f, [2, 7, 300])])
+        try add("softmax_legacy_f16", .softmax(axis: 1, legacy: true), [.input(.f16, [3, 4, 5])])
         try add("reduce_mean", .reduce(.mean, keepDims: true, noopWithEmptyAxes: false), [.input(f, [3, 5, 7]), .constant(.vector(ints: [1, 2]))])
         try add("reduce_sum_all", .reduce(.sum, keepDims: false, noopWithEmptyAxes: false), [.input(f, [3, 5])])
         try add("reduce_max_s32", .reduce(.max, keepDims: false, noopWithEmptyAxes: false), [.input(.s32, [3, 5]), .constant(.vector(ints: [0]))])
