@@ -203,7 +203,8 @@ $(sha256sum "$gen" | cut -d' ' -f1)"
 
 # ensure_torch_venv — PyTorch (CPU-only) venv for the sample models and the
 # benchmarks, at ${KILN_CACHE:-~/.cache/kiln}/torch-venv, with the packages of
-# bench/requirements-torch.txt. Exports KILN_TORCH_PY.
+# bench/requirements-torch.txt, then bench/requirements-torch-nodeps.txt without
+# their declared dependencies. Exports KILN_TORCH_PY.
 ensure_torch_venv() {
     local cache="${KILN_CACHE:-${HOME:-/root}/.cache/kiln}"
     local dir="$cache/torch-venv"
@@ -218,6 +219,13 @@ ensure_torch_venv() {
         sed 's/+cpu//' "$req" >"$cache/requirements-torch-fallback.txt" || return 1
         kiln_make_venv "$dir" "$cache/torch-venv.lock" "$stamp" \
             -r "$cache/requirements-torch-fallback.txt" || return 1
+    fi
+    local nodeps="$kiln_root/bench/requirements-torch-nodeps.txt" nodeps_stamp
+    nodeps_stamp="$(cat "$nodeps")" || return 1
+    if ! kiln_stamp_is "$dir/.kiln-stamp-nodeps" "$nodeps_stamp"; then
+        kiln_log "installing bench/requirements-torch-nodeps.txt into $dir (without declared dependencies)"
+        "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r "$nodeps" || return 1
+        printf '%s' "$nodeps_stamp" >"$dir/.kiln-stamp-nodeps" || return 1
     fi
     kiln_install_torchvision_cpu_shim "$dir" || return 1
     KILN_TORCH_PY="$dir/bin/python"
