@@ -99,6 +99,11 @@ func emitHeader(_ g: Graph, plan: MemoryPlan, options: CodegenOptions) -> String
     w.line("const char* \(n)_profile_name(size_t step);")
     w.line("double \(n)_profile_ms(const \(n)_model* model, size_t step);")
     w.line("void \(n)_profile_reset(\(n)_model* model);")
+    w.line("/* What a step moves and computes, to read its time against: the bytes it reads and")
+    w.line("   writes (each operand, weights included, and each result once) and its arithmetic")
+    w.line("   operations (2 per multiply-accumulate of a conv or matrix product, 0 for other steps). */")
+    w.line("double \(n)_profile_bytes(size_t step);")
+    w.line("double \(n)_profile_ops(size_t step);")
     w.line()
     w.line("/* Runs one inference. num_inputs/num_outputs must equal \(N)_NUM_INPUTS/_OUTPUTS, every")
     w.line("   pointer be non-NULL and every byte size equal the tensor's (\(n)_input_bytes, ...). */")
@@ -151,6 +156,8 @@ extension ModelEmitter {
             w.line("std::snprintf(buf, sizeof buf, \"%zu\", v);")
             w.line("return buf;")
         }
+        w.line("const double step_bytes[] = \(list(g.nodes.map { bytesMoved($0, in: g) }));")
+        w.line("const double step_ops[] = \(list(g.nodes.map { 2 * multiplyAccumulates($0, in: g) }));")
         w.line("const char* const step_names[] = {\(g.nodes.map { cString("\($0.name) (\($0.op.name))") }.joined(separator: ", "))\(g.nodes.isEmpty ? "nullptr" : "")};")
         w.block("\(n)_status fail(Model* m, \(n)_status s, const std::string& what)") { w in
             w.line("if (m) m->error = what;")
@@ -242,6 +249,8 @@ extension ModelEmitter {
         }
         w.line("\(api) size_t \(n)_profile_count(void) { return \(g.nodes.count); }")
         w.line("\(api) const char* \(n)_profile_name(size_t i) { return i < \(g.nodes.count) ? step_names[i] : nullptr; }")
+        w.line("\(api) double \(n)_profile_bytes(size_t i) { return i < \(g.nodes.count) ? step_bytes[i] : 0.0; }")
+        w.line("\(api) double \(n)_profile_ops(size_t i) { return i < \(g.nodes.count) ? step_ops[i] : 0.0; }")
         w.block("\(api) double \(n)_profile_ms(const \(n)_model* model, size_t i)") { w in
             w.line("const Model* m = reinterpret_cast<const Model*>(model);")
             w.line("return m && i < \(g.nodes.count) ? m->profile[i] * 1e-6 : 0.0;")

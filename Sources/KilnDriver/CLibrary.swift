@@ -40,6 +40,8 @@ public final class CLibrary {
     let profileCountFn: CountFn?
     let profileNameFn: NameFn?
     let profileMsFn: (@convention(c) (OpaquePointer?, Int) -> Double)?
+    let profileBytesFn: (@convention(c) (Int) -> Double)?
+    let profileOpsFn: (@convention(c) (Int) -> Double)?
 
     /// Opens `path`; the model's name is taken from `libNAME.so` unless given.
     public init(path: String, name: String? = nil) throws {
@@ -87,6 +89,8 @@ public final class CLibrary {
         profileCountFn = optional("profile_count", CountFn.self)
         profileNameFn = optional("profile_name", NameFn.self)
         profileMsFn = optional("profile_ms", (@convention(c) (OpaquePointer?, Int) -> Double).self)
+        profileBytesFn = optional("profile_bytes", (@convention(c) (Int) -> Double).self)
+        profileOpsFn = optional("profile_ops", (@convention(c) (Int) -> Double).self)
     }
 
     deinit { dlclose(handle) }
@@ -108,10 +112,13 @@ public final class CLibrary {
             if s != 0 { throw lib.error(s, model) }
         }
 
-        /// Accumulated milliseconds of each step, with its name, in run order.
-        public func profile() -> [(name: String, ms: Double)] {
+        /// Each step in run order: its name, accumulated milliseconds, and the bytes it moves and
+        /// operations it computes per run (0 from libraries that predate those figures).
+        public func profile() -> [(name: String, ms: Double, bytes: Double, ops: Double)] {
             guard let count = lib.profileCountFn, let name = lib.profileNameFn, let ms = lib.profileMsFn else { return [] }
-            return (0..<count()).map { (name($0).map { String(cString: $0) } ?? "?", ms(model, $0)) }
+            return (0..<count()).map {
+                (name($0).map { String(cString: $0) } ?? "?", ms(model, $0), lib.profileBytesFn?($0) ?? 0, lib.profileOpsFn?($0) ?? 0)
+            }
         }
 
         public func setThreads(_ n: Int) throws {

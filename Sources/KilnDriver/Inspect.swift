@@ -76,29 +76,5 @@ public func inspectModel(path: String, inputShapes: [String: [Int]] = [:]) throw
 
 /// Multiply-accumulates of one inference (conv, conv-transpose, gemm, matmul).
 public func macCount(_ g: Graph) -> Int {
-    var total = 0
-    for n in g.nodes {
-        func shape(_ i: Int) -> [Int] { n.inputs[i].flatMap { g.values[$0].type.shape } ?? [] }
-        let out = g.values[n.outputs[0]].type.shape ?? []
-        switch n.op {
-        case .conv, .quantizedConv:
-            let w = shape(1)
-            guard w.count >= 2 else { continue }
-            total += shapeProduct(out) * shapeProduct(Array(w.dropFirst(2))) * w[1]
-        case .convTranspose:
-            let w = shape(1), x = shape(0)
-            guard w.count >= 2 else { continue }
-            total += shapeProduct(x) * w[1] * shapeProduct(Array(w.dropFirst(2)))
-        case .gemm(let a):
-            let s = shape(0)
-            guard s.count == 2 else { continue }
-            total += shapeProduct(out) * (a.transA ? s[0] : s[1])
-        case .matMul:
-            let s = shape(0)
-            guard let k = s.last else { continue }
-            total += shapeProduct(out) * k
-        default: continue
-        }
-    }
-    return total
+    g.nodes.reduce(0) { $0 + multiplyAccumulates($1, in: g) }
 }

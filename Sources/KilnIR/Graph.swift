@@ -130,3 +130,40 @@ public struct KilnError: Error, CustomStringConvertible, Sendable {
     }
     public var description: String { message }
 }
+
+/// The multiply-accumulates of one node in one inference: convs, transposed convs, Gemm and
+/// MatMul (quantized or not); 0 for every other op, and where a shape is unknown.
+public func multiplyAccumulates(_ n: Node, in g: Graph) -> Int {
+    func shape(_ i: Int) -> [Int] { i < n.inputs.count ? n.inputs[i].flatMap { g.values[$0].type.shape } ?? [] : [] }
+    let out = g.values[n.outputs[0]].type.shape ?? []
+    switch n.op {
+    case .conv, .quantizedConv:
+        let w = shape(1)
+        guard w.count >= 2 else { return 0 }
+        return shapeProduct(out) * shapeProduct(Array(w.dropFirst(2))) * w[1]
+    case .convTranspose:
+        let w = shape(1), x = shape(0)
+        guard w.count >= 2 else { return 0 }
+        return shapeProduct(x) * w[1] * shapeProduct(Array(w.dropFirst(2)))
+    case .gemm(let a):
+        let s = shape(0)
+        guard s.count == 2 else { return 0 }
+        return shapeProduct(out) * (a.transA ? s[0] : s[1])
+    case .matMul, .quantizedMatMul:
+        guard let k = shape(0).last else { return 0 }
+        return shapeProduct(out) * k
+    default:
+        return 0
+    }
+}
+
+/// The bytes one node reads and writes: each distinct operand (constants included) and each
+/// result once.
+public func bytesMoved(_ n: Node, in g: Graph) -> Int {
+    var seen = Set<ValueID>()
+    var total = 0
+    for case let v? in n.inputs + n.outputs.map({ Optional($0) }) where seen.insert(v).inserted {
+        total += g.values[v].type.byteSize ?? 0
+    }
+    return total
+}

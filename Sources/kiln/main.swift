@@ -344,8 +344,11 @@ struct Bench: ParsableCommand {
     @Option(help: "Untimed warm-up runs.")
     var warmup: Int = 10
 
-    @Flag(help: "Also print the time of every step (node or fused group), slowest first.")
+    @Flag(help: "Also print the time of every step (node or fused group), slowest first, with the bandwidth it reaches (bytes read and written per second, and as a share of this machine's memcpy bandwidth, measured after the runs) and, for convs and matrix products, its GOP/s.")
     var profile = false
+
+    @Flag(help: "Print the figures as one JSON object instead (latency_ms; with --profile also copy_bandwidth in bytes/s and steps in run order: name, ms, bytes, ops per run).")
+    var json = false
 
     func run() throws {
         let (lib, instance, given) = try options.open()
@@ -386,13 +389,17 @@ struct Bench: ParsableCommand {
         times.sort()
         func pct(_ p: Double) -> Double { times[min(times.count - 1, Int(p * Double(times.count - 1)))] }
         let median = pct(0.5)
-        print("\(lib.name): \(times.count) runs, \(options.threads == 0 ? "default" : String(options.threads)) threads")
-        if median < 0.1 {
-            print(String(format: "latency us: median %.3f  p10 %.3f  p90 %.3f", median * 1000, pct(0.1) * 1000, pct(0.9) * 1000))
-        } else {
-            print(String(format: "latency ms: median %.4f  p10 %.4f  p90 %.4f", median, pct(0.1), pct(0.9)))
+        var report = BenchReport(library: lib.name, threads: options.threads, runs: times.count,
+                                 latencyMs: .init(median: median, p10: pct(0.1), p90: pct(0.9)))
+        if !json {
+            print("\(lib.name): \(times.count) runs, \(options.threads == 0 ? "default" : String(options.threads)) threads")
+            if median < 0.1 {
+                print(String(format: "latency us: median %.3f  p10 %.3f  p90 %.3f", median * 1000, pct(0.1) * 1000, pct(0.9) * 1000))
+            } else {
+                print(String(format: "latency ms: median %.4f  p10 %.4f  p90 %.4f", median, pct(0.1), pct(0.9)))
+            }
+            print(String(format: "throughput: %.1f inferences/s", 1000 / median))
         }
-        print(String(format: "throughput: %.1f inferences/s", 1000 / median))
         if profile {
             // Separate runs with timing on, so that the figures above are not disturbed by it.
             try instance.setProfiling(true)
@@ -405,17 +412,13 @@ struct Bench: ParsableCommand {
                     }
                 }
             }
-            let wall = Date().timeIntervalSince(profiledStart) * 1000 / Double(runs)
-            let steps = instance.profile()
-            let total = steps.reduce(0) { $0 + $1.ms }
-            print(String(format: "profile: %d steps, %d runs; per run %.4f ms in steps, %.4f ms wall:", steps.count, runs, total / Double(runs), wall))
-            print("      ms      %   cum%  step")
-            var cumulative = 0.0
-            for s in steps.sorted(by: { $0.ms > $1.ms }) {
-                cumulative += s.ms
-                print(String(format: "%8.4f  %5.1f  %5.1f  %@", s.ms / Double(runs), 100 * s.ms / max(total, 1e-12), 100 * cumulative / max(total, 1e-12), s.name))
-            }
+            report.profiledWallMs = Date().timeIntervalSince(profiledStart) * 1000 / Double(runs)
+            report.profiledRuns = runs
+            report.steps = instance.profile().map { StepProfile(name: $0.name, ms: $0.ms / Double(runs), bytes: $0.bytes, ops: $0.ops) }
+            report.copyBandwidth = measureCopyBandwidth(threads: options.threads)
+            if !json { print(report.profileText()) }
         }
+        if json { print(try report.json()) }
     }
 }
 

@@ -94,6 +94,11 @@ size_t digits_profile_count(void);
 const char* digits_profile_name(size_t step);
 double digits_profile_ms(const digits_model* model, size_t step);
 void digits_profile_reset(digits_model* model);
+/* What a step moves and computes, to read its time against: the bytes it reads and
+   writes (each operand, weights included, and each result once) and its arithmetic
+   operations (2 per multiply-accumulate of a conv or matrix product, 0 for other steps). */
+double digits_profile_bytes(size_t step);
+double digits_profile_ops(size_t step);
 
 /* Runs one inference. num_inputs/num_outputs must equal DIGITS_NUM_INPUTS/_OUTPUTS, every
    pointer be non-NULL and every byte size equal the tensor's (digits_input_bytes, ...). */
