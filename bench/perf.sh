@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# FP32 benchmark: Kiln against PyTorch Inductor, AOTInductor and ONNX Runtime on the
-# torchvision CNNs, same thread count for all. Writes bench/results/perf.md (table),
-# perf.png (chart) and perf.json (all numbers); see bench/perf.py for the method.
+# FP32 benchmark: Kiln against PyTorch Inductor, AOTInductor, ONNX Runtime and OpenVINO on the
+# torchvision CNNs and/or the public zoo, same thread count for all. Writes
+# bench/results/perf.md (table), perf.png (chart) and perf.json (all numbers); see
+# bench/perf.py for the method.
 #
-#   bench/perf.sh [--models a,b,...] [--threads N] [--runs N] [perf.py options...]
+#   bench/perf.sh [--models a,b,...] [--set cnn12|zoo|all] [--threads N] [--runs N] [perf.py options...]
+#
+# Models: --models takes model names and set names, --set a set name (both may be given): cnn12
+# (the 12 torchvision CNNs of bench/export_models.py; the default), zoo (the 15 models of
+# bench/export_zoo.py) or all. E.g. the full comparison: bench/perf.sh --set all.
 #
 # Steps: the torch venv (scripts/lib.sh ensure_torch_venv), the ONNX exports
-# (bench/export_models.py, cached), `kiln compile --library shared` of every model (timed,
-# into a fresh $KILN_CACHE/bench/perf-kiln.XXXXXX/<model>), then bench/perf.py. Other options go to
-# perf.py as they are (e.g. --block 0.25, --warmup 1, --runtimes ort,kiln, --fresh-aoti,
+# (bench/export_models.py for the CNNs, bench/export_zoo.py for the zoo, both into
+# $KILN_CACHE/bench and cached; the zoo's are checked with ONNX Runtime each time),
+# `kiln compile --library shared` of every model (timed, into a fresh
+# $KILN_CACHE/bench/perf-kiln.XXXXXX/<model>), then bench/perf.py. Other options go to perf.py
+# as they are (e.g. --block 0.25, --warmup 1, --runtimes ort,openvino,kiln, --fresh-aoti,
 # --out-dir DIR).
 #
 # Environment: KILN (the kiln binary; default <repo>/.build/release/kiln),
@@ -19,15 +26,19 @@
 # Exit status: perf.py's (1 when Kiln failed to compile or run, or mismatched ONNX Runtime, on
 # some model; the table is written all the same).
 #
-# The 12 models take about 17 minutes on the 2-core machine with empty caches (AOTInductor
-# packages are then cached, keyed by torch version, CPU and model, but their first compile
-# time is kept and reported), more when other processes keep the CPUs busy: perf.py waits a
-# little for quiet and reruns disturbed timing blocks, and perf.md says how many it had to keep.
+# The 12 CNNs took about 17 minutes on the 2-core machine with empty caches and the four
+# runtimes before OpenVINO (AOTInductor packages are then cached, keyed by torch version, CPU
+# and model, but their first compile time is kept and reported); OpenVINO adds a fifth runtime
+# to every round, and the zoo adds 15 models, whose time goes mostly into Inductor and
+# AOTInductor compiles (leave them out with --runtimes ort,openvino,kiln). More when other
+# processes keep the CPUs busy: perf.py waits a little for quiet and reruns disturbed timing
+# blocks, and perf.md says how many it had to keep.
 set -euo pipefail
 here="$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 source "$here/../scripts/lib.sh"
 
-models="alexnet,densenet121,mnasnet1_0,mobilenet_v2,mobilenet_v3_large,resnet18,resnet50,resnet152,resnext50_32x4d,shufflenet_v2_x1_0,squeezenet1_1,vgg16"
+models=""
+model_set=""
 threads=2
 runs=15
 extra=()
@@ -39,6 +50,8 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --models) models="$2"; shift 2 ;;
         --models=*) models="${1#*=}"; shift ;;
+        --set) model_set="$2"; shift 2 ;;
+        --set=*) model_set="${1#*=}"; shift ;;
         --threads) threads="$2"; shift 2 ;;
         --threads=*) threads="${1#*=}"; shift ;;
         --runs) runs="$2"; shift 2 ;;
@@ -69,7 +82,20 @@ export OMP_NUM_THREADS="$threads"
 
 t0=$(date +%s)
 ensure_torch_venv
-"$KILN_TORCH_PY" "$here/export_models.py" --out "$cache" --models "$models" >&2
+# The model names, sets expanded (perf.py knows them): all, the CNNs among them, the zoo's.
+select=(--print-models)
+[[ -n "$models" ]] && select+=(--models "$models")
+[[ -n "$model_set" ]] && select+=(--set "$model_set")
+resolved="$("$KILN_TORCH_PY" "$here/perf.py" "${select[@]}")" || exit 2
+# (The command substitution drops trailing empty lines: a read may meet the end.)
+cnn_models="" zoo_models=""
+{ read -r models; read -r cnn_models || true; read -r zoo_models || true; } <<<"$resolved"
+if [[ -n "$cnn_models" ]]; then
+    "$KILN_TORCH_PY" "$here/export_models.py" --out "$cache" --models "$cnn_models" >&2
+fi
+if [[ -n "$zoo_models" ]]; then
+    "$KILN_TORCH_PY" "$here/export_zoo.py" --out "$cache" --models "$zoo_models" --threads "$threads" >&2
+fi
 t_export=$(date +%s)
 
 # Kiln: compile every model, timed. compile.json holds the seconds, compile.error the log
