@@ -9,7 +9,13 @@ import KilnIR
 ///
 /// The addend must have the output's exact type (no broadcasting) and be computed before the
 /// convolution; the convolution's output must have no other reader. Runs after `fusePostOps`
-/// (activations before the add stay before the sum) and before its second run.
+/// and before its second run (activations after the add follow the sum).
+///
+/// The sum must be the conv's first post-op: oneDNN 2.6's f32 kernels for CPUs without the
+/// AVX-512 core instructions (jit:avx2, jit:sse41, the depthwise uni kernels) take a sum only
+/// there, and otherwise the conv falls to the reference kernel, a hundred times slower
+/// (YOLO's `conv → SiLU → add` bottlenecks took 0.4 s each). A conv that already has an
+/// activation keeps its add as a separate step.
 public func fuseSum(_ g: inout Graph) {
     let producers = g.producers()
     let consumers = g.consumers()
@@ -22,7 +28,7 @@ public func fuseSum(_ g: inout Graph) {
         // Candidates: the operand made by a conv; when both are, the later conv (its addend is ready).
         var best: (conv: Int, addend: ValueID)?
         for (c, other) in [(p, q), (q, p)] {
-            guard let ci = producers[c], !removed.contains(ci), case .conv(let a) = g.nodes[ci].op, !a.postOps.contains(.sum),
+            guard let ci = producers[c], !removed.contains(ci), case .conv(let a) = g.nodes[ci].op, a.postOps.isEmpty,
                   consumers[c] == [ai], !outputs.contains(c) else { continue }
             if let op = producers[other], op > ci { continue }
             if best == nil || ci > best!.conv { best = (ci, other) }

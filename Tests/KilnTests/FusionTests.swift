@@ -157,6 +157,33 @@ import KilnToolchain
         })
     }
 
+    /// YOLO's bottleneck, x + SiLU(conv(x)): the activation is fused, the add is not. oneDNN's
+    /// f32 kernels without AVX-512 take a sum only as the first post-op (else its reference
+    /// kernel runs).
+    @Test func noSumAfterAnActivation() throws {
+        var g = Graph(name: "silu_residual")
+        let x = g.addValue("x", TensorType(.f32, [1, 4, 6, 6]))
+        g.inputs = [x]
+        let w = g.addConstant("w", CodegenTests.random(.f32, [4, 4, 3, 3], seed: 1))
+        func v(_ name: String) -> ValueID { g.addValue(name, TensorType(.f32, dims: [.symbolic("?")])) }
+        let c = v("c"), s = v("s"), m = v("m"), y = v("y")
+        g.nodes = [
+            Node(name: "conv", op: .conv(ConvAttributes(pads: [1, 1, 1, 1])), inputs: [x, w], outputs: [c], origin: Self.origin),
+            Node(name: "sig", op: .unary(.sigmoid), inputs: [c], outputs: [s], origin: Self.origin),
+            Node(name: "mul", op: .binary(.mul), inputs: [c, s], outputs: [m], origin: Self.origin),
+            Node(name: "add", op: .binary(.add), inputs: [x, m], outputs: [y], origin: Self.origin),
+        ]
+        g.outputs = [y]
+        try inferShapes(&g)
+        try Pipeline.fuse(&g)
+        guard case .conv(let a) = g.nodes[0].op else {
+            Issue.record("expected the conv first: \(printIR(g))")
+            return
+        }
+        #expect(a.postOps == [.silu], "\(printIR(g))")
+        #expect(g.nodes.count == 2 && g.nodes[0].inputs.count < 4)
+    }
+
     @Test func sumWritesInPlaceWhenTheAddendDies() throws {
         var g = Self.residualBlock()
         // Make the addend an intermediate: y0 = relu(x) feeds conv1 and the add.
