@@ -642,7 +642,20 @@ extension ModelEmitter {
         func input(_ i: Int) -> Tensor? { i < n.inputs.count ? constant(n.inputs[i]) : nil }
         let (_, scales) = try resolveResize(input: shape(x), scales: input(2)?.floatValues, sizes: input(3)?.int64Values,
                                            attributes: r, n.label)
-        let tables = resizeTables(input: shape(x), output: shape(y), scales: scales, roi: input(1)?.floatValues, attributes: r)
+        let roi = input(1)?.floatValues
+        if elem(x) == .f32, let (h, w) = resizeSpatialTables(input: shape(x), output: shape(y), scales: scales, roi: roi, attributes: r) {
+            let xs = shape(x), ys = shape(y)
+            let channelsLast = layout(x) == .channelsLast
+            let linear = r.mode == .linear
+            loopCount += 1
+            run.open()
+            run.line("static const int64_t ly[] = \(list(linear ? h.lower : h.nearest)), uy[] = \(list(h.upper)), lx[] = \(list(linear ? w.lower : w.nearest)), ux[] = \(list(w.upper));")
+            run.line("static const float wy[] = {\(h.weight.map(floatLiteral).joined(separator: ", "))}, wx[] = {\(w.weight.map(floatLiteral).joined(separator: ", "))};")
+            run.line("kiln::resize_hw(\(v(x)), \(v(y)), \(channelsLast ? xs[0] : xs[0] * xs[1]), \(channelsLast ? xs[1] : 1), \(xs[2]), \(xs[3]), \(ys[2]), \(ys[3]), ly, uy, wy, lx, ux, wx, \(linear));")
+            run.close()
+            return
+        }
+        let tables = resizeTables(input: shape(x), output: shape(y), scales: scales, roi: roi, attributes: r)
         let rank = shape(x).count
         loopCount += 1
         run.open()

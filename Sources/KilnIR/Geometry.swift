@@ -349,6 +349,25 @@ public struct ResizeAxisTable: Sendable {
     public var outside: [Bool] = []
 }
 
+extension ResizeAxisTable {
+    /// Whether the axis is left as it is: each output reads its own index, with weight 0,
+    /// nothing outside.
+    public var isIdentity: Bool {
+        nearest.indices.allSatisfy { nearest[$0] == $0 && lower[$0] == $0 && weight[$0] == 0 && !outside[$0] }
+    }
+}
+
+/// The tables of a 4-D resize that changes only the two spatial axes (batch and channels stay,
+/// no extrapolated coordinate), which Kiln runs with `kiln::resize_hw` in either layout; nil
+/// for any other resize.
+public func resizeSpatialTables(input: [Int], output: [Int], scales: [Float], roi: [Float]?,
+                                attributes r: ResizeAttributes) -> (height: ResizeAxisTable, width: ResizeAxisTable)? {
+    guard input.count == 4, output.count == 4, input[0] == output[0], input[1] == output[1] else { return nil }
+    let t = resizeTables(input: input, output: output, scales: scales, roi: roi, attributes: r)
+    guard t[0].isIdentity, t[1].isIdentity, !t[2].outside.contains(true), !t[3].outside.contains(true) else { return nil }
+    return (t[2], t[3])
+}
+
 public func resizeAxisTable(inLen: Int, outLen: Int, scale: Float, attributes r: ResizeAttributes,
                             roiStart: Float, roiEnd: Float) -> ResizeAxisTable {
     var t = ResizeAxisTable()

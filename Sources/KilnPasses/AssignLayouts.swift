@@ -125,6 +125,20 @@ public func assignLayouts(_ g: inout Graph, policy: LayoutPolicy = .auto) {
             for y in n.outputs { g.values[y].layout = main }
             nodes.append(n)
             continue
+        case .resize(let r):
+            // A resize of height and width (kiln::resize_hw) follows a channels-last input,
+            // unless its result is a graph output (then the smaller input is converted).
+            let x = n.inputs[0]!
+            func constant(_ i: Int) -> Tensor? { i < n.inputs.count ? n.inputs[i].flatMap { g.values[$0].constant } : nil }
+            var main = Layout.plain
+            if let y = out, let xs = g.values[x].type.shape, let ys = g.values[y].type.shape, g.values[x].layout == .channelsLast,
+               !g.outputs.contains(y), g.values[x].type.elementType == .f32,
+               let (_, scales) = try? resolveResize(input: xs, scales: constant(2)?.floatValues, sizes: constant(3)?.int64Values, attributes: r, ""),
+               resizeSpatialTables(input: xs, output: ys, scales: scales, roi: constant(1)?.floatValues, attributes: r) != nil {
+                main = .channelsLast
+            }
+            n.inputs = n.inputs.enumerated().map { k, v in v.map { ensure($0, k == 0 ? main : .plain) } }
+            outLayout = main
         case .gather(let axis):
             // A gather of channels (1-D indices) keeps channels-last: ShuffleNet's channel shuffle.
             let x = n.inputs[0]!

@@ -110,6 +110,41 @@ import KilnToolchain
         #expect(Conformance.compare(try ReferenceInterpreter(g).run(input)["y"]!, want["y"]!, rtol: 1e-6, atol: 1e-6) == nil)
     }
 
+    /// YOLO's neck and DeepLab's head: conv → resize (nearest 2×, linear to a size) → conv stays
+    /// channels-last (kiln::resize_hw along the channels); a resize that is a graph output runs
+    /// plain on the converted input; a resize of the channel axis takes the generic kernel.
+    @Test(arguments: [ResizeAttributes.Mode.nearest, .linear])
+    func spatialResizeStaysChannelsLast(_ mode: ResizeAttributes.Mode) throws {
+        var g = Graph(name: "upsample")
+        let x = g.addValue("x", TensorType(.f32, [1, 3, 5, 6]))
+        g.inputs = [x]
+        func v(_ name: String) -> ValueID { g.addValue(name, TensorType(.f32, dims: [.symbolic("?")])) }
+        let c1 = v("c1"), up = v("up"), c2 = v("c2"), head = v("head"), mixed = v("mixed")
+        let attrs = ResizeAttributes(mode: mode, coordinateTransformation: mode == .nearest ? .asymmetric : .halfPixel,
+                                     nearestMode: .floor)
+        g.nodes = [
+            Node(name: "conv1", op: .conv(ConvAttributes(pads: [1, 1, 1, 1])), inputs: [x, g.addConstant("w1", CodegenTests.random(.f32, [19, 3, 3, 3], seed: 1))], outputs: [c1], origin: Self.origin),
+            Node(name: "up", op: .resize(attrs), inputs: [c1, nil, g.addConstant("sc", Tensor(.f32, shape: [4], floats: [1, 1, 2, 2]))], outputs: [up], origin: Self.origin),
+            Node(name: "conv2", op: .conv(ConvAttributes()), inputs: [up, g.addConstant("w2", CodegenTests.random(.f32, [4, 19, 1, 1], seed: 2))], outputs: [c2], origin: Self.origin),
+            Node(name: "head", op: .resize(attrs), inputs: [c2, nil, nil, g.addConstant("sz", .vector(ints: [1, 4, 23, 17]))], outputs: [head], origin: Self.origin),
+            Node(name: "mixed", op: .resize(attrs), inputs: [c2, nil, nil, g.addConstant("sz2", .vector(ints: [1, 7, 10, 12]))], outputs: [mixed], origin: Self.origin),
+        ]
+        g.outputs = [head, mixed]
+        try inferShapes(&g)
+        let inputs = ["x": CodegenTests.random(.f32, [1, 3, 5, 6], seed: 3)]
+        let want = try ReferenceInterpreter(g).run(inputs)
+        try Pipeline.optimize(&g)
+        let layoutOf = Dictionary(uniqueKeysWithValues: g.values.map { ($0.name, $0.layout) })
+        #expect(layoutOf["up"] == .channelsLast && layoutOf["head"] == .plain && layoutOf["mixed"] == .plain)
+        #expect(!g.nodes.contains { $0.op == .layoutConvert && $0.name.hasPrefix("c1") })
+        let (got, emitted) = try compileAndRun(g, inputs, name: "upsample_\(mode.rawValue)")
+        #expect(emitted.source.components(separatedBy: "kiln::resize_hw(").count == 3)
+        #expect(emitted.source.contains("kiln::resize("))
+        for (k, expected) in want {
+            #expect(Conformance.compare(got[k]!, expected, rtol: 1e-5, atol: 1e-6) == nil, "\(k): \(Conformance.compare(got[k]!, expected, rtol: 1e-5, atol: 1e-6) ?? "")")
+        }
+    }
+
     @Test func channelsLastKernelsMatchTheReference() throws {
         let (g0, inputs) = Self.network()
         var g = g0

@@ -930,6 +930,65 @@ inline void resize(const T* x, T* y, int rank, const int64_t* in_shape, const in
     }
 }
 
+// Resize of the two spatial axes of a 4-D f32 tensor whose batch and channel axes stay
+// (`resize` handles the rest): NCHW as `planes` = N·C planes of one channel, or NHWC as N
+// planes of `c` channels, vectorized along the channels. Per-axis tables as for `resize`;
+// nearest reads lower[] (the nearest index). Linear weighs the four neighbours as `resize`
+// does, in the same order, so both give the same bits. Parallel over output rows.
+inline void resize_hw(const float* x, float* y, int64_t planes, int64_t c, int64_t ih, int64_t iw, int64_t oh, int64_t ow,
+                      const int64_t* ly, const int64_t* uy, const float* wy, const int64_t* lx, const int64_t* ux,
+                      const float* wx, bool linear) {
+#pragma omp parallel for if (planes * oh * ow * c >= kParallelThreshold && planes * oh > 1)
+    for (int64_t r = 0; r < planes * oh; r++) {
+        const int64_t p = r / oh, oy = r % oh;
+        const float* top = x + (p * ih + ly[oy]) * iw * c;
+        const float* bottom = x + (p * ih + uy[oy]) * iw * c;
+        float* out = y + r * ow * c;
+        const float b = linear ? wy[oy] : 0.0f, a = 1.0f - b;
+        // A corner of weight 0 adds nothing (not even an infinity's NaN), as in `resize`.
+        auto term = [](float w, float v) { return w != 0.0f ? w * v : 0.0f; };
+        if (c == 1) {
+            if (!linear) {
+                for (int64_t ox = 0; ox < ow; ox++) out[ox] = top[lx[ox]];
+            } else {
+#pragma omp simd
+                for (int64_t ox = 0; ox < ow; ox++) {
+                    const float d = wx[ox], e = 1.0f - d;
+                    float v = 0.0f;
+                    v += term(a * e, top[lx[ox]]);
+                    v += term(b * e, bottom[lx[ox]]);
+                    v += term(a * d, top[ux[ox]]);
+                    v += term(b * d, bottom[ux[ox]]);
+                    out[ox] = v;
+                }
+            }
+            continue;
+        }
+        for (int64_t ox = 0; ox < ow; ox++) {
+            float* o = out + ox * c;
+            const float* t0 = top + lx[ox] * c;
+            if (!linear) {
+                std::memcpy(o, t0, sizeof(float) * c);
+                continue;
+            }
+            const float* t1 = top + ux[ox] * c;
+            const float* b0 = bottom + lx[ox] * c;
+            const float* b1 = bottom + ux[ox] * c;
+            const float d = wx[ox], e = 1.0f - d;
+            const float w00 = a * e, w10 = b * e, w01 = a * d, w11 = b * d;
+#pragma omp simd
+            for (int64_t k = 0; k < c; k++) {
+                float v = 0.0f;
+                v += term(w00, t0[k]);
+                v += term(w10, b0[k]);
+                v += term(w01, t1[k]);
+                v += term(w11, b1[k]);
+                o[k] = v;
+            }
+        }
+    }
+}
+
 template <class T>
 inline void fill(T* y, int64_t n, T value) {
     for (int64_t i = 0; i < n; i++) y[i] = value;
