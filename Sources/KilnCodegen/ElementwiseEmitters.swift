@@ -1,0 +1,266 @@
+import KilnIR
+
+/// Elementwise code: the scalar formula of each unary, binary and activation op, maps,
+/// broadcasting binary loops, fused elementwise groups and reductions.
+extension ModelEmitter {
+    func activationExpression(_ op: Op) -> String {
+        switch op {
+        case .elu(let a): return "v > 0 ? v : (float)(\(Double(a)) * std::expm1((double)v))"
+        case .selu(let a, let g): return "(float)(\(Double(g)) * (v > 0 ? (double)v : \(Double(a)) * std::expm1((double)v)))"
+        default: preconditionFailure("\(op.name) is not an activation with an expression")
+        }
+    }
+
+    /// A post-op as a C++ expression of the float `v`.
+    func postOpExpression(_ p: PostOp) -> String {
+        switch p {
+        case .sum: return "v"
+        case .relu: return "v > 0 ? v : 0.0f"
+        case .leakyRelu(let a): return "v < 0 ? \(floatLiteral(a)) * v : v"
+        case .clip(let lo, let hi): return "std::isnan(v) ? v : std::min(std::max(v, \(floatLiteral(lo))), \(floatLiteral(hi)))"
+        case .sigmoid: return unaryExpression(.sigmoid, .f32)
+        case .tanh: return "std::tanh(v)"
+        case .hardSwish: return unaryExpression(.hardSwish, .f32)
+        case .hardSigmoid(let a, let b): return "std::max(0.0f, std::min(1.0f, \(floatLiteral(a)) * v + \(floatLiteral(b))))"
+        case .silu: return "(float)((double)v / (1.0 + std::exp(-(double)v)))"
+        case .gelu(let t): return t ? "0.5f * v * (1.0f + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v)))"
+                                    : "(float)(0.5 * (double)v * (1.0 + std::erf((double)v * 0.7071067811865476)))"
+        }
+    }
+
+    /// Post-ops of a node that did not go through oneDNN, as loops over its output.
+    mutating func emitGenericPostOps(_ ops: [PostOp], y: ValueID, addend: ValueID?) {
+        for p in ops {
+            if p == .sum {
+                if let addend { emitBinary(a: y, b: addend, y: y, op: .add) }
+                continue
+            }
+            let expr = postOpExpression(p)
+            loopCount += 1
+            run.line("kiln::map(\(v(y)), \(v(y)), \(shapeProduct(shape(y))), [](auto v) { return \(expr); });")
+        }
+    }
+
+    func unaryExpression(_ u: UnaryOp, _ t: ElementType) -> String {
+        let isFloat = t.isFloat
+        switch u {
+        case .relu: return isFloat ? "v > 0 ? v : 0.0f" : "v > 0 ? v : (int64_t)0"
+        case .sigmoid: return "(float)(1.0 / (1.0 + std::exp(-(double)v)))"
+        case .tanh: return "std::tanh(v)"
+        case .erf: return "(float)std::erf((double)v)"
+        case .exp: return "std::exp(v)"
+        case .log: return "std::log(v)"
+        case .sqrt: return "std::sqrt(v)"
+        case .neg: return isFloat ? "-v" : "kiln::wsub(0, v)"
+        case .abs: return isFloat ? "std::fabs(v)" : "(v < 0 ? kiln::wsub(0, v) : v)"
+        case .reciprocal: return "1.0f / v"
+        case .floor: return "std::floor(v)"
+        case .hardSwish: return "v * std::max(0.0f, std::min(1.0f, v / 6.0f + 0.5f))"
+        case .softplus: return "(float)std::log1p(std::exp((double)v))"
+        case .not: return "(int64_t)(v == 0)"
+        }
+    }
+
+    /// Whether an elementwise step calls exp, tanh, erf or log (worth a table on 8-bit inputs).
+    static func isTranscendental(_ op: Op) -> Bool {
+        switch op {
+        case .unary(let u): return [.sigmoid, .tanh, .erf, .exp, .log, .softplus].contains(u)
+        case .gelu, .elu, .selu: return true
+        default: return false
+        }
+    }
+
+    mutating func emitMap(_ n: Node, _ expression: String) {
+        let x = n.inputs[0]!, y = n.outputs[0]
+        loopCount += 1
+        run.line("kiln::map(\(v(x)), \(v(y)), \(shapeProduct(shape(y))), [](auto v) { return \(expression); });")
+    }
+
+    mutating func emitClip(_ n: Node) {
+        let x = n.inputs[0]!, y = n.outputs[0]
+        let lo = n.inputs.count > 1 ? n.inputs[1] : nil, hi = n.inputs.count > 2 ? n.inputs[2] : nil
+        let isFloat = elem(x).isFloat
+        let c = isFloat ? "float" : "int64_t"
+        let low = lo.map { "kiln::load(\(v($0))[0])" } ?? (isFloat ? "-INFINITY" : "INT64_MIN")
+        let high = hi.map { "kiln::load(\(v($0))[0])" } ?? (isFloat ? "INFINITY" : "INT64_MAX")
+        loopCount += 1
+        run.open()
+        run.line("const \(c) lo = \(low), hi = \(high);")
+        let body = isFloat ? "std::isnan(v) ? v : std::min(std::max(v, lo), hi)" : "std::min(std::max(v, lo), hi)"
+        run.line("kiln::map(\(v(x)), \(v(y)), \(shapeProduct(shape(y))), [lo, hi](auto v) { return \(body); });")
+        run.close()
+    }
+
+    /// One loop for a group of elementwise ops: each step a local variable, the inputs read
+    /// through their own strides (any layout, broadcast); with a reduction, reduced in the loop.
+    mutating func emitElementwiseGroup(_ n: Node, _ e: ElementwiseGroup) {
+        let y = n.outputs[0]
+        // One-element constants (scales, zero points, scalar operands) are literals in the loop's
+        // body; the other inputs are read through pointers, so that fewer streams leave the loop
+        // vectorizable (for_each_strided's fast path takes up to 3).
+        var literal: [Int: String] = [:]
+        for (k, x) in n.inputs.enumerated() {
+            guard let c = constant(x), c.count == 1 else { continue }
+            literal[k] = c.elementType.isFloat ? floatLiteral(c.floats[0]) : "\(c.ints[0]).0f"
+        }
+        if literal.count == n.inputs.count { literal[0] = nil }
+        let streamed = n.inputs.indices.filter { literal[$0] == nil }
+        let inputs = streamed.map { n.inputs[$0]! }
+        let slot = Dictionary(uniqueKeysWithValues: streamed.enumerated().map { ($1, $0) })
+        // 8- and 32-bit types convert to float directly (through int32, which vectorizes; kiln::load's int64 does not).
+        // Without broadcasting (every input in the output's shape and layout) the loop is flat.
+        let outShape = physicalShape(y)
+        let dense = contiguousStrides(outShape)
+        let flat = e.reduction == nil && inputs.allSatisfy { x in
+            zip(iterationStrides(x, over: y), dense).enumerated().allSatisfy { d, s in outShape[d] == 1 || s.0 == s.1 }
+        }
+        var body: [String] = inputs.enumerated().map { j, x in
+            let at = flat ? "k" : "o[\(j)]"
+            return [.f32, .u8, .s8, .s32].contains(elem(x)) ? "const float i\(j) = (float)p\(j)[\(at)];" : "const float i\(j) = kiln::load(p\(j)[\(at)]);"
+        }
+        func operand(_ o: ElementwiseGroup.Operand) -> String {
+            switch o {
+            case .input(let i): return literal[i] ?? "i\(slot[i]!)"
+            case .step(let j): return "s\(j)"
+            case .absent: return ""
+            }
+        }
+        for (k, step) in e.steps.enumerated() {
+            let args = step.operands.map(operand)
+            let expr: String
+            switch step.op {
+            case .unary(let u): expr = unaryExpression(u, .f32)
+            case .leakyRelu(let a): expr = postOpExpression(.leakyRelu(alpha: a))
+            case .elu, .selu: expr = activationExpression(step.op)
+            case .hardSigmoid(let a, let b): expr = postOpExpression(.hardSigmoid(alpha: a, beta: b))
+            case .gelu(let t): expr = postOpExpression(.gelu(tanhApproximation: t))
+            case .clip:
+                let lo = args.count > 1 && step.operands[1] != .absent ? args[1] : "-INFINITY"
+                let hi = args.count > 2 && step.operands[2] != .absent ? args[2] : "INFINITY"
+                expr = "std::isnan(v) ? v : std::min(std::max(v, \(lo)), \(hi))"
+            case .binary(let b):
+                body.append("float s\(k); { const float a = \(args[0]), b = \(args[1]); s\(k) = \(binaryExpression(b, isFloat: true)); }")
+                continue
+            case .dequantizeLinear:
+                // Per tensor (the type rule sees to it): (x − z) · s, exact for the integers held in floats.
+                let z = args.count > 2 && step.operands[2] != .absent ? args[2] : "0.0f"
+                body.append("const float s\(k) = (\(args[0]) - \(z)) * \(args[1]);")
+                continue
+            case .quantizeLinear(_, let t):
+                let z = args.count > 2 && step.operands[2] != .absent ? args[2] : "0.0f"
+                let r = t.intRange
+                body.append("float s\(k); { const float q = std::nearbyint(\(args[0]) / \(args[1])) + \(z); s\(k) = q != q ? 0.0f : std::min(std::max(q, \(r.lowerBound).0f), \(r.upperBound).0f); }")
+                continue
+            default:
+                preconditionFailure("\(step.op.name) is not an elementwise step")
+            }
+            body.append("float s\(k); { const float v = \(args[0]); s\(k) = \(expr); }")
+        }
+        let last = "s\(e.steps.count - 1)"
+        loopCount += 1
+        run.open()
+        let store = elem(y) == .f32 ? "out[k] = \(last);" : "out[k] = (\(cType(elem(y))))\(last);"
+        if flat, inputs.count == 1, [.u8, .s8].contains(elem(inputs[0])), e.steps.contains(where: { Self.isTranscendental($0.op) }) {
+            // A function of one 8-bit input with exp/tanh/erf in it: a 256-entry table, computed
+            // once by the same code, then one lookup per element.
+            let t = cType(elem(y))
+            run.line("static const std::array<\(t), 256> table = [] {")
+            run.line("    std::array<\(t), 256> out{};")
+            run.line("    for (int k = 0; k < 256; k++) {")
+            run.line("        const float i0 = (float)(\(cType(elem(inputs[0]))))k;")
+            for l in body.dropFirst() { run.line("        " + l) }
+            run.line("        " + store)
+            run.line("    }")
+            run.line("    return out;")
+            run.line("}();")
+            run.line("const uint8_t* __restrict p0 = (const uint8_t*)\(v(inputs[0]));")
+            run.line("\(t)* __restrict out = \(v(y));")
+            let count = shapeProduct(outShape)
+            run.line("#pragma omp parallel for if (\(count) >= kiln::kParallelThreshold)")
+            run.line("for (int64_t k = 0; k < \(count); k++) out[k] = table[p0[k]];")
+            run.close()
+            return
+        }
+        if flat {
+            // Restrict-qualified locals: a u8 store may otherwise alias the pointers and stop vectorization.
+            for (i, x) in inputs.enumerated() { run.line("const \(cType(elem(x)))* __restrict p\(i) = \(v(x));") }
+            run.line("\(cType(elem(y)))* __restrict out = \(v(y));")
+            let count = shapeProduct(outShape)
+            // (Not `omp simd`: with it g++ 12 leaves conversions and rounding scalar; without, it vectorizes.)
+            run.line("#pragma omp parallel for if (\(count) >= kiln::kParallelThreshold)")
+            run.open("for (int64_t k = 0; k < \(count); k++)")
+            for l in body { run.line(l) }
+            run.line(store)
+            run.close()
+            run.close()
+            return
+        }
+        for (i, x) in inputs.enumerated() { run.line("const \(cType(elem(x)))* p\(i) = \(v(x));") }
+        if let r = e.reduction {
+            // Inputs and output are plain (the layout pass sees to it).
+            let full = n.inputs.map { shape($0!) }.reduce([Int]()) { (try? broadcastShapes([$0, $1], "")) ?? $0 }
+            emitReduceLoop(shape: full, strides: inputs.map { broadcastStrides(shape($0), to: full) }, axes: r.axes,
+                           kind: r.kind, out: y, valueType: .f32, body: body + ["return \(last);"])
+        } else {
+            let out = physicalShape(y)
+            run.line("\(cType(elem(y)))* out = \(v(y));")
+            for (i, x) in inputs.enumerated() { run.line("static const int64_t s\(i)[] = \(list(iterationStrides(x, over: y)));") }
+            run.line("static const int64_t shape[] = \(list(out));")
+            run.line("static const int64_t* const strides[] = {\(inputs.indices.map { "s\($0)" }.joined(separator: ", "))};")
+            run.line("kiln::for_each_strided<\(inputs.count)>(\(out.count), shape, strides, [&](int64_t k, const int64_t* o) {")
+            for l in body { run.line("    " + l) }
+            run.line("    " + store)
+            run.line("});")
+        }
+        run.close()
+    }
+
+    /// kiln::reduce_strided over `shape`, input k (pointer `pk`) read through `strides[k]`;
+    /// `body` computes the value at the point whose input offsets are `o`.
+    mutating func emitReduceLoop(shape full: [Int], strides: [[Int]], axes: [Int], kind: ReduceOp, out: ValueID,
+                                 valueType: ElementType, body: [String]) {
+        for (i, st) in strides.enumerated() { run.line("static const int64_t s\(i)[] = \(list(st));") }
+        run.line("static const int64_t shape[] = \(list(full));")
+        run.line("static const int64_t* const strides[] = {\(strides.indices.map { "s\($0)" }.joined(separator: ", "))};")
+        run.line("static const bool reduced[] = \(list(full.indices.map { axes.contains($0) ? 1 : 0 }));")
+        let range = valueType.isFloat ? 0...0 : valueType.intRange
+        let kernel = "kiln::Reduce::\(kind.rawValue)"
+        run.line("kiln::reduce_strided<\(strides.count), \(kernel)>(\(full.count), shape, strides, reduced, \(v(out)), \(int64Literal(range.lowerBound)), \(int64Literal(range.upperBound)), [&](const int64_t* o) {")
+        for l in body { run.line("    " + l) }
+        run.line("});")
+    }
+
+    func binaryExpression(_ op: BinaryOp, isFloat: Bool) -> String {
+        switch op {
+        case .add: return isFloat ? "a + b" : "kiln::wadd(a, b)"
+        case .sub: return isFloat ? "a - b" : "kiln::wsub(a, b)"
+        case .mul: return isFloat ? "a * b" : "kiln::wmul(a, b)"
+        case .div: return isFloat ? "a / b" : "kiln::wdiv(a, b)"
+        case .pow: return isFloat ? "std::pow(a, (float)b)" : "kiln::wpow(a, (int64_t)b)"
+        case .max: return isFloat ? "kiln::fmax_nan(a, b)" : "std::max(a, b)"
+        case .min: return isFloat ? "kiln::fmin_nan(a, b)" : "std::min(a, b)"
+        case .equal: return "(int64_t)(a == b)"
+        case .less: return "(int64_t)(a < b)"
+        case .greater: return "(int64_t)(a > b)"
+        case .lessOrEqual: return "(int64_t)(a <= b)"
+        case .greaterOrEqual: return "(int64_t)(a >= b)"
+        case .and: return "(int64_t)(a && b)"
+        case .or: return "(int64_t)(a || b)"
+        case .xor: return "(int64_t)((a != 0) != (b != 0))"
+        case .mod: return isFloat ? "kiln::fmod_floor(a, b)" : "kiln::wmod(a, b)"
+        case .fmod: return isFloat ? "std::fmod(a, b)" : "kiln::wfmod(a, b)"
+        case .prelu: return isFloat ? "a < 0 ? b * a : a" : "a < 0 ? kiln::wmul(b, a) : a"
+        }
+    }
+
+    mutating func emitBinary(a: ValueID, b: ValueID, y: ValueID, op: BinaryOp) {
+        let out = physicalShape(y)
+        let isFloat = elem(a).isFloat
+        let expr = binaryExpression(op, isFloat: isFloat)
+        loopCount += 1
+        run.open()
+        run.line("static const int64_t shape[] = \(list(out)), sa[] = \(list(iterationStrides(a, over: y))), sb[] = \(list(iterationStrides(b, over: y)));")
+        run.line("kiln::binary(\(v(a)), sa, \(v(b)), sb, \(v(y)), \(out.count), shape, [](auto a, auto b) { return \(expr); });")
+        run.close()
+    }
+}
