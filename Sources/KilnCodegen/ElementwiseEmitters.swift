@@ -22,7 +22,7 @@ extension ModelEmitter {
         case .tanh: return "std::tanh(v)"
         case .hardSwish: return unaryExpression(.hardSwish, .f32)
         case .hardSigmoid(let a, let b): return "std::max(0.0f, std::min(1.0f, \(floatLiteral(a)) * v + \(floatLiteral(b))))"
-        case .silu: return "(float)((double)v / (1.0 + std::exp(-(double)v)))"
+        case .silu: return "kiln::silu_f(v)"
         case .gelu(let t): return t ? "0.5f * v * (1.0f + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v)))"
                                     : "(float)(0.5 * (double)v * (1.0 + std::erf((double)v * 0.7071067811865476)))"
         }
@@ -45,10 +45,10 @@ extension ModelEmitter {
         let isFloat = t.isFloat
         switch u {
         case .relu: return isFloat ? "v > 0 ? v : 0.0f" : "v > 0 ? v : (int64_t)0"
-        case .sigmoid: return "(float)(1.0 / (1.0 + std::exp(-(double)v)))"
+        case .sigmoid: return "kiln::sigmoid_f(v)"
         case .tanh: return "std::tanh(v)"
         case .erf: return "(float)std::erf((double)v)"
-        case .exp: return "std::exp(v)"
+        case .exp: return "kiln::exp_f(v)"
         case .log: return "std::log(v)"
         case .sqrt: return "std::sqrt(v)"
         case .neg: return isFloat ? "-v" : "kiln::wsub(0, v)"

@@ -821,7 +821,7 @@ template <class T, class U, class F, class L = plain_load, class S = plain_store
 inline void scale_shift(const T* x, const float* scale, const float* shift, U* y, int64_t outer, int64_t c,
                         int64_t inner, bool channels_last, F f, L ld = {}, S st = {}) {
     if (channels_last) {
-#pragma omp parallel for if (outer * c >= kParallelThreshold)
+#pragma omp parallel for if (outer * inner * c >= kParallelThreshold)
         for (int64_t p = 0; p < outer * inner; p++) {
             const T* __restrict src = x + p * c;
             U* __restrict dst = y + p * c;
@@ -930,14 +930,58 @@ inline void resize(const T* x, T* y, int rank, const int64_t* in_shape, const in
     }
 }
 
+// Linear resize of NCHW planes (one channel each) whose rows fit kResizeRow: each task takes
+// a run of output rows of one plane, interpolates each input row it needs along the width once
+// (the two latest kept), then blends two such rows per output row, contiguously. The two
+// weighings round differently from the four-corner sum, within two ulps of it.
+constexpr int64_t kResizeRow = 2048;
+inline void resize_hw_planes_linear(const float* x, float* y, int64_t planes, int64_t ih, int64_t iw, int64_t oh,
+                                    int64_t ow, const int64_t* ly, const int64_t* uy, const float* wy,
+                                    const int64_t* lx, const int64_t* ux, const float* wx) {
+    constexpr int64_t kRun = 16;
+    const int64_t runs = (oh + kRun - 1) / kRun;
+    auto term = [](float w, float v) { return w != 0.0f ? w * v : 0.0f; };
+#pragma omp parallel for if (planes * oh * ow >= kParallelThreshold && planes * runs > 1)
+    for (int64_t t = 0; t < planes * runs; t++) {
+        const int64_t p = t / runs, oy0 = (t % runs) * kRun, oy1 = std::min(oh, oy0 + kRun);
+        float rows[2][kResizeRow];
+        int64_t held[2] = {-1, -1};
+        int next = 0;
+        auto row = [&](int64_t iy) -> const float* {
+            for (int k = 0; k < 2; k++) if (held[k] == iy) return rows[k];
+            float* dst = rows[next];
+            held[next] = iy;
+            next ^= 1;
+            const float* src = x + (p * ih + iy) * iw;
+#pragma omp simd
+            for (int64_t ox = 0; ox < ow; ox++) dst[ox] = term(1.0f - wx[ox], src[lx[ox]]) + term(wx[ox], src[ux[ox]]);
+            return dst;
+        };
+        for (int64_t oy = oy0; oy < oy1; oy++) {
+            const float* top = row(ly[oy]);
+            const float* bottom = row(uy[oy]);
+            if (held[0] != ly[oy] && held[1] != ly[oy]) top = row(ly[oy]);  // both evicted by a distinct pair
+            const float b = wy[oy], a = 1.0f - b;
+            float* out = y + (p * oh + oy) * ow;
+#pragma omp simd
+            for (int64_t ox = 0; ox < ow; ox++) out[ox] = term(a, top[ox]) + term(b, bottom[ox]);
+        }
+    }
+}
+
 // Resize of the two spatial axes of a 4-D f32 tensor whose batch and channel axes stay
 // (`resize` handles the rest): NCHW as `planes` = N·C planes of one channel, or NHWC as N
 // planes of `c` channels, vectorized along the channels. Per-axis tables as for `resize`;
 // nearest reads lower[] (the nearest index). Linear weighs the four neighbours as `resize`
-// does, in the same order, so both give the same bits. Parallel over output rows.
+// does, in the same order, so both give the same bits (NCHW rows up to kResizeRow take
+// resize_hw_planes_linear). Parallel over output rows.
 inline void resize_hw(const float* x, float* y, int64_t planes, int64_t c, int64_t ih, int64_t iw, int64_t oh, int64_t ow,
                       const int64_t* ly, const int64_t* uy, const float* wy, const int64_t* lx, const int64_t* ux,
                       const float* wx, bool linear) {
+    if (c == 1 && linear && ow <= kResizeRow) {
+        resize_hw_planes_linear(x, y, planes, ih, iw, oh, ow, ly, uy, wy, lx, ux, wx);
+        return;
+    }
 #pragma omp parallel for if (planes * oh * ow * c >= kParallelThreshold && planes * oh > 1)
     for (int64_t r = 0; r < planes * oh; r++) {
         const int64_t p = r / oh, oy = r % oh;
@@ -996,7 +1040,8 @@ inline void fill(T* y, int64_t n, T value) {
 
 // e^x in float, in a form g++ vectorizes (Cephes' expf: 2^n · p(r), |r| ≤ ln2/2, a degree-5
 // polynomial; relative error below 2e-7 against the exact value). Inputs are clamped to
-// [-87.3, 88]: below, the result is the smallest normal float rather than a subnormal or zero.
+// [-87.34, 88.72], the normal range: below, the result is the smallest normal float rather than
+// a subnormal or zero (exp_f below gives 0 and +inf outside).
 // With FMA (x86-64-v3 and up) the polynomial uses fused multiply-adds: the same function, rounded
 // differently in the last bit, so libraries for different --cpu targets may differ by an ulp.
 inline float exp_vec(float x) {
@@ -1005,7 +1050,7 @@ inline float exp_vec(float x) {
 #else
 #define KILN_MADD(a, b, c) ((a) * (b) + (c))
 #endif
-    x = std::min(std::max(x, -87.33654f), 88.0f);
+    x = std::min(std::max(x, -87.33654f), 88.7228394f);
     // n = round(x / ln2) by the 1.5·2²³ trick (std::floor would stop vectorization).
     const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = KILN_MADD(n, -0.693359375f, x);
@@ -1018,11 +1063,24 @@ inline float exp_vec(float x) {
     p = KILN_MADD(p, r, 5.0000001201e-1f);
     p = KILN_MADD(p * r, r, r) + 1.0f;
 #undef KILN_MADD
-    const int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    std::memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    // 2^n as two factors, so that n = 128 (x near the top of the range) needs no special case.
+    const int32_t ni = (int32_t)n, n1 = ni >> 1;
+    const int32_t bits1 = (n1 + 127) << 23, bits2 = (ni - n1 + 127) << 23;
+    float s1, s2;
+    std::memcpy(&s1, &bits1, sizeof s1);
+    std::memcpy(&s2, &bits2, sizeof s2);
+    return p * s1 * s2;
 }
+
+// e^x, sigmoid and SiLU of a float for elementwise loops, vectorizable (exp_vec): within 2 ulp
+// of the exact value where it is a normal float; e^x is +inf above 88.72 and 0 below -87.34
+// (where the exact value is subnormal, below 1.2e-38). NaN gives NaN.
+inline float exp_f(float x) {
+    const float e = exp_vec(x);
+    return x > 88.7228394f ? INFINITY : (x < -87.3365479f ? 0.0f : e);
+}
+inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp_vec(-x)); }
+inline float silu_f(float x) { return x / (1.0f + exp_vec(-x)); }
 
 // Softmax (or log-softmax) of one contiguous row of f32. The exponentials are summed in float
 // within blocks of 256 (vectorized) and the blocks in double.
