@@ -246,7 +246,7 @@ extension ModelEmitter {
         create.line("}")
     }
 
-    mutating func emitOneDNNMatMul(_ n: Node, index: Int) throws {
+    mutating func emitOneDNNMatMul(_ n: Node, index: Int, postOps: [PostOp]) throws {
         let A = n.inputs[0]!, B = n.inputs[1]!, y = n.outputs[0]
         let (a2, b2, batch) = matMulOperands(shape(A), shape(B))
         let ydims = batch + [a2[a2.count - 2], b2[b2.count - 1]]
@@ -257,10 +257,18 @@ extension ModelEmitter {
         create.line("memory::desc b_plain(\(dims(b2)), dt::f32, \(plainTag(b2.count)));")
         create.line("memory::desc b_md = \(constant(B) != nil ? "memory::desc(\(dims(b2)), dt::f32, tag::any)" : "b_plain");")
         create.line("memory::desc dst_md(\(dims(ydims)), dt::f32, \(plainTag(ydims.count)));")
-        create.line("auto d = matmul::desc(a_md, b_md, dst_md);")
-        create.line("auto pd = matmul::primitive_desc(d, m->eng);")
+        let bias = n.inputs.count > 2 ? n.inputs[2] : nil
+        if bias != nil {
+            let bdims = [Int](repeating: 1, count: ydims.count - 1) + [ydims[ydims.count - 1]]
+            create.line("memory::desc bias_md(\(dims(bdims)), dt::f32, \(plainTag(bdims.count)));")
+            create.line("auto d = matmul::desc(a_md, b_md, bias_md, dst_md);")
+        } else {
+            create.line("auto d = matmul::desc(a_md, b_md, dst_md);")
+        }
+        try emitAttributes(postOps, n)
+        create.line("auto pd = matmul::primitive_desc(d, attr, m->eng);")
         create.line("m->\(prim) = matmul(pd);")
-        finishPrimitive(prim, index: index, args: weightedArguments(prim, src: A, srcDesc: "a_md", weights: B, weightsDesc: "b_plain", bias: nil, dst: y))
+        finishPrimitive(prim, index: index, args: weightedArguments(prim, src: A, srcDesc: "a_md", weights: B, weightsDesc: "b_plain", bias: bias, dst: y))
         create.line("}")
     }
 

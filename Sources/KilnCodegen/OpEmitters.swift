@@ -54,12 +54,14 @@ extension ModelEmitter {
                 emitGenericGemm(n, a)
                 emitGenericPostOps(a.postOps, y: y, addend: nil)
             }
-        case .matMul:
+        case .matMul(let a):
             if elem(y) == .f32 && shapeProduct(shape(y)) > 0 && shapeProduct(shape(x0!)) > 0 {
-                try emitOneDNNMatMul(n, index: index)
+                try emitOneDNNMatMul(n, index: index, postOps: a.postOps)
             } else {
                 fallbacks.append("\(n.label): generic loop (\(elem(y) != .f32 ? "element type \(elem(y))" : "empty tensor"))")
                 emitGenericMatMul(n)
+                if let bias = x(2) { emitBinary(a: y, b: bias, y: y, op: .add) }
+                emitGenericPostOps(a.postOps, y: y, addend: nil)
             }
         case .unary(let u):
             emitMap(n, unaryExpression(u, elem(x0!)))

@@ -19,8 +19,9 @@ public enum Op: Sendable, Equatable {
     case channelScaleShift(postOps: [PostOp])
     /// A, B, C? -> Y
     case gemm(GemmAttributes)
-    /// A, B -> Y (numpy matmul semantics)
-    case matMul
+    /// A, B, bias? -> Y (numpy matmul semantics; bias f32 [N] added along the last axis, then the
+    /// post-ops)
+    case matMul(MatMulAttributes)
     /// A (u8/s8 [..., M, K]), B (s8 constant [K, N]), bias? (f32 [N], real units) -> Y [..., M, N]
     /// (the output's type, or f32): a matrix product over quantized values.
     case quantizedMatMul(QuantizedMatMulAttributes)
@@ -353,6 +354,13 @@ public struct PoolAttributes: Sendable, Equatable {
         self.autoPad = autoPad
         self.ceilMode = ceilMode
         self.countIncludePad = countIncludePad
+    }
+}
+
+public struct MatMulAttributes: Sendable, Equatable {
+    public var postOps: [PostOp]
+    public init(postOps: [PostOp] = []) {
+        self.postOps = postOps
     }
 }
 

@@ -101,7 +101,8 @@ private func attributeText(_ op: Op) -> String {
         return (inner.isEmpty ? "" : inner + " ") + "inputs=[\(q.inputs.map { $0?.description ?? "f32" }.joined(separator: ", "))] output=\(q.output)"
     case .unsupported(let r): return "reason=\"\(r)\""
     case .elementwiseGroup(let e): return "steps=\(e)"
-    case .matMul, .unary, .clip, .binary, .variadic, .globalAveragePool, .globalMaxPool, .slice, .squeeze,
+    case .matMul(let a): return a.postOps.isEmpty ? "" : "post_ops=[\(a.postOps.map(\.description).joined(separator: ", "))]"
+    case .unary, .clip, .binary, .variadic, .globalAveragePool, .globalMaxPool, .slice, .squeeze,
          .unsqueeze, .identity, .dropout, .expand, .range, .where, .layoutConvert:
         return ""
     }

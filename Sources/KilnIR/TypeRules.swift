@@ -132,7 +132,13 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
         return [TensorType(t, [m, n])]
     case .matMul:
         let t = try sameTypes([0, 1])
-        return [TensorType(t, try matMulShape(try shape(0), try shape(1), what))]
+        let out = try matMulShape(try shape(0), try shape(1), what)
+        if has(2) {
+            guard try type(2).elementType == t, try shape(2) == [out.last ?? 1] else {
+                throw KilnError("\(what): the bias must be \(t)[\(out.last ?? 1)], got \(try type(2))")
+            }
+        }
+        return [TensorType(t, out)]
     case .unary(let u):
         let t = try type(0)
         switch u {

@@ -87,7 +87,7 @@ extension Importer {
                                          transB: try a.bool("transB", default: false))), inputs)
         case "MatMul":
             try need(2)
-            return (.matMul, inputs)
+            return (.matMul(MatMulAttributes()), Array(inputs.prefix(2)))
         case "Relu": return try unary(.relu)
         case "Sigmoid": return try unary(.sigmoid)
         case "Tanh": return try unary(.tanh)

@@ -27,6 +27,15 @@ public func fusePostOps(_ g: inout Graph) {
             let readers = consumers[y].filter { !removed.contains($0) }
             var newOutputs: [ValueID]?
             var gone: [Int] = []
+            // A MatMul's bias: Add of a constant that varies only along the last axis.
+            if case .matMul = n.op, postOps.isEmpty, n.inputs.count == 2, readers.count == 1,
+               let bias = matMulBias(&g, add: g.nodes[readers[0]], product: y) {
+                g.nodes[i].inputs.append(bias)
+                g.nodes[i].outputs = g.nodes[readers[0]].outputs
+                removed.insert(readers[0])
+                changed = true
+                continue
+            }
             if readers.count == 1 {
                 let c = g.nodes[readers[0]]
                 let consts = c.inputs.map { $0.flatMap { g.values[$0].constant } }
@@ -64,7 +73,7 @@ public func fusePostOps(_ g: inout Graph) {
 /// and some lists it computes wrongly (`PostOp.oneDNNLowering`); those stay separate nodes.
 func expressible(_ n: Node, _ postOps: [PostOp]) -> Bool {
     switch n.op {
-    case .conv, .convTranspose, .gemm: return PostOp.oneDNNLowering(postOps) != nil
+    case .conv, .convTranspose, .gemm, .matMul: return PostOp.oneDNNLowering(postOps) != nil
     default: return true
     }
 }
@@ -75,6 +84,7 @@ func fusablePostOps(_ n: Node) -> [PostOp]? {
     case .conv(let a): return a.postOps
     case .convTranspose(let a): return a.conv.postOps
     case .gemm(let a): return a.postOps
+    case .matMul(let a): return a.postOps
     case .channelScaleShift(let p): return p
     default: return nil
     }
@@ -91,7 +101,21 @@ func withPostOps(_ op: Op, _ postOps: [PostOp]) -> Op {
     case .gemm(var a):
         a.postOps = postOps
         return .gemm(a)
+    case .matMul(var a):
+        a.postOps = postOps
+        return .matMul(a)
     case .channelScaleShift: return .channelScaleShift(postOps: postOps)
     default: return op
     }
+}
+
+/// The bias operand (f32 [N]) a MatMul can take for `add`, which adds a constant to the product
+/// `product` ([..., N]) that varies only along the last axis and leaves the shape as it is;
+/// nil otherwise. A constant of shape [1, ..., 1, N] is replaced by its [N] form.
+func matMulBias(_ g: inout Graph, add: Node, product: ValueID) -> ValueID? {
+    guard case .binary(.add) = add.op, add.inputs.count == 2, let other = add.inputs.first(where: { $0 != product }),
+          add.inputs.contains(product), let other, let c = g.values[other].constant, c.elementType == .f32,
+          let ps = g.values[product].type.shape, let n = ps.last, g.values[add.outputs[0]].type == g.values[product].type,
+          c.shape.last == n, c.shape.dropLast().allSatisfy({ $0 == 1 }), c.rank <= ps.count else { return nil }
+    return c.rank == 1 ? other : g.addConstant("\(g.values[other].name)_bias", c.reshaped([n]))
 }

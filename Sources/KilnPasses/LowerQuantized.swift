@@ -202,9 +202,13 @@ private func lowerMatMul(_ g: inout Graph, _ i: Int, _ uses: GraphUses, _ remove
             guard a.beta == 1, isBias(c) else { return nil }
             bias = c
         }
-    case .matMul:
-        // A bias added right after: MatMul → Add(constant [N]).
-        if let c = uses.consumers[y].first, uses.only(y, readBy: c), !removed.contains(c), case .binary(.add) = g.nodes[c].op,
+    case .matMul(let a):
+        postOps = a.postOps
+        if n.inputs.count > 2, let c = n.inputs[2] {
+            // A bias fused by fusePostOps.
+            guard isBias(c) else { return nil }
+            bias = c
+        } else if a.postOps.isEmpty, let c = uses.consumers[y].first, uses.only(y, readBy: c), !removed.contains(c), case .binary(.add) = g.nodes[c].op,
            let other = g.nodes[c].inputs.first(where: { $0 != y }), isBias(other),
            g.values[g.nodes[c].outputs[0]].type == g.values[y].type {
             bias = other

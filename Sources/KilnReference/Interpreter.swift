@@ -85,8 +85,10 @@ public func evaluateNode(_ node: Node, _ inputs: [Tensor?]) throws -> [Tensor] {
         return [applyPostOps(postOps, r, addend: nil)]
     case .gemm(let a):
         return [applyPostOps(a.postOps, gemm(x(0), x(1), opt(2), a, out: shape), addend: nil)]
-    case .matMul:
-        return [matMul(x(0), x(1), out: out)]
+    case .matMul(let a):
+        var y = matMul(x(0), x(1), out: out)
+        if let bias = opt(2) { y = try binary(.add, y, bias, out: out) }
+        return [applyPostOps(a.postOps, y, addend: nil)]
     case .unary(let u):
         return [unary(u, x(0))]
     case .leakyRelu(let alpha):

@@ -78,9 +78,11 @@ import KilnToolchain
         try add("gemm_transb_bias", .gemm(GemmAttributes(transB: true)), [.input(f, [3, 17]), .constant(random(f, [5, 17], seed: 14)), .constant(random(f, [5], seed: 15))])
         try add("gemm_alpha_beta_transa", .gemm(GemmAttributes(alpha: 0.5, beta: 2, transA: true)), [.input(f, [7, 3]), .constant(random(f, [7, 4], seed: 16)), .constant(random(f, [3, 4], seed: 17))])
         try add("gemm_runtime_b", .gemm(GemmAttributes(alpha: 1.5, beta: 0.5)), [.input(f, [2, 3]), .input(f, [3, 5]), .input(f, [1, 5])])
-        try add("matmul_batched_broadcast", .matMul, [.input(f, [2, 1, 3, 5]), .input(f, [4, 5, 6])])
-        try add("matmul_vector", .matMul, [.input(f, [5]), .constant(random(f, [5, 7], seed: 18))])
-        try add("matmul_s32", .matMul, [.input(.s32, [2, 3]), .input(.s32, [3, 4])])
+        try add("matmul_batched_broadcast", .matMul(MatMulAttributes()), [.input(f, [2, 1, 3, 5]), .input(f, [4, 5, 6])])
+        try add("matmul_vector", .matMul(MatMulAttributes()), [.input(f, [5]), .constant(random(f, [5, 7], seed: 18))])
+        try add("matmul_bias_gelu", .matMul(MatMulAttributes(postOps: [.gelu(tanhApproximation: false)])), [.input(f, [2, 7, 5]), .constant(random(f, [5, 6], seed: 43)), .constant(random(f, [6], seed: 44))])
+        try add("matmul_bias_s32", .matMul(MatMulAttributes()), [.input(.s32, [2, 3]), .input(.s32, [3, 4]), .constant(Tensor(.s32, shape: [4], ints: [1, -2, 3, 7]))])
+        try add("matmul_s32", .matMul(MatMulAttributes()), [.input(.s32, [2, 3]), .input(.s32, [3, 4])])
         // Elementwise.
         for u in UnaryOp.allCases where u != .not {
             let positive = u == .log || u == .sqrt

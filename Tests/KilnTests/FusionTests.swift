@@ -184,6 +184,41 @@ import KilnToolchain
         #expect(g.nodes.count == 2 && g.nodes[0].inputs.count < 4)
     }
 
+    /// A transformer MLP as the TorchScript exporter writes it: MatMul → Add(bias [1, 1, N]) →
+    /// GELU (x · 0.5 · (1 + erf(x / √2))). The bias and the GELU join the MatMul.
+    @Test func matMulTakesItsBiasAndActivation() throws {
+        var g = Graph(name: "mlp")
+        let x = g.addValue("x", TensorType(.f32, [1, 7, 12]))
+        g.inputs = [x]
+        func v(_ name: String) -> ValueID { g.addValue(name, TensorType(.f32, dims: [.symbolic("?")])) }
+        func c(_ name: String, _ t: Tensor) -> ValueID { g.addConstant(name, t) }
+        let mm = v("mm"), biased = v("biased"), d = v("d"), e = v("e"), a = v("a"), m = v("m"), y = v("y")
+        g.nodes = [
+            Node(name: "fc", op: .matMul(MatMulAttributes()), inputs: [x, c("w", CodegenTests.random(.f32, [12, 9], seed: 1))], outputs: [mm], origin: Self.origin),
+            Node(name: "bias", op: .binary(.add), inputs: [c("b", CodegenTests.random(.f32, [1, 1, 9], seed: 2)), mm], outputs: [biased], origin: Self.origin),
+            Node(name: "div", op: .binary(.div), inputs: [biased, c("sqrt2", .scalar(1.4142135))], outputs: [d], origin: Self.origin),
+            Node(name: "erf", op: .unary(.erf), inputs: [d], outputs: [e], origin: Self.origin),
+            Node(name: "add1", op: .binary(.add), inputs: [e, c("one", .scalar(1))], outputs: [a], origin: Self.origin),
+            Node(name: "mul", op: .binary(.mul), inputs: [biased, a], outputs: [m], origin: Self.origin),
+            Node(name: "half", op: .binary(.mul), inputs: [m, c("h", .scalar(0.5))], outputs: [y], origin: Self.origin),
+        ]
+        g.outputs = [y]
+        try inferShapes(&g)
+        let inputs = ["x": CodegenTests.random(.f32, [1, 7, 12], seed: 3)]
+        let want = try ReferenceInterpreter(g).run(inputs)
+        try Pipeline.optimize(&g)
+        #expect(g.nodes.count == 1, "\(printIR(g))")
+        guard case .matMul(let attrs) = g.nodes[0].op else {
+            Issue.record("expected one matmul: \(printIR(g))")
+            return
+        }
+        #expect(attrs.postOps == [.gelu(tanhApproximation: false)])
+        #expect(g.nodes[0].inputs.count == 3 && g.values[g.nodes[0].inputs[2]!].type.shape == [9])
+        let (got, emitted) = try compileAndRun(g, inputs, name: "mlp")
+        #expect(emitted.source.contains("matmul::desc(a_md, b_md, bias_md, dst_md)") && emitted.source.contains("eltwise_gelu_erf"))
+        #expect(Conformance.compare(got["y"]!, want["y"]!, rtol: 1e-4, atol: 1e-5) == nil)
+    }
+
     @Test func sumWritesInPlaceWhenTheAddendDies() throws {
         var g = Self.residualBlock()
         // Make the addend an intermediate: y0 = relu(x) feeds conv1 and the add.

@@ -258,7 +258,7 @@ import KilnToolchain
         let w2 = Tensor(.s8, shape: [16, 10], ints: (0..<160).map { _ in Int64(rng.next() % UInt64(2 * limit + 1)) - limit })
         let w2d = b.node(.dequantizeLinear(axis: 1), [b.g.addConstant("w2q", w2),
                                                       b.g.addConstant("w2s", Tensor(.f32, shape: [10], floats: (0..<10).map { 0.002 + 0.0005 * Float($0) }))], "w2")
-        let m = b.node(.matMul, [hr, w2d], "m")
+        let m = b.node(.matMul(MatMulAttributes()), [hr, w2d], "m")
         let y = b.node(.binary(.add), [m, b.g.addConstant("b2", Tensor(.f32, shape: [10], floats: (0..<10).map { Float($0) * 0.01 }))], "y")
         b.g.outputs = [y]
         try Self.check(b, layouts: [.channelsLast], quantizedConvs: 0) { g in
