@@ -1272,20 +1272,36 @@ inline void reduce_strided(int rank, const int64_t* shape, const int64_t* const*
 template <class T>
 inline void layer_norm(const T* x, const T* scale, const int64_t* scale_idx, const T* bias, const int64_t* bias_idx,
                        T* y, float* mean_out, float* inv_out, int64_t outer, int64_t len, float eps) {
+    // Rows in parallel; within a row the sums run in double, vectorized (the reduction may
+    // reorder them: the same bits for every thread count, within an ulp of the serial sum).
+#pragma omp parallel for if (outer * len >= kParallelThreshold && outer > 1)
     for (int64_t o = 0; o < outer; o++) {
+        const T* __restrict xr = x + o * len;
+        T* __restrict yr = y + o * len;
         double mean = 0;
-        for (int64_t l = 0; l < len; l++) mean += load(x[o * len + l]);
+#pragma omp simd reduction(+ : mean)
+        for (int64_t l = 0; l < len; l++) mean += (double)load(xr[l]);
         mean /= (double)len;
         double var = 0;
-        for (int64_t l = 0; l < len; l++) { double d = load(x[o * len + l]) - mean; var += d * d; }
+#pragma omp simd reduction(+ : var)
+        for (int64_t l = 0; l < len; l++) { const double d = (double)load(xr[l]) - mean; var += d * d; }
         var /= (double)len;
-        double inv = 1.0 / std::sqrt(var + (double)eps);
+        const double inv = 1.0 / std::sqrt(var + (double)eps);
         if (mean_out) mean_out[o] = (float)mean;
         if (inv_out) inv_out[o] = (float)inv;
+        if (!scale_idx && !bias_idx) {
+#pragma omp simd
+            for (int64_t l = 0; l < len; l++) {
+                float v = (float)(((double)load(xr[l]) - mean) * inv) * load(scale[l]);
+                if (bias) v += load(bias[l]);
+                yr[l] = store<T>(v);
+            }
+            continue;
+        }
         for (int64_t l = 0; l < len; l++) {
-            float v = (float)((load(x[o * len + l]) - mean) * inv) * load(scale[scale_idx ? scale_idx[l] : l]);
+            float v = (float)(((double)load(xr[l]) - mean) * inv) * load(scale[scale_idx ? scale_idx[l] : l]);
             if (bias) v += load(bias[bias_idx ? bias_idx[l] : l]);
-            y[o * len + l] = store<T>(v);
+            yr[l] = store<T>(v);
         }
     }
 }
