@@ -77,6 +77,10 @@ public func planMemory(_ g: Graph) -> MemoryPlan {
             guard n.outputs.count == 1, let x = n.inputs[0], let y, first[x] != nil, first[y] != nil else { continue }
             if case .layoutConvert = n.op, !Layout.sameBytes(g.values[y].type.shape ?? [], g.values[x].layout, g.values[y].layout) { continue }
             merge(y, into: x)
+        case .transpose(let perm):
+            guard let p = perm, let x = n.inputs[0], let y, first[x] != nil, first[y] != nil, let xs = g.values[x].type.shape,
+                  Layout.transposeKeepsBytes(xs, perm: p, from: g.values[x].layout, to: g.values[y].layout) else { continue }
+            merge(y, into: x)
         case _ where n.op.sumsIntoAddend:
             guard n.inputs.count > 3, let addend = n.inputs[3], let y, first[addend] != nil, first[y] != nil,
                   last[root(addend)] == i, g.values[addend].layout.storageBytes(g.values[addend].type) == g.values[y].layout.storageBytes(g.values[y].type),

@@ -248,7 +248,14 @@ extension ModelEmitter {
 
     mutating func emitOneDNNMatMul(_ n: Node, index: Int, postOps: [PostOp]) throws {
         let A = n.inputs[0]!, B = n.inputs[1]!, y = n.outputs[0]
-        let (a2, b2, batch) = matMulOperands(shape(A), shape(B))
+        var (a2, b2, batch) = matMulOperands(shape(A), shape(B))
+        if shape(B).count <= 2 && a2.count > 2 {
+            // One matrix for every batch of A: the batches are rows of one product (the same
+            // bytes), which oneDNN runs as one large GEMM instead of many small ones.
+            a2 = [shapeProduct(Array(a2.dropLast())), a2[a2.count - 1]]
+            b2 = Array(b2.suffix(2))
+            batch = []
+        }
         let ydims = batch + [a2[a2.count - 2], b2[b2.count - 1]]
         let prim = "p\(index)"
         members.append("dnnl::matmul \(prim);")

@@ -167,6 +167,10 @@ extension ModelEmitter {
         case .transpose(let perm):
             let s = shape(x0!)
             let p = perm ?? Array((0..<s.count).reversed())
+            if Layout.transposeKeepsBytes(s, perm: p, from: layout(x0!), to: layout(y)) {
+                copy(x0!, to: y)
+                break
+            }
             let strides = contiguousStrides(s)
             emitStridedCopy(x0!, offset: 0, strides: p.map { strides[$0] }, to: y)
         case .expand:

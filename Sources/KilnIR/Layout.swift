@@ -44,6 +44,16 @@ public enum Layout: Sendable, Equatable, CustomStringConvertible {
     /// Whether a tensor of `shape` has the same bytes in layouts `a` and `b`, so that converting
     /// is a copy (plain and channels-last for N x C x 1 x 1, say). Never with the blocked layout,
     /// whose last block is padded.
+    /// Whether transposing a value of `shape` stored in `from` by `perm` gives, stored in `to`,
+    /// the same bytes: then the transpose is a plain copy, or nothing (ConvNeXt's permutes to and
+    /// from channels-last around each block's LayerNorm and MLP). Size-1 axes are ignored.
+    public static func transposeKeepsBytes(_ shape: [Int], perm: [Int], from: Layout, to: Layout) -> Bool {
+        guard from != .blocked16, to != .blocked16, perm.count == shape.count, Set(perm) == Set(0..<shape.count) else { return false }
+        let inOrder = from.physicalOrder(rank: shape.count).filter { shape[$0] != 1 }
+        let outOrder = to.physicalOrder(rank: shape.count).map { perm[$0] }.filter { shape[$0] != 1 }
+        return inOrder == outOrder
+    }
+
     public static func sameBytes(_ shape: [Int], _ a: Layout, _ b: Layout) -> Bool {
         if a == b { return true }
         guard a != .blocked16 && b != .blocked16 else { return false }

@@ -125,6 +125,22 @@ public func assignLayouts(_ g: inout Graph, policy: LayoutPolicy = .auto) {
             for y in n.outputs { g.values[y].layout = main }
             nodes.append(n)
             continue
+        case .transpose(let perm):
+            // A permute between NCHW and NHWC keeps channels-last bytes as they are: from a
+            // channels-last input to a plain result, or from a plain input to a channels-last result.
+            let x = n.inputs[0]!
+            if let xs = g.values[x].type.shape, xs.count == 4, let p = perm {
+                if g.values[x].layout == .channelsLast, Layout.transposeKeepsBytes(xs, perm: p, from: .channelsLast, to: .plain) {
+                    outLayout = .plain
+                } else if let y = out, !g.outputs.contains(y), Layout.transposeKeepsBytes(xs, perm: p, from: .plain, to: .channelsLast) {
+                    n.inputs[0] = ensure(x, .plain)
+                    outLayout = .channelsLast
+                } else {
+                    n.inputs[0] = ensure(x, .plain)
+                }
+            } else {
+                n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
+            }
         case .resize(let r):
             // A resize of height and width (kiln::resize_hw) follows a channels-last input,
             // unless its result is a graph output (then the smaller input is converted).

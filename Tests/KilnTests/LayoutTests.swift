@@ -145,6 +145,37 @@ import KilnToolchain
         }
     }
 
+    /// ConvNeXt's block: depthwise conv → permute to NHWC → LayerNorm → MatMul → permute back →
+    /// conv. The permutes keep the channels-last bytes: no conversion, no copy.
+    @Test func permutesAroundChannelsLastCostNothing() throws {
+        var g = Graph(name: "convnext")
+        let x = g.addValue("x", TensorType(.f32, [1, 8, 5, 6]))
+        g.inputs = [x]
+        func v(_ name: String) -> ValueID { g.addValue(name, TensorType(.f32, dims: [.symbolic("?")])) }
+        func c(_ name: String, _ shape: [Int], _ seed: Int) -> ValueID { g.addConstant(name, CodegenTests.random(.f32, shape, seed: seed)) }
+        let dw = v("dw"), nhwc = v("nhwc"), ln = v("ln"), mm = v("mm"), nchw = v("nchw"), y = v("y")
+        g.nodes = [
+            Node(name: "dw", op: .conv(ConvAttributes(pads: [1, 1, 1, 1], group: 8)), inputs: [x, c("wd", [8, 1, 3, 3], 1)], outputs: [dw], origin: Self.origin),
+            Node(name: "to_nhwc", op: .transpose(perm: [0, 2, 3, 1]), inputs: [dw], outputs: [nhwc], origin: Self.origin),
+            Node(name: "ln", op: .layerNormalization(axis: -1, epsilon: 1e-6), inputs: [nhwc, c("s", [8], 2), c("b", [8], 3)], outputs: [ln], origin: Self.origin),
+            Node(name: "fc", op: .matMul(MatMulAttributes()), inputs: [ln, c("w", [8, 8], 4)], outputs: [mm], origin: Self.origin),
+            Node(name: "to_nchw", op: .transpose(perm: [0, 3, 1, 2]), inputs: [mm], outputs: [nchw], origin: Self.origin),
+            Node(name: "pw", op: .conv(ConvAttributes()), inputs: [nchw, c("wp", [4, 8, 1, 1], 5)], outputs: [y], origin: Self.origin),
+        ]
+        g.outputs = [y]
+        try inferShapes(&g)
+        let inputs = ["x": CodegenTests.random(.f32, [1, 8, 5, 6], seed: 6)]
+        let want = try ReferenceInterpreter(g).run(inputs)
+        try Pipeline.optimize(&g)
+        #expect(g.nodes.map(\.op.name) == ["layout_convert", "conv", "transpose", "layer_norm", "matmul", "transpose", "conv", "layout_convert"], "\(printIR(g))")
+        let layoutOf = Dictionary(uniqueKeysWithValues: g.values.map { ($0.name, $0.layout) })
+        #expect(layoutOf["dw"] == .channelsLast && layoutOf["nhwc"] == .plain && layoutOf["nchw"] == .channelsLast)
+        let plan = planMemory(g)
+        for t in g.nodes where t.op.name == "transpose" { #expect(plan.storage[t.outputs[0]] == plan.storage[t.inputs[0]!]) }
+        let (got, _) = try compileAndRun(g, inputs, name: "convnext_block")
+        #expect(Conformance.compare(got["y"]!, want["y"]!, rtol: 1e-4, atol: 1e-5) == nil)
+    }
+
     @Test func channelsLastKernelsMatchTheReference() throws {
         let (g0, inputs) = Self.network()
         var g = g0
