@@ -16,6 +16,7 @@ public enum Pipeline {
     /// that stay FP32, each with why.
     @discardableResult
     public static func fuse(_ g: inout Graph, progress: (String) -> Void = { _ in }) throws -> [String] {
+        progress("trim conv taps");     trimConvTaps(&g)
         progress("activations");        recognizeActivations(&g)
         progress("layer norms");        recognizeLayerNorm(&g)
         progress("channel shuffles");   recognizeChannelShuffle(&g)

@@ -219,6 +219,41 @@ import KilnToolchain
         #expect(Conformance.compare(got["y"]!, want["y"]!, rtol: 1e-4, atol: 1e-5) == nil)
     }
 
+    /// DeepLabV3's atrous branches on a small map: a 3×3 conv whose outer taps only read padding
+    /// (dilation 9, pads 9 on 8×8) becomes 1×1; with dilation 3 every tap reads the input and the
+    /// conv stays; along one axis only (dilations [9, 2]) the kernel becomes 1×3.
+    @Test func convTapsThatOnlyReadPaddingGo() throws {
+        var g = Graph(name: "atrous")
+        let x = g.addValue("x", TensorType(.f32, [1, 5, 8, 8]))
+        g.inputs = [x]
+        func v(_ name: String) -> ValueID { g.addValue(name, TensorType(.f32, dims: [.symbolic("?")])) }
+        let w = g.addConstant("w", CodegenTests.random(.f32, [6, 5, 3, 3], seed: 1))
+        let a9 = v("a9"), a3 = v("a3"), mixed = v("mixed")
+        g.nodes = [
+            Node(name: "a9", op: .conv(ConvAttributes(pads: [9, 9, 9, 9], dilations: [9, 9])), inputs: [x, w, g.addConstant("b", CodegenTests.random(.f32, [6], seed: 2))], outputs: [a9], origin: Self.origin),
+            Node(name: "a3", op: .conv(ConvAttributes(pads: [3, 3, 3, 3], dilations: [3, 3])), inputs: [x, w], outputs: [a3], origin: Self.origin),
+            Node(name: "mixed", op: .conv(ConvAttributes(pads: [9, 2, 9, 2], dilations: [9, 2])), inputs: [x, g.addConstant("w2", CodegenTests.random(.f32, [6, 5, 3, 3], seed: 3))], outputs: [mixed], origin: Self.origin),
+        ]
+        g.outputs = [a9, a3, mixed]
+        try inferShapes(&g)
+        let inputs = ["x": CodegenTests.random(.f32, [1, 5, 8, 8], seed: 4)]
+        let want = try ReferenceInterpreter(g).run(inputs)
+        trimConvTaps(&g)
+        try verify(g, requireStaticShapes: true)
+        func kernel(_ k: Int) -> [Int] { Array(g.values[g.nodes[k].inputs[1]!].type.shape!.dropFirst(2)) }
+        #expect(kernel(0) == [1, 1] && kernel(1) == [3, 3] && kernel(2) == [1, 3])
+        guard case .conv(let c0) = g.nodes[0].op, case .conv(let c2) = g.nodes[2].op else { return }
+        #expect(c0.pads == [0, 0, 0, 0] && c2.pads == [0, 2, 0, 2])
+        // w is shared by a9 and a3: a9 reads a trimmed copy, a3 the original.
+        #expect(g.nodes[0].inputs[1] != w && g.nodes[1].inputs[1] == w)
+        let got = try ReferenceInterpreter(g).run(inputs)
+        let (compiled, _) = try compileAndRun(g, inputs, name: "atrous")
+        for k in ["a9", "a3", "mixed"] {
+            #expect(Conformance.compare(got[k]!, want[k]!, rtol: 1e-5, atol: 1e-6) == nil, "\(k)")
+            #expect(Conformance.compare(compiled[k]!, want[k]!, rtol: 1e-4, atol: 1e-5) == nil, "\(k)")
+        }
+    }
+
     @Test func sumWritesInPlaceWhenTheAddendDies() throws {
         var g = Self.residualBlock()
         // Make the addend an intermediate: y0 = relu(x) feeds conv1 and the add.
