@@ -240,9 +240,11 @@ extension ModelEmitter {
             case .wrap: modeCode = 3
             }
             let t = cType(elem(y))
+            // In memory order (padding commutes with the permutation of a channels-last value).
+            let order = layout(x0!).physicalOrder(rank: s.count)
             loopCount += 1
             run.open()
-            run.line("static const int64_t in_shape[] = \(list(s)), begin[] = \(list(begin)), out_shape[] = \(list(shape(y)));")
+            run.line("static const int64_t in_shape[] = \(list(order.map { s[$0] })), begin[] = \(list(order.map { begin[$0] })), out_shape[] = \(list(order.map { shape(y)[$0] }));")
             run.line("const \(t) value = \(x(2).map { "\(v($0))[0]" } ?? "\(t){}");")
             run.line("kiln::pad(\(v(x0!)), in_shape, begin, \(v(y)), out_shape, \(s.count), \(modeCode), value);")
             run.close()

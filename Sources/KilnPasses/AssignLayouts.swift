@@ -125,6 +125,12 @@ public func assignLayouts(_ g: inout Graph, policy: LayoutPolicy = .auto) {
             for y in n.outputs { g.values[y].layout = main }
             nodes.append(n)
             continue
+        case .pad:
+            // Padding commutes with the permutation of a channels-last value: it stays so.
+            let x = n.inputs[0]!
+            let main: Layout = rank(x) == 4 && g.values[x].layout == .channelsLast ? .channelsLast : .plain
+            n.inputs = n.inputs.enumerated().map { k, v in v.map { ensure($0, k == 0 ? main : .plain) } }
+            outLayout = main
         case .transpose(let perm):
             // A permute between NCHW and NHWC keeps channels-last bytes as they are: from a
             // channels-last input to a plain result, or from a plain input to a channels-last result.

@@ -17,6 +17,7 @@ public enum Pipeline {
     @discardableResult
     public static func fuse(_ g: inout Graph, progress: (String) -> Void = { _ in }) throws -> [String] {
         progress("trim conv taps");     trimConvTaps(&g)
+        progress("pad conv inputs");    padConvInputs(&g)
         progress("activations");        recognizeActivations(&g)
         progress("layer norms");        recognizeLayerNorm(&g)
         progress("channel shuffles");   recognizeChannelShuffle(&g)

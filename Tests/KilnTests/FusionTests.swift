@@ -254,6 +254,33 @@ import KilnToolchain
         }
     }
 
+    /// Begin pads wider than 3 become an explicit channels-last Pad in front of the conv (oneDNN's
+    /// direct kernels without AVX-512 take only narrow ones): an atrous conv and an 11×11
+    /// depthwise conv after a conv.
+    @Test func widePadsBecomeAPadNode() throws {
+        var g = Graph(name: "wide")
+        let x = g.addValue("x", TensorType(.f32, [1, 4, 9, 9]))
+        g.inputs = [x]
+        func v(_ name: String) -> ValueID { g.addValue(name, TensorType(.f32, dims: [.symbolic("?")])) }
+        func c(_ name: String, _ shape: [Int], _ seed: Int) -> ValueID { g.addConstant(name, CodegenTests.random(.f32, shape, seed: seed)) }
+        let c1 = v("c1"), atrous = v("atrous"), dw = v("dw")
+        g.nodes = [
+            Node(name: "c1", op: .conv(ConvAttributes(pads: [1, 1, 1, 1])), inputs: [x, c("w1", [8, 4, 3, 3], 1)], outputs: [c1], origin: Self.origin),
+            Node(name: "atrous", op: .conv(ConvAttributes(pads: [4, 4, 4, 4], dilations: [4, 4], postOps: [.relu])), inputs: [c1, c("w2", [6, 8, 3, 3], 2), c("b2", [6], 3)], outputs: [atrous], origin: Self.origin),
+            Node(name: "dw", op: .conv(ConvAttributes(strides: [2, 2], pads: [5, 5, 5, 5], group: 8)), inputs: [c1, c("w3", [8, 1, 11, 11], 4)], outputs: [dw], origin: Self.origin),
+        ]
+        g.outputs = [atrous, dw]
+        try inferShapes(&g)
+        let inputs = ["x": CodegenTests.random(.f32, [1, 4, 9, 9], seed: 5)]
+        let want = try ReferenceInterpreter(g).run(inputs)
+        try Pipeline.optimize(&g)
+        let pads = g.nodes.filter { if case .pad = $0.op { return true } else { return false } }
+        #expect(pads.count == 2 && pads.allSatisfy { g.values[$0.outputs[0]].layout == .channelsLast }, "\(printIR(g))")
+        for n in g.nodes { if case .conv(let a) = n.op, n.name != "c1" { #expect(a.pads == [0, 0, 0, 0], "\(n.name)") } }
+        let (got, _) = try compileAndRun(g, inputs, name: "wide")
+        for k in ["atrous", "dw"] { #expect(Conformance.compare(got[k]!, want[k]!, rtol: 1e-4, atol: 1e-5) == nil, "\(k)") }
+    }
+
     @Test func sumWritesInPlaceWhenTheAddendDies() throws {
         var g = Self.residualBlock()
         // Make the addend an intermediate: y0 = relu(x) feeds conv1 and the add.

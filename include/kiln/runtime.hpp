@@ -502,7 +502,22 @@ inline void channel_shuffle(const T* __restrict x, T* __restrict y, int64_t pixe
     }
 }
 
-// Pad: mode 0 constant, 1 reflect, 2 edge, 3 wrap.
+// Where output index i (already shifted by the begin pad) reads along an axis of n elements:
+// its source index, or -1 to take the constant. mode 0 constant, 1 reflect, 2 edge, 3 wrap.
+inline int64_t pad_source(int64_t i, int64_t n, int mode) {
+    if (i >= 0 && i < n) return i;
+    if (n == 0 || mode == 0) return -1;
+    if (mode == 2) return std::min(std::max(i, (int64_t)0), n - 1);
+    if (mode == 3) return ((i % n) + n) % n;
+    if (n == 1) return 0;
+    const int64_t period = 2 * (n - 1);
+    i = ((i % period) + period) % period;
+    return i >= n ? period - i : i;
+}
+
+// Pad (or crop, with negative pads) in any layout: the shapes and begin pads are given in
+// memory order. Rows of the innermost axis in parallel; a constant pad copies each row's
+// inside in one piece.
 template <class T>
 inline void pad(const T* x, const int64_t* in_shape, const int64_t* begin, T* y, const int64_t* out_shape,
                 int rank, int mode, T value) {
@@ -511,31 +526,36 @@ inline void pad(const T* x, const int64_t* in_shape, const int64_t* begin, T* y,
     for (int d = rank - 1; d >= 0; d--) { in_strides[d] = acc; acc *= in_shape[d]; }
     int64_t total = 1;
     for (int d = 0; d < rank; d++) total *= out_shape[d];
-    int64_t idx[kMaxRank] = {};
-    for (int64_t k = 0; k < total; k++) {
-        int64_t off = 0;
+    if (total == 0) return;
+    if (rank == 0) { y[0] = x[0]; return; }
+    const int64_t width = out_shape[rank - 1], in_width = in_shape[rank - 1], b = begin[rank - 1];
+    const int64_t rows = total / width;
+    const int64_t lo = std::min(std::max(b, (int64_t)0), width), hi = std::max(lo, std::min(width, b + in_width));
+#pragma omp parallel for if (total >= kParallelThreshold && rows > 1)
+    for (int64_t r = 0; r < rows; r++) {
+        T* yr = y + r * width;
+        int64_t rem = r, off = 0;
         bool fill = false;
-        for (int d = 0; d < rank && !fill; d++) {
-            int64_t i = idx[d] - begin[d], n = in_shape[d];
-            if (i < 0 || i >= n) {
-                if (n == 0 || mode == 0) { fill = true; break; }
-                if (mode == 2) i = std::min(std::max(i, (int64_t)0), n - 1);
-                else if (mode == 3) i = ((i % n) + n) % n;
-                else {
-                    if (n == 1) i = 0;
-                    else {
-                        int64_t period = 2 * (n - 1);
-                        i = ((i % period) + period) % period;
-                        if (i >= n) i = period - i;
-                    }
-                }
-            }
+        for (int d = rank - 2; d >= 0; d--) {
+            const int64_t i = pad_source(rem % out_shape[d] - begin[d], in_shape[d], mode);
+            rem /= out_shape[d];
+            if (i < 0) { fill = true; break; }
             off += i * in_strides[d];
         }
-        y[k] = fill ? value : x[off];
-        for (int d = rank - 1; d >= 0; d--) {
-            if (++idx[d] < out_shape[d]) break;
-            idx[d] = 0;
+        if (fill) {
+            for (int64_t j = 0; j < width; j++) yr[j] = value;
+            continue;
+        }
+        const T* xr = x + off;
+        if (mode == 0) {
+            for (int64_t j = 0; j < lo; j++) yr[j] = value;
+            if (hi > lo) std::memcpy(yr + lo, xr + (lo - b), sizeof(T) * (hi - lo));
+            for (int64_t j = hi; j < width; j++) yr[j] = value;
+        } else {
+            for (int64_t j = 0; j < width; j++) {
+                const int64_t i = pad_source(j - b, in_width, mode);
+                yr[j] = i < 0 ? value : xr[i];
+            }
         }
     }
 }
