@@ -47,6 +47,9 @@ import time
 import warnings
 from collections import Counter
 
+# The same atomic write and seeded inputs as the 12 CNNs (stdlib-only at import time).
+from export_models import make_input, write_atomically  # noqa: E402
+
 TIMM_MODELS = [
     "efficientnet_b0",
     "convnext_tiny",
@@ -72,32 +75,10 @@ CUSTOM_SHAPES = {
 }
 CRNN_CLASSES = 6625
 ESPCN_SCALE = 3
-INPUT_SEED = 1234
 
 
 def log(msg):
     print(f"export_zoo: {msg}", file=sys.stderr, flush=True)
-
-
-def write_atomically(path, write):
-    """Calls write(tmp_path), then renames tmp_path to path."""
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.tmp{os.getpid()}{ext}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def make_input(name, shape):
-    import numpy as np
-
-    # A distinct but fixed stream per model.
-    seed = INPUT_SEED + sum(map(ord, name))
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal(shape).astype(np.float32)
 
 
 def input_shape(name):
