@@ -1,14 +1,18 @@
 import KilnIR
 
-/// Fuses elementwise activations into the convolution, transposed convolution or Gemm that feeds them, as oneDNN
-/// post-ops: Relu, LeakyRelu, Clip (ReLU6) with constant bounds, Sigmoid, Tanh, HardSwish,
-/// HardSigmoid, GELU, and SiLU written as x · sigmoid(x).
+/// Fuses elementwise activations into the convolution, transposed convolution, Gemm or MatMul
+/// that feeds them, as oneDNN post-ops: Relu, LeakyRelu, Clip (ReLU6) with constant bounds,
+/// Sigmoid, Tanh, HardSwish, HardSigmoid, GELU, and SiLU written as x · sigmoid(x). A MatMul
+/// first takes the bias added right after it (a constant varying only along the last axis).
 ///
 ///     before: %c = conv(%x, %w, %b); %r = relu(%c)
 ///     after:  %r = conv(%x, %w, %b) {post_ops=[relu]}
 ///
 ///     before: %c = conv(...); %s = sigmoid(%c); %y = mul(%c, %s)
 ///     after:  %y = conv(...) {post_ops=[silu]}
+///
+///     before: %m = matmul(%x, %w); %b = add(%m, [1, 1, N] constant); %y = gelu(%b)
+///     after:  %y = matmul(%x, %w, %bias [N]) {post_ops=[gelu]}
 ///
 /// The fused value must have no other reader and not be a graph output, and the resulting list
 /// must be one oneDNN 2.6 computes correctly (`PostOp.oneDNNLowering`). Runs after
@@ -69,7 +73,7 @@ public func fusePostOps(_ g: inout Graph) {
     }
 }
 
-/// Whether `postOps` can be the post-ops of `n`: oneDNN runs those of convolutions and Gemm,
+/// Whether `postOps` can be the post-ops of `n`: oneDNN runs those of convolutions, Gemm and MatMul,
 /// and some lists it computes wrongly (`PostOp.oneDNNLowering`); those stay separate nodes.
 func expressible(_ n: Node, _ postOps: [PostOp]) -> Bool {
     switch n.op {
