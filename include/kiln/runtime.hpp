@@ -862,6 +862,7 @@ inline void scale_shift(const T* x, const float* scale, const float* shift, U* y
 // Global pooling of planes of `inner` values; `fin` as for `pool`.
 template <class T, class U = T, class F = std::nullptr_t>
 inline void global_pool(const T* x, U* y, int64_t planes, int64_t inner, bool average, F fin = nullptr) {
+#pragma omp parallel for if (planes * inner >= kParallelThreshold && planes > 1)
     for (int64_t p = 0; p < planes; p++) {
         float acc = average ? 0.0f : -INFINITY;
         for (int64_t i = 0; i < inner; i++) {
