@@ -31,13 +31,17 @@ public struct CodegenOptions: Sendable {
     public var winograd: WinogradPolicy = .auto
     /// How quantized convs and matrix products run without VNNI.
     public var int8: Int8Policy = .exact
+    /// Whether FP32 convolutions may run as Kiln's own AVX2 kernel (include/kiln/direct_conv.hpp).
+    public var directConv: DirectConvPolicy = .auto
 
-    public init(name: String, kilnVersion: String, modelPath: String = "", winograd: WinogradPolicy = .auto, int8: Int8Policy = .exact) {
+    public init(name: String, kilnVersion: String, modelPath: String = "", winograd: WinogradPolicy = .auto, int8: Int8Policy = .exact,
+                directConv: DirectConvPolicy = .auto) {
         self.name = name
         self.kilnVersion = kilnVersion
         self.modelPath = modelPath
         self.winograd = winograd
         self.int8 = int8
+        self.directConv = directConv
     }
 }
 
@@ -51,6 +55,20 @@ public enum WinogradPolicy: String, Sendable, CaseIterable {
     /// Winograd wherever oneDNN implements it for the CPU (tests and experiments).
     case always
     /// Direct convolutions only: outputs identical across machines, at some cost in speed.
+    case off
+}
+
+/// Which kernel runs an FP32 channels-last convolution that Kiln's direct kernel takes (2-D, one
+/// group, a window larger than 1×1, at least 8 input channels, constant weights and bias):
+/// oneDNN 2.6's jit:avx2 kernel reaches about 60% of what Kiln's does on CPUs without AVX-512,
+/// and its AVX-512 kernels beat it where they exist.
+public enum DirectConvPolicy: String, Sendable, CaseIterable {
+    /// Kiln's kernel where oneDNN, as it dispatches on the CPU the library runs on, has no AVX-512
+    /// kernels (ONEDNN_MAX_CPU_ISA counts); oneDNN's elsewhere. Decided at create time.
+    case auto
+    /// Kiln's kernel on every CPU (tests and experiments).
+    case always
+    /// oneDNN's kernels only.
     case off
 }
 
@@ -206,6 +224,7 @@ struct ModelEmitter {
         w.line("#include <kiln/runtime.hpp>")
         w.line("#include <dnnl.hpp>")
         w.line("#include <kiln/onednn.hpp>")
+        w.line("#include <kiln/direct_conv.hpp>")
         w.line("#include <omp.h>")
         w.line("#include <exception>")
         w.line("#include <new>")

@@ -146,20 +146,71 @@ extension ModelEmitter {
         create.line("m->\(prim) = convolution_forward(pd);")
         let args = weightedArguments(prim, src: x, weights: w, bias: b, dst: y)
         let (src, dst) = (args[0].1, args[args.count - 1].1)
-        guard winogradCandidate(n, a, geo) else {
+        let winograd = winogradCandidate(n, a, geo), direct = directConvCandidate(n, a, geo)
+        guard winograd || direct else {
             finishPrimitive(prim, index: index, args: args)
             create.line("}")
             return
         }
         declareArguments(prim, args: args)
-        emitWinogradForm(n, prim: prim, direct: args, src: src, dst: dst, geo: geo)
-        run.open("if (m->\(prim)w.active)")
-        run.line("if (!m->\(prim)w.run(m->strm)) return \(index + 1);")
+        if winograd { emitWinogradForm(n, prim: prim, direct: args, src: src, dst: dst, geo: geo) }
+        if direct { emitDirectConvForm(n, a, prim: prim, weightsMember: args[1].1, winograd: winograd, geo: geo) }
+        var first = true
+        if direct {
+            let post = a.postOps.filter { $0 != .sum }.reduce("v") { expr, p in "[](float v) { return \(postOpExpression(p)); }(\(expr))" }
+            run.open("if (m->\(prim)d.active)")
+            run.line("m->\(prim)d.run(\(v(x)), \(v(y)), m->direct_scratch.data(), \(a.postOps.contains(.sum)), [](float v) { return \(post); });")
+            first = false
+        }
+        if winograd {
+            if first { run.open("if (m->\(prim)w.active)") } else { run.reopen("} else if (m->\(prim)w.active) {") }
+            run.line("if (!m->\(prim)w.run(m->strm)) return \(index + 1);")
+        }
         run.reopen("} else {")
         executeLine(prim, count: args.count, index: index)
         run.close()
         oneDNNCount += 1
         create.line("}")
+    }
+
+    /// A conv Kiln's direct kernel takes (include/kiln/direct_conv.hpp): FP32, 2-D, one group,
+    /// channels-last in and out, a window larger than 1×1 (oneDNN's 1×1 kernels are as fast),
+    /// at least 8 input channels (below that the broadcasts dominate), and constant weights and
+    /// bias.
+    func directConvCandidate(_ n: Node, _ a: ConvAttributes, _ geo: WindowGeometry) -> Bool {
+        let x = n.inputs[0]!, y = n.outputs[0]
+        guard options.directConv != .off, elem(y) == .f32, a.group == 1, geo.kernel.count == 2, geo.kernel != [1, 1],
+              layout(x) == .channelsLast, layout(y) == .channelsLast, shape(x)[1] >= 8,
+              constant(n.inputs[1]) != nil, n.inputs.count < 3 || n.inputs[2] == nil || constant(n.inputs[2]) != nil
+        else { return false }
+        return true
+    }
+
+    /// Creates Kiln's direct form of conv `prim` next to oneDNN's: where the policy wants it on
+    /// this CPU, packs the weights and releases oneDNN's primitive, its weights and any Winograd
+    /// form.
+    mutating func emitDirectConvForm(_ n: Node, _ a: ConvAttributes, prim: String, weightsMember: String, winograd: Bool,
+                                     geo: WindowGeometry) {
+        let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
+        let b = n.inputs.count > 2 ? n.inputs[2] : nil
+        guard case .constant(let weightsOffset) = plan.storage[w]! else { return }
+        var biasPointer = "nullptr"
+        if let b, case .constant(let off) = plan.storage[b]! { biasPointer = "(const float*)(W + \(off))" }
+        let d = "m->\(prim)d"
+        members.append("kiln::DirectConv \(prim)d;")
+        if !members.contains("std::vector<float> direct_scratch;") { members.append("std::vector<float> direct_scratch;") }
+        let xs = shape(x), ys = shape(y), ws = shape(w)
+        let wanted = options.directConv == .always ? "kiln::DirectConv::compiled_in()" : "kiln::DirectConv::preferred_here()"
+        create.open("if (\(wanted))")
+        create.line("\(d).n = \(xs[0]); \(d).c = \(xs[1]); \(d).h = \(xs[2]); \(d).w = \(xs[3]); \(d).k = \(ws[0]); \(d).kh = \(ws[2]); \(d).kw = \(ws[3]);")
+        create.line("\(d).sh = \(geo.strides[0]); \(d).sw = \(geo.strides[1]); \(d).dh = \(geo.dilations[0]); \(d).dw = \(geo.dilations[1]);")
+        create.line("\(d).pt = \(geo.padsBegin[0]); \(d).pl = \(geo.padsBegin[1]); \(d).pb = \(geo.padsEnd[0]); \(d).pr = \(geo.padsEnd[1]); \(d).oh = \(ys[2]); \(d).ow = \(ys[3]);")
+        create.line("\(d).pack((const float*)(W + \(weightsOffset)), \(biasPointer));")
+        create.line("if (m->direct_scratch.size() < \(d).scratch_floats()) m->direct_scratch.resize(\(d).scratch_floats());")
+        create.line("\(d).active = true;")
+        create.line("m->\(prim) = {}; m->\(weightsMember) = {};")
+        if winograd { create.line("m->\(prim)w.release();") }
+        create.close()
     }
 
     /// A conv that may run as a Winograd conv: FP32 3×3, stride 1, no dilation, one group,

@@ -2,6 +2,7 @@
 @_exported import enum KilnToolchain.TargetCPU
 @_exported import enum KilnCodegen.WinogradPolicy
 @_exported import enum KilnCodegen.Int8Policy
+@_exported import enum KilnCodegen.DirectConvPolicy
 @_exported import enum KilnPasses.LayoutPolicy
 import Foundation
 import KilnCodegen
@@ -17,6 +18,7 @@ public struct CompileOptions: Sendable {
     public var library: LibraryKind = .both
     public var cpu: TargetCPU = .x86_64_v3
     public var winograd: WinogradPolicy = .auto
+    public var directConv: DirectConvPolicy = .auto
     public var int8: Int8Policy = .exact
     public var layout: LayoutPolicy = .auto
     public var kilnVersion: String
@@ -74,7 +76,7 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
     let layout: LayoutPolicy = o.layout == .auto && !o.cpu.guaranteesAVX512 ? .channelsLast : o.layout
     let keptFloat = try Pipeline.optimize(&graph, layout: layout, progress: progress)
     progress("generate C++")
-    let emitted = try emitModel(graph, options: CodegenOptions(name: o.name, kilnVersion: o.kilnVersion, modelPath: o.modelPath, winograd: o.winograd, int8: o.int8))
+    let emitted = try emitModel(graph, options: CodegenOptions(name: o.name, kilnVersion: o.kilnVersion, modelPath: o.modelPath, winograd: o.winograd, int8: o.int8, directConv: o.directConv))
     progress("compile with g++")
     var build = BuildOptions(outputDirectory: o.outputDirectory, name: o.name, library: o.library,
                              includeDirectory: runtimeIncludeDirectory())

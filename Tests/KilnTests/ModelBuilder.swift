@@ -118,8 +118,8 @@ func floats(_ shape: [Int], _ f: (Int) -> Float) -> Tensor {
 
 /// Generates, builds (shared library) and runs a graph through its C API, as a user would.
 func compileAndRun(_ g: Graph, _ inputs: [String: Tensor], name: String,
-                   winograd: WinogradPolicy = .auto) throws -> (outputs: [String: Tensor], emitted: EmittedModel) {
-    let emitted = try emitModel(g, options: CodegenOptions(name: name, kilnVersion: "test", winograd: winograd))
+                   winograd: WinogradPolicy = .auto, directConv: DirectConvPolicy = .auto) throws -> (outputs: [String: Tensor], emitted: EmittedModel) {
+    let emitted = try emitModel(g, options: CodegenOptions(name: name, kilnVersion: "test", winograd: winograd, directConv: directConv))
     let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
                                     options: BuildOptions(outputDirectory: temporaryDirectory(), name: name, library: .shared,
                                                           includeDirectory: runtimeIncludeDirectory()))

@@ -1,0 +1,99 @@
+import Foundation
+import Testing
+import KilnCodegen
+import KilnDriver
+import KilnIR
+import KilnPasses
+import KilnReference
+
+/// Kiln's direct AVX2 convolution (include/kiln/direct_conv.hpp): which convs take it, and its
+/// results against the reference interpreter over the geometry it handles.
+@Suite(.serialized) struct DirectConvTests {
+    static let origin = NodeOrigin(opType: "test", version: 17)
+
+    struct Case {
+        var c: Int, h: Int, w: Int, k: Int, kernel: [Int]
+        var strides = [1, 1], pads = [0, 0, 0, 0], dilations = [1, 1]
+        var batch = 1, group = 1, bias = true
+        var postOps: [PostOp] = []
+    }
+
+    /// Output channels below, at and past the 8- and 16-channel blocks; odd input channel counts;
+    /// asymmetric pads, strides, dilations, windows 1×3 to 7×7; batch 2; a sum with an
+    /// activation; activation chains. The last three are not candidates (3 input channels,
+    /// 1×1, two groups).
+    static let cases: [Case] = [
+        Case(c: 8, h: 9, w: 11, k: 5, kernel: [3, 3], pads: [1, 1, 1, 1]),
+        Case(c: 13, h: 10, w: 7, k: 20, kernel: [3, 3], strides: [2, 2], pads: [1, 0, 2, 1], batch: 2, bias: false, postOps: [.relu]),
+        Case(c: 16, h: 12, w: 12, k: 24, kernel: [5, 5], pads: [2, 2, 2, 2], postOps: [.sum, .relu]),
+        Case(c: 32, h: 15, w: 13, k: 16, kernel: [3, 3], pads: [2, 2, 2, 2], dilations: [2, 2], postOps: [.hardSwish]),
+        Case(c: 12, h: 8, w: 20, k: 32, kernel: [1, 3], pads: [0, 1, 0, 1], postOps: [.clip(min: 0, max: 6)]),
+        Case(c: 24, h: 9, w: 9, k: 40, kernel: [3, 1], strides: [1, 2], postOps: [.silu]),
+        Case(c: 8, h: 30, w: 30, k: 8, kernel: [7, 7], strides: [2, 2], pads: [3, 3, 3, 3], postOps: [.sum, .leakyRelu(alpha: 0.1)]),
+        Case(c: 64, h: 7, w: 7, k: 72, kernel: [3, 3], pads: [1, 1, 1, 1], postOps: [.sigmoid]),
+        Case(c: 3, h: 16, w: 16, k: 16, kernel: [3, 3], pads: [1, 1, 1, 1]),
+        Case(c: 16, h: 8, w: 8, k: 16, kernel: [1, 1]),
+        Case(c: 16, h: 8, w: 8, k: 16, kernel: [3, 3], pads: [1, 1, 1, 1], group: 2),
+    ]
+
+    static func output(_ c: Case, _ axis: Int) -> Int {
+        let (size, k, s, d) = (axis == 0 ? c.h : c.w, c.kernel[axis], c.strides[axis], c.dilations[axis])
+        return (size + c.pads[axis] + c.pads[axis + 2] - (d * (k - 1) + 1)) / s + 1
+    }
+
+    /// Every case as one conv of one graph (one library to build), input x_i, output y_i.
+    static func network() -> (Graph, [String: Tensor]) {
+        var g = Graph(name: "direct")
+        var inputs: [String: Tensor] = [:]
+        for (i, c) in cases.enumerated() {
+            let xShape = [c.batch, c.c, c.h, c.w], yShape = [c.batch, c.k, output(c, 0), output(c, 1)]
+            let x = g.addValue("x\(i)", TensorType(.f32, xShape))
+            g.inputs.append(x)
+            inputs["x\(i)"] = CodegenTests.random(.f32, xShape, seed: 10 * i + 1)
+            let wt = CodegenTests.random(.f32, [c.k, c.c / c.group] + c.kernel, seed: 10 * i + 2)
+            var operands: [ValueID?] = [x, g.addConstant("w\(i)", Tensor(.f32, shape: wt.shape, floats: wt.floats.map { $0 * 0.3 }))]
+            operands.append(c.bias ? g.addConstant("b\(i)", CodegenTests.random(.f32, [c.k], seed: 10 * i + 3)) : nil)
+            if c.postOps.contains(.sum) {
+                let a = g.addValue("a\(i)", TensorType(.f32, yShape))
+                g.inputs.append(a)
+                inputs["a\(i)"] = CodegenTests.random(.f32, yShape, seed: 10 * i + 4)
+                operands.append(a)
+            }
+            while operands.last! == nil { operands.removeLast() }
+            let y = g.addValue("y\(i)", TensorType(.f32, dims: [.symbolic("?")]))
+            let a = ConvAttributes(strides: c.strides, pads: c.pads, dilations: c.dilations, group: c.group, postOps: c.postOps)
+            g.nodes.append(Node(name: "conv\(i)", op: .conv(a), inputs: operands, outputs: [y], origin: origin))
+            g.outputs.append(y)
+        }
+        return (g, inputs)
+    }
+
+    @Test func candidatesAreTwoDimensionalSingleGroupWindowsOverEightChannelsOrMore() throws {
+        var (g, _) = Self.network()
+        try inferShapes(&g)
+        assignLayouts(&g, policy: .channelsLast)
+        let always = try emitModel(g, options: CodegenOptions(name: "direct", kilnVersion: "test", directConv: .always)).source
+        let off = try emitModel(g, options: CodegenOptions(name: "direct", kilnVersion: "test", directConv: .off)).source
+        let candidates = g.nodes.indices.filter { always.contains("kiln::DirectConv p\($0)d;") }.map { g.nodes[$0].name }
+        #expect(candidates == (0..<8).map { "conv\($0)" })
+        #expect(!off.contains("kiln::DirectConv p"))
+        #expect(always.contains("kiln::DirectConv::compiled_in()"))
+    }
+
+    /// Against the reference: the kernel sums in another order than the interpreter, so the error
+    /// is bounded against each output's largest magnitude (1e-5 of it), as for Winograd.
+    @Test(arguments: [DirectConvPolicy.always, .off])
+    func matchesTheReference(_ policy: DirectConvPolicy) throws {
+        var (g, inputs) = Self.network()
+        try inferShapes(&g)
+        let want = try ReferenceInterpreter(g).run(inputs)
+        assignLayouts(&g, policy: .channelsLast)
+        let (got, _) = try compileAndRun(g, inputs, name: "direct_\(policy.rawValue)", directConv: policy)
+        for i in Self.cases.indices {
+            let k = "y\(i)"
+            let scale = want[k]!.floats.map { Double(abs($0)) }.max()!
+            let problem = Conformance.compare(got[k]!, want[k]!, rtol: 0, atol: 1e-5 * scale)
+            #expect(problem == nil, "\(policy) case \(i): \(problem ?? "")")
+        }
+    }
+}
