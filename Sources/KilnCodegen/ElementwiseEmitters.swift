@@ -19,11 +19,11 @@ extension ModelEmitter {
         case .leakyRelu(let a): return "v < 0 ? \(floatLiteral(a)) * v : v"
         case .clip(let lo, let hi): return "std::isnan(v) ? v : std::min(std::max(v, \(floatLiteral(lo))), \(floatLiteral(hi)))"
         case .sigmoid: return unaryExpression(.sigmoid, .f32)
-        case .tanh: return "std::tanh(v)"
+        case .tanh: return "kiln::tanh_f(v)"
         case .hardSwish: return unaryExpression(.hardSwish, .f32)
         case .hardSigmoid(let a, let b): return "std::max(0.0f, std::min(1.0f, \(floatLiteral(a)) * v + \(floatLiteral(b))))"
         case .silu: return "kiln::silu_f(v)"
-        case .gelu(let t): return t ? "0.5f * v * (1.0f + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v)))"
+        case .gelu(let t): return t ? "0.5f * v * (1.0f + kiln::tanh_f(0.7978845608f * (v + 0.044715f * v * v * v)))"
                                     : "(float)(0.5 * (double)v * (1.0 + std::erf((double)v * 0.7071067811865476)))"
         }
     }
@@ -46,7 +46,7 @@ extension ModelEmitter {
         switch u {
         case .relu: return isFloat ? "v > 0 ? v : 0.0f" : "v > 0 ? v : (int64_t)0"
         case .sigmoid: return "kiln::sigmoid_f(v)"
-        case .tanh: return "std::tanh(v)"
+        case .tanh: return "kiln::tanh_f(v)"
         case .erf: return "(float)std::erf((double)v)"
         case .exp: return "kiln::exp_f(v)"
         case .log: return "std::log(v)"

@@ -157,9 +157,8 @@ extension ModelEmitter {
         if direct { emitDirectConvForm(n, a, prim: prim, weightsMember: args[1].1, winograd: winograd, geo: geo) }
         var first = true
         if direct {
-            let post = a.postOps.filter { $0 != .sum }.reduce("v") { expr, p in "[](float v) { return \(postOpExpression(p)); }(\(expr))" }
             run.open("if (m->\(prim)d.active)")
-            run.line("m->\(prim)d.run(\(v(x)), \(v(y)), m->direct_scratch.data(), \(a.postOps.contains(.sum)), [](float v) { return \(post); });")
+            run.line("m->\(prim)d.run(\(v(x)), \(v(y)), m->direct_scratch.data(), \(a.postOps.contains(.sum)), \(directConvPost(a)));")
             first = false
         }
         if winograd {
@@ -186,9 +185,9 @@ extension ModelEmitter {
         return true
     }
 
-    /// Creates Kiln's direct form of conv `prim` next to oneDNN's: where the policy wants it on
-    /// this CPU, packs the weights and releases oneDNN's primitive, its weights and any Winograd
-    /// form.
+    /// Creates Kiln's direct form of conv `prim` next to oneDNN's where the policy wants it on
+    /// this CPU: packs the weights and, with `auto`, times both forms once per process and keeps
+    /// the faster; releases the loser (and any Winograd form when the direct one wins).
     mutating func emitDirectConvForm(_ n: Node, _ a: ConvAttributes, prim: String, weightsMember: String, winograd: Bool,
                                      geo: WindowGeometry) {
         let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
@@ -207,10 +206,29 @@ extension ModelEmitter {
         create.line("\(d).pt = \(geo.padsBegin[0]); \(d).pl = \(geo.padsBegin[1]); \(d).pb = \(geo.padsEnd[0]); \(d).pr = \(geo.padsEnd[1]); \(d).oh = \(ys[2]); \(d).ow = \(ys[3]);")
         create.line("\(d).pack((const float*)(W + \(weightsOffset)), \(biasPointer));")
         create.line("if (m->direct_scratch.size() < \(d).scratch_floats()) m->direct_scratch.resize(\(d).scratch_floats());")
-        create.line("\(d).active = true;")
+        if options.directConv == .always {
+            create.line("\(d).active = true;")
+        } else {
+            // Timed by the process's first handle only: every handle then computes the same bits.
+            let bias = b != nil ? "m->\(prim)_bias" : "memory()"
+            create.line("\(d).active = kiln::decide_once(\(directConvDecisionSlot + Int(prim.dropFirst())!), [&] { return \(d).faster_than(m->\(prim), m->\(weightsMember), \(bias), m->eng, m->strm, src_md, dst_md, m->direct_scratch.data(), \(a.postOps.contains(.sum)), \(directConvPost(a))); });")
+        }
+        create.open("if (\(d).active)")
         create.line("m->\(prim) = {}; m->\(weightsMember) = {};")
         if winograd { create.line("m->\(prim)w.release();") }
+        create.reopen("} else {")
+        create.line("\(d).release();")
         create.close()
+        create.close()
+    }
+
+    /// `kiln::decide_once` slots of direct-conv choices: past those of Winograd (the node index).
+    var directConvDecisionSlot: Int { 1 << 30 }
+
+    /// The post-ops after the sum of a conv run by Kiln's direct kernel, as a C++ lambda.
+    func directConvPost(_ a: ConvAttributes) -> String {
+        let body = a.postOps.filter { $0 != .sum }.reduce("v") { expr, p in "[](float v) { return \(postOpExpression(p)); }(\(expr))" }
+        return "[](float v) { return \(body); }"
     }
 
     /// A conv that may run as a Winograd conv: FP32 3×3, stride 1, no dilation, one group,

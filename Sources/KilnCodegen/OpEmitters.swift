@@ -66,15 +66,13 @@ extension ModelEmitter {
         case .unary(let u):
             emitMap(n, unaryExpression(u, elem(x0!)))
         case .leakyRelu(let alpha):
-            emitMap(n, "v < 0 ? \(floatLiteral(alpha)) * v : v")
+            emitMap(n, postOpExpression(.leakyRelu(alpha: alpha)))
         case .elu, .selu:
             emitMap(n, activationExpression(n.op))
         case .hardSigmoid(let a, let b):
-            emitMap(n, "std::max(0.0f, std::min(1.0f, \(floatLiteral(a)) * v + \(floatLiteral(b))))")
+            emitMap(n, postOpExpression(.hardSigmoid(alpha: a, beta: b)))
         case .gelu(let tanhApprox):
-            emitMap(n, tanhApprox
-                ? "0.5f * v * (1.0f + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v)))"
-                : "(float)(0.5 * (double)v * (1.0 + std::erf((double)v * 0.7071067811865476)))")
+            emitMap(n, postOpExpression(.gelu(tanhApproximation: tanhApprox)))
         case .clip:
             emitClip(n)
         case .binary(let b):

@@ -1,5 +1,6 @@
 // Kiln runtime: a direct FP32 convolution for CPUs with AVX2 and FMA but without AVX-512
-// (included after <dnnl.hpp>; compiled into every generated library, internal linkage).
+// (included after <dnnl.hpp> and <kiln/onednn.hpp>; compiled into every generated library,
+// internal linkage).
 //
 // On such CPUs oneDNN 2.6 runs channels-last convolutions with its jit:avx2 kernel at 75-100
 // GFLOP/s on two Zen 4 cores, where this kernel reaches 140-165 (3×3, 64-512 channels): it
@@ -13,6 +14,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <unordered_map>
 #include <vector>
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -31,6 +33,9 @@ struct DirectConv {
     static constexpr int kGroup = 16;  // output channels per weight group
     static constexpr int kPixels = 6;  // output pixels per tile
     static constexpr int kChunk = 24;  // output pixels per parallel task
+    // Packed weights up to this size (half of a Zen 4 core's L2) are all used for each range of
+    // pixels; larger ones are split between the threads.
+    static constexpr size_t kPixelMajorWeights = 512 * 1024;
 
     // Whether this CPU is one the kernel is for: AVX2 and FMA compiled in, and oneDNN (as it
     // dispatches here, ONEDNN_MAX_CPU_ISA included) without AVX-512 kernels.
@@ -97,10 +102,13 @@ struct DirectConv {
             _Pragma("GCC unroll 16") for (int j = 0; j < WT; j++) acc[o][j] = b;
         }
         const float* wt = wg;
+        // Without dilation along w, the taps of one kernel row read kw·c consecutive floats
+        // (channels-last): one loop over them, however few the channels.
+        const int runs = dw == 1 ? 1 : kw, run = dw == 1 ? kw * c : c;
         for (int y0 = 0; y0 < kh; y0++) {
-            for (int x0 = 0; x0 < kw; x0++) {
+            for (int x0 = 0; x0 < runs; x0++) {
                 const size_t off = ((size_t)y0 * dh * wp + (size_t)x0 * dw) * c;
-                for (int ci = 0; ci < c; ci++) {
+                for (int ci = 0; ci < run; ci++) {
                     __m256 wv[B];
                     _Pragma("GCC unroll 16") for (int o = 0; o < B; o++) wv[o] = _mm256_loadu_ps(wt + o * 8);
                     _Pragma("GCC unroll 16") for (int j = 0; j < WT; j++) {
@@ -125,6 +133,7 @@ struct DirectConv {
                 _Pragma("GCC unroll 16") for (int o = 0; o < B; o++) _mm256_store_ps(t + o * 8, acc[o][j]);
                 for (int i = 0; i < valid; i++) yp[i] = sum ? yp[i] + t[i] : t[i];
             }
+#pragma omp simd
             for (int i = 0; i < valid; i++) yp[i] = post(yp[i]);
         }
     }
@@ -170,22 +179,50 @@ struct DirectConv {
                 }
                 src = scratch;
             }
+            auto task = [&](int gi, int ch) {
+                const int oc0 = gi * kGroup;
+                const float* wg = packed.data() + (size_t)gi * kGroup * kh * kw * c;
+                const int q0 = ch * kChunk, q1 = std::min(pixels, q0 + kChunk);
+                if (k - oc0 > 8)
+                    span<2, kPixels>(src, wp, wg, dst, q0, q1, oc0, sum, post);
+                else
+                    span<1, 8>(src, wp, wg, dst, q0, q1, oc0, sum, post);
+            };
+            if (packed.size() * sizeof(float) <= kPixelMajorWeights) {
+                // Each thread takes a range of pixels with every output channel: it reads only
+                // its part of the input and writes whole lines of the output.
 #pragma omp parallel for collapse(2) schedule(static)
-            for (int gi = 0; gi < g; gi++) {
-                for (int ch = 0; ch < chunks; ch++) {
-                    const int oc0 = gi * kGroup;
-                    const float* wg = packed.data() + (size_t)gi * kGroup * kh * kw * c;
-                    const int q0 = ch * kChunk, q1 = std::min(pixels, q0 + kChunk);
-                    if (k - oc0 > 8)
-                        span<2, kPixels>(src, wp, wg, dst, q0, q1, oc0, sum, post);
-                    else
-                        span<1, 8>(src, wp, wg, dst, q0, q1, oc0, sum, post);
-                }
+                for (int ch = 0; ch < chunks; ch++)
+                    for (int gi = 0; gi < g; gi++) task(gi, ch);
+            } else {
+                // Weights beyond the L2 cache: each thread takes a range of output channels.
+#pragma omp parallel for collapse(2) schedule(static)
+                for (int gi = 0; gi < g; gi++)
+                    for (int ch = 0; ch < chunks; ch++) task(gi, ch);
             }
         }
 #else
         (void)x, (void)y, (void)scratch, (void)sum, (void)post;
 #endif
+    }
+
+    // Whether this kernel beats oneDNN's `conv` (with its `weights` and `bias`) on this CPU,
+    // timed on scratch buffers of zeros (kiln::second_is_faster: best of 5, by 5%).
+    template <class Post>
+    bool faster_than(const dnnl::primitive& conv, const dnnl::memory& weights, const dnnl::memory& b, const dnnl::engine& eng,
+                     dnnl::stream& strm, const dnnl::memory::desc& src_md, const dnnl::memory::desc& dst_md, float* scratch,
+                     bool sum, const Post& post) const {
+        dnnl::memory s(src_md, eng), t(dst_md, eng);
+        std::memset(s.get_data_handle(), 0, src_md.get_size());
+        std::memset(t.get_data_handle(), 0, dst_md.get_size());
+        std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, t}};
+        if (b.get(true)) args[DNNL_ARG_BIAS] = b;
+        auto run_onednn = [&] {
+            conv.execute(strm, args);
+            strm.wait();
+        };
+        auto run_kiln = [&] { run((const float*)s.get_data_handle(), (float*)t.get_data_handle(), scratch, sum, post); };
+        return second_is_faster(run_onednn, run_kiln);
     }
 
     void release() { *this = DirectConv(); }

@@ -1103,6 +1103,18 @@ inline float exp_f(float x) {
 inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp_vec(-x)); }
 inline float silu_f(float x) { return x / (1.0f + exp_vec(-x)); }
 
+// tanh of a float for elementwise loops, vectorizable: for |x| < 0.25 its odd Taylor polynomial
+// through x⁹ (truncation below 2e-8 relative), above 1 − 2/(e^{2|x|} + 1) (exp_vec; the
+// cancellation costs at most 2 bits there), with x's sign; ±1 beyond 9; NaN gives NaN. Within
+// 6 ulp of the exact value (measured over every 97th float: 5.0, just above 0.25).
+inline float tanh_f(float x) {
+    const float a = std::fabs(x), x2 = x * x;
+    const float big = 1.0f - 2.0f / (exp_vec(2.0f * std::min(a, 9.0f)) + 1.0f);
+    const float small = a * (1.0f + x2 * (-0.333333333f + x2 * (0.133333333f + x2 * (-0.0539682540f + x2 * 0.0218694885f))));
+    const float r = std::copysign(a < 0.25f ? small : big, x);
+    return x != x ? x : r;
+}
+
 // Softmax (or log-softmax) of one contiguous row of f32. The exponentials are summed in float
 // within blocks of 256 (vectorized) and the blocks in double.
 inline void softmax_row(const float* x, float* y, int64_t len, bool log_softmax) {
