@@ -31,7 +31,8 @@ let package = Package(
         .testTarget(
             name: "KilnTests",
             dependencies: ["KilnIR", "KilnONNX", "KilnPasses", "KilnReference", "KilnCodegen", "KilnToolchain", "KilnDriver",
-                           .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+                           .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Snapshots"]),
     ],
     swiftLanguageModes: [.v5]
 )

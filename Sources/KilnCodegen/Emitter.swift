@@ -153,6 +153,9 @@ struct ModelEmitter {
     var run = CodeWriter()
     var create = CodeWriter()
     var members: [String] = []
+    /// Named elementwise functors (`struct PostN`), one per distinct body, in order of first use:
+    /// kernel templates instantiated with them are compiled once per body, not once per node.
+    var functors: [(name: String, body: String)] = []
     var oneDNNCount = 0
     var loopCount = 0
     /// "node: why" for each node that runs as a generic loop where oneDNN usually runs it.
@@ -240,6 +243,10 @@ struct ModelEmitter {
         w.block("namespace kiln_\(name)", close: "}  // namespace kiln_\(name)") { w in
             w.line("const unsigned char* const W = kiln_\(name)_weights;")
             w.line()
+            for f in functors {
+                w.line("struct \(f.name) { float operator()(float v) const { return \(f.body); } };")
+            }
+            if !functors.isEmpty { w.line() }
             w.block("struct Model", close: "};") { w in
                 w.line("std::string error;")
                 w.line("int threads = 0;")

@@ -225,10 +225,18 @@ extension ModelEmitter {
     /// `kiln::decide_once` slots of direct-conv choices: past those of Winograd (the node index).
     var directConvDecisionSlot: Int { 1 << 30 }
 
-    /// The post-ops after the sum of a conv run by Kiln's direct kernel, as a C++ lambda.
-    func directConvPost(_ a: ConvAttributes) -> String {
+    /// The post-ops after the sum of a conv run by Kiln's direct kernel, as a functor object.
+    mutating func directConvPost(_ a: ConvAttributes) -> String {
         let body = a.postOps.filter { $0 != .sum }.reduce("v") { expr, p in "[](float v) { return \(postOpExpression(p)); }(\(expr))" }
-        return "[](float v) { return \(body); }"
+        return functor(body) + "()"
+    }
+
+    /// The name of the functor computing `body` (an expression of the float `v`), declared once.
+    mutating func functor(_ body: String) -> String {
+        if let f = functors.first(where: { $0.body == body }) { return f.name }
+        let name = "Post\(functors.count)"
+        functors.append((name, body))
+        return name
     }
 
     /// A conv that may run as a Winograd conv: FP32 3×3, stride 1, no dilation, one group,

@@ -101,6 +101,15 @@ extension ModelEmitter {
             let geo = try windowGeometry(input: Array(s.dropFirst(2)), kernel: p.kernelShape, strides: p.strides, pads: p.pads,
                                          dilations: p.dilations, autoPad: p.autoPad, ceilMode: p.ceilMode, n.label)
             guard geo.input.count <= 3 else { throw KilnError("\(n.label): pooling over more than 3 spatial axes is not supported", unsupported: true) }
+            if !average && layout(x0!) == .channelsLast && geo.input.count == 2 && geo.dilations == [1, 1]
+                && [.f32, .u8, .s8].contains(elem(y)) && shapeProduct(shape(y)) > 0 {
+                loopCount += 1
+                run.open()
+                run.line("static const kiln::Window g = \(window(geo));")
+                run.line("kiln::max_pool_nhwc_2d(\(v(x0!)), \(v(y)), \(s[0]), \(s[1]), g);")
+                run.close()
+                break
+            }
             if oneDNNPoolingApplies(n, p, average: average, geometry: geo) {
                 emitOneDNNPooling(n, index: index, p, average: average, geometry: geo)
                 break

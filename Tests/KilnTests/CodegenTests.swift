@@ -209,6 +209,24 @@ import KilnToolchain
         #expect(includes == ["#include <stddef.h>", "#include <stdint.h>"])
     }
 
+    /// The generated C++ of the same small model, beside the header, after the pipeline
+    /// `kiln compile` runs (fusion, channels-last): a change to code generation shows up here as
+    /// a reviewable diff of what a library compiles.
+    @Test func sourceMatchesTheSnapshot() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        var g = try loadModel(path: root.appendingPathComponent("samples/models/digits.onnx").path, inputShapes: ["image": [1, 1, 8, 8]])
+        _ = try Pipeline.optimize(&g, layout: .channelsLast)
+        let emitted = try emitModel(g, options: CodegenOptions(name: "digits", kilnVersion: "snapshot", modelPath: "samples/models/digits.onnx"))
+        let snapshot = root.appendingPathComponent("Tests/KilnTests/Snapshots/digits.cpp")
+        if ProcessInfo.processInfo.environment["KILN_UPDATE_SNAPSHOTS"] != nil {
+            try emitted.source.write(to: snapshot, atomically: true, encoding: .utf8)
+        }
+        let expected = try String(contentsOf: snapshot, encoding: .utf8)
+        #expect(emitted.source == expected, "regenerate with KILN_UPDATE_SNAPSHOTS=1 swift test if the change is intended")
+        // The same model and options give the same source.
+        #expect(try emitModel(g, options: CodegenOptions(name: "digits", kilnVersion: "snapshot", modelPath: "samples/models/digits.onnx")).source == emitted.source)
+    }
+
     @Test func memoryPlanReusesTheArena() throws {
         // A chain of 6 relus: at most two intermediates are alive at once.
         var g = Graph()

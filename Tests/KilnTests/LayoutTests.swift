@@ -254,4 +254,51 @@ import KilnToolchain
             #expect(problem == nil, "\(k): \(problem ?? "")")
         }
     }
+    /// Channels-last max pooling (kiln::max_pool_nhwc_2d) of f32, u8 and s8 over the windows
+    /// real models use (3×3/2 with pads, SPPF's 5×5/1, 2×2/2 in ceil mode, asymmetric pads,
+    /// windows reaching past the input), against the reference on the plain graph: exact.
+    @Test(arguments: [ElementType.f32, .u8, .s8])
+    func channelsLastMaxPoolingMatchesTheReference(_ t: ElementType) throws {
+        let geometries: [PoolAttributes] = [
+            PoolAttributes(kernelShape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1]),
+            PoolAttributes(kernelShape: [5, 5], strides: [1, 1], pads: [2, 2, 2, 2]),
+            PoolAttributes(kernelShape: [2, 2], strides: [2, 2], ceilMode: true),
+            PoolAttributes(kernelShape: [3, 3], strides: [2, 2], pads: [0, 1, 1, 0]),
+            PoolAttributes(kernelShape: [3, 3], strides: [3, 3], pads: [2, 2, 2, 2]),
+            PoolAttributes(kernelShape: [1, 2], strides: [1, 1]),
+        ]
+        var plain = Graph(name: "pools"), nhwc = Graph(name: "pools")
+        let shape = [2, 19, 11, 13]
+        for (i, p) in geometries.enumerated() {
+            let x = plain.addValue("x\(i)", TensorType(t, shape))
+            let y = plain.addValue("y\(i)", TensorType(t, dims: [.symbolic("?")]))
+            plain.inputs.append(x)
+            plain.outputs.append(y)
+            plain.nodes.append(Node(name: "pool\(i)", op: .maxPool(p), inputs: [x], outputs: [y], origin: Self.origin))
+            // The same pool between conversions to and from channels-last.
+            let xn = nhwc.addValue("x\(i)", TensorType(t, shape))
+            let xc = nhwc.addValue("x\(i)_nhwc", TensorType(t, shape))
+            nhwc.values[xc].layout = .channelsLast
+            let yl = nhwc.addValue("y\(i)_nhwc", TensorType(t, dims: [.symbolic("?")]))
+            let yn = nhwc.addValue("y\(i)", TensorType(t, dims: [.symbolic("?")]))
+            nhwc.inputs.append(xn)
+            nhwc.outputs.append(yn)
+            nhwc.nodes += [
+                Node(name: "in\(i)", op: .layoutConvert, inputs: [xn], outputs: [xc], origin: Self.origin),
+                Node(name: "pool\(i)", op: .maxPool(p), inputs: [xc], outputs: [yl], origin: Self.origin),
+                Node(name: "out\(i)", op: .layoutConvert, inputs: [yl], outputs: [yn], origin: Self.origin),
+            ]
+        }
+        try inferShapes(&plain)
+        try inferShapes(&nhwc)
+        for i in geometries.indices { nhwc.values[nhwc.nodes[3 * i + 1].outputs[0]].layout = .channelsLast }
+        var inputs: [String: Tensor] = [:]
+        for i in geometries.indices { inputs["x\(i)"] = CodegenTests.random(t, shape, seed: 50 + i) }
+        let want = try ReferenceInterpreter(plain).run(inputs)
+        let (got, emitted) = try compileAndRun(nhwc, inputs, name: "pools_\(t)")
+        #expect(emitted.source.components(separatedBy: "kiln::max_pool_nhwc_2d(").count == geometries.count + 1)
+        for i in geometries.indices {
+            #expect(got["y\(i)"] == want["y\(i)"], "\(t) geometry \(i)")
+        }
+    }
 }
