@@ -28,12 +28,13 @@ extension ModelEmitter {
         run.close()
     }
 
-    /// One strided read into a plain output (DepthToSpace, SpaceToDepth, Tile).
+    /// One strided read into an output written in its memory order (DepthToSpace, SpaceToDepth,
+    /// Tile): `r` is for plain values, or for channels-last ones (DepthToSpace, SpaceToDepth).
     mutating func emitStridedRead(_ x: ValueID, _ r: StridedRead, to y: ValueID, _ label: String) throws {
         // Axes of extent 1 read nothing: drop them (the runtime takes up to 8 axes).
         let keep = r.shape.indices.filter { r.shape[$0] != 1 }
         guard keep.count <= 8 else { throw KilnError("\(label): more than 8 axes to copy through", unsupported: true) }
-        guard layout(x) == .plain, layout(y) == .plain else { throw KilnError("internal error: \(label) needs plain layouts") }
+        guard layout(x) == layout(y), layout(x) != .blocked16 else { throw KilnError("internal error: \(label) needs equal plain or channels-last layouts") }
         loopCount += 1
         run.open()
         run.line("static const int64_t shape[] = \(list(keep.map { r.shape[$0] })), strides[] = \(list(keep.map { r.strides[$0] }));")

@@ -183,9 +183,11 @@ extension ModelEmitter {
         case .expand:
             emitStridedCopy(x0!, offset: 0, strides: broadcastStrides(shape(x0!), to: shape(y)), to: y)
         case .depthToSpace(let b, let crd):
-            try emitStridedRead(x0!, depthToSpaceRead(input: shape(x0!), blockSize: b, crd: crd), to: y, n.label)
+            let last = layout(x0!) == .channelsLast
+            try emitStridedRead(x0!, (last ? depthToSpaceReadChannelsLast : depthToSpaceRead)(shape(x0!), b, crd), to: y, n.label)
         case .spaceToDepth(let b, let crd):
-            try emitStridedRead(x0!, spaceToDepthRead(input: shape(x0!), blockSize: b, crd: crd), to: y, n.label)
+            let last = layout(x0!) == .channelsLast
+            try emitStridedRead(x0!, (last ? spaceToDepthReadChannelsLast : spaceToDepthRead)(shape(x0!), b, crd), to: y, n.label)
         case .tile:
             guard let r = constant(x(1)!)?.int64Values else { throw KilnError("\(n.label): repeats must be a constant") }
             try emitStridedRead(x0!, tileRead(input: shape(x0!), repeats: r.map { Int($0) }), to: y, n.label)

@@ -461,6 +461,22 @@ public func depthToSpaceRead(input s: [Int], blockSize b: Int, crd: Bool) -> Str
     return StridedRead(shape: [s[0], c2, h, b, w, b], strides: [c * plane, cs, w, iS, 1, jS])
 }
 
+/// DepthToSpace and SpaceToDepth of a channels-last (NHWC) input into a channels-last output:
+/// the output iterated in its memory order, N × H × b × W × b × C/b² (DepthToSpace) or
+/// N × H/b × W/b × (b × b × C, DCR | C × b × b, CRD) (SpaceToDepth). `s` is the logical NCHW shape.
+public func depthToSpaceReadChannelsLast(input s: [Int], blockSize b: Int, crd: Bool) -> StridedRead {
+    let (c, w) = (s[1], s[3])
+    let c2 = c / (b * b)
+    let (iS, jS, cS) = crd ? (b, 1, b * b) : (b * c2, c2, 1)
+    return StridedRead(shape: [s[0], s[2], b, w, b, c2], strides: [s[2] * w * c, w * c, iS, c, jS, cS])
+}
+
+public func spaceToDepthReadChannelsLast(input s: [Int], blockSize b: Int, crd: Bool) -> StridedRead {
+    let (c, h, w) = (s[1], s[2], s[3])
+    if crd { return StridedRead(shape: [s[0], h / b, w / b, c, b, b], strides: [h * w * c, b * w * c, b * c, 1, w * c, c]) }
+    return StridedRead(shape: [s[0], h / b, w / b, b, b, c], strides: [h * w * c, b * w * c, b * c, w * c, c, 1])
+}
+
 /// SpaceToDepth of an N×C×H×W input: the output iterated as N × b × b × C × H/b × W/b (DCR)
 /// or N × C × b × b × H/b × W/b (CRD).
 public func spaceToDepthRead(input s: [Int], blockSize b: Int, crd: Bool) -> StridedRead {

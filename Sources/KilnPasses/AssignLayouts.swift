@@ -125,6 +125,10 @@ public func assignLayouts(_ g: inout Graph, policy: LayoutPolicy = .auto) {
             for y in n.outputs { g.values[y].layout = main }
             nodes.append(n)
             continue
+        case .depthToSpace, .spaceToDepth:
+            // Strided copies in either layout: follow a channels-last input.
+            let x = n.inputs[0]!
+            outLayout = rank(x) == 4 && g.values[x].layout == .channelsLast ? .channelsLast : .plain
         case .pad:
             // Padding commutes with the permutation of a channels-last value: it stays so.
             let x = n.inputs[0]!

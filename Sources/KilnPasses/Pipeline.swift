@@ -27,6 +27,7 @@ public enum Pipeline {
         progress("fuse post-ops");      fusePostOps(&g)
         progress("fuse residual sums"); fuseSum(&g)
         progress("fuse post-ops");      fusePostOps(&g)
+        progress("upsampling deconvs"); convTransposeAsConv(&g)
         progress("sink dequantization"); sinkDequantize(&g)
         // Again: a QDQ graph's shuffles show once the dequantization between their steps has sunk.
         progress("channel shuffles");   recognizeChannelShuffle(&g)

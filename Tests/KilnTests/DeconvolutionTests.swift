@@ -59,4 +59,43 @@ import KilnReference
         let d = Conformance.compare(got["y"]!, want["y"]!, rtol: 1e-4, atol: 1e-5)
         #expect(d == nil, "\(d ?? "")")
     }
+    /// A transposed conv whose square kernel equals its stride becomes a 1×1 conv to K·s²
+    /// channels (bias and ReLU on it) and a channels-last DepthToSpace (ConvTransposeAsConv);
+    /// with two groups it stays a deconvolution. Against the reference, rtol 1e-4, atol 1e-5.
+    @Test(arguments: [(c: 8, m: 4, s: 2, bias: true, batch: 1, group: 1), (c: 5, m: 3, s: 3, bias: false, batch: 2, group: 1),
+                      (c: 16, m: 24, s: 2, bias: true, batch: 1, group: 1), (c: 8, m: 4, s: 2, bias: true, batch: 1, group: 2)])
+    func upsamplingDeconvsBecomeOneByOneConvs(_ k: (c: Int, m: Int, s: Int, bias: Bool, batch: Int, group: Int)) throws {
+        var g = Graph(name: "upsample")
+        let x = g.addValue("x", TensorType(.f32, [k.batch, k.c, 5, 6]))
+        g.inputs = [x]
+        var operands: [ValueID?] = [x, g.addConstant("w", CodegenTests.random(.f32, [k.c, k.m / k.group, k.s, k.s], seed: 13))]
+        if k.bias { operands.append(g.addConstant("b", CodegenTests.random(.f32, [k.m], seed: 14))) }
+        let t = g.addValue("t", TensorType(.f32, dims: [.symbolic("?")]))
+        let y = g.addValue("y", TensorType(.f32, dims: [.symbolic("?")]))
+        let conv = ConvAttributes(kernelShape: [k.s, k.s], strides: [k.s, k.s], group: k.group)
+        let origin = NodeOrigin(opType: "test", version: 17)
+        g.nodes = [
+            Node(name: "up", op: .convTranspose(ConvTransposeAttributes(conv: conv)), inputs: operands, outputs: [t], origin: origin),
+            Node(name: "relu", op: .unary(.relu), inputs: [t], outputs: [y], origin: origin),
+        ]
+        g.outputs = [y]
+        try inferShapes(&g)
+        let inputs = ["x": CodegenTests.random(.f32, [k.batch, k.c, 5, 6], seed: 15)]
+        let want = try ReferenceInterpreter(g).run(inputs)
+        try Pipeline.optimize(&g, layout: .channelsLast)
+        let ops = g.nodes.map(\.op.name).filter { $0 != "layout_convert" }
+        if k.group == 1 {
+            #expect(ops == ["conv", "depth_to_space"])
+            let c = try #require(g.nodes.first { $0.op.name == "conv" })
+            if case .conv(let a) = c.op { #expect(a.postOps == [.relu]) }
+            #expect(g.values[c.outputs[0]].type.shape == [k.batch, k.m * k.s * k.s, 5, 6])
+            let d = try #require(g.nodes.first { $0.op.name == "depth_to_space" })
+            #expect(g.values[d.inputs[0]!].layout == .channelsLast && g.values[d.outputs[0]].layout == .channelsLast)
+        } else {
+            #expect(ops == ["conv_transpose"])
+        }
+        let (got, _) = try compileAndRun(g, inputs, name: "upsample")
+        let d = Conformance.compare(got["y"]!, want["y"]!, rtol: 1e-4, atol: 1e-5)
+        #expect(d == nil, "\(d ?? "")")
+    }
 }

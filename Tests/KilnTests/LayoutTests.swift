@@ -301,4 +301,35 @@ import KilnToolchain
             #expect(got["y\(i)"] == want["y\(i)"], "\(t) geometry \(i)")
         }
     }
+    /// DepthToSpace and SpaceToDepth (DCR and CRD) after a conv stay channels-last: strided
+    /// copies in the NHWC order, against the reference (rtol 1e-5, atol 1e-5·max).
+    @Test func channelsLastDepthToSpaceAndSpaceToDepth() throws {
+        var g = Graph(name: "d2s")
+        let x = g.addValue("x", TensorType(.f32, [2, 3, 6, 8]))
+        g.inputs = [x]
+        let c = g.addValue("c", TensorType(.f32, dims: [.symbolic("?")]))
+        g.nodes = [Node(name: "conv", op: .conv(ConvAttributes(kernelShape: [1, 1])),
+                        inputs: [x, g.addConstant("w", CodegenTests.random(.f32, [16, 3, 1, 1], seed: 61))], outputs: [c], origin: Self.origin)]
+        let ops: [(String, Op)] = [("d2s_dcr", .depthToSpace(blockSize: 2, crd: false)), ("d2s_crd", .depthToSpace(blockSize: 2, crd: true)),
+                                   ("s2d_dcr", .spaceToDepth(blockSize: 2, crd: false)), ("s2d_crd", .spaceToDepth(blockSize: 2, crd: true))]
+        for (name, op) in ops {
+            let y = g.addValue(name, TensorType(.f32, dims: [.symbolic("?")]))
+            g.nodes.append(Node(name: name, op: op, inputs: [c], outputs: [y], origin: Self.origin))
+            g.outputs.append(y)
+        }
+        try inferShapes(&g)
+        let inputs = ["x": CodegenTests.random(.f32, [2, 3, 6, 8], seed: 62)]
+        let want = try ReferenceInterpreter(g).run(inputs)
+        assignLayouts(&g, policy: .channelsLast)
+        for (name, _) in ops {
+            let n = try #require(g.nodes.first { $0.name == name })
+            #expect(g.values[n.inputs[0]!].layout == .channelsLast && g.values[n.outputs[0]].layout == .channelsLast, "\(name)")
+        }
+        let (got, _) = try compileAndRun(g, inputs, name: "d2s")
+        for (name, _) in ops {
+            let scale = want[name]!.floats.map { Double(abs($0)) }.max()!
+            let problem = Conformance.compare(got[name]!, want[name]!, rtol: 1e-5, atol: 1e-5 * scale)
+            #expect(problem == nil, "\(name): \(problem ?? "")")
+        }
+    }
 }
