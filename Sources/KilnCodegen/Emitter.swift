@@ -59,13 +59,13 @@ public enum WinogradPolicy: String, Sendable, CaseIterable {
 }
 
 /// Which kernel runs an FP32 channels-last convolution that Kiln's direct kernel takes (2-D, one
-/// group, a window larger than 1×1, at least 8 input channels, constant weights and bias):
+/// group, a window larger than 1×1, constant weights and bias):
 /// oneDNN 2.6's jit:avx2 kernel reaches about 60% of what Kiln's does on CPUs without AVX-512,
 /// and its AVX-512 kernels beat it where they exist.
 public enum DirectConvPolicy: String, Sendable, CaseIterable {
     /// Kiln's kernel where oneDNN, as it dispatches on the CPU the library runs on, has no AVX-512
-    /// kernels (ONEDNN_MAX_CPU_ISA counts) and the process's first handle times it at least 5%
-    /// faster than oneDNN's (later handles reuse the choice); oneDNN's elsewhere.
+    /// kernels (ONEDNN_MAX_CPU_ISA counts), unless the process's first handle times oneDNN's at
+    /// least 5% faster (later handles reuse the choice); oneDNN's elsewhere.
     case auto
     /// Kiln's kernel on every CPU (tests and experiments).
     case always

@@ -174,12 +174,12 @@ extension ModelEmitter {
 
     /// A conv Kiln's direct kernel takes (include/kiln/direct_conv.hpp): FP32, 2-D, one group,
     /// channels-last in and out, a window larger than 1×1 (oneDNN's 1×1 kernels are as fast),
-    /// at least 8 input channels (below that the broadcasts dominate), and constant weights and
-    /// bias.
+    /// and constant weights and bias. With few input channels oneDNN's kernel is usually faster
+    /// (the timing of `auto` keeps it), but not when a tanh follows (ESPCN's 1-channel 5×5 conv).
     func directConvCandidate(_ n: Node, _ a: ConvAttributes, _ geo: WindowGeometry) -> Bool {
         let x = n.inputs[0]!, y = n.outputs[0]
         guard options.directConv != .off, elem(y) == .f32, a.group == 1, geo.kernel.count == 2, geo.kernel != [1, 1],
-              layout(x) == .channelsLast, layout(y) == .channelsLast, shape(x)[1] >= 8,
+              layout(x) == .channelsLast, layout(y) == .channelsLast,
               constant(n.inputs[1]) != nil, n.inputs.count < 3 || n.inputs[2] == nil || constant(n.inputs[2]) != nil
         else { return false }
         return true
