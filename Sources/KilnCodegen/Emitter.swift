@@ -64,8 +64,8 @@ public enum WinogradPolicy: String, Sendable, CaseIterable {
 /// and its AVX-512 kernels beat it where they exist.
 public enum DirectConvPolicy: String, Sendable, CaseIterable {
     /// Kiln's kernel where oneDNN, as it dispatches on the CPU the library runs on, has no AVX-512
-    /// kernels (ONEDNN_MAX_CPU_ISA counts), unless the process's first handle times oneDNN's at
-    /// least 5% faster (later handles reuse the choice); oneDNN's elsewhere.
+    /// kernels (ONEDNN_MAX_CPU_ISA counts), for convs with at least 8 input channels or a tanh
+    /// after them; oneDNN's elsewhere.
     case auto
     /// Kiln's kernel on every CPU (tests and experiments).
     case always

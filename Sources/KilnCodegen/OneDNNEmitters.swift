@@ -146,7 +146,8 @@ extension ModelEmitter {
         create.line("m->\(prim) = convolution_forward(pd);")
         let args = weightedArguments(prim, src: x, weights: w, bias: b, dst: y)
         let (src, dst) = (args[0].1, args[args.count - 1].1)
-        let winograd = winogradCandidate(n, a, geo), direct = directConvCandidate(n, a, geo)
+        let winograd = winogradCandidate(n, a, geo)
+        let direct = directConvCandidate(n, a, geo) && (options.directConv == .always || directConvPreferred(n, a))
         guard winograd || direct else {
             finishPrimitive(prim, index: index, args: args)
             create.line("}")
@@ -174,8 +175,7 @@ extension ModelEmitter {
 
     /// A conv Kiln's direct kernel takes (include/kiln/direct_conv.hpp): FP32, 2-D, one group,
     /// channels-last in and out, a window larger than 1×1 (oneDNN's 1×1 kernels are as fast),
-    /// and constant weights and bias. With few input channels oneDNN's kernel is usually faster
-    /// (the timing of `auto` keeps it), but not when a tanh follows (ESPCN's 1-channel 5×5 conv).
+    /// and constant weights and bias.
     func directConvCandidate(_ n: Node, _ a: ConvAttributes, _ geo: WindowGeometry) -> Bool {
         let x = n.inputs[0]!, y = n.outputs[0]
         guard options.directConv != .off, elem(y) == .f32, a.group == 1, geo.kernel.count == 2, geo.kernel != [1, 1],
@@ -185,9 +185,18 @@ extension ModelEmitter {
         return true
     }
 
+    /// Where `auto` gives a candidate Kiln's kernel on CPUs without AVX-512: at least 8 input
+    /// channels (below, oneDNN's kernel is up to 2× faster: the first convs of ResNet and VGG),
+    /// or a tanh after the conv (oneDNN 2.6's AVX2 tanh costs 5× the conv: ESPCN's 1-channel 5×5
+    /// conv, 9 → 4.4 ms). A rule of the CPU, not a timing: every library and handle of a model
+    /// computes the same bits on one machine.
+    func directConvPreferred(_ n: Node, _ a: ConvAttributes) -> Bool {
+        shape(n.inputs[0]!)[1] >= 8 || a.postOps.contains(.tanh)
+    }
+
     /// Creates Kiln's direct form of conv `prim` next to oneDNN's where the policy wants it on
-    /// this CPU: packs the weights and, with `auto`, times both forms once per process and keeps
-    /// the faster; releases the loser (and any Winograd form when the direct one wins).
+    /// this CPU (`auto`: oneDNN without AVX-512 kernels): packs the weights and releases oneDNN's
+    /// primitive, its weights and any Winograd form.
     mutating func emitDirectConvForm(_ n: Node, _ a: ConvAttributes, prim: String, weightsMember: String, winograd: Bool,
                                      geo: WindowGeometry) {
         let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
@@ -206,24 +215,11 @@ extension ModelEmitter {
         create.line("\(d).pt = \(geo.padsBegin[0]); \(d).pl = \(geo.padsBegin[1]); \(d).pb = \(geo.padsEnd[0]); \(d).pr = \(geo.padsEnd[1]); \(d).oh = \(ys[2]); \(d).ow = \(ys[3]);")
         create.line("\(d).pack((const float*)(W + \(weightsOffset)), \(biasPointer));")
         create.line("if (m->direct_scratch.size() < \(d).scratch_floats()) m->direct_scratch.resize(\(d).scratch_floats());")
-        if options.directConv == .always {
-            create.line("\(d).active = true;")
-        } else {
-            // Timed by the process's first handle only: every handle then computes the same bits.
-            let bias = b != nil ? "m->\(prim)_bias" : "memory()"
-            create.line("\(d).active = kiln::decide_once(\(directConvDecisionSlot + Int(prim.dropFirst())!), [&] { return \(d).faster_than(m->\(prim), m->\(weightsMember), \(bias), m->eng, m->strm, src_md, dst_md, m->direct_scratch.data(), \(a.postOps.contains(.sum)), \(directConvPost(a))); });")
-        }
-        create.open("if (\(d).active)")
+        create.line("\(d).active = true;")
         create.line("m->\(prim) = {}; m->\(weightsMember) = {};")
         if winograd { create.line("m->\(prim)w.release();") }
-        create.reopen("} else {")
-        create.line("\(d).release();")
-        create.close()
         create.close()
     }
-
-    /// `kiln::decide_once` slots of direct-conv choices: past those of Winograd (the node index).
-    var directConvDecisionSlot: Int { 1 << 30 }
 
     /// The post-ops after the sum of a conv run by Kiln's direct kernel, as a functor object.
     mutating func directConvPost(_ a: ConvAttributes) -> String {

@@ -74,8 +74,13 @@ import KilnReference
         assignLayouts(&g, policy: .channelsLast)
         let always = try emitModel(g, options: CodegenOptions(name: "direct", kilnVersion: "test", directConv: .always)).source
         let off = try emitModel(g, options: CodegenOptions(name: "direct", kilnVersion: "test", directConv: .off)).source
+        let auto = try emitModel(g, options: CodegenOptions(name: "direct", kilnVersion: "test", directConv: .auto)).source
         let candidates = g.nodes.indices.filter { always.contains("kiln::DirectConv p\($0)d;") }.map { g.nodes[$0].name }
         #expect(candidates == (0..<9).map { "conv\($0)" })
+        // `auto` leaves the 3-channel conv (no tanh after it) to oneDNN.
+        let preferred = g.nodes.indices.filter { auto.contains("kiln::DirectConv p\($0)d;") }.map { g.nodes[$0].name }
+        #expect(preferred == (0..<8).map { "conv\($0)" })
+        #expect(auto.contains("kiln::DirectConv::preferred_here()"))
         #expect(!off.contains("kiln::DirectConv p"))
         #expect(always.contains("kiln::DirectConv::compiled_in()"))
     }

@@ -1,6 +1,5 @@
 // Kiln runtime: a direct FP32 convolution for CPUs with AVX2 and FMA but without AVX-512
-// (included after <dnnl.hpp> and <kiln/onednn.hpp>; compiled into every generated library,
-// internal linkage).
+// (included after <dnnl.hpp>; compiled into every generated library, internal linkage).
 //
 // On such CPUs oneDNN 2.6 runs channels-last convolutions with its jit:avx2 kernel at 75-100
 // GFLOP/s on two Zen 4 cores, where this kernel reaches 140-165 (3×3, 64-512 channels): it
@@ -14,7 +13,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <unordered_map>
 #include <vector>
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -204,27 +202,6 @@ struct DirectConv {
 #else
         (void)x, (void)y, (void)scratch, (void)sum, (void)post;
 #endif
-    }
-
-    // Whether to keep this kernel rather than oneDNN's `conv` (with its `weights` and `bias`) on
-    // this CPU: unless oneDNN's is faster by 5%, timed on scratch buffers of zeros
-    // (kiln::second_is_faster, best of 5). Kiln's is the default on a near tie: timed alone, with
-    // warm caches, oneDNN's looks better than it does between the other layers of a model.
-    template <class Post>
-    bool faster_than(const dnnl::primitive& conv, const dnnl::memory& weights, const dnnl::memory& b, const dnnl::engine& eng,
-                     dnnl::stream& strm, const dnnl::memory::desc& src_md, const dnnl::memory::desc& dst_md, float* scratch,
-                     bool sum, const Post& post) const {
-        dnnl::memory s(src_md, eng), t(dst_md, eng);
-        std::memset(s.get_data_handle(), 0, src_md.get_size());
-        std::memset(t.get_data_handle(), 0, dst_md.get_size());
-        std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, t}};
-        if (b.get(true)) args[DNNL_ARG_BIAS] = b;
-        auto run_onednn = [&] {
-            conv.execute(strm, args);
-            strm.wait();
-        };
-        auto run_kiln = [&] { run((const float*)s.get_data_handle(), (float*)t.get_data_handle(), scratch, sum, post); };
-        return !second_is_faster(run_kiln, run_onednn);
     }
 
     void release() { *this = DirectConv(); }

@@ -147,13 +147,9 @@ namespace kiln_digits {
             m->p2d.pt = 1; m->p2d.pl = 1; m->p2d.pb = 1; m->p2d.pr = 1; m->p2d.oh = 8; m->p2d.ow = 8;
             m->p2d.pack((const float*)(W + 36288), (const float*)(W + 54720));
             if (m->direct_scratch.size() < m->p2d.scratch_floats()) m->direct_scratch.resize(m->p2d.scratch_floats());
-            m->p2d.active = kiln::decide_once(1073741826, [&] { return m->p2d.faster_than(m->p2, m->p2_wei, m->p2_bias, m->eng, m->strm, src_md, dst_md, m->direct_scratch.data(), false, Post0()); });
-            if (m->p2d.active) {
-                m->p2 = {}; m->p2_wei = {};
-                m->p2w.release();
-            } else {
-                m->p2d.release();
-            }
+            m->p2d.active = true;
+            m->p2 = {}; m->p2_wei = {};
+            m->p2w.release();
         }
         }
         {  // /features/features.7/Conv
@@ -196,13 +192,9 @@ namespace kiln_digits {
             m->p4d.pt = 1; m->p4d.pl = 1; m->p4d.pb = 1; m->p4d.pr = 1; m->p4d.oh = 4; m->p4d.ow = 4;
             m->p4d.pack((const float*)(W + 54848), (const float*)(W + 91712));
             if (m->direct_scratch.size() < m->p4d.scratch_floats()) m->direct_scratch.resize(m->p4d.scratch_floats());
-            m->p4d.active = kiln::decide_once(1073741828, [&] { return m->p4d.faster_than(m->p4, m->p4_wei, m->p4_bias, m->eng, m->strm, src_md, dst_md, m->direct_scratch.data(), false, Post0()); });
-            if (m->p4d.active) {
-                m->p4 = {}; m->p4_wei = {};
-                m->p4w.release();
-            } else {
-                m->p4d.release();
-            }
+            m->p4d.active = true;
+            m->p4 = {}; m->p4_wei = {};
+            m->p4w.release();
         }
         }
         {  // /features/features.10/AveragePool
