@@ -138,18 +138,11 @@ struct DirectConv {
 
     template <int B, int WT, class Post>
     void span(const float* x, int wp, const float* wg, float* y, int q0, int q1, int oc0, bool sum, const Post& post) const {
+        // The last pixels of the image one by one: two instantiations per width, not one per
+        // remainder (each is fully unrolled; g++ time counts in every generated library).
         int q = q0;
         for (; q + WT <= q1; q += WT) tile<B, WT>(x, wp, wg, y, q, oc0, sum, post);
-        switch (q1 - q) {
-        case 0: break;
-        case 1: tile<B, 1>(x, wp, wg, y, q, oc0, sum, post); break;
-        case 2: tile<B, 2>(x, wp, wg, y, q, oc0, sum, post); break;
-        case 3: tile<B, 3>(x, wp, wg, y, q, oc0, sum, post); break;
-        case 4: tile<B, 4>(x, wp, wg, y, q, oc0, sum, post); break;
-        case 5: tile<B, 5>(x, wp, wg, y, q, oc0, sum, post); break;
-        default:
-            for (; q < q1; q++) tile<B, 1>(x, wp, wg, y, q, oc0, sum, post);
-        }
+        for (; q < q1; q++) tile<B, 1>(x, wp, wg, y, q, oc0, sum, post);
     }
 #endif
 
