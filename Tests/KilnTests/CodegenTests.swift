@@ -194,16 +194,28 @@ import KilnToolchain
         #expect(want.count == all.reduce(0) { $0 + $1.1.outputs.count })
     }
 
-    @Test func headerMatchesTheSnapshot() throws {
+    /// Compares `text` with the snapshot file `name` (rewriting it with KILN_UPDATE_SNAPSHOTS set).
+    static func expectSnapshot(_ text: String, _ name: String) throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let g = try loadModel(path: root.appendingPathComponent("samples/models/digits.onnx").path, inputShapes: ["image": [1, 1, 8, 8]])
-        let emitted = try emitModel(g, options: CodegenOptions(name: "digits", kilnVersion: "snapshot", modelPath: "samples/models/digits.onnx"))
-        let snapshot = root.appendingPathComponent("Tests/KilnTests/Snapshots/digits.h")
+        let snapshot = root.appendingPathComponent("Tests/KilnTests/Snapshots/\(name)")
         if ProcessInfo.processInfo.environment["KILN_UPDATE_SNAPSHOTS"] != nil {
-            try emitted.header.write(to: snapshot, atomically: true, encoding: .utf8)
+            try text.write(to: snapshot, atomically: true, encoding: .utf8)
         }
         let expected = try String(contentsOf: snapshot, encoding: .utf8)
-        #expect(emitted.header == expected, "regenerate with KILN_UPDATE_SNAPSHOTS=1 swift test if the change is intended")
+        #expect(text == expected, "\(name): regenerate with KILN_UPDATE_SNAPSHOTS=1 swift test if the change is intended")
+    }
+
+    /// The sample digits model, and the options its snapshots are emitted with.
+    static func digits() throws -> (Graph, CodegenOptions) {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let g = try loadModel(path: root.appendingPathComponent("samples/models/digits.onnx").path, inputShapes: ["image": [1, 1, 8, 8]])
+        return (g, CodegenOptions(name: "digits", kilnVersion: "snapshot", modelPath: "samples/models/digits.onnx"))
+    }
+
+    @Test func headerMatchesTheSnapshot() throws {
+        let (g, options) = try Self.digits()
+        let emitted = try emitModel(g, options: options)
+        try Self.expectSnapshot(emitted.header, "digits.h")
         // Self-contained: only <stddef.h> and <stdint.h>.
         let includes = emitted.header.split(separator: "\n").filter { $0.hasPrefix("#include") }
         #expect(includes == ["#include <stddef.h>", "#include <stdint.h>"])
@@ -213,18 +225,12 @@ import KilnToolchain
     /// `kiln compile` runs (fusion, channels-last): a change to code generation shows up here as
     /// a reviewable diff of what a library compiles.
     @Test func sourceMatchesTheSnapshot() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        var g = try loadModel(path: root.appendingPathComponent("samples/models/digits.onnx").path, inputShapes: ["image": [1, 1, 8, 8]])
+        var (g, options) = try Self.digits()
         _ = try Pipeline.optimize(&g, layout: .channelsLast)
-        let emitted = try emitModel(g, options: CodegenOptions(name: "digits", kilnVersion: "snapshot", modelPath: "samples/models/digits.onnx"))
-        let snapshot = root.appendingPathComponent("Tests/KilnTests/Snapshots/digits.cpp")
-        if ProcessInfo.processInfo.environment["KILN_UPDATE_SNAPSHOTS"] != nil {
-            try emitted.source.write(to: snapshot, atomically: true, encoding: .utf8)
-        }
-        let expected = try String(contentsOf: snapshot, encoding: .utf8)
-        #expect(emitted.source == expected, "regenerate with KILN_UPDATE_SNAPSHOTS=1 swift test if the change is intended")
+        let emitted = try emitModel(g, options: options)
+        try Self.expectSnapshot(emitted.source, "digits.cpp")
         // The same model and options give the same source.
-        #expect(try emitModel(g, options: CodegenOptions(name: "digits", kilnVersion: "snapshot", modelPath: "samples/models/digits.onnx")).source == emitted.source)
+        #expect(try emitModel(g, options: options).source == emitted.source)
     }
 
     @Test func memoryPlanReusesTheArena() throws {
