@@ -28,6 +28,11 @@ extension ModelEmitter {
         }
     }
 
+    /// A chain of post-ops (sums left out) as one C++ expression of the float `v`.
+    func postOpChain(_ ops: [PostOp]) -> String {
+        ops.filter { $0 != .sum }.reduce("v") { expr, p in "[](float v) { return \(postOpExpression(p)); }(\(expr))" }
+    }
+
     /// Post-ops of a node that did not go through oneDNN, as loops over its output.
     mutating func emitGenericPostOps(_ ops: [PostOp], y: ValueID, addend: ValueID?) {
         for p in ops {

@@ -178,11 +178,9 @@ extension ModelEmitter {
     /// and constant weights and bias.
     func directConvCandidate(_ n: Node, _ a: ConvAttributes, _ geo: WindowGeometry) -> Bool {
         let x = n.inputs[0]!, y = n.outputs[0]
-        guard options.directConv != .off, elem(y) == .f32, a.group == 1, geo.kernel.count == 2, geo.kernel != [1, 1],
-              layout(x) == .channelsLast, layout(y) == .channelsLast,
-              constant(n.inputs[1]) != nil, n.inputs.count < 3 || n.inputs[2] == nil || constant(n.inputs[2]) != nil
-        else { return false }
-        return true
+        return options.directConv != .off && elem(y) == .f32 && a.group == 1 && geo.kernel.count == 2 && geo.kernel != [1, 1]
+            && layout(x) == .channelsLast && layout(y) == .channelsLast
+            && constant(n.inputs[1]) != nil && (n.inputs.count < 3 || n.inputs[2] == nil || constant(n.inputs[2]) != nil)
     }
 
     /// Where `auto` gives a candidate Kiln's kernel on CPUs without AVX-512: at least 8 input
@@ -223,8 +221,7 @@ extension ModelEmitter {
 
     /// The post-ops after the sum of a conv run by Kiln's direct kernel, as a functor object.
     mutating func directConvPost(_ a: ConvAttributes) -> String {
-        let body = a.postOps.filter { $0 != .sum }.reduce("v") { expr, p in "[](float v) { return \(postOpExpression(p)); }(\(expr))" }
-        return functor(body) + "()"
+        functor(postOpChain(a.postOps)) + "()"
     }
 
     /// The name of the functor computing `body` (an expression of the float `v`), declared once.

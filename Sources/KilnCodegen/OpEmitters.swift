@@ -35,7 +35,7 @@ extension ModelEmitter {
         case .channelScaleShift(let postOps):
             let s = shape(x0!)
             let inner = shapeProduct(Array(s.dropFirst(2)))
-            let body = postOps.reduce("v") { expr, p in "[](float v) { return \(postOpExpression(p)); }(\(expr))" }
+            let body = postOpChain(postOps)
             loopCount += 1
             run.line("kiln::scale_shift(\(v(x0!)), \(v(x(1)!)), \(v(x(2)!)), \(v(y)), \(s[0]), \(s[1]), \(inner), \(layout(x0!) == .channelsLast), [](float v) { return \(body); });")
         case .batchNormalization(let eps) where layout(x0!) == .channelsLast:
