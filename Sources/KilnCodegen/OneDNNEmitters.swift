@@ -211,12 +211,27 @@ extension ModelEmitter {
         create.line("\(d).n = \(xs[0]); \(d).c = \(xs[1]); \(d).h = \(xs[2]); \(d).w = \(xs[3]); \(d).k = \(ws[0]); \(d).kh = \(ws[2]); \(d).kw = \(ws[3]);")
         create.line("\(d).sh = \(geo.strides[0]); \(d).sw = \(geo.strides[1]); \(d).dh = \(geo.dilations[0]); \(d).dw = \(geo.dilations[1]);")
         create.line("\(d).pt = \(geo.padsBegin[0]); \(d).pl = \(geo.padsBegin[1]); \(d).pb = \(geo.padsEnd[0]); \(d).pr = \(geo.padsEnd[1]); \(d).oh = \(ys[2]); \(d).ow = \(ys[3]);")
+        if kilnWinogradApplies(n, geo) { create.line("\(d).winograd = true;") }
         create.line("\(d).pack((const float*)(W + \(weightsOffset)), \(biasPointer));")
         create.line("if (m->direct_scratch.size() < \(d).scratch_floats()) m->direct_scratch.resize(\(d).scratch_floats());")
         create.line("\(d).active = true;")
         create.line("m->\(prim) = {}; m->\(weightsMember) = {};")
         if winograd { create.line("m->\(prim)w.release();") }
         create.close()
+    }
+
+    /// Where Kiln's direct form runs as Winograd F(4×4, 3×3) (include/kiln/direct_conv.hpp): a
+    /// 3×3 stride-1 conv without dilation whose input channels are a multiple of 8; under
+    /// `--winograd auto` also at least 32 input channels and 9 output tiles of 4×4 (below either,
+    /// the transforms or the weights, 4× larger transformed, cost more than the products save:
+    /// measured on two Zen 3 cores). A rule of the shapes: every library and handle of a model
+    /// computes the same bits.
+    func kilnWinogradApplies(_ n: Node, _ geo: WindowGeometry) -> Bool {
+        let c = shape(n.inputs[0]!)[1], ys = shape(n.outputs[0])
+        guard options.winograd != .off, geo.kernel == [3, 3], geo.strides == [1, 1], geo.dilations == [1, 1], c % 8 == 0
+        else { return false }
+        let tiles = ((ys[2] + 3) / 4) * ((ys[3] + 3) / 4)
+        return options.winograd == .always || (c >= 32 && tiles >= 9)
     }
 
     /// The post-ops after the sum of a conv run by Kiln's direct kernel, as a functor object.
