@@ -45,14 +45,16 @@ public struct CodegenOptions: Sendable {
     }
 }
 
-/// Which algorithm a 3×3, stride-1, ungrouped FP32 convolution (with constant weights and
-/// channel counts that are multiples of 16) runs with. oneDNN never picks Winograd by itself;
-/// it wins on most of these layers and loses on some small ones, so by default each library
-/// measures both on the CPU it runs on.
+/// Which algorithm a 3×3, stride-1, ungrouped FP32 convolution (with constant weights) runs with.
+/// oneDNN's Winograd (AVX-512 CPUs; channel counts multiples of 16): oneDNN never picks it by
+/// itself; it wins on most of these layers and loses on some small ones, so by default each
+/// library measures both on the CPU it runs on. Kiln's F(4×4, 3×3) in its own conv kernel (CPUs
+/// without AVX-512; input channels multiples of 8): chosen by a rule of the shapes.
 public enum WinogradPolicy: String, Sendable, CaseIterable {
-    /// At create time each such conv runs both ways, and keeps Winograd only if it is faster by 5%.
+    /// oneDNN's: at create time each such conv runs both ways, and keeps Winograd only if it is
+    /// faster by 5%. Kiln's: convs with at least 32 input channels and 9 output tiles of 4×4.
     case auto
-    /// Winograd wherever oneDNN implements it for the CPU (tests and experiments).
+    /// Winograd wherever oneDNN or Kiln's kernel implements it for the CPU (tests and experiments).
     case always
     /// Direct convolutions only: outputs identical across machines, at some cost in speed.
     case off

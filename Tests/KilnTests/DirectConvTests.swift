@@ -41,8 +41,24 @@ import KilnReference
         return (size + c.pads[axis] + c.pads[axis + 2] - (d * (k - 1) + 1)) / s + 1
     }
 
+    /// 3×3 stride-1 convs for the Winograd form: outputs not multiples of the 4×4 tile, a single
+    /// tile, asymmetric and no pads, output channels below, at and past the 8- and 16-channel
+    /// blocks, batch 2, a sum with an activation, and an image of 930 tiles (the path where each
+    /// thread takes whole chunks of tiles, with 2 threads or more). The last is not a candidate
+    /// (12 input channels).
+    static let winogradCases: [Case] = [
+        Case(c: 8, h: 9, w: 11, k: 5, kernel: [3, 3], pads: [1, 1, 1, 1]),
+        Case(c: 16, h: 13, w: 10, k: 20, kernel: [3, 3], pads: [1, 0, 2, 1], batch: 2, bias: false, postOps: [.relu]),
+        Case(c: 32, h: 12, w: 12, k: 24, kernel: [3, 3], pads: [1, 1, 1, 1], postOps: [.sum, .relu]),
+        Case(c: 40, h: 17, w: 6, k: 16, kernel: [3, 3], postOps: [.tanh]),
+        Case(c: 64, h: 8, w: 8, k: 72, kernel: [3, 3], pads: [1, 1, 1, 1], postOps: [.sigmoid]),
+        Case(c: 8, h: 4, w: 4, k: 8, kernel: [3, 3], pads: [1, 1, 1, 1]),
+        Case(c: 8, h: 118, w: 122, k: 9, kernel: [3, 3], pads: [1, 1, 1, 1], postOps: [.sum]),
+        Case(c: 12, h: 8, w: 8, k: 8, kernel: [3, 3], pads: [1, 1, 1, 1]),
+    ]
+
     /// Every case as one conv of one graph (one library to build), input x_i, output y_i.
-    static func network() -> (Graph, [String: Tensor]) {
+    static func network(_ cases: [Case] = cases) -> (Graph, [String: Tensor]) {
         var g = Graph(name: "direct")
         var inputs: [String: Tensor] = [:]
         for (i, c) in cases.enumerated() {
@@ -99,6 +115,40 @@ import KilnReference
             let scale = want[k]!.floats.map { Double(abs($0)) }.max()!
             let problem = Conformance.compare(got[k]!, want[k]!, rtol: 0, atol: 1e-5 * scale)
             #expect(problem == nil, "\(policy) case \(i): \(problem ?? "")")
+        }
+    }
+
+    /// Which convs run as Winograd: under `--winograd always` every 3×3 stride-1 candidate with
+    /// input channels a multiple of 8; under auto those with at least 32 input channels and 9
+    /// output tiles; under off none.
+    @Test func winogradFormFollowsThePolicy() throws {
+        var (g, _) = Self.network(Self.winogradCases)
+        try inferShapes(&g)
+        assignLayouts(&g, policy: .channelsLast)
+        func chosen(_ policy: WinogradPolicy) throws -> [String] {
+            let source = try emitModel(g, options: CodegenOptions(name: "wino", kilnVersion: "test", winograd: policy, directConv: .always)).source
+            return g.nodes.indices.filter { source.contains("m->p\($0)d.winograd = true;") }.map { g.nodes[$0].name }
+        }
+        #expect(try chosen(.always) == (0..<7).map { "conv\($0)" })
+        #expect(try chosen(.auto) == ["conv2"])
+        #expect(try chosen(.off).isEmpty)
+    }
+
+    /// Winograd F(4×4, 3×3) against the reference: its transforms round more than the direct
+    /// sums (≈5× the error on random data), so the bound is 1e-4 of each output's largest
+    /// magnitude, the differential tests' rule.
+    @Test func winogradMatchesTheReference() throws {
+        var (g, inputs) = Self.network(Self.winogradCases)
+        try inferShapes(&g)
+        let want = try ReferenceInterpreter(g).run(inputs)
+        assignLayouts(&g, policy: .channelsLast)
+        let (got, emitted) = try compileAndRun(g, inputs, name: "wino", winograd: .always, directConv: .always)
+        #expect(emitted.source.components(separatedBy: ".winograd = true;").count - 1 == 7)
+        for i in Self.winogradCases.indices {
+            let k = "y\(i)"
+            let scale = want[k]!.floats.map { Double(abs($0)) }.max()!
+            let problem = Conformance.compare(got[k]!, want[k]!, rtol: 0, atol: 1e-4 * scale)
+            #expect(problem == nil, "case \(i): \(problem ?? "")")
         }
     }
 }
