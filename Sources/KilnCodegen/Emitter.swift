@@ -52,7 +52,7 @@ public struct CodegenOptions: Sendable {
 /// without AVX-512; input channels multiples of 8): chosen by a rule of the shapes.
 public enum WinogradPolicy: String, Sendable, CaseIterable {
     /// oneDNN's: at create time each such conv runs both ways, and keeps Winograd only if it is
-    /// faster by 5%. Kiln's: convs with at least 32 input channels and 9 output tiles of 4×4.
+    /// faster by 5%. Kiln's: convs with at least 16 input channels, 9 output tiles of 4×4 and 12 MFLOP.
     case auto
     /// Winograd wherever oneDNN or Kiln's kernel implements it for the CPU (tests and experiments).
     case always

@@ -222,16 +222,18 @@ extension ModelEmitter {
 
     /// Where Kiln's direct form runs as Winograd F(4×4, 3×3) (include/kiln/direct_conv.hpp): a
     /// 3×3 stride-1 conv without dilation whose input channels are a multiple of 8; under
-    /// `--winograd auto` also at least 32 input channels and 9 output tiles of 4×4 (below either,
-    /// the transforms or the weights, 4× larger transformed, cost more than the products save:
-    /// measured on two Zen 3 cores). A rule of the shapes: every library and handle of a model
+    /// `--winograd auto` also at least 16 input channels, 9 output tiles of 4×4 and 12 MFLOP
+    /// (below, the transforms, the 4× larger transformed weights or the threads' start cost more
+    /// than the products save: measured on two Zen 3 cores, 64 channels on 12×12 0.9×, 16 on
+    /// 56×56 1.3×, 256 on 14×14 1.7×). A rule of the shapes: every library and handle of a model
     /// computes the same bits.
     func kilnWinogradApplies(_ n: Node, _ geo: WindowGeometry) -> Bool {
         let c = shape(n.inputs[0]!)[1], ys = shape(n.outputs[0])
         guard options.winograd != .off, geo.kernel == [3, 3], geo.strides == [1, 1], geo.dilations == [1, 1], c % 8 == 0
         else { return false }
         let tiles = ((ys[2] + 3) / 4) * ((ys[3] + 3) / 4)
-        return options.winograd == .always || (c >= 32 && tiles >= 9)
+        let flops = 2 * 9 * c * shapeProduct(ys)
+        return options.winograd == .always || (c >= 16 && tiles >= 9 && flops >= 12_000_000)
     }
 
     /// The post-ops after the sum of a conv run by Kiln's direct kernel, as a functor object.

@@ -9,7 +9,7 @@
 // Activations are channels-last (NHWC); the weights are packed once, at create time, into
 // groups of 16 output channels: [group][kh][kw][c][16]. Tiles whose windows reach into the pads
 // read them tap by tap, from a row of zeros. A 3×3 stride-1 conv with at least
-// 32 input channels and enough output runs as Winograd F(4×4, 3×3) instead (`winograd`, set by
+// 16 input channels and enough output runs as Winograd F(4×4, 3×3) instead (`winograd`, set by
 // the generated code): 1.4-2.6× faster than the direct kernel on two Zen 3 cores, with errors
 // about 5× the direct kernel's (≈1e-5 of the largest output on random data).
 #pragma once
