@@ -222,7 +222,7 @@ struct Compile: ParsableCommand {
     @Option(help: "Quantized convs and matrix products on CPUs without VNNI: exact (the model's function on every CPU: oneDNN's int8 kernels where they cannot saturate, the f32 form of the definition elsewhere) or fast (oneDNN's int8 kernels everywhere, as ONNX Runtime and OpenVINO run them: about 2× faster without VNNI, where a pair of large u8·s8 products can saturate at 16 bits). The same on CPUs with VNNI.")
     var int8: String = Int8Policy.exact.rawValue
 
-    @Option(name: .customLong("direct-conv"), help: "FP32 channels-last convs with a window larger than 1×1 (one group, constant weights) as Kiln's own AVX2 kernel: auto (where oneDNN has no AVX-512 kernels on the CPU the library runs on, ONEDNN_MAX_CPU_ISA included, for convs with at least 8 input channels or a tanh after them), always, or off (oneDNN's kernels only).")
+    @Option(name: .customLong("direct-conv"), help: "FP32 channels-last convs with a window larger than 1×1 (one group, constant weights), and grouped convs with groups of 2, 4 or 8 channels in and out, as Kiln's own AVX2 kernels: auto (where oneDNN has no AVX-512 kernels on the CPU the library runs on, ONEDNN_MAX_CPU_ISA included, for convs with at least 8 input channels or a tanh after them), always, or off (oneDNN's kernels only).")
     var directConv: String = DirectConvPolicy.auto.rawValue
 
     @Option(help: "Layout of the activations around convolutions: auto (oneDNN's blocked nChw16c when the --cpu target has AVX-512, 3×3 stride-1 convs, Winograd's, dominate and nothing else reads the activations; channels-last otherwise), nhwc, or blocked (fast only on AVX-512 CPUs).")

@@ -57,6 +57,19 @@ import KilnReference
         Case(c: 12, h: 8, w: 8, k: 8, kernel: [3, 3], pads: [1, 1, 1, 1]),
     ]
 
+    /// Grouped convs for kiln::GroupedConv: groups of 2, 4 and 8 channels, strides, asymmetric
+    /// pads, dilation, batch 2, a sum with an activation, a 1×1 window, 24 channels (three blocks
+    /// of 8: one pair and one alone). The last is not a candidate (groups of 3 in, 6 out).
+    static let groupedCases: [Case] = [
+        Case(c: 16, h: 9, w: 11, k: 16, kernel: [3, 3], pads: [1, 1, 1, 1], group: 4),
+        Case(c: 32, h: 13, w: 10, k: 32, kernel: [3, 3], strides: [2, 2], pads: [1, 0, 2, 1], batch: 2, group: 8, postOps: [.relu]),
+        Case(c: 16, h: 12, w: 12, k: 16, kernel: [3, 3], pads: [2, 2, 2, 2], dilations: [2, 2], group: 8, bias: false),
+        Case(c: 24, h: 7, w: 9, k: 24, kernel: [3, 3], pads: [1, 1, 1, 1], group: 6, postOps: [.sum, .relu]),
+        Case(c: 64, h: 6, w: 6, k: 64, kernel: [1, 1], group: 16, postOps: [.silu]),
+        Case(c: 16, h: 8, w: 8, k: 16, kernel: [5, 5], pads: [2, 2, 2, 2], group: 2, postOps: [.tanh]),
+        Case(c: 24, h: 8, w: 8, k: 48, kernel: [3, 3], pads: [1, 1, 1, 1], group: 8),
+    ]
+
     /// Every case as one conv of one graph (one library to build), input x_i, output y_i.
     static func network(_ cases: [Case] = cases) -> (Graph, [String: Tensor]) {
         var g = Graph(name: "direct")
@@ -148,6 +161,24 @@ import KilnReference
             let k = "y\(i)"
             let scale = want[k]!.floats.map { Double(abs($0)) }.max()!
             let problem = Conformance.compare(got[k]!, want[k]!, rtol: 0, atol: 1e-4 * scale)
+            #expect(problem == nil, "case \(i): \(problem ?? "")")
+        }
+    }
+
+    /// Grouped convs through Kiln's kernel (`--direct-conv always`) against the reference, with
+    /// the direct kernel's bound (1e-5 of each output's largest magnitude).
+    @Test func groupedMatchesTheReference() throws {
+        var (g, inputs) = Self.network(Self.groupedCases)
+        try inferShapes(&g)
+        let want = try ReferenceInterpreter(g).run(inputs)
+        assignLayouts(&g, policy: .channelsLast)
+        let (got, emitted) = try compileAndRun(g, inputs, name: "grouped", directConv: .always)
+        let taken = g.nodes.indices.filter { emitted.source.contains("kiln::GroupedConv p\($0)g;") }.map { g.nodes[$0].name }
+        #expect(taken == (0..<6).map { "conv\($0)" })
+        for i in Self.groupedCases.indices {
+            let k = "y\(i)"
+            let scale = want[k]!.floats.map { Double(abs($0)) }.max()!
+            let problem = Conformance.compare(got[k]!, want[k]!, rtol: 0, atol: 1e-5 * scale)
             #expect(problem == nil, "case \(i): \(problem ?? "")")
         }
     }
