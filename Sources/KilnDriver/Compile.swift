@@ -74,7 +74,7 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
     // oneDNN 2.6 has fast blocked (nChw16c) kernels only for AVX-512: elsewhere its reference
     // kernels would run, a thousand times slower. Choose blocked only when the target has it.
     let layout: LayoutPolicy = o.layout == .auto && !o.cpu.guaranteesAVX512 ? .channelsLast : o.layout
-    let keptFloat = try Pipeline.optimize(&graph, layout: layout, progress: progress)
+    let keptFloat = try Pipeline.optimize(&graph, layout: layout, kilnConvKernels: o.directConv != .off, progress: progress)
     progress("generate C++")
     let emitted = try emitModel(graph, options: CodegenOptions(name: o.name, kilnVersion: o.kilnVersion, modelPath: o.modelPath, winograd: o.winograd, int8: o.int8, directConv: o.directConv))
     progress("compile with g++")

@@ -13,11 +13,12 @@ public enum Pipeline {
     }
 
     /// Simplified graph → fused graph. Returns the convs and matrix products of a quantized graph
-    /// that stay FP32, each with why.
+    /// that stay FP32, each with why. `kilnConvKernels`: whether Kiln's own conv kernels may run
+    /// (`--direct-conv` not off).
     @discardableResult
-    public static func fuse(_ g: inout Graph, progress: (String) -> Void = { _ in }) throws -> [String] {
+    public static func fuse(_ g: inout Graph, kilnConvKernels: Bool = true, progress: (String) -> Void = { _ in }) throws -> [String] {
         progress("trim conv taps");     trimConvTaps(&g)
-        progress("pad conv inputs");    padConvInputs(&g)
+        progress("pad conv inputs");    padConvInputs(&g, kilnConvKernels: kilnConvKernels)
         progress("activations");        recognizeActivations(&g)
         progress("layer norms");        recognizeLayerNorm(&g)
         progress("channel shuffles");   recognizeChannelShuffle(&g)
@@ -39,9 +40,9 @@ public enum Pipeline {
 
     /// Simplified graph → what code generation takes: fused, with memory layouts assigned.
     @discardableResult
-    public static func optimize(_ g: inout Graph, layout: LayoutPolicy = .auto,
+    public static func optimize(_ g: inout Graph, layout: LayoutPolicy = .auto, kilnConvKernels: Bool = true,
                                 progress: (String) -> Void = { _ in }) throws -> [String] {
-        let keptFloat = try fuse(&g, progress: progress)
+        let keptFloat = try fuse(&g, kilnConvKernels: kilnConvKernels, progress: progress)
         progress("assign layouts");     assignLayouts(&g, policy: layout)
         try verify(g, requireStaticShapes: true)
         return keptFloat

@@ -368,9 +368,16 @@ struct DirectConv {
             for (int y0 = 0; y0 < kh; y0++) {
                 for (int x0 = 0; x0 < kw; x0++) {
                     const float* xp[WT];
+                    bool any = false;
                     _Pragma("GCC unroll 16") for (int j = 0; j < WT; j++) {
                         const int yy = iy[j] + y0 * dh, xx = ix[j] + x0 * dw;
-                        xp[j] = yy >= 0 && yy < h && xx >= 0 && xx < w ? x + ((size_t)yy * w + xx) * c : zeros.data();
+                        const bool in = yy >= 0 && yy < h && xx >= 0 && xx < w;
+                        xp[j] = in ? x + ((size_t)yy * w + xx) * c : zeros.data();
+                        any = any || in;
+                    }
+                    if (!any) {  // a tap that reads only pads for every pixel of the tile
+                        wt += (size_t)c * B * 8;
+                        continue;
                     }
                     for (int ci = 0; ci < c; ci++) {
                         __m256 wv[B];
