@@ -16,6 +16,18 @@ public enum Conformance {
     public static let rtol = 1e-3
     public static let atol = 1e-5
 
+    /// An expected-failures file: one case name a line, '#' starts its reason. Name → reason.
+    public static func readExpectedFailures(path: String) throws -> [String: String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw KilnError("\(path): cannot read") }
+        var expected: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: "#", maxSplits: 1)
+            let name = parts.first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+            if !name.isEmpty { expected[name] = parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : "" }
+        }
+        return expected
+    }
+
     /// All case folders under `root` (any folder holding a model.onnx), sorted.
     public static func findCases(root: String) -> [String] {
         var out: [String] = []

@@ -123,3 +123,24 @@ public enum NPY {
         }
     }
 }
+
+/// Reads `--input NAME=FILE.npy` (or `FILE.npy` for a single input) against a list of input names.
+public func readInputs(_ specs: [String], names: [String]) throws -> [String: Tensor] {
+    var tensors: [String: Tensor] = [:]
+    for spec in specs {
+        var name: String, file: String
+        if let eq = spec.firstIndex(of: "="), !FileManager.default.fileExists(atPath: spec) {
+            name = String(spec[..<eq])
+            file = String(spec[spec.index(after: eq)...])
+        } else {
+            guard names.count == 1 else { throw KilnError("--input \(spec): the model has \(names.count) inputs; name it as NAME=FILE.npy") }
+            name = names[0]
+            file = spec
+        }
+        guard names.contains(name) else {
+            throw KilnError("--input \(spec): the model has no input '\(name)' (inputs: \(names.joined(separator: ", ")))")
+        }
+        tensors[name] = try NPY.read(path: file)
+    }
+    return tensors
+}

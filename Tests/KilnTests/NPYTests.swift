@@ -61,4 +61,28 @@ import KilnDriver
             #expect(throws: KilnError.self) { try NPY.decode(full.prefix(n), name: "t.npy") }
         }
     }
+
+    /// `--input` specs as the CLI reads them (KilnDriver.readInputs): NAME=FILE, a bare FILE for a
+    /// single-input model, and clear errors for an unknown name or an unnamed file among several.
+    @Test func inputSpecs() throws {
+        let dir = temporaryDirectory()
+        let path = (dir as NSString).appendingPathComponent("x.npy")
+        let t = Tensor(.f32, shape: [2], floats: [1, 2])
+        try NPY.write(t, path: path)
+        #expect(try readInputs(["image=\(path)"], names: ["image"]) == ["image": t])
+        #expect(try readInputs([path], names: ["image"]) == ["image": t])
+        #expect(throws: KilnError.self) { try readInputs(["other=\(path)"], names: ["image"]) }
+        #expect(throws: KilnError.self) { try readInputs([path], names: ["a", "b"]) }
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    /// The conformance runner's expected-failures file: names, '#' reasons, blank lines.
+    @Test func expectedFailuresFile() throws {
+        let dir = temporaryDirectory()
+        let path = (dir as NSString).appendingPathComponent("expected.txt")
+        try "test_a  # too slow\n\ntest_b\ncompiled:node/test_c # reason: x\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try Conformance.readExpectedFailures(path: path) == ["test_a": "too slow", "test_b": "", "compiled:node/test_c": "reason: x"])
+        #expect(throws: KilnError.self) { try Conformance.readExpectedFailures(path: path + ".missing") }
+        try? FileManager.default.removeItem(atPath: dir)
+    }
 }

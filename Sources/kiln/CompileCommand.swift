@@ -1,0 +1,99 @@
+import ArgumentParser
+import Foundation
+import KilnDriver
+import KilnIR
+
+/// Progress lines on stderr: shown on a terminal, or always with --verbose.
+struct Progress {
+    let enabled: Bool
+    let start = Date()
+    init(verbose: Bool) { enabled = verbose || isatty(2) != 0 }
+    func callAsFunction(_ step: String) {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data(String(format: "[%6.2fs] %@\n", Date().timeIntervalSince(start), step).utf8))
+    }
+}
+
+struct Compile: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compile a model into a C library: NAME.h, libNAME.a / libNAME.so, pkg-config and CMake files.",
+        discussion: """
+            Writes into OUTDIR the C header, the libraries, the generated C++ (kept for the curious and \
+            for debuggers), a report (NAME.report.md and NAME.report.json: every node, the precision of \
+            each conv and matrix product, the quantized tensors' scales and zero points, the memory), pkg-config files (NAME.pc for the shared library, NAME-static.pc for the \
+            static one) and a CMake package (find_package(NAME) with CMAKE_PREFIX_PATH=OUTDIR; target \
+            NAME::NAME is the static library when built). Every dynamic dimension must be pinned with --input-shape. The \
+            libraries need libdnnl (Debian: libdnnl2), libgomp and libstdc++ at run time.
+            """)
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(name: [.customShort("o"), .customLong("output-dir")], help: "Where to write the library and its files.")
+    var outputDir: String
+
+    @Option(help: "The model's name: the prefix of every exported symbol and the header's name (default: from the file name).")
+    var name: String?
+
+    @Option(help: "Which libraries to build: static, shared or both.")
+    var library: String = "both"
+
+    @Option(help: "Instruction set of the generated kernels: native, x86-64-v3 (AVX2) or x86-64-v4 (AVX-512). The library refuses to start (NAME_ERROR_UNSUPPORTED_CPU) on a CPU without it.")
+    var cpu: String = TargetCPU.x86_64_v3.rawValue
+
+    @Option(help: "3×3 stride-1 convs as Winograd convs: auto (oneDNN's on CPUs with AVX-512: the first handle created in a process times both forms and keeps the faster, later handles reuse the choice; Kiln's F(4×4, 3×3) where Kiln's conv kernel runs, by rule: at least 16 input channels, a multiple of 8, 9 output tiles of 4×4 and 12 MFLOP), always, or off (direct only; outputs identical across machines).")
+    var winograd: String = WinogradPolicy.auto.rawValue
+
+    @Option(help: "Quantized convs and matrix products on CPUs without VNNI: exact (the model's function on every CPU: oneDNN's int8 kernels where they cannot saturate, the f32 form of the definition elsewhere) or fast (oneDNN's int8 kernels everywhere, as ONNX Runtime and OpenVINO run them: about 2× faster without VNNI, where a pair of large u8·s8 products can saturate at 16 bits). The same on CPUs with VNNI.")
+    var int8: String = Int8Policy.exact.rawValue
+
+    @Option(name: .customLong("direct-conv"), help: "FP32 channels-last convs with a window larger than 1×1 (one group, constant weights), and grouped convs with groups of 2, 4 or 8 channels in and out, as Kiln's own AVX2 kernels: auto (where oneDNN has no AVX-512 kernels on the CPU the library runs on, ONEDNN_MAX_CPU_ISA included, for convs with at least 8 input channels or a tanh after them), always, or off (oneDNN's kernels only).")
+    var directConv: String = DirectConvPolicy.auto.rawValue
+
+    @Option(help: "Layout of the activations around convolutions: auto (oneDNN's blocked nChw16c when the --cpu target has AVX-512, 3×3 stride-1 convs, Winograd's, dominate and nothing else reads the activations; channels-last otherwise), nhwc, or blocked (fast only on AVX-512 CPUs).")
+    var layout: String = LayoutPolicy.auto.rawValue
+
+    @Flag(help: "Show each step, the g++ command lines, which convolutions and matrix products of a quantized model stay FP32, and which run as generic loops instead of oneDNN, and why (all of it is in NAME.report.md too).")
+    var verbose = false
+
+    func run() throws {
+        guard let layoutPolicy = LayoutPolicy(rawValue: layout) else {
+            throw ValidationError("--layout must be one of: \(LayoutPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let winogradPolicy = WinogradPolicy(rawValue: winograd) else {
+            throw ValidationError("--winograd must be one of: \(WinogradPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let int8Policy = Int8Policy(rawValue: int8) else {
+            throw ValidationError("--int8 must be one of: \(Int8Policy.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let directConvPolicy = DirectConvPolicy(rawValue: directConv) else {
+            throw ValidationError("--direct-conv must be one of: \(DirectConvPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let kind = LibraryKind(rawValue: library) else {
+            throw ValidationError("--library must be static, shared or both")
+        }
+        guard let target = TargetCPU(rawValue: cpu) else {
+            throw ValidationError("--cpu must be one of: \(TargetCPU.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let progress = Progress(verbose: verbose)
+        var o = CompileOptions(modelPath: options.model, outputDirectory: outputDir,
+                               name: name ?? defaultModelName(options.model), kilnVersion: kilnVersion)
+        o.inputShapes = try options.shapes()
+        o.library = kind
+        o.cpu = target
+        o.winograd = winogradPolicy
+        o.int8 = int8Policy
+        o.directConv = directConvPolicy
+        o.layout = layoutPolicy
+        let started = Date()
+        let r = try compileModel(o, progress: { progress($0) }, log: { line in
+            if verbose { FileHandle.standardError.write(Data("  $ \(line)\n".utf8)) }
+        })
+        print("compiled \(options.model) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(r.oneDNNNodes) oneDNN primitives, \(r.loopNodes) generated kernels")
+        print("arena: \(formatCount(r.arenaBytes)) bytes per instance; weights: \(formatCount(r.weightsBytes)) bytes")
+        if r.report.isQuantized { print(r.report.summary) }
+        if verbose { for f in r.report.notes { print(f) } }
+        for p in ([r.products.header, r.products.staticLibrary, r.products.sharedLibrary] + r.products.pkgConfig.map { $0 } + [r.products.cmakeConfig, r.products.source] + r.reportFiles).compactMap({ $0 }) {
+            print("wrote \(p)")
+        }
+    }
+}
