@@ -207,22 +207,32 @@ extension ModelEmitter {
     /// weights and releases oneDNN's primitive and its weights.
     mutating func emitGroupedConvForm(_ n: Node, _ a: ConvAttributes, prim: String, weightsMember: String, geo: WindowGeometry) {
         let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
-        let b = n.inputs.count > 2 ? n.inputs[2] : nil
-        guard case .constant(let weightsOffset) = plan.storage[w]! else { return }
-        var biasPointer = "nullptr"
-        if let b, case .constant(let off) = plan.storage[b]! { biasPointer = "(const float*)(W + \(off))" }
+        guard let (weights, bias) = kilnConvConstants(n) else { return }
         let d = "m->\(prim)g"
         members.append("kiln::GroupedConv \(prim)g;")
         let xs = shape(x), ys = shape(y), ws = shape(w)
-        let wanted = options.directConv == .always ? "kiln::DirectConv::compiled_in()" : "kiln::DirectConv::preferred_here()"
-        create.open("if (\(wanted))")
+        create.open("if (\(kilnKernelWanted))")
         create.line("\(d).n = \(xs[0]); \(d).c = \(xs[1]); \(d).h = \(xs[2]); \(d).w = \(xs[3]); \(d).gw = \(xs[1] / a.group); \(d).kh = \(ws[2]); \(d).kw = \(ws[3]);")
         create.line("\(d).sh = \(geo.strides[0]); \(d).sw = \(geo.strides[1]); \(d).dh = \(geo.dilations[0]); \(d).dw = \(geo.dilations[1]);")
         create.line("\(d).pt = \(geo.padsBegin[0]); \(d).pl = \(geo.padsBegin[1]); \(d).oh = \(ys[2]); \(d).ow = \(ys[3]);")
-        create.line("\(d).pack((const float*)(W + \(weightsOffset)), \(biasPointer));")
+        create.line("\(d).pack(\(weights), \(bias));")
         create.line("\(d).active = true;")
         create.line("m->\(prim) = {}; m->\(weightsMember) = {};")
         create.close()
+    }
+
+    /// The weights and bias of a conv Kiln's kernels take, as C++ pointers into the weights blob
+    /// (the bias "nullptr" when there is none); nil when the weights are not in the blob.
+    func kilnConvConstants(_ n: Node) -> (weights: String, bias: String)? {
+        guard case .constant(let weightsOffset) = plan.storage[n.inputs[1]!]! else { return nil }
+        var bias = "nullptr"
+        if n.inputs.count > 2, let b = n.inputs[2], case .constant(let off) = plan.storage[b]! { bias = "(const float*)(W + \(off))" }
+        return ("(const float*)(W + \(weightsOffset))", bias)
+    }
+
+    /// The C++ condition under which Kiln's conv kernels replace oneDNN's at create time.
+    var kilnKernelWanted: String {
+        options.directConv == .always ? "kiln::DirectConv::compiled_in()" : "kiln::DirectConv::preferred_here()"
     }
 
     /// Where `auto` gives a candidate Kiln's kernel on CPUs without AVX-512: at least 8 input
@@ -240,21 +250,17 @@ extension ModelEmitter {
     mutating func emitDirectConvForm(_ n: Node, _ a: ConvAttributes, prim: String, weightsMember: String, winograd: Bool,
                                      geo: WindowGeometry) {
         let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
-        let b = n.inputs.count > 2 ? n.inputs[2] : nil
-        guard case .constant(let weightsOffset) = plan.storage[w]! else { return }
-        var biasPointer = "nullptr"
-        if let b, case .constant(let off) = plan.storage[b]! { biasPointer = "(const float*)(W + \(off))" }
+        guard let (weights, bias) = kilnConvConstants(n) else { return }
         let d = "m->\(prim)d"
         members.append("kiln::DirectConv \(prim)d;")
         if !members.contains("std::vector<float> direct_scratch;") { members.append("std::vector<float> direct_scratch;") }
         let xs = shape(x), ys = shape(y), ws = shape(w)
-        let wanted = options.directConv == .always ? "kiln::DirectConv::compiled_in()" : "kiln::DirectConv::preferred_here()"
-        create.open("if (\(wanted))")
+        create.open("if (\(kilnKernelWanted))")
         create.line("\(d).n = \(xs[0]); \(d).c = \(xs[1]); \(d).h = \(xs[2]); \(d).w = \(xs[3]); \(d).k = \(ws[0]); \(d).kh = \(ws[2]); \(d).kw = \(ws[3]);")
         create.line("\(d).sh = \(geo.strides[0]); \(d).sw = \(geo.strides[1]); \(d).dh = \(geo.dilations[0]); \(d).dw = \(geo.dilations[1]);")
         create.line("\(d).pt = \(geo.padsBegin[0]); \(d).pl = \(geo.padsBegin[1]); \(d).pb = \(geo.padsEnd[0]); \(d).pr = \(geo.padsEnd[1]); \(d).oh = \(ys[2]); \(d).ow = \(ys[3]);")
         if kilnWinogradApplies(n, geo) { create.line("\(d).winograd = true;") }
-        create.line("\(d).pack((const float*)(W + \(weightsOffset)), \(biasPointer));")
+        create.line("\(d).pack(\(weights), \(bias));")
         create.line("if (m->direct_scratch.size() < \(d).scratch_floats()) m->direct_scratch.resize(\(d).scratch_floats());")
         create.line("\(d).active = true;")
         create.line("m->\(prim) = {}; m->\(weightsMember) = {};")

@@ -241,12 +241,12 @@ extension ModelEmitter {
             let axes = try padAxes(constant(x(3))?.int64Values, rank: s.count, n.label)
             var begin = [Int](repeating: 0, count: s.count)
             for (k, a) in axes.enumerated() { begin[a] = Int(constant(x(1))!.int64Values[k]) }
-            let modeCode: Int
+            let padMode: String
             switch mode {
-            case .constant: modeCode = 0
-            case .reflect: modeCode = 1
-            case .edge: modeCode = 2
-            case .wrap: modeCode = 3
+            case .constant: padMode = "kiln::PadMode::constant"
+            case .reflect: padMode = "kiln::PadMode::reflect"
+            case .edge: padMode = "kiln::PadMode::edge"
+            case .wrap: padMode = "kiln::PadMode::wrap"
             }
             let t = cType(elem(y))
             // In memory order (padding commutes with the permutation of a channels-last value).
@@ -255,7 +255,7 @@ extension ModelEmitter {
             run.open()
             run.line("static const int64_t in_shape[] = \(list(order.map { s[$0] })), begin[] = \(list(order.map { begin[$0] })), out_shape[] = \(list(order.map { shape(y)[$0] }));")
             run.line("const \(t) value = \(x(2).map { "\(v($0))[0]" } ?? "\(t){}");")
-            run.line("kiln::pad(\(v(x0!)), in_shape, begin, \(v(y)), out_shape, \(s.count), \(modeCode), value);")
+            run.line("kiln::pad(\(v(x0!)), in_shape, begin, \(v(y)), out_shape, \(s.count), \(padMode), value);")
             run.close()
         case .resize(let r):
             try emitResize(n, r)

@@ -26,6 +26,21 @@
 namespace kiln {
 namespace {
 
+// The window origins (iy, ix) of WT output pixels from flat index q0 (rows of ow pixels), and
+// whether every window lies inside the h × w image.
+template <int WT>
+inline bool window_origins(int q0, int ow, int sh, int sw, int pt, int pl, int kh, int kw, int dh, int dw, int h, int w,
+                           int* iy, int* ix) {
+    bool inside = true;
+    _Pragma("GCC unroll 16") for (int j = 0; j < WT; j++) {
+        const int q = q0 + j, r = q / ow, col = q - r * ow;
+        iy[j] = r * sh - pt;
+        ix[j] = col * sw - pl;
+        inside = inside && iy[j] >= 0 && iy[j] + (kh - 1) * dh < h && ix[j] >= 0 && ix[j] + (kw - 1) * dw < w;
+    }
+    return inside;
+}
+
 struct DirectConv {
     // Geometry (2-D, one group): input [n, h, w, c], output [n, oh, ow, k], kernel kh × kw.
     int n = 0, c = 0, h = 0, w = 0, k = 0, kh = 0, kw = 0;
@@ -34,6 +49,10 @@ struct DirectConv {
     std::vector<float> zeros;         // c zeros: what a window reads in the pads
     bool active = false;
     bool winograd = false;  // F(4×4, 3×3) instead of the direct loop (set before pack)
+    // Threads that can each take whole Winograd chunks in their part of the scratch: OpenMP's
+    // count when packed, at most kMaxSlots (more threads share chunks instead: the same bits).
+    int slots = 0;
+    static constexpr int kMaxSlots = 16;
 
     static constexpr int kGroup = 16;  // output channels per weight group
     static constexpr int kPixels = 6;  // output pixels per tile
@@ -66,9 +85,10 @@ struct DirectConv {
     }
 
     int groups() const { return (k + kGroup - 1) / kGroup; }
-    // Floats of scratch `run` needs (Winograd's transformed tiles when the threads share them).
+    // Floats of scratch `run` needs (Winograd's transformed tiles: one chunk the threads share,
+    // or one chunk for each of up to `slots` threads).
     size_t scratch_floats() const {
-        return winograd ? (size_t)kXi * wino_chunk() * (c + kpad()) : 0;
+        return winograd ? std::max((size_t)kXi * wino_chunk() * (c + kpad()), (size_t)slots * local_floats()) : 0;
     }
 
     // Packs plain OIHW weights [k, c, kh, kw] and the bias (k floats, or null).
@@ -76,7 +96,10 @@ struct DirectConv {
         const int g = groups();
         bias.assign((size_t)g * kGroup, 0.0f);
         if (b) std::memcpy(bias.data(), b, sizeof(float) * k);
-        if (winograd) return pack_winograd(weights);
+        if (winograd) {
+            slots = std::min(omp_get_max_threads(), kMaxSlots);
+            return pack_winograd(weights);
+        }
         zeros.assign(c, 0.0f);
         packed.assign((size_t)g * kGroup * kh * kw * c, 0.0f);
         for (int gi = 0; gi < g; gi++) {
@@ -267,6 +290,7 @@ struct DirectConv {
         const size_t per_tile = (size_t)kXi * (c + kpad()) * sizeof(float);
         return (int)std::max<size_t>(kTileRows, kLocalBytes / per_tile / kTileRows * kTileRows);
     }
+    size_t local_floats() const { return (size_t)kXi * local_chunk() * (c + kpad()); }
 
     template <class Post>
     void run_winograd(const float* x, float* y, float* scratch, bool sum, const Post& post) const {
@@ -275,19 +299,19 @@ struct DirectConv {
         // Few channels: each thread takes whole chunks, its V and M never leave its L2. Many:
         // the threads share each chunk's products (ξ by ξ), U streaming once per chunk. Both
         // compute every output from the same operations in the same order: the same bits.
-        const bool local = local_chunks >= 4 * omp_get_max_threads() && c + kp <= kLocalChannels;
+        const int threads = omp_get_max_threads();
+        const bool local = local_chunks >= 4 * threads && c + kp <= kLocalChannels && threads <= slots;
         for (int b = 0; b < n; b++) {
             const float* src = x + (size_t)b * h * w * c;
             float* dst = y + (size_t)b * oh * ow * k;
             if (local) {
                 // Each thread transforms, multiplies and transforms back whole chunks of tiles,
-                // in its own buffers (the same chunks for any thread count: the same bits).
-#pragma omp parallel
+                // in its own part of the scratch (the same chunks for any thread count: the same
+                // bits).
+#pragma omp parallel num_threads(threads)
                 {
-                    static thread_local std::vector<float> buffer;
                     const size_t vs = (size_t)cl * c, ms = (size_t)cl * kp;
-                    if (buffer.size() < kXi * (vs + ms)) buffer.resize(kXi * (vs + ms));
-                    float* V = buffer.data();
+                    float* V = scratch + (size_t)omp_get_thread_num() * local_floats();
                     float* M = V + kXi * vs;
 #pragma omp for schedule(static)
                     for (int ch = 0; ch < local_chunks; ch++) {
@@ -331,13 +355,7 @@ struct DirectConv {
     void tile(const float* x, const float* wg, float* y, int q0, int oc0, bool sum, const Post& post) const {
         __m256 acc[B][WT];
         int iy[WT], ix[WT];
-        bool inside = true;
-        _Pragma("GCC unroll 16") for (int j = 0; j < WT; j++) {
-            const int q = q0 + j, r = q / ow, col = q - r * ow;
-            iy[j] = r * sh - pt;
-            ix[j] = col * sw - pl;
-            inside = inside && iy[j] >= 0 && iy[j] + (kh - 1) * dh < h && ix[j] >= 0 && ix[j] + (kw - 1) * dw < w;
-        }
+        const bool inside = window_origins<WT>(q0, ow, sh, sw, pt, pl, kh, kw, dh, dw, h, w, iy, ix);
         _Pragma("GCC unroll 16") for (int o = 0; o < B; o++) {
             const __m256 b = _mm256_loadu_ps(bias.data() + oc0 + o * 8);
             _Pragma("GCC unroll 16") for (int j = 0; j < WT; j++) acc[o][j] = b;
@@ -515,13 +533,7 @@ struct GroupedConv {
             idx[ci] = _mm256_load_si256((const __m256i*)t);
         }
         int iy[WT], ix[WT];
-        bool inside = true;
-        _Pragma("GCC unroll 16") for (int j = 0; j < WT; j++) {
-            const int q = q0 + j, r = q / ow, col = q - r * ow;
-            iy[j] = r * sh - pt;
-            ix[j] = col * sw - pl;
-            inside = inside && iy[j] >= 0 && iy[j] + (kh - 1) * dh < h && ix[j] >= 0 && ix[j] + (kw - 1) * dw < w;
-        }
+        const bool inside = window_origins<WT>(q0, ow, sh, sw, pt, pl, kh, kw, dh, dw, h, w, iy, ix);
         __m256 acc[B][WT];
         _Pragma("GCC unroll 8") for (int o = 0; o < B; o++) {
             const __m256 b = _mm256_loadu_ps(bias.data() + (cv + o) * 8);

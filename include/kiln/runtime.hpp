@@ -508,13 +508,16 @@ inline void channel_shuffle(const T* __restrict x, T* __restrict y, int64_t pixe
     }
 }
 
+// ONNX Pad's modes.
+enum class PadMode { constant, reflect, edge, wrap };
+
 // Where output index i (already shifted by the begin pad) reads along an axis of n elements:
-// its source index, or -1 to take the constant. mode 0 constant, 1 reflect, 2 edge, 3 wrap.
-inline int64_t pad_source(int64_t i, int64_t n, int mode) {
+// its source index, or -1 to take the constant.
+inline int64_t pad_source(int64_t i, int64_t n, PadMode mode) {
     if (i >= 0 && i < n) return i;
-    if (n == 0 || mode == 0) return -1;
-    if (mode == 2) return std::min(std::max(i, (int64_t)0), n - 1);
-    if (mode == 3) return ((i % n) + n) % n;
+    if (n == 0 || mode == PadMode::constant) return -1;
+    if (mode == PadMode::edge) return std::min(std::max(i, (int64_t)0), n - 1);
+    if (mode == PadMode::wrap) return ((i % n) + n) % n;
     if (n == 1) return 0;
     const int64_t period = 2 * (n - 1);
     i = ((i % period) + period) % period;
@@ -526,7 +529,7 @@ inline int64_t pad_source(int64_t i, int64_t n, int mode) {
 // inside in one piece.
 template <class T>
 inline void pad(const T* x, const int64_t* in_shape, const int64_t* begin, T* y, const int64_t* out_shape,
-                int rank, int mode, T value) {
+                int rank, PadMode mode, T value) {
     int64_t in_strides[kMaxRank];
     int64_t acc = 1;
     for (int d = rank - 1; d >= 0; d--) { in_strides[d] = acc; acc *= in_shape[d]; }
@@ -553,7 +556,7 @@ inline void pad(const T* x, const int64_t* in_shape, const int64_t* begin, T* y,
             continue;
         }
         const T* xr = x + off;
-        if (mode == 0) {
+        if (mode == PadMode::constant) {
             for (int64_t j = 0; j < lo; j++) yr[j] = value;
             if (hi > lo) std::memcpy(yr + lo, xr + (lo - b), sizeof(T) * (hi - lo));
             for (int64_t j = hi; j < width; j++) yr[j] = value;
