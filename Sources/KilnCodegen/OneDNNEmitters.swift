@@ -147,7 +147,8 @@ extension ModelEmitter {
         let args = weightedArguments(prim, src: x, weights: w, bias: b, dst: y)
         let (src, dst) = (args[0].1, args[args.count - 1].1)
         let winograd = winogradCandidate(n, a, geo)
-        let direct = directConvCandidate(n, a, geo) && (options.directConv == .always || directConvPreferred(n, a))
+        let direct = directConvCandidate(n, a, geo)
+            && (options.directConv == .always || kilnDirectConvPreferred(inputChannels: xs[1], group: a.group, postOps: a.postOps))
         let grouped = groupedConvCandidate(n, a, geo)
         guard winograd || direct || grouped else {
             finishPrimitive(prim, index: index, args: args)
@@ -180,27 +181,27 @@ extension ModelEmitter {
         create.line("}")
     }
 
-    /// A conv Kiln's direct kernel takes (include/kiln/direct_conv.hpp): FP32, 2-D, one group,
-    /// channels-last in and out, a window larger than 1×1 (oneDNN's 1×1 kernels are as fast),
-    /// and constant weights and bias.
-    func directConvCandidate(_ n: Node, _ a: ConvAttributes, _ geo: WindowGeometry) -> Bool {
+    /// Which of Kiln's conv kernels (include/kiln/direct_conv.hpp) may take a conv: FP32,
+    /// channels-last in and out, constant weights and bias, and the shapes of kilnConvKernel
+    /// (KilnIR): the direct kernel for one group with a window larger than 1×1 or groups of a
+    /// multiple of 8 output channels, kiln::GroupedConv for groups of 2 or 4 channels. On CPUs
+    /// without AVX-512 oneDNN 2.6 runs groups of 4 as an im2col and a product per group
+    /// (ResNeXt-50's first stage: 4 GFLOP/s, 7.2 ms per conv; Kiln's 0.8 ms), and groups of 16 and
+    /// 32 at 50-75 GFLOP/s on two Zen 3 cores where the direct kernel reaches 100-140.
+    func kilnConvKernelCandidate(_ n: Node, _ a: ConvAttributes, _ geo: WindowGeometry) -> KilnConvKernel? {
         let x = n.inputs[0]!, y = n.outputs[0]
-        return options.directConv != .off && elem(y) == .f32 && a.group == 1 && geo.kernel.count == 2 && geo.kernel != [1, 1]
-            && layout(x) == .channelsLast && layout(y) == .channelsLast
-            && constant(n.inputs[1]) != nil && (n.inputs.count < 3 || n.inputs[2] == nil || constant(n.inputs[2]) != nil)
+        guard options.directConv != .off, elem(y) == .f32, layout(x) == .channelsLast, layout(y) == .channelsLast,
+              constant(n.inputs[1]) != nil, n.inputs.count < 3 || n.inputs[2] == nil || constant(n.inputs[2]) != nil
+        else { return nil }
+        return kilnConvKernel(inputChannels: shape(x)[1], outputChannels: shape(n.inputs[1]!)[0], group: a.group, kernel: geo.kernel)
     }
 
-    /// A grouped conv Kiln's kernel takes (kiln::GroupedConv): FP32, 2-D, groups of 2, 4 or 8 input
-    /// and as many output channels, channels a multiple of 8, channels-last in and out, constant
-    /// weights and bias. On CPUs without AVX-512 oneDNN 2.6 runs groups of 4 as an im2col and a
-    /// product per group (ResNeXt-50's first stage: 4 GFLOP/s, 7.2 ms per conv; Kiln's 0.8 ms);
-    /// `auto` takes Kiln's kernel there, as for the direct kernel.
+    func directConvCandidate(_ n: Node, _ a: ConvAttributes, _ geo: WindowGeometry) -> Bool {
+        kilnConvKernelCandidate(n, a, geo) == .direct
+    }
+
     func groupedConvCandidate(_ n: Node, _ a: ConvAttributes, _ geo: WindowGeometry) -> Bool {
-        let x = n.inputs[0]!, y = n.outputs[0]
-        let c = shape(x)[1], k = shape(n.inputs[1]!)[0]
-        return options.directConv != .off && elem(y) == .f32 && a.group > 1 && geo.kernel.count == 2 && c == k && c % 8 == 0
-            && [2, 4, 8].contains(c / a.group) && layout(x) == .channelsLast && layout(y) == .channelsLast
-            && constant(n.inputs[1]) != nil && (n.inputs.count < 3 || n.inputs[2] == nil || constant(n.inputs[2]) != nil)
+        kilnConvKernelCandidate(n, a, geo) == .grouped
     }
 
     /// Creates Kiln's grouped form of conv `prim` where the policy wants it on this CPU: packs the
@@ -235,15 +236,6 @@ extension ModelEmitter {
         options.directConv == .always ? "kiln::DirectConv::compiled_in()" : "kiln::DirectConv::preferred_here()"
     }
 
-    /// Where `auto` gives a candidate Kiln's kernel on CPUs without AVX-512: at least 8 input
-    /// channels (below, oneDNN's kernel is up to 2× faster: the first convs of ResNet and VGG),
-    /// or a tanh after the conv (oneDNN 2.6's AVX2 tanh costs 5× the conv: ESPCN's 1-channel 5×5
-    /// conv, 9 → 4.4 ms). A rule of the CPU, not a timing: every library and handle of a model
-    /// computes the same bits on one machine.
-    func directConvPreferred(_ n: Node, _ a: ConvAttributes) -> Bool {
-        shape(n.inputs[0]!)[1] >= 8 || a.postOps.contains(.tanh)
-    }
-
     /// Creates Kiln's direct form of conv `prim` next to oneDNN's where the policy wants it on
     /// this CPU (`auto`: oneDNN without AVX-512 kernels): packs the weights and releases oneDNN's
     /// primitive, its weights and any Winograd form.
@@ -256,7 +248,7 @@ extension ModelEmitter {
         if !members.contains("std::vector<float> direct_scratch;") { members.append("std::vector<float> direct_scratch;") }
         let xs = shape(x), ys = shape(y), ws = shape(w)
         create.open("if (\(kilnKernelWanted))")
-        create.line("\(d).n = \(xs[0]); \(d).c = \(xs[1]); \(d).h = \(xs[2]); \(d).w = \(xs[3]); \(d).k = \(ws[0]); \(d).kh = \(ws[2]); \(d).kw = \(ws[3]);")
+        create.line("\(d).n = \(xs[0]); \(d).c = \(xs[1]); \(d).h = \(xs[2]); \(d).w = \(xs[3]); \(d).k = \(ws[0]); \(d).kh = \(ws[2]); \(d).kw = \(ws[3]);\(a.group > 1 ? " \(d).group = \(a.group);" : "")")
         create.line("\(d).sh = \(geo.strides[0]); \(d).sw = \(geo.strides[1]); \(d).dh = \(geo.dilations[0]); \(d).dw = \(geo.dilations[1]);")
         create.line("\(d).pt = \(geo.padsBegin[0]); \(d).pl = \(geo.padsBegin[1]); \(d).pb = \(geo.padsEnd[0]); \(d).pr = \(geo.padsEnd[1]); \(d).oh = \(ys[2]); \(d).ow = \(ys[3]);")
         if kilnWinogradApplies(n, geo) { create.line("\(d).winograd = true;") }
@@ -269,7 +261,7 @@ extension ModelEmitter {
     }
 
     /// Where Kiln's direct form runs as Winograd F(4×4, 3×3) (include/kiln/direct_conv.hpp): a
-    /// 3×3 stride-1 conv without dilation whose input channels are a multiple of 8; under
+    /// 3×3 stride-1 conv of one group without dilation whose input channels are a multiple of 8; under
     /// `--winograd auto` also at least 16 input channels, 9 output tiles of 4×4 and 12 MFLOP
     /// (below, the transforms, the 4× larger transformed weights or the threads' start cost more
     /// than the products save: measured on two Zen 3 cores, 64 channels on 12×12 0.9×, 16 on
@@ -277,7 +269,8 @@ extension ModelEmitter {
     /// computes the same bits.
     func kilnWinogradApplies(_ n: Node, _ geo: WindowGeometry) -> Bool {
         let c = shape(n.inputs[0]!)[1], ys = shape(n.outputs[0])
-        guard options.winograd != .off, geo.kernel == [3, 3], geo.strides == [1, 1], geo.dilations == [1, 1], c % 8 == 0
+        guard options.winograd != .off, case .conv(let a) = n.op, a.group == 1, geo.kernel == [3, 3], geo.strides == [1, 1],
+              geo.dilations == [1, 1], c % 8 == 0
         else { return false }
         let tiles = ((ys[2] + 3) / 4) * ((ys[3] + 3) / 4)
         let flops = 2 * 9 * c * shapeProduct(ys)

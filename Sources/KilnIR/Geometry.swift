@@ -495,3 +495,32 @@ public func tileRead(input s: [Int], repeats: [Int]) -> StridedRead {
     }
     return StridedRead(shape: shape, strides: strides)
 }
+
+/// Kiln's own FP32 conv kernels for CPUs with AVX2 but without AVX-512 (include/kiln/direct_conv.hpp).
+public enum KilnConvKernel: Sendable, Equatable {
+    /// kiln::DirectConv: one group, or groups whose output channels are a multiple of 8.
+    case direct
+    /// kiln::GroupedConv: groups of 2 or 4 channels in and as many out, channels a multiple of 8.
+    case grouped
+}
+
+/// The kernel of Kiln's that can take a 2-D conv of `c` input and `k` output channels in `group`
+/// groups with window `kernel`, by shape alone: the code generator adds the element type, the
+/// layout, constant weights and, for `--direct-conv auto`, the rule of kilnDirectConvPreferred.
+/// One group with a 1×1 window stays with oneDNN, whose 1×1 kernels are as fast.
+public func kilnConvKernel(inputChannels c: Int, outputChannels k: Int, group: Int, kernel: [Int]) -> KilnConvKernel? {
+    guard kernel.count == 2, group >= 1, c % group == 0, k % group == 0 else { return nil }
+    if group == 1 { return kernel == [1, 1] ? nil : .direct }
+    if (k / group) % 8 == 0 { return .direct }
+    if c == k, c % 8 == 0, [2, 4].contains(c / group) { return .grouped }
+    return nil
+}
+
+/// Where `--direct-conv auto` gives a conv the direct kernel takes that kernel: at least 8 input
+/// channels per group (below, oneDNN's kernel is up to 2× faster: the first convs of ResNet and
+/// VGG), or a tanh after the conv (oneDNN 2.6's AVX2 tanh costs 5× the conv: ESPCN's 1-channel
+/// 5×5 conv, 9 → 4.4 ms). A rule of the shapes, not a timing: every library and handle of a model
+/// computes the same bits on one machine.
+public func kilnDirectConvPreferred(inputChannels c: Int, group: Int, postOps: [PostOp]) -> Bool {
+    c / max(group, 1) >= 8 || postOps.contains(.tanh)
+}

@@ -11,8 +11,8 @@ import KilnIR
 ///
 /// Only f32 convs of 4-D tensors whose input is not a dequantized value (the quantized
 /// lowering matches DequantizeLinear → Conv). With `kilnConvKernels` (`--direct-conv` not off),
-/// not the convs Kiln's own kernels take on those CPUs (include/kiln/direct_conv.hpp: one group
-/// and at least 8 input channels, or groups of 2, 4 or 8 channels in and out; constant weights):
+/// not the convs Kiln's own kernels take on those CPUs (include/kiln/direct_conv.hpp, by
+/// kilnConvKernel and kilnDirectConvPreferred; constant weights):
 /// they read the pads as zeros and skip the taps that read only pads, where the explicit Pad
 /// would cost a copy and the taps full work (DeepLabV3's atrous convs: 41 → 12 ms).
 public func padConvInputs(_ g: inout Graph, kilnConvKernels: Bool = true) {
@@ -24,12 +24,9 @@ public func padConvInputs(_ g: inout Graph, kilnConvKernels: Bool = true) {
               let xs = g.values[x].type.shape, xs.count == 4, g.values[x].type.elementType == .f32,
               let ws = g.values[w].type.shape, ws.count == 4 else { continue }
         if let p = producers[x], case .dequantizeLinear = g.nodes[p].op { continue }
-        if kilnConvKernels, g.values[w].constant != nil {
-            let (c, k) = (xs[1], ws[0])
-            let direct = a.group == 1 && c >= 8
-            let grouped = a.group > 1 && c == k && c % 8 == 0 && [2, 4, 8].contains(c / a.group)
-            if direct || grouped { continue }
-        }
+        if kilnConvKernels, g.values[w].constant != nil,
+           let kernel = kilnConvKernel(inputChannels: xs[1], outputChannels: ws[0], group: a.group, kernel: Array(ws.dropFirst(2))),
+           kernel == .grouped || kilnDirectConvPreferred(inputChannels: xs[1], group: a.group, postOps: a.postOps) { continue }
         guard let geo = try? windowGeometry(input: Array(xs.dropFirst(2)), kernel: Array(ws.dropFirst(2)), strides: a.strides,
                                             pads: a.pads, dilations: a.dilations, autoPad: a.autoPad, n.label),
               (geo.padsBegin + geo.padsEnd).max()! > 3 else { continue }

@@ -20,8 +20,10 @@ import KilnReference
 
     /// Output channels below, at and past the 8- and 16-channel blocks; odd input channel counts;
     /// asymmetric pads, strides, dilations, windows 1×3 to 7×7; batch 2; a sum with an
-    /// activation; activation chains; 3 input channels. The last two are not candidates (1×1,
-    /// two groups).
+    /// activation; activation chains; 3 input channels; a 1×1 window (not a candidate). Then
+    /// grouped convs: groups of 8 output channels (blocks of 8), of 16 and 48 (blocks of 16), a
+    /// stride, a dilation, a sum, a grouped 1×1 window, groups of 4 input channels (a candidate
+    /// `auto` leaves to oneDNN) and groups of 12 output channels (not a candidate).
     static let cases: [Case] = [
         Case(c: 8, h: 9, w: 11, k: 5, kernel: [3, 3], pads: [1, 1, 1, 1]),
         Case(c: 13, h: 10, w: 7, k: 20, kernel: [3, 3], strides: [2, 2], pads: [1, 0, 2, 1], batch: 2, bias: false, postOps: [.relu]),
@@ -34,6 +36,12 @@ import KilnReference
         Case(c: 3, h: 16, w: 16, k: 16, kernel: [3, 3], pads: [1, 1, 1, 1]),
         Case(c: 16, h: 8, w: 8, k: 16, kernel: [1, 1]),
         Case(c: 16, h: 8, w: 8, k: 16, kernel: [3, 3], pads: [1, 1, 1, 1], group: 2),
+        Case(c: 64, h: 9, w: 10, k: 64, kernel: [3, 3], pads: [1, 1, 1, 1], group: 4, postOps: [.relu]),
+        Case(c: 48, h: 11, w: 7, k: 96, kernel: [3, 3], strides: [2, 2], pads: [1, 0, 1, 1], batch: 2, group: 2),
+        Case(c: 24, h: 8, w: 8, k: 24, kernel: [3, 3], pads: [2, 2, 2, 2], dilations: [2, 2], group: 3, postOps: [.sum, .relu]),
+        Case(c: 32, h: 6, w: 6, k: 64, kernel: [1, 1], group: 4, bias: false),
+        Case(c: 12, h: 7, w: 7, k: 24, kernel: [3, 3], pads: [1, 1, 1, 1], group: 3),
+        Case(c: 24, h: 7, w: 7, k: 36, kernel: [3, 3], pads: [1, 1, 1, 1], group: 3),
     ]
 
     static func output(_ c: Case, _ axis: Int) -> Int {
@@ -57,9 +65,10 @@ import KilnReference
         Case(c: 12, h: 8, w: 8, k: 8, kernel: [3, 3], pads: [1, 1, 1, 1]),
     ]
 
-    /// Grouped convs for kiln::GroupedConv: groups of 2, 4 and 8 channels, strides, asymmetric
-    /// pads, dilation, batch 2, a sum with an activation, a 1×1 window, 24 channels (three blocks
-    /// of 8: one pair and one alone). The last is not a candidate (groups of 3 in, 6 out).
+    /// Grouped convs for kiln::GroupedConv: groups of 2 and 4 channels, strides, asymmetric pads,
+    /// dilation, batch 2, a sum with an activation, a 1×1 window, 24 channels (three blocks of 8:
+    /// one pair and one alone). Then groups of 8 (the direct kernel's), and groups of 3 in, 6 out
+    /// (no kernel of Kiln's).
     static let groupedCases: [Case] = [
         Case(c: 16, h: 9, w: 11, k: 16, kernel: [3, 3], pads: [1, 1, 1, 1], group: 4),
         Case(c: 32, h: 13, w: 10, k: 32, kernel: [3, 3], strides: [2, 2], pads: [1, 0, 2, 1], batch: 2, group: 8, postOps: [.relu]),
@@ -97,7 +106,7 @@ import KilnReference
         return (g, inputs)
     }
 
-    @Test func candidatesAreTwoDimensionalSingleGroupWindowsLargerThanOneByOne() throws {
+    @Test func candidatesAreTwoDimensionalWindowsLargerThanOneByOneOrGroupsOfEightOutputs() throws {
         var (g, _) = Self.network()
         try inferShapes(&g)
         assignLayouts(&g, policy: .channelsLast)
@@ -105,10 +114,11 @@ import KilnReference
         let off = try emitModel(g, options: CodegenOptions(name: "direct", kilnVersion: "test", directConv: .off)).source
         let auto = try emitModel(g, options: CodegenOptions(name: "direct", kilnVersion: "test", directConv: .auto)).source
         let candidates = g.nodes.indices.filter { always.contains("kiln::DirectConv p\($0)d;") }.map { g.nodes[$0].name }
-        #expect(candidates == (0..<9).map { "conv\($0)" })
-        // `auto` leaves the 3-channel conv (no tanh after it) to oneDNN.
+        #expect(candidates == (Array(0..<9) + Array(10..<16)).map { "conv\($0)" })
+        // `auto` leaves the 3-channel conv (no tanh after it) and the groups of 4 inputs to oneDNN.
         let preferred = g.nodes.indices.filter { auto.contains("kiln::DirectConv p\($0)d;") }.map { g.nodes[$0].name }
-        #expect(preferred == (0..<8).map { "conv\($0)" })
+        #expect(preferred == (Array(0..<8) + Array(10..<15)).map { "conv\($0)" })
+        #expect(always.components(separatedBy: "d.group = ").count - 1 == 6)
         #expect(auto.contains("kiln::DirectConv::preferred_here()"))
         #expect(!off.contains("kiln::DirectConv p"))
         #expect(always.contains("kiln::DirectConv::compiled_in()"))
@@ -174,7 +184,9 @@ import KilnReference
         assignLayouts(&g, policy: .channelsLast)
         let (got, emitted) = try compileAndRun(g, inputs, name: "grouped", directConv: .always)
         let taken = g.nodes.indices.filter { emitted.source.contains("kiln::GroupedConv p\($0)g;") }.map { g.nodes[$0].name }
-        #expect(taken == (0..<6).map { "conv\($0)" })
+        #expect(taken == (0..<5).map { "conv\($0)" })
+        let five = g.nodes.firstIndex { $0.name == "conv5" }!
+        #expect(emitted.source.contains("kiln::DirectConv p\(five)d;"))
         for i in Self.groupedCases.indices {
             let k = "y\(i)"
             let scale = want[k]!.floats.map { Double(abs($0)) }.max()!

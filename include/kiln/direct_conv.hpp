@@ -42,8 +42,9 @@ inline bool window_origins(int q0, int ow, int sh, int sw, int pt, int pl, int k
 }
 
 struct DirectConv {
-    // Geometry (2-D, one group): input [n, h, w, c], output [n, oh, ow, k], kernel kh × kw.
-    int n = 0, c = 0, h = 0, w = 0, k = 0, kh = 0, kw = 0;
+    // Geometry (2-D): input [n, h, w, c], output [n, oh, ow, k], kernel kh × kw, `group` groups
+    // (set before pack: see grouped()).
+    int n = 0, c = 0, h = 0, w = 0, k = 0, kh = 0, kw = 0, group = 1;
     int sh = 1, sw = 1, dh = 1, dw = 1, pt = 0, pl = 0, pb = 0, pr = 0, oh = 0, ow = 0;
     std::vector<float> packed, bias;  // bias padded to whole groups
     std::vector<float> zeros;         // c zeros: what a window reads in the pads
@@ -84,7 +85,19 @@ struct DirectConv {
 #endif
     }
 
-    int groups() const { return (k + kGroup - 1) / kGroup; }
+    // ---- Grouped convs (ResNeXt's and RegNet's groups of 8 to 64 channels): output channel o
+    // reads the c/group input channels of its group, so a block of output channels must lie in
+    // one group: output channels per group a multiple of 8. The weights are packed per block of
+    // 16 output channels when the groups have a multiple of 16, else per block of 8. Smaller
+    // groups would leave lanes idle (kiln::GroupedConv below takes groups of 2 and 4).
+    static bool grouped_supported(int c, int k, int group) {
+        return group == 1 || (c % group == 0 && k % group == 0 && (k / group) % 8 == 0);
+    }
+    int block() const { return group == 1 || (k / group) % kGroup == 0 ? kGroup : 8; }  // output channels per weight block
+    int groups() const { return (k + block() - 1) / block(); }                            // weight blocks
+    // Input channels a block reads, and the first of them for the block from output channel oc0.
+    int span() const { return c / group; }
+    int span_origin(int oc0) const { return oc0 / (k / group) * (c / group); }
     // Floats of scratch `run` needs (Winograd's transformed tiles: one chunk the threads share,
     // or one chunk for each of up to `slots` threads).
     size_t scratch_floats() const {
@@ -101,17 +114,19 @@ struct DirectConv {
             return pack_winograd(weights);
         }
         zeros.assign(c, 0.0f);
-        packed.assign((size_t)g * kGroup * kh * kw * c, 0.0f);
+        const int bw = block(), cs = span(), cg = c / group, kg = k / group;
+        packed.assign((size_t)g * bw * kh * kw * cs, 0.0f);
         for (int gi = 0; gi < g; gi++) {
-            const int width = std::min(kGroup, k - gi * kGroup + 7) / 8 * 8;  // whole 8-channel blocks
-            float* dst = packed.data() + (size_t)gi * kGroup * kh * kw * c;
+            const int width = std::min(bw, k - gi * bw + 7) / 8 * 8;  // whole 8-channel blocks
+            const int origin = span_origin(gi * bw);
+            float* dst = packed.data() + (size_t)gi * bw * kh * kw * cs;
             for (int y = 0; y < kh; y++)
                 for (int x = 0; x < kw; x++)
-                    for (int ci = 0; ci < c; ci++)
+                    for (int ci = 0; ci < cs; ci++)
                         for (int o = 0; o < width; o++) {
-                            const int oc = gi * kGroup + o;
-                            dst[(((size_t)y * kw + x) * c + ci) * width + o] =
-                                oc < k ? weights[(((size_t)oc * c + ci) * kh + y) * kw + x] : 0.0f;
+                            const int oc = gi * bw + o, i = origin + ci - oc / kg * cg;  // i: within oc's group
+                            dst[(((size_t)y * kw + x) * cs + ci) * width + o] =
+                                oc < k && i >= 0 && i < cg ? weights[(((size_t)oc * cg + i) * kh + y) * kw + x] : 0.0f;
                         }
         }
     }
@@ -352,10 +367,11 @@ struct DirectConv {
     // without dilation along w); one that reaches into the pads reads, tap by tap, each pixel's
     // input or a row of zeros.
     template <int B, int WT, class Post>
-    void tile(const float* x, const float* wg, float* y, int q0, int oc0, bool sum, const Post& post) const {
+    void tile(const float* x, const float* wg, float* y, int q0, int oc0, const int* iy, const int* ix, bool inside,
+              bool sum, const Post& post) const {
+        const int cs = span();
+        x += span_origin(oc0);  // the block's input channels (pads read zeros instead)
         __m256 acc[B][WT];
-        int iy[WT], ix[WT];
-        const bool inside = window_origins<WT>(q0, ow, sh, sw, pt, pl, kh, kw, dh, dw, h, w, iy, ix);
         _Pragma("GCC unroll 16") for (int o = 0; o < B; o++) {
             const __m256 b = _mm256_loadu_ps(bias.data() + oc0 + o * 8);
             _Pragma("GCC unroll 16") for (int j = 0; j < WT; j++) acc[o][j] = b;
@@ -364,11 +380,12 @@ struct DirectConv {
         if (inside) {
             const float* xp[WT];
             _Pragma("GCC unroll 16") for (int j = 0; j < WT; j++) xp[j] = x + ((size_t)iy[j] * w + ix[j]) * c;
-            const int runs = dw == 1 ? 1 : kw, run = dw == 1 ? kw * c : c;
+            const bool whole = dw == 1 && cs == c;  // a kernel row is one run of kw·c floats
+            const int runs = whole ? 1 : kw, run = whole ? kw * c : cs;
             for (int y0 = 0; y0 < kh; y0++) {
                 for (int x0 = 0; x0 < runs; x0++) {
                     const size_t off = ((size_t)y0 * dh * w + (size_t)x0 * dw) * c;
-                    for (int ci = 0; ci < run; ci++) {
+                    _Pragma("GCC unroll 8") for (int ci = 0; ci < run; ci++) {
                         __m256 wv[B];
                         _Pragma("GCC unroll 16") for (int o = 0; o < B; o++) wv[o] = _mm256_loadu_ps(wt + o * 8);
                         _Pragma("GCC unroll 16") for (int j = 0; j < WT; j++) {
@@ -391,10 +408,10 @@ struct DirectConv {
                         any = any || in;
                     }
                     if (!any) {  // a tap that reads only pads for every pixel of the tile
-                        wt += (size_t)c * B * 8;
+                        wt += (size_t)cs * B * 8;
                         continue;
                     }
-                    for (int ci = 0; ci < c; ci++) {
+                    _Pragma("GCC unroll 8") for (int ci = 0; ci < cs; ci++) {
                         __m256 wv[B];
                         _Pragma("GCC unroll 16") for (int o = 0; o < B; o++) wv[o] = _mm256_loadu_ps(wt + o * 8);
                         _Pragma("GCC unroll 16") for (int j = 0; j < WT; j++) {
@@ -436,13 +453,26 @@ struct DirectConv {
         }
     }
 
+    // Blocks b0..b1 of output channels (B × 8 each) for the pixels q0..q1, WT pixels at a time:
+    // the tiles' window origins are found once for all the blocks (grouped convs have many
+    // blocks of little work each).
     template <int B, int WT, class Post>
-    void span(const float* x, const float* wg, float* y, int q0, int q1, int oc0, bool sum, const Post& post) const {
+    void span(const float* x, float* y, int q0, int q1, int b0, int b1, bool sum, const Post& post) const {
         // The last pixels of the image one by one: two instantiations per width, not one per
         // remainder (each is fully unrolled; g++ time counts in every generated library).
         int q = q0;
-        for (; q + WT <= q1; q += WT) tile<B, WT>(x, wg, y, q, oc0, sum, post);
-        for (; q < q1; q++) tile<B, 1>(x, wg, y, q, oc0, sum, post);
+        for (; q + WT <= q1; q += WT) blocks<B, WT>(x, y, q, b0, b1, sum, post);
+        for (; q < q1; q++) blocks<B, 1>(x, y, q, b0, b1, sum, post);
+    }
+
+    template <int B, int WT, class Post>
+    void blocks(const float* x, float* y, int q0, int b0, int b1, bool sum, const Post& post) const {
+        int iy[WT], ix[WT];
+        const bool inside = window_origins<WT>(q0, ow, sh, sw, pt, pl, kh, kw, dh, dw, h, w, iy, ix);
+        const int bw = block();
+        const size_t stride = (size_t)bw * kh * kw * span();
+        for (int gi = b0; gi < b1; gi++)
+            tile<B, WT>(x, packed.data() + gi * stride, y, q0, gi * bw, iy, ix, inside, sum, post);
     }
 #endif
 
@@ -451,30 +481,31 @@ struct DirectConv {
     void run(const float* x, float* y, float* scratch, bool sum, const Post& post) const {
 #if defined(__AVX2__) && defined(__FMA__)
         if (winograd) return run_winograd(x, y, scratch, sum, post);
-        const int g = groups(), pixels = oh * ow, chunks = (pixels + kChunk - 1) / kChunk;
+        const int g = groups(), bw = block(), pixels = oh * ow, chunks = (pixels + kChunk - 1) / kChunk;
+        // Blocks per task: enough for 4096 multiply-adds per pixel (grouped convs' blocks read
+        // few input channels).
+        const int per = std::max(1, std::min(g, 4096 / (bw * kh * kw * span()))), ranges = (g + per - 1) / per;
+        // The 16-channel blocks, and the last 8 channels alone when k/16 leaves 8 or fewer.
+        const int wide = bw == kGroup ? (k - (g - 1) * kGroup > 8 ? g : g - 1) : 0;
         for (int b = 0; b < n; b++) {
             const float* src = x + (size_t)b * h * w * c;
             float* dst = y + (size_t)b * oh * ow * k;
-            auto task = [&](int gi, int ch) {
-                const int oc0 = gi * kGroup;
-                const float* wg = packed.data() + (size_t)gi * kGroup * kh * kw * c;
-                const int q0 = ch * kChunk, q1 = std::min(pixels, q0 + kChunk);
-                if (k - oc0 > 8)
-                    span<2, kPixels>(src, wg, dst, q0, q1, oc0, sum, post);
-                else
-                    span<1, 8>(src, wg, dst, q0, q1, oc0, sum, post);
+            auto task = [&](int r, int ch) {
+                const int b0 = r * per, b1 = std::min(g, b0 + per), q0 = ch * kChunk, q1 = std::min(pixels, q0 + kChunk);
+                if (b0 < wide) span<2, kPixels>(src, dst, q0, q1, b0, std::min(b1, wide), sum, post);
+                if (b1 > wide) span<1, 8>(src, dst, q0, q1, std::max(b0, wide), b1, sum, post);
             };
             if (packed.size() * sizeof(float) <= kPixelMajorWeights) {
                 // Each thread takes a range of pixels with every output channel: it reads only
                 // its part of the input and writes whole lines of the output.
 #pragma omp parallel for collapse(2) schedule(static)
                 for (int ch = 0; ch < chunks; ch++)
-                    for (int gi = 0; gi < g; gi++) task(gi, ch);
+                    for (int r = 0; r < ranges; r++) task(r, ch);
             } else {
                 // Weights beyond the L2 cache: each thread takes a range of output channels.
 #pragma omp parallel for collapse(2) schedule(static)
-                for (int gi = 0; gi < g; gi++)
-                    for (int ch = 0; ch < chunks; ch++) task(gi, ch);
+                for (int r = 0; r < ranges; r++)
+                    for (int ch = 0; ch < chunks; ch++) task(r, ch);
             }
         }
 #else
@@ -491,8 +522,8 @@ struct DirectConv {
 namespace kiln {
 namespace {
 
-// A grouped FP32 convolution whose groups each have `gw` input and `gw` output channels, gw 2, 4
-// or 8 (ResNeXt's first stage: 32 groups of 4), channels-last, for the same CPUs as DirectConv:
+// A grouped FP32 convolution whose groups each have `gw` input and `gw` output channels, gw 2 or
+// 4 (ResNeXt's first stage: 32 groups of 4), channels-last, for the same CPUs as DirectConv:
 // oneDNN 2.6 runs these with an im2col and one small product per group (4 GFLOP/s for 32
 // groups of 4). Each vector of 8 output channels spans 8/gw groups; for the ci-th input channel
 // of their groups, one permute of the 8 input channels at the same place gives every lane its
@@ -610,8 +641,7 @@ struct GroupedConv {
     void run(const float* x, float* y, bool sum, const Post& post) const {
 #if defined(__AVX2__) && defined(__FMA__)
         if (gw == 2) return run_width<2>(x, y, sum, post);
-        if (gw == 4) return run_width<4>(x, y, sum, post);
-        return run_width<8>(x, y, sum, post);
+        return run_width<4>(x, y, sum, post);
 #else
         (void)x, (void)y, (void)sum, (void)post;
 #endif
