@@ -81,6 +81,11 @@ import KilnToolchain
         try add("matmul_batched_broadcast", .matMul(MatMulAttributes()), [.input(f, [2, 1, 3, 5]), .input(f, [4, 5, 6])])
         try add("matmul_vector", .matMul(MatMulAttributes()), [.input(f, [5]), .constant(random(f, [5, 7], seed: 18))])
         try add("matmul_bias_gelu", .matMul(MatMulAttributes(postOps: [.gelu(tanhApproximation: false)])), [.input(f, [2, 7, 5]), .constant(random(f, [5, 6], seed: 43)), .constant(random(f, [6], seed: 44))])
+        // 8 rows or more by constant weights: oneDNN's 1×1 conv (productsByConstantWeightsRunAsConvs).
+        try add("matmul_rows_bias_gelu", .matMul(MatMulAttributes(postOps: [.gelu(tanhApproximation: false)])), [.input(f, [2, 9, 5]), .constant(random(f, [5, 6], seed: 45)), .constant(random(f, [6], seed: 46))])
+        try add("gemm_rows_transb_bias", .gemm(GemmAttributes(transB: true)), [.input(f, [12, 17]), .constant(random(f, [5, 17], seed: 47)), .constant(random(f, [5], seed: 48))])
+        try add("gemm_rows_row_bias", .gemm(GemmAttributes()), [.input(f, [10, 7]), .constant(random(f, [7, 4], seed: 49)), .constant(random(f, [1, 4], seed: 50))])
+        try add("gemm_rows_matrix_bias", .gemm(GemmAttributes()), [.input(f, [10, 7]), .constant(random(f, [7, 4], seed: 51)), .constant(random(f, [10, 4], seed: 52))])
         try add("matmul_bias_s32", .matMul(MatMulAttributes()), [.input(.s32, [2, 3]), .input(.s32, [3, 4]), .constant(Tensor(.s32, shape: [4], ints: [1, -2, 3, 7]))])
         try add("matmul_s32", .matMul(MatMulAttributes()), [.input(.s32, [2, 3]), .input(.s32, [3, 4])])
         // Elementwise.
@@ -192,6 +197,28 @@ import KilnToolchain
         }
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
         #expect(want.count == all.reduce(0) { $0 + $1.1.outputs.count })
+    }
+
+    /// A product of 8 rows or more by constant weights, with no bias or one value per column, is
+    /// a 1×1 conv; fewer rows, a bias matrix or runtime weights keep oneDNN's matmul. (Their
+    /// results: everyOpMatchesTheReference.)
+    @Test func productsByConstantWeightsRunAsConvs() throws {
+        let all = try Self.cases()
+        func source(_ name: String) throws -> String {
+            var g = all.first { $0.0 == name }!.1
+            try inferShapes(&g)
+            return try emitModel(g, options: CodegenOptions(name: "p", kilnVersion: "test")).source
+        }
+        for name in ["matmul_rows_bias_gelu", "matmul_bias_gelu", "gemm_rows_transb_bias", "gemm_rows_row_bias"] {
+            let s = try source(name)
+            #expect(s.contains("dnnl::convolution_forward p") && !s.contains("dnnl::matmul p"), "\(name)")
+        }
+        for name in ["gemm_rows_matrix_bias", "gemm_transb_bias"] {
+            let s = try source(name)
+            #expect(s.contains("dnnl::matmul p") && !s.contains("dnnl::convolution_forward p"), "\(name)")
+        }
+        #expect(try source("gemm_rows_transb_bias").contains("tag::oihw"))
+        #expect(try source("gemm_rows_row_bias").contains("tag::hwio"))
     }
 
     /// Compares `text` with the snapshot file `name` (rewriting it with KILN_UPDATE_SNAPSHOTS set).
