@@ -148,7 +148,6 @@ extension ModelEmitter {
         let (src, dst) = (args[0].1, args[args.count - 1].1)
         let winograd = winogradCandidate(n, a, geo)
         let direct = directConvCandidate(n, a, geo)
-            && (options.directConv == .always || kilnDirectConvPreferred(inputChannels: xs[1], group: a.group, postOps: a.postOps))
         let grouped = groupedConvCandidate(n, a, geo)
         guard winograd || direct || grouped else {
             finishPrimitive(prim, index: index, args: args)
@@ -157,7 +156,11 @@ extension ModelEmitter {
         }
         declareArguments(prim, args: args)
         if winograd { emitWinogradForm(n, prim: prim, direct: args, src: src, dst: dst, geo: geo) }
-        if direct { emitDirectConvForm(n, a, prim: prim, weightsMember: args[1].1, winograd: winograd, geo: geo) }
+        if direct {
+            let preferred = kilnDirectConvPreferred(inputChannels: xs[1], group: a.group, postOps: a.postOps)
+            emitDirectConvForm(n, a, prim: prim, weightsMember: args[1].1, winograd: winograd, geo: geo,
+                               when: options.directConv == .always || preferred ? kilnKernelWanted : kilnKernelWanted + " && kiln::onednn_im2col(pd)")
+        }
         if grouped { emitGroupedConvForm(n, a, prim: prim, weightsMember: args[1].1, geo: geo) }
         var first = true
         if direct {
@@ -231,7 +234,11 @@ extension ModelEmitter {
         return ("(const float*)(W + \(weightsOffset))", bias)
     }
 
-    /// The C++ condition under which Kiln's conv kernels replace oneDNN's at create time.
+    /// The C++ condition under which Kiln's conv kernels replace oneDNN's at create time. A direct
+    /// candidate that kilnDirectConvPreferred does not prefer (`auto`: fewer than 8 input channels
+    /// per group, no tanh) replaces it only where oneDNN chose its im2col GEMM (kiln::onednn_im2col:
+    /// AlexNet's first conv 1.8 → 1.2 ms on two Zen 3 cores; its direct kernels are faster on the
+    /// first convs of ResNet and VGG). A rule of the CPU and oneDNN's build, not a timing.
     var kilnKernelWanted: String {
         options.directConv == .always ? "kiln::DirectConv::compiled_in()" : "kiln::DirectConv::preferred_here()"
     }
@@ -240,14 +247,14 @@ extension ModelEmitter {
     /// this CPU (`auto`: oneDNN without AVX-512 kernels): packs the weights and releases oneDNN's
     /// primitive, its weights and any Winograd form.
     mutating func emitDirectConvForm(_ n: Node, _ a: ConvAttributes, prim: String, weightsMember: String, winograd: Bool,
-                                     geo: WindowGeometry) {
+                                     geo: WindowGeometry, when condition: String) {
         let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
         guard let (weights, bias) = kilnConvConstants(n) else { return }
         let d = "m->\(prim)d"
         members.append("kiln::DirectConv \(prim)d;")
         if !members.contains("std::vector<float> direct_scratch;") { members.append("std::vector<float> direct_scratch;") }
         let xs = shape(x), ys = shape(y), ws = shape(w)
-        create.open("if (\(kilnKernelWanted))")
+        create.open("if (\(condition))")
         create.line("\(d).n = \(xs[0]); \(d).c = \(xs[1]); \(d).h = \(xs[2]); \(d).w = \(xs[3]); \(d).k = \(ws[0]); \(d).kh = \(ws[2]); \(d).kw = \(ws[3]);\(a.group > 1 ? " \(d).group = \(a.group);" : "")")
         create.line("\(d).sh = \(geo.strides[0]); \(d).sw = \(geo.strides[1]); \(d).dh = \(geo.dilations[0]); \(d).dw = \(geo.dilations[1]);")
         create.line("\(d).pt = \(geo.padsBegin[0]); \(d).pl = \(geo.padsBegin[1]); \(d).pb = \(geo.padsEnd[0]); \(d).pr = \(geo.padsEnd[1]); \(d).oh = \(ys[2]); \(d).ow = \(ys[3]);")

@@ -31,6 +31,14 @@ inline bool second_is_faster(A&& first, B&& second, double margin = 0.05, int ro
     return best_second < (1.0 - margin) * best_first;
 }
 
+// Whether oneDNN chose its im2col-and-GEMM convolution for `pd` ("gemm:jit", "x64:gemm:jit"):
+// what it falls back to where its direct kernels do not take a shape (AlexNet's 11×11 stride-4
+// first conv on AVX2: 77 GFLOP/s, where Kiln's direct kernel reaches 120).
+inline bool onednn_im2col(const dnnl::primitive_desc_base& pd) {
+    const char* impl = pd.impl_info_str();
+    return impl && std::strstr(impl, "gemm") != nullptr;
+}
+
 // Choices made by measuring are made once per process: the first handle of a library to reach
 // choice `slot` measures, every later handle takes its answer, so that all handles of one
 // library compute the same bits. (Per library: this header's names are internal to each.)
