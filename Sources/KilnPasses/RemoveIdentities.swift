@@ -1,6 +1,10 @@
 import KilnIR
 
-/// Removes Identity nodes and inference-time Dropout: their readers read the input directly.
+/// Removes Identity nodes, inference-time Dropout, and the ops that copy their input unchanged
+/// at the graph's static shapes: a Slice with positive steps whose output has the input's shape
+/// (GhostNet's `cat([x1, x2])[:, :oup]` where oup is every channel: a 16-48 MB/s copy each), an
+/// Expand or Tile to the input's own shape, a Cast to the input's own type. Their readers read
+/// the input directly.
 ///
 ///     before: %y = identity(%x); %z = relu(%y)
 ///     after:  %z = relu(%x)
@@ -21,6 +25,7 @@ public func removeIdentities(_ g: inout Graph) {
         switch n.op {
         case .identity: passThrough = true
         case .dropout: passThrough = n.outputs.count == 1
+        case .slice, .expand, .tile, .cast: passThrough = copiesUnchanged(n, g)
         default: break
         }
         guard passThrough, let src = n.inputs.first ?? nil else {
@@ -43,4 +48,18 @@ public func removeIdentities(_ g: inout Graph) {
         keep.append(n)
     }
     g.nodes = keep
+}
+
+/// Whether `n` (Slice, Expand, Tile or Cast) gives its first input back unchanged: the same
+/// element type and static shape, and for a Slice constant positive steps (a negative step with
+/// the same shape reverses).
+func copiesUnchanged(_ n: Node, _ g: Graph) -> Bool {
+    guard n.outputs.count == 1, let x = n.inputs.first ?? nil else { return false }
+    let tx = g.values[x].type, ty = g.values[n.outputs[0]].type
+    guard tx.elementType == ty.elementType, let sx = tx.shape, let sy = ty.shape, sx == sy else { return false }
+    if case .slice = n.op, n.inputs.count > 4, let steps = n.inputs[4] {
+        guard let t = g.values[steps].constant else { return false }
+        return t.ints.allSatisfy { $0 > 0 }
+    }
+    return true
 }

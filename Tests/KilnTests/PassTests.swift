@@ -92,6 +92,39 @@ import KilnDriver
         try verify(g)
     }
 
+    /// Slices, Expands, Tiles and Casts that give their input back unchanged go; a slice that cuts,
+    /// one that reverses, an Expand that grows and a Cast that converts stay.
+    @Test func copiesThatChangeNothingAreRemoved() throws {
+        var g = Graph()
+        let o = NodeOrigin(opType: "test", version: 17)
+        let x = g.addValue("x", TensorType(.f32, [2, 6]))
+        g.inputs = [x]
+        func v(_ name: String, _ t: TensorType) -> ValueID { g.addValue(name, t) }
+        func c(_ name: String, _ ints: [Int64]) -> ValueID { g.addConstant(name, .vector(ints: ints)) }
+        let r = v("r", TensorType(.f32, [2, 6]))
+        let full = v("full", TensorType(.f32, [2, 6])), cut = v("cut", TensorType(.f32, [2, 4]))
+        let rev = v("rev", TensorType(.f32, [2, 6])), same = v("same", TensorType(.f32, [2, 6]))
+        let grow = v("grow", TensorType(.f32, [3, 2, 6])), tiled = v("tiled", TensorType(.f32, [2, 6]))
+        let f32 = v("f32", TensorType(.f32, [2, 6])), s32 = v("s32", TensorType(.s32, [2, 6]))
+        g.nodes = [
+            Node(name: "relu", op: .unary(.relu), inputs: [x], outputs: [r], origin: o),
+            Node(name: "full", op: .slice, inputs: [r, c("s0", [0]), c("e0", [100]), c("a0", [1]), c("t0", [1])], outputs: [full], origin: o),
+            Node(name: "cut", op: .slice, inputs: [full, c("s1", [1]), c("e1", [5]), c("a1", [1])], outputs: [cut], origin: o),
+            Node(name: "rev", op: .slice, inputs: [full, c("s2", [-1]), c("e2", [-100]), c("a2", [1]), c("t2", [-1])], outputs: [rev], origin: o),
+            Node(name: "same", op: .expand, inputs: [rev, c("sh", [1, 6])], outputs: [same], origin: o),
+            Node(name: "grow", op: .expand, inputs: [same, c("sh3", [3, 1, 1])], outputs: [grow], origin: o),
+            Node(name: "tile", op: .tile, inputs: [same, c("rep", [1, 1])], outputs: [tiled], origin: o),
+            Node(name: "f32", op: .cast(to: .f32), inputs: [tiled], outputs: [f32], origin: o),
+            Node(name: "s32", op: .cast(to: .s32), inputs: [f32], outputs: [s32], origin: o),
+        ]
+        g.outputs = [cut, grow, s32]
+        removeIdentities(&g)
+        #expect(g.nodes.map(\.name) == ["relu", "cut", "rev", "grow", "s32"])
+        #expect(g.nodes[1].inputs[0] == r && g.nodes[2].inputs[0] == r)
+        #expect(g.nodes[3].inputs[0] == rev && g.nodes[4].inputs[0] == rev)
+        try verify(g)
+    }
+
     @Test func identityOfAGraphInputStays() throws {
         var g = Graph()
         let x = g.addValue("x", TensorType(.f32, [4]))

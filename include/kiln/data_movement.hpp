@@ -1,0 +1,349 @@
+// Kiln's C++ runtime, data movement as strided copies: Slice/Transpose/Expand/Split, Concat
+// (with requantization), Gather and GatherElements, channel shuffles, Pad and Resize.
+// Every kernel takes its element types as template parameters (f32, f16, bf16, the integer types,
+// u8/s8 for the quantized graphs). Included through runtime.hpp; internal linkage.
+#pragma once
+
+#include "core.hpp"
+
+namespace kiln {
+namespace {
+
+// Strided copy: y (contiguous, `shape`) from x at `offset` + index · `strides`.
+// Serves Slice, Transpose, Expand and Split.
+template <class T>
+inline void strided_copy(const T* x, int64_t offset, const int64_t* strides, T* y, int rank,
+                         const int64_t* shape) {
+    const int64_t* s[1] = {strides};
+    const T* base = x + offset;
+    for_each_strided<1>(rank, shape, s, [&](int64_t k, const int64_t* o) { y[k] = base[o[0]]; });
+}
+
+// Concat: for each of `outer` rows, copy each input's chunk in turn.
+template <class T>
+inline void concat(int count, const T* const* xs, const int64_t* chunks, T* y, int64_t outer) {
+    int64_t total = 0;
+    for (int i = 0; i < count; i++) total += chunks[i];
+#pragma omp parallel for if (outer * total >= kParallelThreshold && outer > 1)
+    for (int64_t o = 0; o < outer; o++) {
+        T* dst = y + o * total;
+        for (int i = 0; i < count; i++) {
+            std::memcpy(dst, xs[i] + o * chunks[i], sizeof(T) * chunks[i]);
+            dst += chunks[i];
+        }
+    }
+}
+
+// Concatenation of quantized tensors into one with the output's parameters: inputs with them
+// are copied, the others requantized, q' = quantize((q − zero)·scale) (ONNX's definition).
+template <class T>
+inline void concat_requantize(int count, const T* const* xs, const int64_t* chunks, const float* scales, const int32_t* zeros,
+                              T* y, int64_t outer, float out_scale, int32_t out_zero) {
+    int64_t total = 0;
+    for (int i = 0; i < count; i++) total += chunks[i];
+#pragma omp parallel for if (outer * total >= kParallelThreshold && outer > 1)
+    for (int64_t o = 0; o < outer; o++) {
+        T* dst = y + o * total;
+        for (int i = 0; i < count; i++) {
+            const T* __restrict src = xs[i] + o * chunks[i];
+            T* __restrict d = dst;
+            if (scales[i] == out_scale && zeros[i] == out_zero) {
+                std::memcpy(d, src, sizeof(T) * chunks[i]);
+            } else {
+                const float s = scales[i];
+                const int32_t z = zeros[i];
+                const int64_t len = chunks[i];  // hoisted: the loop vectorizes only with a known trip count
+                for (int64_t k = 0; k < len; k++) d[k] = quantize_value<T>((float)((int32_t)src[k] - z) * s, out_scale, out_zero);
+            }
+            dst += chunks[i];
+        }
+    }
+}
+
+// Gather along an axis: data viewed as [outer, dim, inner], indices flat.
+template <class T, class I>
+inline int gather(const T* x, const I* idx, int64_t nidx, T* y, int64_t outer, int64_t dim, int64_t inner) {
+    for (int64_t o = 0; o < outer; o++) {
+        for (int64_t j = 0; j < nidx; j++) {
+            int64_t i = (int64_t)idx[j];
+            if (i < 0) i += dim;
+            if (i < 0 || i >= dim) return 1;
+            std::memcpy(y + (o * nidx + j) * inner, x + (o * dim + i) * inner, sizeof(T) * inner);
+        }
+    }
+    return 0;
+}
+
+// Gather of channels in a channels-last tensor: y[p][k] = x[p][idx[k]] for each of `pixels`.
+template <class T, class I>
+inline int gather_channels(const T* x, const I* idx, int64_t k_out, T* y, int64_t pixels, int64_t c) {
+    for (int64_t k = 0; k < k_out; k++)
+        if (idx[k] < -c || idx[k] >= c) return 1;
+#pragma omp parallel for if (pixels * k_out >= kParallelThreshold)
+    for (int64_t p = 0; p < pixels; p++) {
+        const T* src = x + p * c;
+        T* dst = y + p * k_out;
+        for (int64_t k = 0; k < k_out; k++) {
+            int64_t i = (int64_t)idx[k];
+            dst[k] = src[i < 0 ? i + c : i];
+        }
+    }
+    return 0;
+}
+
+// GatherElements: y[i…] = x[i… with idx[i…] at `axis`], idx of the same rank as x (shape
+// ishape, which y has too). Returns 1, writing nothing, if an index is out of range.
+template <class T, class I>
+inline int gather_elements(const T* x, const I* idx, T* y, int rank, const int64_t* xshape, const int64_t* ishape,
+                           int axis) {
+    int64_t n = 1, xstride[kMaxRank];
+    for (int d = 0; d < rank; d++) n *= ishape[d];
+    for (int64_t d = rank - 1, s = 1; d >= 0; s *= xshape[d], d--) xstride[d] = s;
+    const int64_t dim = xshape[axis];
+    for (int64_t k = 0; k < n; k++)
+        if ((int64_t)idx[k] < -dim || (int64_t)idx[k] >= dim) return 1;
+    const int64_t last = rank ? ishape[rank - 1] : 1, rows = last ? n / last : 0;
+#pragma omp parallel for if (n >= kParallelThreshold && rows > 1)
+    for (int64_t r = 0; r < rows; r++) {
+        // The row's offset in x without the gathered axis; that axis's stride for the indices.
+        int64_t base = 0, rem = r;
+        for (int d = rank - 2; d >= 0; d--) {
+            const int64_t i = rem % ishape[d];
+            rem /= ishape[d];
+            if (d != axis) base += i * xstride[d];
+        }
+        for (int64_t j = 0; j < last; j++) {
+            int64_t i = (int64_t)idx[r * last + j];
+            if (i < 0) i += dim;
+            y[r * last + j] = rank - 1 == axis ? x[base + i] : x[base + j * xstride[rank - 1] + i * xstride[axis]];
+        }
+    }
+    return 0;
+}
+
+// ShuffleNet's channel shuffle in the channels-last layout: within each pixel, channel
+// j·(c/G) + i moves to i·G + j. With G known at compile time the loop vectorizes (9× faster than
+// the indexed gather at ShuffleNet's sizes).
+template <int G, class T>
+inline void channel_shuffle(const T* __restrict x, T* __restrict y, int64_t pixels, int64_t c) {
+    const int64_t per = c / G;
+#pragma omp parallel for if (pixels * c >= kParallelThreshold)
+    for (int64_t p = 0; p < pixels; p++) {
+        const T* s = x + p * c;
+        T* d = y + p * c;
+        for (int64_t i = 0; i < per; i++)
+            for (int j = 0; j < G; j++) d[i * G + j] = s[j * per + i];
+    }
+}
+
+// ONNX Pad's modes.
+enum class PadMode { constant, reflect, edge, wrap };
+
+// Where output index i (already shifted by the begin pad) reads along an axis of n elements:
+// its source index, or -1 to take the constant.
+inline int64_t pad_source(int64_t i, int64_t n, PadMode mode) {
+    if (i >= 0 && i < n) return i;
+    if (n == 0 || mode == PadMode::constant) return -1;
+    if (mode == PadMode::edge) return std::min(std::max(i, (int64_t)0), n - 1);
+    if (mode == PadMode::wrap) return ((i % n) + n) % n;
+    if (n == 1) return 0;
+    const int64_t period = 2 * (n - 1);
+    i = ((i % period) + period) % period;
+    return i >= n ? period - i : i;
+}
+
+// Pad (or crop, with negative pads) in any layout: the shapes and begin pads are given in
+// memory order. Rows of the innermost axis in parallel; a constant pad copies each row's
+// inside in one piece.
+template <class T>
+inline void pad(const T* x, const int64_t* in_shape, const int64_t* begin, T* y, const int64_t* out_shape,
+                int rank, PadMode mode, T value) {
+    int64_t in_strides[kMaxRank];
+    int64_t acc = 1;
+    for (int d = rank - 1; d >= 0; d--) { in_strides[d] = acc; acc *= in_shape[d]; }
+    int64_t total = 1;
+    for (int d = 0; d < rank; d++) total *= out_shape[d];
+    if (total == 0) return;
+    if (rank == 0) { y[0] = x[0]; return; }
+    const int64_t width = out_shape[rank - 1], in_width = in_shape[rank - 1], b = begin[rank - 1];
+    const int64_t rows = total / width;
+    const int64_t lo = std::min(std::max(b, (int64_t)0), width), hi = std::max(lo, std::min(width, b + in_width));
+#pragma omp parallel for if (total >= kParallelThreshold && rows > 1)
+    for (int64_t r = 0; r < rows; r++) {
+        T* yr = y + r * width;
+        int64_t rem = r, off = 0;
+        bool fill = false;
+        for (int d = rank - 2; d >= 0; d--) {
+            const int64_t i = pad_source(rem % out_shape[d] - begin[d], in_shape[d], mode);
+            rem /= out_shape[d];
+            if (i < 0) { fill = true; break; }
+            off += i * in_strides[d];
+        }
+        if (fill) {
+            for (int64_t j = 0; j < width; j++) yr[j] = value;
+            continue;
+        }
+        const T* xr = x + off;
+        if (mode == PadMode::constant) {
+            for (int64_t j = 0; j < lo; j++) yr[j] = value;
+            if (hi > lo) std::memcpy(yr + lo, xr + (lo - b), sizeof(T) * (hi - lo));
+            for (int64_t j = hi; j < width; j++) yr[j] = value;
+        } else {
+            for (int64_t j = 0; j < width; j++) {
+                const int64_t i = pad_source(j - b, in_width, mode);
+                yr[j] = i < 0 ? value : xr[i];
+            }
+        }
+    }
+}
+
+// Resize with per-axis tables (computed by the compiler): nearest index, or linear neighbours and
+// weight; `outside` marks coordinates that take the extrapolation value.
+template <class T>
+inline void resize(const T* x, T* y, int rank, const int64_t* in_shape, const int64_t* out_shape,
+                   const int64_t* const* nearest, const int64_t* const* lower, const int64_t* const* upper,
+                   const float* const* weight, const unsigned char* const* outside, bool linear, float extrapolation) {
+    int64_t strides[kMaxRank];
+    int64_t acc = 1;
+    for (int d = rank - 1; d >= 0; d--) { strides[d] = acc; acc *= in_shape[d]; }
+    int64_t total = 1;
+    for (int d = 0; d < rank; d++) total *= out_shape[d];
+    int64_t idx[kMaxRank] = {};
+    for (int64_t k = 0; k < total; k++) {
+        bool out = false;
+        for (int d = 0; d < rank; d++) out = out || outside[d][idx[d]];
+        float v;
+        if (out) {
+            v = extrapolation;
+        } else if (!linear) {
+            int64_t off = 0;
+            for (int d = 0; d < rank; d++) off += nearest[d][idx[d]] * strides[d];
+            v = (float)load(x[off]);
+        } else {
+            v = 0;
+            for (int corner = 0; corner < (1 << rank); corner++) {
+                float w = 1;
+                int64_t off = 0;
+                for (int d = 0; d < rank; d++) {
+                    bool up = (corner >> d) & 1;
+                    float wd = weight[d][idx[d]];
+                    w *= up ? wd : 1 - wd;
+                    off += (up ? upper[d][idx[d]] : lower[d][idx[d]]) * strides[d];
+                }
+                if (w != 0) v += w * (float)load(x[off]);
+            }
+        }
+        if constexpr (std::is_same<compute_t<T>, int64_t>::value) y[k] = store_i<T>(f2i(std::nearbyint(v)));
+        else y[k] = store<T>(v);
+        for (int d = rank - 1; d >= 0; d--) {
+            if (++idx[d] < out_shape[d]) break;
+            idx[d] = 0;
+        }
+    }
+}
+
+// Linear resize of NCHW planes (one channel each) whose rows fit kResizeRow: each task takes
+// a run of output rows of one plane, interpolates each input row it needs along the width once
+// (the two latest kept), then blends two such rows per output row, contiguously. The two
+// weighings round differently from the four-corner sum, within two ulps of it.
+constexpr int64_t kResizeRow = 2048;
+inline void resize_hw_planes_linear(const float* x, float* y, int64_t planes, int64_t ih, int64_t iw, int64_t oh,
+                                    int64_t ow, const int64_t* ly, const int64_t* uy, const float* wy,
+                                    const int64_t* lx, const int64_t* ux, const float* wx) {
+    constexpr int64_t kRun = 16;
+    const int64_t runs = (oh + kRun - 1) / kRun;
+    auto term = [](float w, float v) { return w != 0.0f ? w * v : 0.0f; };
+#pragma omp parallel for if (planes * oh * ow >= kParallelThreshold && planes * runs > 1)
+    for (int64_t t = 0; t < planes * runs; t++) {
+        const int64_t p = t / runs, oy0 = (t % runs) * kRun, oy1 = std::min(oh, oy0 + kRun);
+        float rows[2][kResizeRow];
+        int64_t held[2] = {-1, -1};
+        int next = 0;
+        auto row = [&](int64_t iy) -> const float* {
+            for (int k = 0; k < 2; k++) if (held[k] == iy) return rows[k];
+            float* dst = rows[next];
+            held[next] = iy;
+            next ^= 1;
+            const float* src = x + (p * ih + iy) * iw;
+#pragma omp simd
+            for (int64_t ox = 0; ox < ow; ox++) dst[ox] = term(1.0f - wx[ox], src[lx[ox]]) + term(wx[ox], src[ux[ox]]);
+            return dst;
+        };
+        for (int64_t oy = oy0; oy < oy1; oy++) {
+            const float* top = row(ly[oy]);
+            const float* bottom = row(uy[oy]);
+            if (held[0] != ly[oy] && held[1] != ly[oy]) top = row(ly[oy]);  // both evicted by a distinct pair
+            const float b = wy[oy], a = 1.0f - b;
+            float* out = y + (p * oh + oy) * ow;
+#pragma omp simd
+            for (int64_t ox = 0; ox < ow; ox++) out[ox] = term(a, top[ox]) + term(b, bottom[ox]);
+        }
+    }
+}
+
+// Resize of the two spatial axes of a 4-D f32 tensor whose batch and channel axes stay
+// (`resize` handles the rest): NCHW as `planes` = N·C planes of one channel, or NHWC as N
+// planes of `c` channels, vectorized along the channels. Per-axis tables as for `resize`;
+// nearest reads lower[] (the nearest index). Linear weighs the four neighbours as `resize`
+// does, in the same order, so both give the same bits (NCHW rows up to kResizeRow take
+// resize_hw_planes_linear). Parallel over output rows.
+inline void resize_hw(const float* x, float* y, int64_t planes, int64_t c, int64_t ih, int64_t iw, int64_t oh, int64_t ow,
+                      const int64_t* ly, const int64_t* uy, const float* wy, const int64_t* lx, const int64_t* ux,
+                      const float* wx, bool linear) {
+    if (c == 1 && linear && ow <= kResizeRow) {
+        resize_hw_planes_linear(x, y, planes, ih, iw, oh, ow, ly, uy, wy, lx, ux, wx);
+        return;
+    }
+#pragma omp parallel for if (planes * oh * ow * c >= kParallelThreshold && planes * oh > 1)
+    for (int64_t r = 0; r < planes * oh; r++) {
+        const int64_t p = r / oh, oy = r % oh;
+        const float* top = x + (p * ih + ly[oy]) * iw * c;
+        const float* bottom = x + (p * ih + uy[oy]) * iw * c;
+        float* out = y + r * ow * c;
+        const float b = linear ? wy[oy] : 0.0f, a = 1.0f - b;
+        // A corner of weight 0 adds nothing (not even an infinity's NaN), as in `resize`.
+        auto term = [](float w, float v) { return w != 0.0f ? w * v : 0.0f; };
+        if (c == 1) {
+            if (!linear) {
+                for (int64_t ox = 0; ox < ow; ox++) out[ox] = top[lx[ox]];
+            } else {
+#pragma omp simd
+                for (int64_t ox = 0; ox < ow; ox++) {
+                    const float d = wx[ox], e = 1.0f - d;
+                    float v = 0.0f;
+                    v += term(a * e, top[lx[ox]]);
+                    v += term(b * e, bottom[lx[ox]]);
+                    v += term(a * d, top[ux[ox]]);
+                    v += term(b * d, bottom[ux[ox]]);
+                    out[ox] = v;
+                }
+            }
+            continue;
+        }
+        for (int64_t ox = 0; ox < ow; ox++) {
+            float* o = out + ox * c;
+            const float* t0 = top + lx[ox] * c;
+            if (!linear) {
+                std::memcpy(o, t0, sizeof(float) * c);
+                continue;
+            }
+            const float* t1 = top + ux[ox] * c;
+            const float* b0 = bottom + lx[ox] * c;
+            const float* b1 = bottom + ux[ox] * c;
+            const float d = wx[ox], e = 1.0f - d;
+            const float w00 = a * e, w10 = b * e, w01 = a * d, w11 = b * d;
+#pragma omp simd
+            for (int64_t k = 0; k < c; k++) {
+                float v = 0.0f;
+                v += term(w00, t0[k]);
+                v += term(w10, b0[k]);
+                v += term(w01, t1[k]);
+                v += term(w11, b1[k]);
+                o[k] = v;
+            }
+        }
+    }
+}
+
+}  // namespace
+}  // namespace kiln

@@ -1,0 +1,155 @@
+// Kiln's C++ runtime, elementwise kernels: unary maps and broadcast binary ops, Where,
+// per-channel scale and shift (BatchNormalization, dequantize/requantize around it), and
+// QuantizeLinear/DequantizeLinear.
+// Every kernel takes its element types as template parameters (f32, f16, bf16, the integer types,
+// u8/s8 for the quantized graphs). Included through runtime.hpp; internal linkage.
+#pragma once
+
+#include "core.hpp"
+
+namespace kiln {
+namespace {
+
+// y[i] = f(x[i]) over n elements, computing in the input's compute type.
+template <class X, class Y, class F>
+inline void map(const X* x, Y* y, int64_t n, F f) {
+#pragma omp parallel for simd if (n >= kParallelThreshold)
+    for (int64_t i = 0; i < n; i++) y[i] = store_c<Y>(f(load(x[i])));
+}
+
+// y = f(a, b) with numpy broadcasting (strides 0 on broadcast axes).
+template <class A, class B, class Y, class F>
+inline void binary(const A* a, const int64_t* sa, const B* b, const int64_t* sb, Y* y, int rank,
+                   const int64_t* shape, F f) {
+    const int64_t* strides[2] = {sa, sb};
+    for_each_strided<2>(rank, shape, strides, [&](int64_t k, const int64_t* o) {
+        y[k] = store_c<Y>(f(load(a[o[0]]), load(b[o[1]])));
+    });
+}
+
+// y = c ? a : b with broadcasting.
+template <class T>
+inline void where(const bool* c, const int64_t* sc, const T* a, const int64_t* sa, const T* b,
+                  const int64_t* sb, T* y, int rank, const int64_t* shape) {
+    const int64_t* strides[3] = {sc, sa, sb};
+    for_each_strided<3>(rank, shape, strides, [&](int64_t k, const int64_t* o) {
+        y[k] = c[o[0]] ? a[o[1]] : b[o[2]];
+    });
+}
+
+template <class T, class P>
+inline void batch_norm_nhwc(const T* x, const P* scale, const P* bias, const P* mean, const P* var, float eps, T* y,
+                            int64_t pixels, int64_t c) {
+    float sc[1024], sh[1024];
+    for (int64_t c0 = 0; c0 < c; c0 += 1024) {
+        const int64_t cn = std::min<int64_t>(1024, c - c0);
+        for (int64_t k = 0; k < cn; k++) {
+            const float inv = 1.0f / std::sqrt(load(var[c0 + k]) + eps);
+            sc[k] = inv * load(scale[c0 + k]);
+            sh[k] = load(bias[c0 + k]) - load(mean[c0 + k]) * sc[k];
+        }
+#pragma omp parallel for if (pixels * cn >= kParallelThreshold)
+        for (int64_t p = 0; p < pixels; p++) {
+            const T* src = x + p * c + c0;
+            T* dst = y + p * c + c0;
+            for (int64_t k = 0; k < cn; k++) dst[k] = store<T>(load(src[k]) * sc[k] + sh[k]);
+        }
+    }
+}
+
+// How a kernel reads and writes values: as they are (`plain_load`, `plain_store`), or
+// quantized, dequantizing what it reads, (q − zero)·scale, and quantizing what it writes.
+struct plain_load {
+    template <class T> float operator()(T v) const { return (float)load(v); }
+};
+template <class U> struct plain_store {
+    U operator()(float v) const { return store<U>(v); }
+};
+struct dequantizer {
+    float scale;
+    int32_t zero;
+    template <class Q> float operator()(Q v) const { return (float)((int32_t)v - zero) * scale; }
+};
+template <class Q> struct quantizer {
+    float scale;
+    int32_t zero;
+    Q operator()(float v) const { return quantize_value<Q>(v, scale, zero); }
+};
+
+// y = f(x · scale[c] + shift[c]) per channel, channels-last (c innermost) or plain (inner = H·W),
+// x read through `ld` and y written through `st`.
+template <class T, class U, class F, class L = plain_load, class S = plain_store<U>>
+inline void scale_shift(const T* x, const float* scale, const float* shift, U* y, int64_t outer, int64_t c,
+                        int64_t inner, bool channels_last, F f, L ld = {}, S st = {}) {
+    if (channels_last) {
+#pragma omp parallel for if (outer * inner * c >= kParallelThreshold)
+        for (int64_t p = 0; p < outer * inner; p++) {
+            const T* __restrict src = x + p * c;
+            U* __restrict dst = y + p * c;
+            for (int64_t k = 0; k < c; k++) dst[k] = st(f(ld(src[k]) * scale[k] + shift[k]));
+        }
+    } else {
+#pragma omp parallel for collapse(2) if (outer * c * inner >= kParallelThreshold)
+        for (int64_t b = 0; b < outer; b++)
+            for (int64_t ch = 0; ch < c; ch++) {
+                const T* __restrict src = x + (b * c + ch) * inner;
+                U* __restrict dst = y + (b * c + ch) * inner;
+                const float sc = scale[ch], sh = shift[ch];
+                for (int64_t i = 0; i < inner; i++) dst[i] = st(f(ld(src[i]) * sc + sh));
+            }
+    }
+}
+
+// Inference BatchNormalization: y = (x - mean) / sqrt(var + eps) * scale + bias per channel.
+template <class T, class P>
+inline void batch_norm(const T* x, const P* scale, const P* bias, const P* mean, const P* var, float eps, T* y,
+                       int64_t n, int64_t c, int64_t inner) {
+    for (int64_t ch = 0; ch < c; ch++) {
+        const float inv = 1.0f / std::sqrt(load(var[ch]) + eps);
+        const float sc = inv * load(scale[ch]), sh = load(bias[ch]) - load(mean[ch]) * sc;
+        for (int64_t b = 0; b < n; b++) {
+            const T* src = x + (b * c + ch) * inner;
+            T* dst = y + (b * c + ch) * inner;
+            for (int64_t i = 0; i < inner; i++) dst[i] = store<T>(load(src[i]) * sc + sh);
+        }
+    }
+}
+
+// QuantizeLinear: saturate(round_half_even(x / scale) + zp); param index = (i / inner) % dim.
+template <class X, class S, class Q>
+inline void quantize(const X* x, const S* scale, const Q* zp, Q* y, int64_t n, int64_t inner, int64_t dim,
+                     int64_t lo, int64_t hi) {
+    for (int64_t i = 0; i < n; i++) {
+        int64_t p = dim > 1 ? (i / inner) % dim : 0;
+        float q = std::nearbyint((float)load(x[i]) / load(scale[p]));
+        double v = (double)q + (double)(zp ? load(zp[p]) : 0);
+        int64_t r = std::isnan(v) ? 0 : (v > (double)hi ? hi : (v < (double)lo ? lo : (int64_t)v));
+        y[i] = (Q)r;
+    }
+}
+
+template <class Q, class S, class Y>
+inline void dequantize(const Q* x, const S* scale, const Q* zp, Y* y, int64_t n, int64_t inner, int64_t dim) {
+    for (int64_t i = 0; i < n; i++) {
+        int64_t p = dim > 1 ? (i / inner) % dim : 0;
+        y[i] = store<Y>((float)(load(x[i]) - (zp ? load(zp[p]) : 0)) * load(scale[p]));
+    }
+}
+
+// Per-tensor quantization, y = saturate(round_half_to_even(x / scale) + zp) (NaN gives 0), and
+// dequantization, y = (x − zp) · scale: one parallel, vectorizable loop each.
+template <class Q>
+inline void quantize_tensor(const float* __restrict x, float scale, int32_t zp, Q* __restrict y, int64_t n) {
+    // A plain parallel loop: g++ 12 leaves the rounding scalar under `parallel for simd`.
+#pragma omp parallel for if (n >= kParallelThreshold)
+    for (int64_t i = 0; i < n; i++) y[i] = quantize_value<Q>(x[i], scale, zp);
+}
+
+template <class Q>
+inline void dequantize_tensor(const Q* __restrict x, float scale, int32_t zp, float* __restrict y, int64_t n) {
+#pragma omp parallel for if (n >= kParallelThreshold)
+    for (int64_t i = 0; i < n; i++) y[i] = (float)((int32_t)x[i] - zp) * scale;
+}
+
+}  // namespace
+}  // namespace kiln
