@@ -7,6 +7,8 @@
 
 #include "core.hpp"
 
+#include <omp.h>
+
 namespace kiln {
 namespace {
 
@@ -507,10 +509,41 @@ inline void softmax(const T* x, T* y, int64_t outer, int64_t len, int64_t inner,
 // The ONNX reductions (ReduceOp in Kiln's IR, same order of names).
 enum class Reduce { mean, sum, max, min, prod, sum_square, l1, l2, log_sum, log_sum_exp };
 
+// The sum (of squares for sum_square and L2, of magnitudes for L1) of f over `len` points along
+// the innermost axis from offsets `off`, input j stepping by bit j of Unit (1 or 0): floats in
+// blocks of 256 (a vectorized loop), the blocks in double.
+template <int N, unsigned Unit, Reduce K, class F>
+inline double reduce_row(const int64_t* off, int64_t len, F& f) {
+    double acc = 0;
+    for (int64_t b = 0; b < len; b += 256) {
+        const int64_t e = std::min(len, b + 256);
+        float part = 0;
+#pragma omp simd reduction(+ : part)
+        for (int64_t i = b; i < e; i++) {
+            int64_t o[N];
+            for (int j = 0; j < N; j++) o[j] = off[j] + (((Unit >> j) & 1u) ? i : 0);
+            const float v = (float)f((const int64_t*)o);
+            part += K == Reduce::sum_square || K == Reduce::l2 ? v * v : K == Reduce::l1 ? std::fabs(v) : v;
+        }
+        acc += (double)part;
+    }
+    return acc;
+}
+
+template <int N, Reduce K, unsigned Unit = 0, class F>
+inline double reduce_row_dispatch(unsigned unit, const int64_t* off, int64_t len, F& f) {
+    if constexpr (Unit + 1 < (1u << N)) {
+        if (unit != Unit) return reduce_row_dispatch<N, K, Unit + 1>(unit, off, len, f);
+    }
+    return reduce_row<N, Unit, K>(off, len, f);
+}
+
 // Reduction over the axes marked in `reduced` of an iteration space `shape`, where f(offsets)
 // gives the value at a point (input j at offsets[j], advancing by strides[j]): a plain reduce
 // reads one tensor, a fused elementwise group computes its steps there. Output elements are in
-// the kept axes' order. Floats accumulate in double (max and min propagate NaN); integers wrap
+// the kept axes' order. Floats accumulate in double (max and min propagate NaN), except the sums
+// (mean, sum, sum of squares, L1, L2) over a reduced innermost axis along which every input
+// steps by 0 or 1 (up to 3 inputs): those run as vectorized rows (reduce_row). Integers wrap
 // like the reference (L2 and the logarithms are for floats only). Parallel over outputs; no
 // allocation.
 template <int N, Reduce K, class T, class F>
@@ -534,6 +567,15 @@ inline void reduce_strided(int rank, const int64_t* shape, const int64_t* const*
         if (K == Reduce::max) start = -INFINITY;
         if (K == Reduce::min) start = INFINITY;
     }
+    // The vectorized rows: a sum over a reduced innermost axis, unit or zero steps there.
+    constexpr bool summing = K == Reduce::mean || K == Reduce::sum || K == Reduce::sum_square || K == Reduce::l1 || K == Reduce::l2;
+    bool rows = !is_int && summing && N <= 3 && nr > 0 && red_axes[nr - 1] == rank - 1 && shape[rank - 1] > 0;
+    unsigned unit = 0;
+    for (int j = 0; j < N && rows; j++) {
+        const int64_t st = strides[j][rank - 1];
+        if (st == 1) unit |= 1u << j;
+        else if (st != 0) rows = false;
+    }
 #pragma omp parallel for if (out_count * red_count >= kParallelThreshold && out_count > 1)
     for (int64_t i = 0; i < out_count; i++) {
         int64_t off[N] = {};
@@ -543,6 +585,28 @@ inline void reduce_strided(int rank, const int64_t* shape, const int64_t* const*
             const int64_t idx = rem % shape[d];
             rem /= shape[d];
             for (int j = 0; j < N; j++) off[j] += idx * strides[j][d];
+        }
+        if constexpr (!is_int && summing && N <= 3) {
+            if (rows) {
+                // Rows along the innermost axis; an odometer over the other reduced axes.
+                const int64_t len = shape[rank - 1], count = red_count / len;
+                int64_t counter[kMaxRank] = {};
+                double acc = 0;
+                for (int64_t r = 0; r < count; r++) {
+                    acc += reduce_row_dispatch<N, K>(unit, off, len, f);
+                    for (int a = nr - 2; a >= 0; a--) {
+                        const int d = red_axes[a];
+                        for (int j = 0; j < N; j++) off[j] += strides[j][d];
+                        if (++counter[a] < shape[d]) break;
+                        for (int j = 0; j < N; j++) off[j] -= strides[j][d] * shape[d];
+                        counter[a] = 0;
+                    }
+                }
+                if (K == Reduce::mean) acc /= (double)red_count;
+                if (K == Reduce::l2) acc = std::sqrt(acc);
+                y[i] = store<T>((float)acc);
+                continue;
+            }
         }
         int64_t counter[kMaxRank] = {};
         A acc = start;
@@ -624,11 +688,71 @@ inline void layer_norm(const T* x, const T* scale, const int64_t* scale_idx, con
     }
 }
 
+// The mean and 1/sqrt(variance + eps) of n floats: fixed blocks of kNormBlock (at most
+// kNormBlocks of them, larger blocks beyond), in parallel when `parallel`, each summed in float
+// runs of 256 (vectorized) and the runs and blocks in double, in order: the same bits whatever
+// the thread count.
+constexpr int64_t kNormBlock = 8192, kNormBlocks = 256;
+inline void plane_moments(const float* x, int64_t n, float eps, bool parallel, float& mean_out, float& inv_out) {
+    const int64_t block = std::max(kNormBlock, (n + kNormBlocks - 1) / kNormBlocks), nb = (n + block - 1) / block;
+    double part[kNormBlocks];
+    auto sum = [&](double shift, bool squares) {
+#pragma omp parallel for if (parallel && nb > 1)
+        for (int64_t b = 0; b < nb; b++) {
+            const int64_t b0 = b * block, b1 = std::min(n, b0 + block);
+            double acc = 0;
+            for (int64_t r = b0; r < b1; r += 256) {
+                const int64_t e = std::min(b1, r + 256);
+                const float sh = (float)shift;
+                float p = 0;
+                if (squares) {
+#pragma omp simd reduction(+ : p)
+                    for (int64_t k = r; k < e; k++) { const float d = x[k] - sh; p += d * d; }
+                } else {
+#pragma omp simd reduction(+ : p)
+                    for (int64_t k = r; k < e; k++) p += x[k];
+                }
+                acc += (double)p;
+            }
+            part[b] = acc;
+        }
+        double total = 0;
+        for (int64_t b = 0; b < nb; b++) total += part[b];
+        return total;
+    };
+    const double mean = n ? sum(0, false) / (double)n : 0;
+    const double var = n ? sum(mean, true) / (double)n : 0;
+    mean_out = (float)mean;
+    inv_out = (float)(1.0 / std::sqrt(var + (double)eps));
+}
+
 // InstanceNormalization: each of the `planes` (n, c) planes of `inner` elements normalized by
-// its own mean and variance, then scaled and shifted by its channel's scale and bias.
+// its own mean and variance, then scaled and shifted by its channel's scale and bias. f32 runs
+// vectorized, in parallel over planes, or within a plane when there are fewer planes than
+// threads (GroupNorm with one group exported as one plane: MobileViTv2); other types in double.
 template <class T>
 inline void instance_norm(const T* x, const T* scale, const T* bias, T* y, int64_t planes, int64_t channels,
                           int64_t inner, float eps) {
+    if constexpr (std::is_same<T, float>::value) {
+        auto plane = [&](int64_t p, bool within) {
+            float mean, inv;
+            plane_moments(x + p * inner, inner, eps, within, mean, inv);
+            const float a = inv * scale[p % channels], c = bias[p % channels] - mean * a;
+            const float* xp = x + p * inner;
+            float* yp = y + p * inner;
+#pragma omp parallel for simd if (within)
+            for (int64_t k = 0; k < inner; k++) yp[k] = xp[k] * a + c;
+        };
+        // One parallel level only: a region inside another (even one of a single thread) makes
+        // libgomp start a new team each time.
+        if (planes < omp_get_max_threads() && inner >= kParallelThreshold) {
+            for (int64_t p = 0; p < planes; p++) plane(p, true);
+        } else {
+#pragma omp parallel for if (planes * inner > kParallelThreshold && planes > 1)
+            for (int64_t p = 0; p < planes; p++) plane(p, false);
+        }
+        return;
+    }
 #pragma omp parallel for if (planes * inner > kParallelThreshold && planes > 1)
     for (int64_t p = 0; p < planes; p++) {
         const T* xp = x + p * inner;

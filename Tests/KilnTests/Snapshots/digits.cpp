@@ -34,6 +34,8 @@ namespace kiln_digits {
         dnnl::memory p1_bias;
         dnnl::memory p1_dst;
         dnnl_exec_arg_t p1_args[4];
+        kiln::DirectConv p1d;
+        std::vector<float> direct_scratch;
         dnnl::convolution_forward p2;
         dnnl::memory p2_src;
         dnnl::memory p2_wei;
@@ -42,7 +44,6 @@ namespace kiln_digits {
         dnnl_exec_arg_t p2_args[4];
         kiln::WinogradConv p2w;
         kiln::DirectConv p2d;
-        std::vector<float> direct_scratch;
         dnnl::convolution_forward p4;
         dnnl::memory p4_src;
         dnnl::memory p4_wei;
@@ -106,6 +107,15 @@ namespace kiln_digits {
         m->p1_args[1] = {DNNL_ARG_WEIGHTS, m->p1_wei.get()};
         m->p1_args[2] = {DNNL_ARG_BIAS, m->p1_bias.get()};
         m->p1_args[3] = {DNNL_ARG_DST, m->p1_dst.get()};
+        if (kiln::DirectConv::preferred_here() && kiln::onednn_im2col(pd)) {
+            m->p1d.n = 1; m->p1d.c = 1; m->p1d.h = 8; m->p1d.w = 8; m->p1d.k = 16; m->p1d.kh = 3; m->p1d.kw = 3;
+            m->p1d.sh = 1; m->p1d.sw = 1; m->p1d.dh = 1; m->p1d.dw = 1;
+            m->p1d.pt = 1; m->p1d.pl = 1; m->p1d.pb = 1; m->p1d.pr = 1; m->p1d.oh = 8; m->p1d.ow = 8;
+            m->p1d.pack((const float*)(W + 35648), (const float*)(W + 36224));
+            if (m->direct_scratch.size() < m->p1d.scratch_floats()) m->direct_scratch.resize(m->p1d.scratch_floats());
+            m->p1d.active = true;
+            m->p1 = {}; m->p1_wei = {};
+        }
         }
         {  // /features/features.3/Conv
         memory::desc src_md(memory::dims{1, 16, 8, 8}, dt::f32, tag::acdb);
@@ -288,7 +298,11 @@ namespace kiln_digits {
         if (m->profiling) m->profile[0] += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
         // /features/features.0/Conv (Conv-11): conv
         if (m->profiling) t0 = std::chrono::steady_clock::now();
-        if (dnnl_primitive_execute(m->p1.get(), m->strm.get(), 4, m->p1_args) != dnnl_success) return 2;
+        if (m->p1d.active) {
+            m->p1d.run(v44, v25, m->direct_scratch.data(), false, Post0());
+        } else {
+            if (dnnl_primitive_execute(m->p1.get(), m->strm.get(), 4, m->p1_args) != dnnl_success) return 2;
+        }
         if (m->profiling) m->profile[1] += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
         // /features/features.3/Conv (Conv-11): conv
         if (m->profiling) t0 = std::chrono::steady_clock::now();
