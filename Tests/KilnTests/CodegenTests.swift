@@ -158,6 +158,11 @@ import KilnToolchain
         try add("softmax_strided_blocks", .softmax(axis: 1, legacy: false), [.input(f, [2, 7, 300])])
         try add("log_softmax_strided_blocks", .logSoftmax(axis: 1, legacy: false), [.input(f, [2, 7, 300])])
         try add("softmax_legacy_f16", .softmax(axis: 1, legacy: true), [.input(.f16, [3, 4, 5])])
+        // One plane of 40,000: normalized by threads within the plane (MobileViTv2's GroupNorm).
+        try add("instance_norm_one_plane", .instanceNormalization(epsilon: 1e-5), [.input(f, [1, 1, 200, 200]), .constant(random(f, [1], seed: 53)), .constant(random(f, [1], seed: 54))])
+        // Sums over the innermost axis in vectorized rows of 256: 700 long, and with an outer axis.
+        try add("reduce_sum_rows", .reduce(.sum, keepDims: false, noopWithEmptyAxes: false), [.input(f, [3, 700]), .constant(.vector(ints: [1]))])
+        try add("reduce_l2_rows_two_axes", .reduce(.l2, keepDims: true, noopWithEmptyAxes: false), [.input(f, [5, 4, 300]), .constant(.vector(ints: [0, 2]))])
         try add("reduce_mean", .reduce(.mean, keepDims: true, noopWithEmptyAxes: false), [.input(f, [3, 5, 7]), .constant(.vector(ints: [1, 2]))])
         try add("reduce_sum_all", .reduce(.sum, keepDims: false, noopWithEmptyAxes: false), [.input(f, [3, 5])])
         try add("reduce_max_s32", .reduce(.max, keepDims: false, noopWithEmptyAxes: false), [.input(.s32, [3, 5]), .constant(.vector(ints: [0]))])
