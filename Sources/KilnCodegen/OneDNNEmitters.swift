@@ -147,8 +147,8 @@ extension ModelEmitter {
         let args = weightedArguments(prim, src: x, weights: w, bias: b, dst: y)
         let (src, dst) = (args[0].1, args[args.count - 1].1)
         let winograd = winogradCandidate(n, a, geo)
-        let direct = directConvCandidate(n, a, geo)
-        let grouped = groupedConvCandidate(n, a, geo)
+        let kernel = kilnConvKernelCandidate(n, a, geo)
+        let direct = kernel == .direct, grouped = kernel == .grouped
         guard winograd || direct || grouped else {
             finishPrimitive(prim, index: index, args: args)
             create.line("}")
@@ -197,14 +197,6 @@ extension ModelEmitter {
               constant(n.inputs[1]) != nil, n.inputs.count < 3 || n.inputs[2] == nil || constant(n.inputs[2]) != nil
         else { return nil }
         return kilnConvKernel(inputChannels: shape(x)[1], outputChannels: shape(n.inputs[1]!)[0], group: a.group, kernel: geo.kernel)
-    }
-
-    func directConvCandidate(_ n: Node, _ a: ConvAttributes, _ geo: WindowGeometry) -> Bool {
-        kilnConvKernelCandidate(n, a, geo) == .direct
-    }
-
-    func groupedConvCandidate(_ n: Node, _ a: ConvAttributes, _ geo: WindowGeometry) -> Bool {
-        kilnConvKernelCandidate(n, a, geo) == .grouped
     }
 
     /// Creates Kiln's grouped form of conv `prim` where the policy wants it on this CPU: packs the
