@@ -192,6 +192,9 @@ public func assignLayouts(_ g: inout Graph, policy: LayoutPolicy = .auto) {
                 n.inputs = n.inputs.map { $0.map { ensure($0, .channelsLast) } }
                 outLayout = .channelsLast
             }
+        case .layoutConvert:
+            // A conversion already in the graph keeps the layout it converts to.
+            outLayout = out.map { g.values[$0].layout } ?? .plain
         default:
             n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
         }

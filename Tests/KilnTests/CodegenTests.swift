@@ -185,7 +185,64 @@ import KilnToolchain
         try add("quantize_u8", .quantizeLinear(axis: 1, outputType: .u8), [.input(f, [2, 3, 5]), .constant(.scalar(0.02)), .constant(.scalar(int: 128, .u8))])
         try add("quantize_s8_per_axis", .quantizeLinear(axis: 1, outputType: .s8), [.input(f, [2, 3, 5]), .constant(Tensor(.f32, shape: [3], floats: [0.01, 0.02, 0.05])), .constant(Tensor(.s8, shape: [3], ints: [0, 1, -1]))])
         try add("dequantize_u8", .dequantizeLinear(axis: 1), [.input(.u8, [2, 7]), .constant(.scalar(0.1)), .constant(.scalar(int: 3, .u8))])
+        for t in [ElementType.u8, .s8] { try addInt8Cases(t, add) }
         return out
+    }
+
+    /// The kernels an int8 graph reaches between its quantized convs, on u8 and s8 values
+    /// (u8 in 0...50, s8 in -50...50): elementwise with each broadcast pattern (wrapping as
+    /// ONNX's integer ops do), pooling, reductions and every data movement, in the plain layout.
+    /// Channels-last: LayoutTests.channelsLastKernelsOfEveryElementType.
+    static func addInt8Cases(_ t: ElementType, _ addCase: (String, Op, [Operand], Int, Bool) throws -> Void) throws {
+        func add(_ name: String, _ op: Op, _ operands: [Operand], outputs: Int = 1) throws { try addCase("\(t)_\(name)", op, operands, outputs, false) }
+        func ints(_ shape: [Int], _ values: [Int64]) -> Operand { .constant(Tensor(t, shape: shape, ints: values)) }
+        for b in [BinaryOp.add, .sub, .mul, .max, .min, .equal, .less, .greater] {
+            try add("binary_\(b.rawValue)", .binary(b), [.input(t, [3, 1, 37]), .input(t, [4, 1])])
+        }
+        try add("binary_add_per_channel", .binary(.add), [.input(t, [2, 3, 4, 5]), ints([3, 1, 1], [1, 7, 20])])
+        try add("binary_max_scalar", .binary(.max), [.input(t, [70]), ints([], [9])])
+        try add("binary_div_scalar", .binary(.div), [.input(t, [70]), ints([1], [7])])
+        try add("sum3", .variadic(.add), [.input(t, [2, 3]), .input(t, [3]), .input(t, [2, 1])])
+        try add("max3", .variadic(.max), [.input(t, [2, 3]), .input(t, [3]), .input(t, [2, 1])])
+        try add("where", .where, [.input(.bool, [2, 35]), .input(t, [35]), .input(t, [2, 1])])
+        try add("unary_relu", .unary(.relu), [.input(t, [67])])
+        if t == .s8 {
+            try add("unary_neg", .unary(.neg), [.input(t, [67])])
+            try add("unary_abs", .unary(.abs), [.input(t, [67])])
+        }
+        try add("clip", .clip, [.input(t, [2, 37]), ints([], [t == .u8 ? 5 : -20]), ints([], [30])])
+        try add("cast_to_f32", .cast(to: .f32), [.input(t, [37])])
+        try add("cast_to_s32", .cast(to: .s32), [.input(t, [37])])
+        // Pooling.
+        try add("max_pool", .maxPool(PoolAttributes(kernelShape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1])), [.input(t, [1, 3, 9, 11])])
+        try add("max_pool_ceil", .maxPool(PoolAttributes(kernelShape: [2, 2], strides: [2, 2], ceilMode: true)), [.input(t, [1, 2, 7, 7])])
+        try add("global_max_pool", .globalMaxPool, [.input(t, [2, 3, 7, 5])])
+        // Reductions that stay in the type, and index-valued ones.
+        try add("reduce_max", .reduce(.max, keepDims: true, noopWithEmptyAxes: false), [.input(t, [3, 5, 7]), .constant(.vector(ints: [1, 2]))])
+        try add("reduce_min_axis0", .reduce(.min, keepDims: false, noopWithEmptyAxes: false), [.input(t, [4, 33]), .constant(.vector(ints: [0]))])
+        try add("arg_max", .argReduce(ArgReduceAttributes(largest: true, axis: 1, keepDims: true, selectLastIndex: false)), [.input(t, [2, 40, 3])])
+        try add("arg_min_last", .argReduce(ArgReduceAttributes(largest: false, axis: -1, keepDims: false, selectLastIndex: true)), [.input(t, [3, 40])])
+        try add("top_k", .topK(TopKAttributes(axis: -1, largest: true)), [.input(t, [3, 40]), .constant(.vector(ints: [6]))], outputs: 2)
+        // Data movement.
+        try add("concat", .concat(axis: 1), [.input(t, [2, 3, 5]), .input(t, [2, 1, 5]), .input(t, [2, 4, 5])])
+        try add("split", .split(axis: -1), [.input(t, [3, 10]), .constant(.vector(ints: [2, 5, 3]))], outputs: 3)
+        try add("slice_negative_step", .slice, [.input(t, [5, 8]), .constant(.vector(ints: [-1, 1])), .constant(.vector(ints: [0, 7])), .constant(.vector(ints: [1, 0])), .constant(.vector(ints: [-2, 2]))])
+        try add("reshape", .reshape(allowZero: false), [.input(t, [2, 3, 4]), .constant(.vector(ints: [0, -1]))])
+        try add("transpose", .transpose(perm: [2, 0, 1]), [.input(t, [2, 3, 35])])
+        try add("transpose_tiles", .transpose(perm: [0, 2, 1]), [.input(t, [2, 37, 41])])
+        try add("gather", .gather(axis: 1), [.input(t, [3, 5, 2]), .constant(Tensor(.s64, shape: [2, 2], ints: [4, -1, 0, 2]))])
+        try add("gather_elements", .gatherElements(axis: 1), [.input(t, [3, 4, 5]), .constant(Tensor(.s64, shape: [3, 2, 5], ints: (0..<30).map { Int64($0 * 7 % 8) - 4 }))])
+        try add("expand", .expand, [.input(t, [3, 1]), .constant(.vector(ints: [2, 3, 4]))])
+        try add("tile", .tile, [.input(t, [2, 3, 5]), .constant(.vector(ints: [3, 1, 2]))])
+        try add("depth_to_space_dcr", .depthToSpace(blockSize: 2, crd: false), [.input(t, [2, 12, 3, 5])])
+        try add("depth_to_space_crd", .depthToSpace(blockSize: 3, crd: true), [.input(t, [1, 18, 2, 3])])
+        try add("space_to_depth", .spaceToDepth(blockSize: 2, crd: false), [.input(t, [2, 3, 6, 4])])
+        for mode in [PadMode.constant, .reflect, .edge, .wrap] {
+            try add("pad_\(mode.rawValue)", .pad(mode: mode), [.input(t, [3, 4]), .constant(.vector(ints: [1, 2, 2, 1])), ints([], [7])])
+        }
+        try add("resize_nearest", .resize(ResizeAttributes(mode: .nearest, coordinateTransformation: .asymmetric, nearestMode: .floor)), [.input(t, [1, 2, 3, 4]), .absent, .constant(Tensor(.f32, shape: [4], floats: [1, 1, 2, 1.5]))])
+        try add("resize_nearest_2x", .resize(ResizeAttributes(mode: .nearest)), [.input(t, [1, 3, 5, 7]), .absent, .constant(Tensor(.f32, shape: [4], floats: [1, 1, 2, 2]))])
+        try add("resize_linear", .resize(ResizeAttributes(mode: .linear)), [.input(t, [1, 2, 4, 5]), .absent, .absent, .constant(.vector(ints: [1, 2, 7, 3]))])
     }
 
     @Test func everyOpMatchesTheReference() throws {
