@@ -19,11 +19,29 @@ extension ModelEmitter {
         run.line("std::memcpy(\(v(y)), \(v(x)), \(type(y).byteSize!));")
     }
 
+    /// The axes of a strided copy into a contiguous result, without axes of extent 1 and with
+    /// neighbours merged where x steps over them as over one axis (a channels-last split's
+    /// height and width: one axis of pixels).
+    func mergedCopyAxes(_ shape: [Int], _ strides: [Int]) -> (shape: [Int], strides: [Int]) {
+        var sh: [Int] = [], st: [Int] = []
+        for d in shape.indices where shape[d] != 1 {
+            if let last = sh.last, st[st.count - 1] == strides[d] * shape[d] {
+                sh[sh.count - 1] = last * shape[d]
+                st[st.count - 1] = strides[d]
+            } else {
+                sh.append(shape[d])
+                st.append(strides[d])
+            }
+        }
+        if sh.isEmpty { return ([1], [1]) }
+        return (sh, st)
+    }
+
     mutating func emitStridedCopy(_ x: ValueID, offset: Int, strides: [Int], to y: ValueID, physical: Bool = false) {
         loopCount += 1
-        let out = physical ? physicalShape(y) : shape(y)
+        let (out, steps) = mergedCopyAxes(physical ? physicalShape(y) : shape(y), strides)
         run.open()
-        run.line("static const int64_t shape[] = \(list(out)), strides[] = \(list(strides));")
+        run.line("static const int64_t shape[] = \(list(out)), strides[] = \(list(steps));")
         run.line("kiln::strided_copy(\(v(x)), \(offset), strides, \(v(y)), \(out.count), shape);")
         run.close()
     }
@@ -32,13 +50,13 @@ extension ModelEmitter {
     /// Tile): `r` is for plain values, or for channels-last ones (DepthToSpace, SpaceToDepth).
     mutating func emitStridedRead(_ x: ValueID, _ r: StridedRead, to y: ValueID, _ label: String) throws {
         // Axes of extent 1 read nothing: drop them (the runtime takes up to 8 axes).
-        let keep = r.shape.indices.filter { r.shape[$0] != 1 }
-        guard keep.count <= 8 else { throw KilnError("\(label): more than 8 axes to copy through", unsupported: true) }
+        let (sh, st) = mergedCopyAxes(r.shape, r.strides)
+        guard sh.count <= 8 else { throw KilnError("\(label): more than 8 axes to copy through", unsupported: true) }
         guard layout(x) == layout(y), layout(x) != .blocked16 else { throw KilnError("internal error: \(label) needs equal plain or channels-last layouts") }
         loopCount += 1
         run.open()
-        run.line("static const int64_t shape[] = \(list(keep.map { r.shape[$0] })), strides[] = \(list(keep.map { r.strides[$0] }));")
-        run.line("kiln::strided_copy(\(v(x)), 0, strides, \(v(y)), \(keep.count), shape);")
+        run.line("static const int64_t shape[] = \(list(sh)), strides[] = \(list(st));")
+        run.line("kiln::strided_copy(\(v(x)), 0, strides, \(v(y)), \(sh.count), shape);")
         run.close()
     }
 

@@ -153,6 +153,19 @@ extension ModelEmitter {
         case .split(let axis):
             let s = shape(x0!)
             let ax = try normalizeAxis(axis, rank: s.count, n.label)
+            if layout(x0!) != .blocked16, n.outputs.allSatisfy({ layout($0) == layout(x0!) }), n.outputs.count > 1 {
+                // Chunks of rows in x's physical order: one pass (kiln::split).
+                let order = layout(x0!).physicalOrder(rank: s.count)
+                let pax = order.firstIndex(of: ax)!
+                func physical(_ id: ValueID) -> [Int] { order.map { shape(id)[$0] } }
+                loopCount += 1
+                run.open()
+                run.line("\(cType(elem(x0!)))* ys[] = {\(n.outputs.map { v($0) }.joined(separator: ", "))};")
+                run.line("static const int64_t chunks[] = \(list(n.outputs.map { shapeProduct(Array(physical($0).dropFirst(pax))) }));")
+                run.line("kiln::split(\(v(x0!)), \(n.outputs.count), ys, chunks, \(shapeProduct(Array(physical(x0!).prefix(pax)))));")
+                run.close()
+                break
+            }
             var offset = 0
             for out in n.outputs {
                 var axes = s.map { SliceAxis(start: 0, step: 1, count: $0) }

@@ -133,6 +133,10 @@ import KilnToolchain
         try add("concat", .concat(axis: 1), [.input(f, [2, 3, 5]), .input(f, [2, 1, 5]), .input(f, [2, 4, 5])])
         try add("split", .split(axis: -1), [.input(f, [3, 10]), .constant(.vector(ints: [2, 5, 3]))], outputs: 3)
         try add("slice_negative_step", .slice, [.input(f, [5, 8]), .constant(.vector(ints: [-1, 1])), .constant(.vector(ints: [0, 7])), .constant(.vector(ints: [1, 0])), .constant(.vector(ints: [-2, 2]))])
+        // Runs of the innermost axis copied whole (kiln::copy_runs): 3, 5, and 6 over threads.
+        try add("slice_runs_of_3", .slice, [.input(f, [4, 10, 6]), .constant(.vector(ints: [1])), .constant(.vector(ints: [4])), .constant(.vector(ints: [2]))])
+        try add("slice_runs_of_5", .slice, [.input(f, [7, 9, 11]), .constant(.vector(ints: [3])), .constant(.vector(ints: [8])), .constant(.vector(ints: [-1]))])
+        try add("slice_runs_parallel", .slice, [.input(f, [300, 40, 8]), .constant(.vector(ints: [2])), .constant(.vector(ints: [8])), .constant(.vector(ints: [2]))])
         try add("reshape", .reshape(allowZero: false), [.input(f, [2, 3, 4]), .constant(.vector(ints: [0, -1]))])
         try add("transpose", .transpose(perm: [2, 0, 1]), [.input(f, [2, 3, 5])])
         try add("gather_runtime_indices", .gather(axis: 1), [.input(f, [3, 5, 2]), .constant(Tensor(.s64, shape: [2, 2], ints: [4, -1, 0, 2]))])
@@ -157,6 +161,9 @@ import KilnToolchain
         try add("log_softmax_rows_parallel", .logSoftmax(axis: 1, legacy: false), [.input(f, [40, 1000])])
         try add("softmax_strided_blocks", .softmax(axis: 1, legacy: false), [.input(f, [2, 7, 300])])
         try add("log_softmax_strided_blocks", .logSoftmax(axis: 1, legacy: false), [.input(f, [2, 7, 300])])
+        // A strided axis longer than the 256 rows summed in float at a time.
+        try add("softmax_strided_long_axis", .softmax(axis: 1, legacy: false), [.input(f, [1, 300, 20])])
+        try add("log_softmax_strided_long_axis", .logSoftmax(axis: 1, legacy: false), [.input(f, [2, 260, 9])])
         try add("softmax_legacy_f16", .softmax(axis: 1, legacy: true), [.input(.f16, [3, 4, 5])])
         // One plane of 40,000: normalized by threads within the plane (MobileViTv2's GroupNorm).
         try add("instance_norm_one_plane", .instanceNormalization(epsilon: 1e-5), [.input(f, [1, 1, 200, 200]), .constant(random(f, [1], seed: 53)), .constant(random(f, [1], seed: 54))])

@@ -404,15 +404,14 @@ inline void matmul(const T* a, const T* b, T* y, int64_t m, int64_t n, int64_t k
 
 // Softmax (or log-softmax) of one contiguous row of f32. The exponentials are summed in float
 // within blocks of 256 (vectorized) and the blocks in double.
-inline void softmax_row(const float* x, float* y, int64_t len, bool log_softmax) {
-    float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (int64_t l = 0; l < len; l++) mx = std::max(mx, x[l]);
+template <bool log_softmax>
+inline void softmax_row(const float* x, float* y, int64_t len) {
+    const float mx = max_of(x, len);
     double sum = 0;
     for (int64_t b = 0; b < len; b += 256) {
         const int64_t end = std::min(len, b + 256);
         float part = 0;
-        if (log_softmax) {
+        if constexpr (log_softmax) {
 #pragma omp simd reduction(+ : part)
             for (int64_t l = b; l < end; l++) part += exp_vec(x[l] - mx);
         } else {
@@ -425,7 +424,7 @@ inline void softmax_row(const float* x, float* y, int64_t len, bool log_softmax)
         }
         sum += part;
     }
-    if (log_softmax) {
+    if constexpr (log_softmax) {
         const float shift = mx + (float)std::log(sum);
 #pragma omp simd
         for (int64_t l = 0; l < len; l++) y[l] = x[l] - shift;
@@ -439,8 +438,9 @@ inline void softmax_row(const float* x, float* y, int64_t len, bool log_softmax)
 // Softmax over the middle axis of [outer, len, inner] for `w` ≤ kSoftmaxBlock neighbouring
 // columns at once (inner > 1: the axis is strided, the columns are contiguous).
 constexpr int64_t kSoftmaxBlock = 256;
-inline void softmax_columns(const float* x, float* y, int64_t len, int64_t inner, int64_t w, bool log_softmax) {
-    float mx[kSoftmaxBlock], acc[kSoftmaxBlock];
+template <bool log_softmax>
+inline void softmax_columns(const float* x, float* y, int64_t len, int64_t inner, int64_t w) {
+    alignas(32) float mx[kSoftmaxBlock], acc[kSoftmaxBlock], part[kSoftmaxBlock];
     double sum[kSoftmaxBlock];
     for (int64_t j = 0; j < w; j++) { mx[j] = -INFINITY; sum[j] = 0; }
     for (int64_t l = 0; l < len; l++) {
@@ -448,21 +448,28 @@ inline void softmax_columns(const float* x, float* y, int64_t len, int64_t inner
 #pragma omp simd
         for (int64_t j = 0; j < w; j++) mx[j] = std::max(mx[j], p[j]);
     }
-    for (int64_t l = 0; l < len; l++) {
-        const float* p = x + l * inner;
-        float* q = y + l * inner;
+    // The exponentials summed in float over 256 rows at a time, those sums in double (a double
+    // accumulator in the vector loop halves its width: YOLO's 16-bin softmax 2x slower).
+    for (int64_t l0 = 0; l0 < len; l0 += 256) {
+        const int64_t l1 = std::min(len, l0 + 256);
+        for (int64_t j = 0; j < w; j++) part[j] = 0;
+        for (int64_t l = l0; l < l1; l++) {
+            const float* p = x + l * inner;
+            float* q = y + l * inner;
 #pragma omp simd
-        for (int64_t j = 0; j < w; j++) {
-            const float e = exp_vec(p[j] - mx[j]);
-            if (!log_softmax) q[j] = e;
-            sum[j] += (double)e;
+            for (int64_t j = 0; j < w; j++) {
+                const float e = exp_vec(p[j] - mx[j]);
+                if constexpr (!log_softmax) q[j] = e;
+                part[j] += e;
+            }
         }
+        for (int64_t j = 0; j < w; j++) sum[j] += (double)part[j];
     }
     for (int64_t j = 0; j < w; j++) acc[j] = log_softmax ? mx[j] + (float)std::log(sum[j]) : (float)(1.0 / sum[j]);
     for (int64_t l = 0; l < len; l++) {
         const float* p = x + l * inner;
         float* q = y + l * inner;
-        if (log_softmax) {
+        if constexpr (log_softmax) {
 #pragma omp simd
             for (int64_t j = 0; j < w; j++) q[j] = p[j] - acc[j];
         } else {
@@ -475,21 +482,29 @@ inline void softmax_columns(const float* x, float* y, int64_t len, int64_t inner
 // Softmax over the middle axis of x viewed as [outer, len, inner]. f32 runs vectorized (exp_vec)
 // and in parallel over rows or column blocks; every element is computed the same way whatever
 // the thread count. Other types take a scalar loop in double.
+// (Log-softmax a template parameter: a run-time flag captured by the OpenMP region is not
+// folded, and the vector loops test it per element: 2x slower.)
+template <bool log_softmax>
+inline void softmax_f32(const float* x, float* y, int64_t outer, int64_t len, int64_t inner) {
+    if (inner == 1) {
+#pragma omp parallel for if (outer * len >= kParallelThreshold && outer > 1)
+        for (int64_t o = 0; o < outer; o++) softmax_row<log_softmax>(x + o * len, y + o * len, len);
+    } else {
+        const int64_t blocks = (inner + kSoftmaxBlock - 1) / kSoftmaxBlock;
+#pragma omp parallel for if (outer * len * inner >= kParallelThreshold && outer * blocks > 1)
+        for (int64_t t = 0; t < outer * blocks; t++) {
+            const int64_t o = t / blocks, j0 = (t % blocks) * kSoftmaxBlock;
+            const int64_t off = o * len * inner + j0;
+            softmax_columns<log_softmax>(x + off, y + off, len, inner, std::min(kSoftmaxBlock, inner - j0));
+        }
+    }
+}
+
 template <class T>
 inline void softmax(const T* x, T* y, int64_t outer, int64_t len, int64_t inner, bool log_softmax) {
     if constexpr (std::is_same<T, float>::value) {
-        if (inner == 1) {
-#pragma omp parallel for if (outer * len >= kParallelThreshold && outer > 1)
-            for (int64_t o = 0; o < outer; o++) softmax_row(x + o * len, y + o * len, len, log_softmax);
-        } else {
-            const int64_t blocks = (inner + kSoftmaxBlock - 1) / kSoftmaxBlock;
-#pragma omp parallel for if (outer * len * inner >= kParallelThreshold && outer * blocks > 1)
-            for (int64_t t = 0; t < outer * blocks; t++) {
-                const int64_t o = t / blocks, j0 = (t % blocks) * kSoftmaxBlock;
-                const int64_t off = o * len * inner + j0;
-                softmax_columns(x + off, y + off, len, inner, std::min(kSoftmaxBlock, inner - j0), log_softmax);
-            }
-        }
+        if (log_softmax) softmax_f32<true>(x, y, outer, len, inner);
+        else softmax_f32<false>(x, y, outer, len, inner);
         return;
     }
     for (int64_t o = 0; o < outer; o++)
