@@ -105,6 +105,31 @@ extension ModelEmitter {
         emitPostOpList(lowered)
     }
 
+    /// Writes `primitive_attr attr` for a primitive whose post-ops end in `tail`
+    /// (slowActivationTail): on CPUs without AVX-512 (m->prim_tail) without the tail, which
+    /// emitActivationTail then applies; elsewhere the whole list.
+    mutating func emitAttributes(_ postOps: [PostOp], _ n: Node, splitting tail: [PostOp]?, prim: String) throws {
+        guard let tail else { return try emitAttributes(postOps, n) }
+        guard let full = PostOp.oneDNNLowering(postOps), let head = PostOp.oneDNNLowering(Array(postOps.dropLast(tail.count))) else {
+            throw KilnError("internal error: \(n.label): oneDNN 2.6 cannot apply the post-ops \(postOps) correctly")
+        }
+        members.append("bool \(prim)_tail = false;")
+        create.line("m->\(prim)_tail = kiln::DirectConv::preferred_here();")
+        create.line("primitive_attr attr;")
+        create.open("if (m->\(prim)_tail)")
+        emitPostOpList(head)
+        create.reopen("} else {")
+        emitPostOpList(full)
+        create.close()
+    }
+
+    /// After the primitive: the activation tail over its output, where it was split off.
+    mutating func emitActivationTail(_ tail: [PostOp]?, prim: String, y: ValueID) {
+        guard let tail else { return }
+        loopCount += 1
+        run.line("if (m->\(prim)_tail) kiln::map(\(v(y)), \(v(y)), \(shapeProduct(shape(y))), [](float v) { return \(postOpChain(tail)); });")
+    }
+
     /// Sets a oneDNN post-op list on `attr`.
     mutating func emitPostOpList(_ lowered: [OneDNNPostOp]) {
         guard !lowered.isEmpty else { return }
@@ -144,22 +169,7 @@ extension ModelEmitter {
         let kernel = kilnConvKernelCandidate(n, a, geo)
         let direct = kernel == .direct, grouped = kernel == .grouped
         let tail = winograd || direct || grouped ? nil : slowActivationTail(a.postOps)
-        if let tail {
-            // On CPUs without AVX-512 the activations from the first slow one on run as Kiln's loop.
-            members.append("bool \(prim)_tail = false;")
-            guard let full = PostOp.oneDNNLowering(a.postOps), let head = PostOp.oneDNNLowering(Array(a.postOps.dropLast(tail.count))) else {
-                throw KilnError("internal error: \(n.label): oneDNN 2.6 cannot apply the post-ops \(a.postOps) correctly")
-            }
-            create.line("m->\(prim)_tail = kiln::DirectConv::preferred_here();")
-            create.line("primitive_attr attr;")
-            create.open("if (m->\(prim)_tail)")
-            emitPostOpList(head)
-            create.reopen("} else {")
-            emitPostOpList(full)
-            create.close()
-        } else {
-            try emitAttributes(a.postOps, n)
-        }
+        try emitAttributes(a.postOps, n, splitting: tail, prim: prim)
         create.line("auto pd = convolution_forward::primitive_desc(d, attr, m->eng);")
         prepareSum(a.postOps, addend: n.inputs.count > 3 ? n.inputs[3] : nil, output: y)
         create.line("m->\(prim) = convolution_forward(pd);")
@@ -167,10 +177,7 @@ extension ModelEmitter {
         let (src, dst) = (args[0].1, args[args.count - 1].1)
         guard winograd || direct || grouped else {
             finishPrimitive(prim, index: index, args: args)
-            if let tail {
-                loopCount += 1
-                run.line("if (m->\(prim)_tail) kiln::map(\(v(y)), \(v(y)), \(shapeProduct(shape(y))), [](float v) { return \(postOpChain(tail)); });")
-            }
+            emitActivationTail(tail, prim: prim, y: y)
             create.line("}")
             return
         }
@@ -205,17 +212,18 @@ extension ModelEmitter {
     }
 
     /// The end of a post-op chain, from its first activation whose oneDNN 2.6 AVX2 injector is
-    /// slow (swish, logistic, tanh, GELU: 2 ns per element on a Zen 3 core, where Kiln's
-    /// vectorized loop takes 0.8), when no sum follows; nil when there is none. On CPUs without
-    /// AVX-512 (where those injectors were measured) the conv runs without it and Kiln's loop
-    /// applies it to the output: a depthwise 3×3 conv with SiLU 0.63 → 0.52 ms (128 × 64 × 64).
+    /// slower than Kiln's vectorized loop (swish, logistic, tanh, tanh-GELU: swish 2 ns per
+    /// element on a Zen 3 core, Kiln's 0.8), when no sum follows; nil when there is none. On CPUs
+    /// without AVX-512 (where those injectors were measured) the conv runs without it and Kiln's
+    /// loop applies it to the output: a depthwise 3×3 conv with SiLU 0.63 → 0.52 ms
+    /// (128 × 64 × 64). (Erf-GELU stays in oneDNN: Kiln's erf is scalar, ConvNeXt 63 → 95 ms.)
     func slowActivationTail(_ ops: [PostOp]) -> [PostOp]? {
         guard let i = ops.firstIndex(where: { p in
             switch p {
-            case .silu, .sigmoid, .tanh, .gelu: return true
+            case .silu, .sigmoid, .tanh, .gelu(tanhApproximation: true): return true
             default: return false
             }
-        }), !ops[i...].contains(.sum) else { return nil }
+        }), !ops[i...].contains(.sum), !ops[i...].contains(.gelu(tanhApproximation: false)) else { return nil }
         return Array(ops[i...])
     }
 
@@ -476,10 +484,12 @@ extension ModelEmitter {
         create.line("memory::desc dst_md(\(dims([1, columns, 1, rows])), dt::f32, tag::nhwc);")
         if bias != nil { create.line("memory::desc bias_md(\(dims([columns])), dt::f32, tag::a);") }
         create.line("auto d = convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_direct, a_md, b_md, \(bias != nil ? "bias_md, " : "")dst_md, {1, 1}, {0, 0}, {0, 0});")
-        try emitAttributes(postOps, n)
+        let tail = slowActivationTail(postOps)
+        try emitAttributes(postOps, n, splitting: tail, prim: prim)
         create.line("auto pd = convolution_forward::primitive_desc(d, attr, m->eng);")
         create.line("m->\(prim) = convolution_forward(pd);")
         finishPrimitive(prim, index: index, args: weightedArguments(prim, src: A, srcDesc: "a_md", weights: B, weightsDesc: "b_plain", bias: bias, dst: y))
+        emitActivationTail(tail, prim: prim, y: y)
         create.line("}")
     }
 
