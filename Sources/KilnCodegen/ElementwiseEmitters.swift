@@ -24,7 +24,7 @@ extension ModelEmitter {
         case .hardSigmoid(let a, let b): return "std::max(0.0f, std::min(1.0f, \(floatLiteral(a)) * v + \(floatLiteral(b))))"
         case .silu: return "kiln::silu_f(v)"
         case .gelu(let t): return t ? "0.5f * v * (1.0f + kiln::tanh_f(0.7978845608f * (v + 0.044715f * v * v * v)))"
-                                    : "(float)(0.5 * (double)v * (1.0 + std::erf((double)v * 0.7071067811865476)))"
+                                    : "kiln::gelu_erf_f(v)"
         }
     }
 

@@ -216,7 +216,8 @@ extension ModelEmitter {
     /// element on a Zen 3 core, Kiln's 0.8), when no sum follows; nil when there is none. On CPUs
     /// without AVX-512 (where those injectors were measured) the conv runs without it and Kiln's
     /// loop applies it to the output: a depthwise 3×3 conv with SiLU 0.63 → 0.52 ms
-    /// (128 × 64 × 64). (Erf-GELU stays in oneDNN: Kiln's erf is scalar, ConvNeXt 63 → 95 ms.)
+    /// (128 × 64 × 64). (Erf-GELU stays in oneDNN: with Kiln's scalar erf ConvNeXt went 63 → 95 ms;
+    /// with kiln::gelu_erf_f, vectorized, the two are even.)
     func slowActivationTail(_ ops: [PostOp]) -> [PostOp]? {
         guard let i = ops.firstIndex(where: { p in
             switch p {

@@ -330,6 +330,16 @@ inline float exp_f(float x) {
 }
 inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp_vec(-x)); }
 inline float silu_f(float x) { return x / (1.0f + exp_vec(-x)); }
+// GELU with the exact (erf) form, x·Φ(x), vectorizable: erfc(|x|/√2) by Abramowitz & Stegun
+// 7.1.26 (|error| ≤ 1.5e-7) times exp_vec; x·(1 − erfc/2) for x ≥ 0 and x·erfc/2 below, so the
+// negative side keeps its relative accuracy (no 1 + erf cancellation).
+inline float gelu_erf_f(float x) {
+    const float z = std::fabs(x) * 0.70710678118654752f;
+    const float t = 1.0f / (1.0f + 0.3275911f * z);
+    const float p = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+    const float q = p * exp_vec(-z * z);  // erfc(z)
+    return x >= 0 ? x * (1.0f - 0.5f * q) : 0.5f * x * q;
+}
 
 // tanh of a float for elementwise loops, vectorizable: for |x| < 0.25 its odd Taylor polynomial
 // through x⁹ (truncation below 2e-8 relative), above 1 − 2/(e^{2|x|} + 1) (exp_vec; the
