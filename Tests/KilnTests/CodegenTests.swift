@@ -214,6 +214,8 @@ import KilnToolchain
         try add("binary_add_per_channel", .binary(.add), [.input(t, [2, 3, 4, 5]), ints([3, 1, 1], [1, 7, 20])])
         try add("binary_max_scalar", .binary(.max), [.input(t, [70]), ints([], [9])])
         try add("binary_div_scalar", .binary(.div), [.input(t, [70]), ints([1], [7])])
+        try add("binary_mod", .binary(.mod), [.input(t, [70]), ints([1], [t == .u8 ? 7 : -7])])
+        try add("binary_fmod", .binary(.fmod), [.input(t, [70]), ints([1], [t == .u8 ? 9 : -9])])
         try add("sum3", .variadic(.add), [.input(t, [2, 3]), .input(t, [3]), .input(t, [2, 1])])
         try add("max3", .variadic(.max), [.input(t, [2, 3]), .input(t, [3]), .input(t, [2, 1])])
         try add("where", .where, [.input(.bool, [2, 35]), .input(t, [35]), .input(t, [2, 1])])
