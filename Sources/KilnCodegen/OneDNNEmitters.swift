@@ -168,7 +168,8 @@ extension ModelEmitter {
         let winograd = winogradCandidate(n, a, geo)
         let kernel = kilnConvKernelCandidate(n, a, geo)
         let direct = kernel == .direct, grouped = kernel == .grouped
-        let tail = winograd || direct || grouped ? nil : slowActivationTail(a.postOps)
+        // (Not in the blocked layout: its padded channels must stay zero.)
+        let tail = winograd || direct || grouped || layout(y) == .blocked16 ? nil : slowActivationTail(a.postOps)
         try emitAttributes(a.postOps, n, splitting: tail, prim: prim)
         create.line("auto pd = convolution_forward::primitive_desc(d, attr, m->eng);")
         prepareSum(a.postOps, addend: n.inputs.count > 3 ? n.inputs[3] : nil, output: y)
