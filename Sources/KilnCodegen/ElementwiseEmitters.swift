@@ -25,6 +25,8 @@ extension ModelEmitter {
         case .silu: return "kiln::silu_f(v)"
         case .gelu(let t): return t ? "0.5f * v * (1.0f + kiln::tanh_f(0.7978845608f * (v + 0.044715f * v * v * v)))"
                                     : "kiln::gelu_erf_f(v)"
+        case .fakeQuantize(let q):
+            return "kiln::fake_quantize<\(cType(q.type))>(v, \(floatLiteral(q.scales[0])), \(q.zeroPoints[0]))"
         }
     }
 
@@ -119,9 +121,14 @@ extension ModelEmitter {
         let flat = e.reduction == nil && inputs.allSatisfy { x in
             zip(iterationStrides(x, over: y), dense).enumerated().allSatisfy { d, s in outShape[d] == 1 || s.0 == s.1 }
         }
+        // Otherwise, when every input steps by 0 or 1 along the innermost axes (merged while they
+        // stay so: a per-channel operand in channels-last, a [N, C, 1, 1] one in NCHW, rows), the loop
+        // runs over rows, each a flat inner loop that g++ vectorizes like the flat one.
+        let rows = flat || e.reduction != nil ? nil : rowForm(inputs.map { iterationStrides($0, over: y) }, outShape)
         var body: [String] = inputs.enumerated().map { j, x in
-            let at = flat ? "k" : "o[\(j)]"
-            return [.f32, .u8, .s8, .s32].contains(elem(x)) ? "const float i\(j) = (float)p\(j)[\(at)];" : "const float i\(j) = kiln::load(p\(j)[\(at)]);"
+            let at = flat ? "k" : rows.map { $0.unit[j] ? "k" : "0" } ?? "o[\(j)]"
+            let p = rows == nil ? "p\(j)" : "q\(j)"
+            return [.f32, .u8, .s8, .s32].contains(elem(x)) ? "const float i\(j) = (float)\(p)[\(at)];" : "const float i\(j) = kiln::load(\(p)[\(at)]);"
         }
         func operand(_ o: ElementwiseGroup.Operand) -> String {
             switch o {
@@ -165,9 +172,11 @@ extension ModelEmitter {
         loopCount += 1
         run.open()
         let store = elem(y) == .f32 ? "out[k] = \(last);" : "out[k] = (\(cType(elem(y))))\(last);"
-        if flat, inputs.count == 1, [.u8, .s8].contains(elem(inputs[0])), e.steps.contains(where: { Self.isTranscendental($0.op) }) {
-            // A function of one 8-bit input with exp/tanh/erf in it: a 256-entry table, computed
-            // once by the same code, then one lookup per element.
+        if flat, inputs.count == 1, [.u8, .s8].contains(elem(inputs[0])),
+           [.u8, .s8].contains(elem(y)) || e.steps.contains(where: { Self.isTranscendental($0.op) }) {
+            // A function of one 8-bit input (dequantize, activation, quantize) with an 8-bit result
+            // or exp/tanh/erf in it: a 256-entry table, computed once by the same code (so exactly
+            // the loop's values), then one lookup per element.
             let t = cType(elem(y))
             run.line("static const std::array<\(t), 256> table = [] {")
             run.line("    std::array<\(t), 256> out{};")
@@ -178,11 +187,7 @@ extension ModelEmitter {
             run.line("    }")
             run.line("    return out;")
             run.line("}();")
-            run.line("const uint8_t* __restrict p0 = (const uint8_t*)\(v(inputs[0]));")
-            run.line("\(t)* __restrict out = \(v(y));")
-            let count = shapeProduct(outShape)
-            run.line("#pragma omp parallel for if (\(count) >= kiln::kParallelThreshold)")
-            run.line("for (int64_t k = 0; k < \(count); k++) out[k] = table[p0[k]];")
+            run.line("kiln::lookup8((const uint8_t*)\(v(inputs[0])), \(v(y)), \(shapeProduct(outShape)), table.data());")
             run.close()
             return
         }
@@ -196,6 +201,29 @@ extension ModelEmitter {
             run.open("for (int64_t k = 0; k < \(count); k++)")
             for l in body { run.line(l) }
             run.line(store)
+            run.close()
+            run.close()
+            return
+        }
+        if let rows {
+            let count = shapeProduct(outShape), outer = Array(outShape.prefix(outShape.count - rows.merged))
+            for (i, x) in inputs.enumerated() { run.line("const \(cType(elem(x)))* p\(i) = \(v(x));") }
+            run.line("\(cType(elem(y)))* out = \(v(y));")
+            if rows.outerStrides.contains(where: { $0.contains { $0 != 0 } }) { run.line("static const int64_t shape[] = \(list(outer));") }
+            for (i, st) in rows.outerStrides.enumerated() where st.contains(where: { $0 != 0 }) {
+                run.line("static const int64_t st\(i)[] = \(list(st));")
+            }
+            run.line("#pragma omp parallel for if (\(count) >= kiln::kParallelThreshold)")
+            run.open("for (int64_t r = 0; r < \(count / rows.inner); r++)")
+            for (i, x) in inputs.enumerated() {
+                let offset = rows.outerStrides[i].contains(where: { $0 != 0 }) ? " + kiln::row_offset(r, \(outer.count), shape, st\(i))" : ""
+                run.line("const \(cType(elem(x)))* __restrict q\(i) = p\(i)\(offset);")
+            }
+            run.line("\(cType(elem(y)))* __restrict o = out + r * \(rows.inner);")
+            run.open("for (int64_t k = 0; k < \(rows.inner); k++)")
+            for l in body { run.line(l) }
+            run.line(store.replacingOccurrences(of: "out[k]", with: "o[k]"))
+            run.close()
             run.close()
             run.close()
             return
@@ -218,6 +246,24 @@ extension ModelEmitter {
             run.line("});")
         }
         run.close()
+    }
+
+    /// The row form of a broadcasting loop over `shape` (physical, dense output) whose inputs step
+    /// by `strides`: the innermost axes merged while every input steps along them either
+    /// contiguously (`unit`) or not at all, their element count `inner` (at least 8), and each
+    /// input's strides over the other axes. Nil when the innermost axis has another step.
+    func rowForm(_ strides: [[Int]], _ shape: [Int]) -> (merged: Int, inner: Int, unit: [Bool], outerStrides: [[Int]])? {
+        guard let last = shape.indices.last, strides.allSatisfy({ $0[last] == 0 || $0[last] == 1 }) else { return nil }
+        let unit = strides.map { $0[last] == 1 }
+        var merged = 1, inner = shape[last]
+        while merged < shape.count {
+            let d = shape.count - 1 - merged
+            guard zip(strides, unit).allSatisfy({ st, u in u ? st[d] == inner : st[d] == 0 }) else { break }
+            inner *= shape[d]
+            merged += 1
+        }
+        guard inner >= 8 else { return nil }
+        return (merged, inner, unit, strides.map { Array($0.prefix(shape.count - merged)) })
     }
 
     /// kiln::reduce_strided over `shape`, input k (pointer `pk`) read through `strides[k]`;

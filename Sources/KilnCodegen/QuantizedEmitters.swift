@@ -84,7 +84,12 @@ extension ModelEmitter {
         let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
         let b = n.inputs.count > 2 ? n.inputs[2] : nil
         let addend = p.postOps.contains(.sum) && n.inputs.count > 3 ? n.inputs[3] : nil
-        guard let f32PostOps = PostOp.oneDNNLowering(p.postOps), case .constant(let weightsOffset) = plan.storage[w]! else {
+        // In the f32 form a fake quantization and what follows it (the residual sum, activations)
+        // run in Kiln's loop over the f32 result: oneDNN's AVX2 f32 kernels take a sum only as
+        // their first post-op.
+        let fakeQuantized = p.postOps.firstIndex(where: \.isFakeQuantize)
+        let primitivePostOps = fakeQuantized.map { Array(p.postOps[..<$0]) } ?? p.postOps
+        guard let f32PostOps = PostOp.oneDNNLowering(primitivePostOps), case .constant(let weightsOffset) = plan.storage[w]! else {
             throw KilnError("internal error: \(n.label): not a quantized op oneDNN can run")
         }
         let prim = "p\(index)", m = "m->\(prim)"
@@ -160,7 +165,7 @@ extension ModelEmitter {
         if let b {
             args.append(("DNNL_ARG_BIAS", boundMemory(prim, "bias", desc: "bias_md", value: b)))
         }
-        if p.output != nil {
+        if p.output != nil || fakeQuantized != nil {
             create.line("\(m)_yf.resize(\(shapeProduct(p.dstDims)));")
             create.line("\(m)_dstf = memory(dstf_md, m->eng, \(m)_yf.data());")
             args.append(("DNNL_ARG_DST", "\(prim)_dstf"))
@@ -179,6 +184,13 @@ extension ModelEmitter {
         executeLine(prim, count: count, index: index)
         run.reopen("} else {")
         run.line("kiln::dequantize_tensor(\(v(x)), \(sx), \(p.input.zeroPoints[0]), \(m)_xf.data(), \(shapeProduct(p.srcDims)));")
+        if let i = fakeQuantized {
+            executeLine(prim, count: count, index: index)
+            emitFakeQuantizedTail(Array(p.postOps[i...]), p, result: "\(m)_yf.data()", addend: addend, y: y, count: ny)
+            run.close()
+            oneDNNCount += 1
+            return
+        }
         if let addend {
             if let q = p.addend {
                 run.line("kiln::dequantize_tensor(\(v(addend)), \(floatLiteral(q.scales[0])), \(q.zeroPoints[0]), \(m)_yf.data(), \(ny));")
@@ -192,6 +204,30 @@ extension ModelEmitter {
         }
         run.close()
         oneDNNCount += 1
+    }
+}
+
+extension ModelEmitter {
+    /// The f32 form's post-ops from a fake quantization on, as one loop over the f32 result: the
+    /// sum adds the dequantized addend, and a quantized output is quantized.
+    mutating func emitFakeQuantizedTail(_ ops: [PostOp], _ p: QuantizedPrimitive, result: String, addend: ValueID?, y: ValueID, count: Int) {
+        var body: [String] = []
+        for op in ops {
+            if op == .sum {
+                guard let addend else { continue }
+                let a = "(float)\(v(addend))[k]"
+                body.append(p.addend.map { "v = v + (\(a) - \($0.zeroPoints[0]).0f) * \(floatLiteral($0.scales[0]));" } ?? "v = v + \(a);")
+            } else {
+                body.append("v = \(postOpExpression(op));")
+            }
+        }
+        let store = p.output.map { "kiln::quantize_value<\(cType($0.type))>(v, \(floatLiteral($0.scales[0])), \($0.zeroPoints[0]))" } ?? "v"
+        run.line("#pragma omp parallel for if (\(count) >= kiln::kParallelThreshold)")
+        run.open("for (int64_t k = 0; k < \(count); k++)")
+        run.line("float v = \(result)[k];")
+        for l in body { run.line(l) }
+        run.line("\(v(y))[k] = \(store);")
+        run.close()
     }
 }
 

@@ -16,6 +16,10 @@ public enum PostOp: Sendable, Equatable, CustomStringConvertible {
     /// x · sigmoid(x)
     case silu
     case gelu(tanhApproximation: Bool)
+    /// Rounds to the grid of a per-tensor quantization and back, dequantize(quantize(x)): the
+    /// QuantizeLinear/DequantizeLinear pair a quantized graph puts between a conv and the residual
+    /// add fused into it (`fuseQuantizedSums`).
+    case fakeQuantize(Quantization)
 
     public var description: String {
         switch self {
@@ -29,6 +33,7 @@ public enum PostOp: Sendable, Equatable, CustomStringConvertible {
         case .hardSigmoid(let a, let b): return "hard_sigmoid(\(a), \(b))"
         case .silu: return "silu"
         case .gelu(let t): return t ? "gelu_tanh" : "gelu"
+        case .fakeQuantize(let q): return "fake_quantize(\(q))"
         }
     }
 
@@ -50,6 +55,7 @@ public enum PostOp: Sendable, Equatable, CustomStringConvertible {
                 return 0.5 * x * (1 + Foundation.tanh(c * (x + 0.044715 * x * x * x)))
             }
             return Float(0.5 * Double(x) * (1 + Foundation.erf(Double(x) / 2.0.squareRoot())))
+        case .fakeQuantize(let q): return q.dequantize(q.quantize(x))
         }
     }
 
@@ -75,6 +81,8 @@ public enum PostOp: Sendable, Equatable, CustomStringConvertible {
 public enum OneDNNEltwise: String, Sendable, Equatable {
     case relu, clip, clipV2 = "clip_v2", linear, logistic, tanh, hardswish, swish
     case geluTanh = "gelu_tanh", geluErf = "gelu_erf"
+    /// Round half to even (the CPU's default mode); `pow` with beta 1 is a second scaling, alpha · x.
+    case round, pow
 }
 
 /// One entry of a oneDNN post-op list.
@@ -98,6 +106,9 @@ extension PostOp {
         case .hardSigmoid(let a, let b): return [(.linear, a, b), (.clip, 0, 1)]
         case .silu: return [(.swish, 1, 0)]
         case .gelu(let t): return [(t ? .geluTanh : .geluErf, 0, 0)]
+        case .fakeQuantize(let q):
+            let r = q.type.intRange, z = Float(q.zeroPoints[0])
+            return [(.linear, 1 / q.scales[0], 0), (.round, 0, 0), (.clip, Float(r.lowerBound) - z, Float(r.upperBound) - z), (.pow, q.scales[0], 1)]
         }
     }
 
@@ -110,18 +121,34 @@ extension PostOp {
     /// computes the same forward function; anything else that would repeat an algorithm with other
     /// parameters has no correct lowering, so fusion must not build it.
     public static func oneDNNLowering(_ ops: [PostOp]) -> [OneDNNPostOp]? {
+        distinctInjectors(ops.flatMap { p in p == .sum ? [.sum()] : p.oneDNNSteps.map { OneDNNPostOp.eltwise($0.0, alpha: $0.1, beta: $0.2) } })
+    }
+
+    /// `steps` with every eltwise algorithm used with one (alpha, beta) only (a second distinct
+    /// clip as `clip_v2`), or nil when that cannot be (see `oneDNNLowering`).
+    static func distinctInjectors(_ steps: [OneDNNPostOp]) -> [OneDNNPostOp]? {
         var used: [OneDNNEltwise: (Float, Float)] = [:]
         var out: [OneDNNPostOp] = []
-        for p in ops {
-            if p == .sum { out.append(.sum()); continue }
-            for (alg, a, b) in p.oneDNNSteps {
-                let candidates: [OneDNNEltwise] = alg == .clip ? [.clip, .clipV2] : [alg]
-                guard let chosen = candidates.first(where: { c in used[c].map { $0 == (a, b) } ?? true }) else { return nil }
-                used[chosen] = (a, b)
-                out.append(.eltwise(chosen, alpha: a, beta: b))
-            }
+        for step in steps {
+            guard case .eltwise(let alg, let a, let b) = step else { out.append(step); continue }
+            let candidates: [OneDNNEltwise] = alg == .clip ? [.clip, .clipV2] : [alg]
+            guard let chosen = candidates.first(where: { c in used[c].map { $0 == (a, b) } ?? true }) else { return nil }
+            used[chosen] = (a, b)
+            out.append(.eltwise(chosen, alpha: a, beta: b))
         }
         return out
+    }
+
+    /// Whether applying this post-op commutes with multiplying by a positive factor.
+    var isHomogeneous: Bool {
+        switch self {
+        case .sum, .relu, .leakyRelu: return true
+        default: return false
+        }
+    }
+
+    public var isFakeQuantize: Bool {
+        if case .fakeQuantize = self { return true } else { return false }
     }
 }
 
@@ -148,6 +175,7 @@ extension QuantizedMatMulAttributes {
 /// commutes with a positive scale (sum, ReLU, leaky ReLU): then `factor` is 1/s_y and the sum's
 /// scale is divided by s_y too. Nil when oneDNN cannot compute the list.
 public func oneDNNInt8Lowering(_ postOps: [PostOp], output: Quantization?, addend: Quantization?) -> (factor: Float, postOps: [OneDNNPostOp])? {
+    if let i = postOps.firstIndex(where: \.isFakeQuantize) { return fakeQuantizedInt8Lowering(postOps, at: i, output: output, addend: addend) }
     guard var ops = PostOp.oneDNNLowering(postOps) else { return nil }
     let addendScale = addend?.scales[0] ?? 1, addendZero = addend?.zeroPoints[0] ?? 0
     let sumIndex = ops.firstIndex(of: .sum())
@@ -156,17 +184,35 @@ public func oneDNNInt8Lowering(_ postOps: [PostOp], output: Quantization?, adden
         return (1, ops)
     }
     let inverse = 1 / out.scales[0]
-    let homogeneous = postOps.allSatisfy { p in
-        switch p {
-        case .sum, .relu, .leakyRelu: return true
-        default: return false
-        }
-    }
-    if homogeneous {
+    if postOps.allSatisfy(\.isHomogeneous) {
         if let k = sumIndex { ops[k] = .sum(scale: addendScale * inverse, zeroPoint: addendZero) }
         return (inverse, ops)
     }
     guard !ops.contains(where: { if case .eltwise(.linear, _, _) = $0 { return true } else { return false } }) else { return nil }
     if let k = sumIndex { ops[k] = .sum(scale: addendScale, zeroPoint: addendZero) }
     return (1, ops + [.eltwise(.linear, alpha: inverse, beta: 0)])
+}
+
+/// `oneDNNInt8Lowering` of a list with a fake quantization (s_q, z_q) at `i`: the output scales
+/// bring the accumulator to units of s_q (factor 1/s_q), where the post-ops before it (which must
+/// commute with a positive factor, no sum) apply; `round` and `clip(lo − z_q, hi − z_q)` put it on
+/// the grid. The rest runs from there: after a `linear(s_q/s_y)` in the output's units when all of
+/// it commutes with a positive factor (the sum's scale divided by s_y), else after a `linear(s_q)`
+/// on real values, with a final `pow(1/s_y, 1)` (a second scaling) for a quantized output.
+private func fakeQuantizedInt8Lowering(_ postOps: [PostOp], at i: Int, output: Quantization?, addend: Quantization?) -> (factor: Float, postOps: [OneDNNPostOp])? {
+    guard case .fakeQuantize(let fq) = postOps[i], fq.isPerTensor else { return nil }
+    let before = postOps[..<i], after = postOps[(i + 1)...]
+    guard before.allSatisfy({ $0.isHomogeneous && $0 != .sum }), !after.contains(where: \.isFakeQuantize) else { return nil }
+    func steps(_ p: PostOp) -> [OneDNNPostOp] { p.oneDNNSteps.map { .eltwise($0.0, alpha: $0.1, beta: $0.2) } }
+    let r = fq.type.intRange, z = Float(fq.zeroPoints[0]), s = fq.scales[0]
+    var ops = before.flatMap(steps) + [.eltwise(.round, alpha: 0, beta: 0), .eltwise(.clip, alpha: Float(r.lowerBound) - z, beta: Float(r.upperBound) - z)]
+    let homogeneous = after.allSatisfy(\.isHomogeneous)
+    let unit = homogeneous ? 1 / (output?.scales[0] ?? 1) : 1
+    ops.append(.eltwise(.linear, alpha: s * unit, beta: 0))
+    for p in after {
+        ops += p == .sum ? [.sum(scale: (addend?.scales[0] ?? 1) * unit, zeroPoint: addend?.zeroPoints[0] ?? 0)] : steps(p)
+    }
+    if !homogeneous, let o = output { ops.append(.eltwise(.pow, alpha: 1 / o.scales[0], beta: 1)) }
+    guard let distinct = PostOp.distinctInjectors(ops) else { return nil }
+    return (1 / s, distinct)
 }

@@ -72,7 +72,7 @@ private func whyFloat(_ n: Node, _ uses: GraphUses) -> String {
 }
 
 /// A DequantizeLinear node writing `v`, per tensor, of a non-constant u8/s8 value: that value and its parameters.
-private func dequantizedActivation(_ v: ValueID?, _ uses: GraphUses) -> (ValueID, Quantization)? {
+func dequantizedActivation(_ v: ValueID?, _ uses: GraphUses) -> (ValueID, Quantization)? {
     let g = uses.graph
     guard let ni = uses.node(v), case .dequantizeLinear = g.nodes[ni].op, let q = g.nodes[ni].inputs[0] else { return nil }
     let t = g.values[q].type.elementType
@@ -169,7 +169,7 @@ private func lowerRequantizing(_ n: Node, _ uses: GraphUses, _ removed: Set<Int>
 
 /// The QuantizeLinear (per tensor, constant parameters) that alone reads `y`: its parameters,
 /// its output and its index.
-private func quantizeReading(_ y: ValueID, _ uses: GraphUses, _ removed: Set<Int>) -> (Quantization, ValueID, Int)? {
+func quantizeReading(_ y: ValueID, _ uses: GraphUses, _ removed: Set<Int>) -> (Quantization, ValueID, Int)? {
     let g = uses.graph
     guard let c = uses.consumers[y].first, uses.only(y, readBy: c), !removed.contains(c),
           case .quantizeLinear = g.nodes[c].op, g.nodes[c].inputs.first == y,

@@ -33,6 +33,7 @@ public enum Pipeline {
         // Again: a QDQ graph's shuffles show once the dequantization between their steps has sunk.
         progress("channel shuffles");   recognizeChannelShuffle(&g)
         progress("lower quantized ops"); let keptFloat = lowerQuantized(&g)
+        progress("fuse quantized sums"); fuseQuantizedSums(&g)
         progress("fuse elementwise");   fuseElementwise(&g)
         try verify(g, requireStaticShapes: true)
         return keptFloat

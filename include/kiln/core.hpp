@@ -134,6 +134,12 @@ inline Q quantize_value(float real, float scale, int32_t zp) {
     return (Q)(int32_t)v;
 }
 
+// dequantize(quantize(real)): real rounded to the grid of (scale, zp) and saturated to Q's range.
+template <class Q>
+inline float fake_quantize(float real, float scale, int32_t zp) {
+    return (float)((int32_t)quantize_value<Q>(real, scale, zp) - zp) * scale;
+}
+
 // A value as float; 8- to 32-bit integers through int32 (vectorizes, unlike int64).
 template <class T>
 inline float load_float(T v) {
@@ -266,6 +272,16 @@ inline void for_each_strided(int rank, const int64_t* shape, const int64_t* cons
             f(k + i, o);
         }
     }
+}
+
+// The offset of row r, an index over shape[0, rank) in row-major order, under strides.
+inline int64_t row_offset(int64_t r, int rank, const int64_t* shape, const int64_t* strides) {
+    int64_t off = 0;
+    for (int d = rank - 1; d >= 0; d--) {
+        off += (r % shape[d]) * strides[d];
+        r /= shape[d];
+    }
+    return off;
 }
 
 // The largest of n floats (-inf for none; NaNs are skipped), in 16 lanes g++ vectorizes as
