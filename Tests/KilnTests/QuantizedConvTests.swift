@@ -228,6 +228,30 @@ import KilnToolchain
         }
     }
 
+    /// A concatenation of conv outputs quantized differently, wide enough (64 and 72 channels of
+    /// 8x8 pixels in channels-last) for the table form of `kiln::concat_requantize`, with a third
+    /// input already in the output's parameters (copied), for u8 and s8.
+    @Test(arguments: [ElementType.u8, .s8])
+    func requantizingConcatOfWideInputs(type: ElementType) throws {
+        var b = Builder()
+        let x = b.input("x", [1, 16, 8, 8])
+        let z: (Int64, Int64) -> Int64 = { u, s in type == .u8 ? u : s }
+        let (_, xd) = b.fakeQuantize(x, type, scale: 0.02, zero: z(120, -7), "x")
+        let (w1, b1) = b.weights([64, 16, 1, 1], limit: 127, "c1")
+        let (_, c1d) = b.fakeQuantize(b.node(.conv(ConvAttributes()), [xd, w1, b1], "c1"), type, scale: 0.03, zero: z(128, 3), "c1o")
+        let (w2, b2) = b.weights([72, 16, 3, 3], limit: 127, "c2")
+        let (_, c2d) = b.fakeQuantize(b.node(.conv(ConvAttributes(pads: [1, 1, 1, 1])), [xd, w2, b2], "c2"), type, scale: 0.047, zero: z(90, -20), "c2o")
+        let (w3, b3) = b.weights([8, 16, 1, 1], limit: 127, "c3")
+        let (_, c3d) = b.fakeQuantize(b.node(.conv(ConvAttributes()), [xd, w3, b3], "c3"), type, scale: 0.05, zero: z(100, 1), "c3o")
+        let cat = b.node(.concat(axis: 1), [c1d, c2d, c3d], "cat")
+        let (yq, _) = b.fakeQuantize(cat, type, scale: 0.05, zero: z(100, 1), "y")
+        b.g.outputs = [yq]
+        try Self.check(b, layouts: [.channelsLast], quantizedConvs: 3) { g in
+            let requantizing = g.nodes.compactMap { n -> String? in if case .quantized(let q) = n.op { return q.op.name } else { return nil } }
+            #expect(requantizing == ["concat"], "\(printIR(g))")
+        }
+    }
+
     /// Average pooling, concatenation of inputs quantized differently, an unfolded
     /// BatchNormalization with ReLU, and global average pooling between dequantization and a
     /// quantization with other parameters: each becomes one

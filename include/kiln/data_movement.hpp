@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include "core.hpp"
+#include "elementwise.hpp"
 
 namespace kiln {
 namespace {
@@ -185,12 +186,26 @@ inline void split(const T* x, int count, T* const* ys, const int64_t* chunks, in
 }
 
 // Concatenation of quantized tensors into one with the output's parameters: inputs with them
-// are copied, the others requantized, q' = quantize((q − zero)·scale) (ONNX's definition).
+// are copied, the others requantized, q' = quantize((q − zero)·scale) (ONNX's definition); on a
+// CPU with AVX-512 VBMI through a 256-entry table of that function (lookup8_vbmi: SqueezeNet's
+// requantizing concatenations 13 -> 25-47 GB/s), computed once per call for inputs of at least 4096
+// elements.
 template <class T>
 inline void concat_requantize(int count, const T* const* xs, const int64_t* chunks, const float* scales, const int32_t* zeros,
                               T* y, int64_t outer, float out_scale, int32_t out_zero) {
     int64_t total = 0;
     for (int i = 0; i < count; i++) total += chunks[i];
+    constexpr int kTables = 32;
+    alignas(64) uint8_t tables[kTables][256];
+    bool tabled[kTables] = {};
+    if (has_vbmi()) {
+        for (int i = 0; i < count && i < kTables; i++) {
+            if ((scales[i] == out_scale && zeros[i] == out_zero) || chunks[i] * outer < 4096 || chunks[i] < 64) continue;
+            for (int k = 0; k < 256; k++)
+                tables[i][k] = (uint8_t)quantize_value<T>((float)((int32_t)(T)(uint8_t)k - zeros[i]) * scales[i], out_scale, out_zero);
+            tabled[i] = true;
+        }
+    }
 #pragma omp parallel for if (outer * total >= kParallelThreshold && outer > 1)
     for (int64_t o = 0; o < outer; o++) {
         T* dst = y + o * total;
@@ -199,6 +214,9 @@ inline void concat_requantize(int count, const T* const* xs, const int64_t* chun
             T* __restrict d = dst;
             if (scales[i] == out_scale && zeros[i] == out_zero) {
                 std::memcpy(d, src, sizeof(T) * chunks[i]);
+            } else if (i < kTables && tabled[i]) {
+                int64_t k = lookup8_vbmi((const uint8_t*)src, (uint8_t*)d, chunks[i], tables[i]);
+                for (; k < chunks[i]; k++) d[k] = (T)tables[i][(uint8_t)src[k]];
             } else {
                 const float s = scales[i];
                 const int32_t z = zeros[i];

@@ -40,9 +40,14 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) inline int64_t lookup8_vb
 // one 8-bit input, tabulated once. 1-byte results on a CPU with AVX-512 VBMI take lookup8_vbmi
 // (measured: 35 GB/s on one core, 20x the arithmetic of a dequantize-hardswish-quantize loop);
 // otherwise one load per element (about 3 GB/s). Exact either way.
+inline bool has_vbmi() {
+    static const bool vbmi = __builtin_cpu_supports("avx512vbmi");
+    return vbmi;
+}
+
 template <class T>
 inline void lookup8(const uint8_t* __restrict x, T* __restrict y, int64_t n, const T* __restrict table) {
-    static const bool vbmi = sizeof(T) == 1 && __builtin_cpu_supports("avx512vbmi");
+    const bool vbmi = sizeof(T) == 1 && has_vbmi();
     constexpr int64_t chunk = 1 << 14;
     const int64_t chunks = (n + chunk - 1) / chunk;
 #pragma omp parallel for if (n >= (vbmi ? 8 : 1) * kParallelThreshold)
