@@ -36,15 +36,16 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) inline int64_t lookup8_vb
     return k;
 }
 
-// y[i] = table[x[i]] over n 8-bit elements (u8, or s8 read as its bit pattern): any function of
-// one 8-bit input, tabulated once. 1-byte results on a CPU with AVX-512 VBMI take lookup8_vbmi
-// (measured: 35 GB/s on one core, 20x the arithmetic of a dequantize-hardswish-quantize loop);
-// otherwise one load per element (about 3 GB/s). Exact either way.
+// Whether the CPU has AVX-512 VBMI (asked once).
 inline bool has_vbmi() {
     static const bool vbmi = __builtin_cpu_supports("avx512vbmi");
     return vbmi;
 }
 
+// y[i] = table[x[i]] over n 8-bit elements (u8, or s8 read as its bit pattern): any function of
+// one 8-bit input, tabulated once. 1-byte results on a CPU with AVX-512 VBMI take lookup8_vbmi
+// (measured: 35 GB/s on one core, 20x the arithmetic of a dequantize-hardswish-quantize loop);
+// otherwise one load per element (about 3 GB/s). Exact either way.
 template <class T>
 inline void lookup8(const uint8_t* __restrict x, T* __restrict y, int64_t n, const T* __restrict table) {
     const bool vbmi = sizeof(T) == 1 && has_vbmi();
