@@ -311,8 +311,17 @@ extension ModelEmitter {
         case _ where perTensorParameters(n) != nil:
             let (scale, zero, quantizes) = perTensorParameters(n)!
             loopCount += 1
-            let kernel = quantizes ? "quantize_tensor" : "dequantize_tensor"
-            run.line("kiln::\(kernel)(\(v(x0!)), \(floatLiteral(scale)), \(zero), \(v(y)), \(shapeProduct(shape(y))));")
+            if layout(x0!) != layout(y) {
+                // A plain image into channels-last (assignLayouts: at most 4 channels).
+                let s = shape(y)
+                guard quantizes, layout(x0!) == .plain, layout(y) == .channelsLast, s.count == 4, (1...4).contains(s[1]) else {
+                    throw KilnError("\(n.label): no kernel converts \(layout(x0!)) to \(layout(y)) here")
+                }
+                run.line("kiln::quantize_to_channels_last<\(s[1])>(\(v(x0!)), \(floatLiteral(scale)), \(zero), \(v(y)), \(s[0]), \(s[2] * s[3]));")
+            } else {
+                let kernel = quantizes ? "quantize_tensor" : "dequantize_tensor"
+                run.line("kiln::\(kernel)(\(v(x0!)), \(floatLiteral(scale)), \(zero), \(v(y)), \(shapeProduct(shape(y))));")
+            }
         case .quantizeLinear(let axis, _):
             let (inner, dim) = try quantParams(x0!, scale: x(1)!, axis: axis, n.label)
             let r = elem(y).intRange

@@ -22,6 +22,8 @@ public func assignLayouts(_ g: inout Graph, policy: LayoutPolicy = .auto) {
     let blocked = policy == .blocked || (policy == .auto && prefersBlockedLayout(g))
     var nodes: [Node] = []
     var converted: [ValueID: ValueID] = [:]
+    let consumers = g.consumers()
+    let outputs = Set(g.outputs)
     func rank(_ v: ValueID) -> Int { g.values[v].type.rank }
     func ensure(_ v: ValueID, _ want: Layout) -> ValueID {
         if g.values[v].layout == want { return v }
@@ -88,6 +90,13 @@ public func assignLayouts(_ g: inout Graph, policy: LayoutPolicy = .auto) {
             let main = perTensor && rank(x) == 4 ? g.values[x].layout : .plain
             for k in n.inputs.indices { if let v = n.inputs[k] { n.inputs[k] = ensure(v, k == 0 ? main : .plain) } }
             outLayout = main
+            // An image quantized for int8 convs (a plain input of at most 4 channels) is written
+            // channels-last as it is quantized: one pass instead of two (kiln::quantize_to_channels_last).
+            if case .quantizeLinear = n.op, perTensor, main == .plain, let y = out, rank(y) == 4, !outputs.contains(y),
+               let c = g.values[y].type.shape?[1], c <= 4, !consumers[y].isEmpty,
+               consumers[y].allSatisfy({ if case .quantizedConv = g.nodes[$0].op { return true } else { return false } }) {
+                outLayout = .channelsLast
+            }
         case .convTranspose(let a):
             // oneDNN's deconvolution runs channels-last; Kiln's generic loop needs plain values.
             if let y = out, rank(y) == 4, g.values[y].type.elementType == .f32, (g.values[y].type.elementCount ?? 0) > 0,

@@ -13,7 +13,15 @@ import KilnIR
 /// gathers, max pooling, nearest resizing, depth/space moves, tiling, expansion, and concatenation
 /// of inputs with equal parameters. Runs before `lowerQuantized`, which then sees the
 /// dequantization right before the convolutions.
+///
+/// First, a per-tensor quantization moves above the reshapes and transposes that feed it, so
+/// that what they move is integers and the op before them meets its quantization (MnasNet's
+/// `x.mean([2, 3])`, a global pooling then a Reshape, becomes a quantized pooling):
+///
+///     before: %p = global_average_pool(%x); %r = reshape(%p, [1, 1280]); %q = quantize_linear(%r, 0.1, 0)
+///     after:  %p = global_average_pool(%x); %pq = quantize_linear(%p, 0.1, 0); %q = reshape(%pq, [1, 1280])
 public func sinkDequantize(_ g: inout Graph) {
+    hoistQuantization(&g)
     struct Dequantized { var source: ValueID; var operands: [ValueID?]; var quantization: Quantization }
     var dequantized: [ValueID: Dequantized] = [:]
     var rename: [ValueID: ValueID] = [:]
@@ -54,6 +62,42 @@ public func sinkDequantize(_ g: inout Graph) {
         nodes.append(n)
     }
     g.nodes = nodes
+    eliminateDeadCode(&g)
+}
+
+/// `quantize(move(v))` → `move(quantize(v))` for the moves that only rearrange a tensor's
+/// elements, while `v` has no other reader: exact for an elementwise quantization.
+private func hoistQuantization(_ g: inout Graph) {
+    var changed = true
+    while changed {
+        changed = false
+        let uses = GraphUses(g)
+        for (i, n) in g.nodes.enumerated() {
+            guard case .quantizeLinear = n.op, let q = perTensorQuantization(n, g, integer: n.outputs[0]),
+                  let x = n.inputs[0], uses.only(x, readBy: i), let mi = uses.node(x), g.nodes[mi].outputs.count == 1,
+                  let src = g.nodes[mi].inputs.first ?? nil, g.values[src].type.elementType == .f32 else { continue }
+            switch g.nodes[mi].op {
+            case .reshape, .flatten, .squeeze, .unsqueeze, .transpose, .identity: break
+            default: continue
+            }
+            var integers = g.values[src]
+            integers.name += "_quantized"
+            integers.type.elementType = q.type
+            integers.constant = nil
+            g.values.append(integers)
+            let u = g.values.count - 1
+            var quantize = n, move = g.nodes[mi]
+            quantize.inputs[0] = src
+            quantize.outputs = [u]
+            move.inputs[0] = u
+            move.outputs = n.outputs
+            // The quantization's scale and zero point are constants: it may run where the move did.
+            g.nodes[mi] = quantize
+            g.nodes[i] = move
+            changed = true
+            break
+        }
+    }
     eliminateDeadCode(&g)
 }
 

@@ -292,6 +292,38 @@ import KilnToolchain
         }
     }
 
+    /// An image's stem and a mean-pooled head as quantize_static writes them: the input's
+    /// quantization writes the conv's channels-last u8 source in one pass (no layout conversion;
+    /// 1, 3 and 4 channels, two images of 20×17 pixels: 256-pixel tasks with a tail), and
+    /// `Q(reshape(mean(DQ(h))))` (MnasNet's `x.mean([2, 3])`) becomes a quantized global pooling.
+    @Test(arguments: [1, 3, 4])
+    func imageStemAndMeanPooledHead(channels: Int) throws {
+        var b = Builder()
+        let x = b.input("x", [2, channels, 20, 17])
+        let (_, xd) = b.fakeQuantize(x, .u8, scale: 0.02, zero: 114, "x")
+        let (w1, b1) = b.weights([16, channels, 3, 3], limit: 127, "stem")
+        let c1 = b.node(.conv(ConvAttributes(strides: [2, 2], pads: [1, 1, 1, 1])), [xd, w1, b1], "stem")
+        let (_, hd) = b.fakeQuantize(b.node(.unary(.relu), [c1], "r"), .u8, scale: 0.03, zero: 0, "h")
+        let mean = b.node(.reduce(.mean, keepDims: false, noopWithEmptyAxes: false), [hd, b.g.addConstant("axes", .vector(ints: [2, 3]))], "mean")
+        let (_, md) = b.fakeQuantize(mean, .u8, scale: 0.011, zero: 2, "m")
+        let (w2, b2) = b.weights([10, 16], limit: 127, "fc")
+        let fc = b.node(.gemm(GemmAttributes(transB: true)), [md, w2, b2], "fc")
+        let (yq, _) = b.fakeQuantize(fc, .u8, scale: 0.05, zero: 128, "y")
+        b.g.outputs = [yq]
+        try Self.check(b, layouts: [.channelsLast], quantizedConvs: 1) { g in
+            var converts = 0
+            var inputLayout = Layout.plain
+            for n in g.nodes {
+                if case .layoutConvert = n.op, g.values[n.outputs[0]].layout == .channelsLast { converts += 1 }
+                if n.name == "x_q" { inputLayout = g.values[n.outputs[0]].layout }
+            }
+            #expect(converts == 0 && inputLayout == .channelsLast, "\(printIR(g))")
+            let requantizing = g.nodes.compactMap { n -> String? in if case .quantized(let q) = n.op { return q.op.name } else { return nil } }
+            #expect(requantizing == ["global_average_pool"], "\(printIR(g))")
+            #expect(Self.standaloneQDQ(g) == ["x_q"], "\(printIR(g))")
+        }
+    }
+
     /// A QDQ MLP: Gemm (transposed weights, per-row scales, bias, ReLU) to u8, then MatMul +
     /// Add(bias) to f32, on a 3-D input.
     @Test(arguments: [Int64(64), 127])

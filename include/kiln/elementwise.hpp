@@ -190,6 +190,22 @@ inline void quantize_tensor(const float* __restrict x, float scale, int32_t zp, 
     for (int64_t i = 0; i < n; i++) y[i] = quantize_value<Q>(x[i], scale, zp);
 }
 
+// Per-tensor quantization of an N×C×H×W image of C ≤ 4 channels into channels-last (N×H×W×C):
+// the quantization and the interleaving in one pass, over tasks of 256 pixels.
+template <int C, class Q>
+inline void quantize_to_channels_last(const float* __restrict x, float scale, int32_t zp, Q* __restrict y, int64_t n,
+                                      int64_t hw) {
+    const int64_t blocks = (hw + 255) / 256;
+#pragma omp parallel for if (n * hw * C >= kParallelThreshold)
+    for (int64_t t = 0; t < n * blocks; t++) {
+        const int64_t image = t / blocks, p0 = (t % blocks) * 256, e = std::min<int64_t>(256, hw - p0);
+        const float* __restrict src = x + image * C * hw + p0;
+        Q* __restrict dst = y + (image * hw + p0) * C;
+        for (int64_t p = 0; p < e; p++)
+            for (int c = 0; c < C; c++) dst[p * C + c] = quantize_value<Q>(src[c * hw + p], scale, zp);
+    }
+}
+
 template <class Q>
 inline void dequantize_tensor(const Q* __restrict x, float scale, int32_t zp, float* __restrict y, int64_t n) {
 #pragma omp parallel for if (n >= kParallelThreshold)
