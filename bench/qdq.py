@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """int8 on quantized (QDQ) graphs: Kiln against ONNX Runtime and OpenVINO on the same graph.
 
-    qdq.py --models resnet18,mobilenet_v2 [--dir DIR] [--threads 2] [--seconds 3] [--calibration 16] [--fast]
+    qdq.py --models resnet18,mobilenet_v2 [--dir DIR] [--threads 2] [--seconds 1] [--rounds 3]
+           [--cosine-inputs 8] [--calibration 16] [--fast]
 
 For each model: the FP32 export (bench/export_models.py, cached in DIR), ONNX Runtime's
 quantize_static (QDQ format, per-channel s8 weights, u8 activations) calibrated on seeded random
@@ -10,8 +11,13 @@ samples (the same for every tool), then
   which reads QDQ as int8; 2 threads, latency hint, INFERENCE_PRECISION_HINT=f32 so that no
   bf16 enters where the graph says FP32) and Kiln's library of it (`kiln compile`, default flags;
   `kiln bench`), latency medians measured in one run; with --fast also Kiln's library compiled
-  with `--int8 fast` (oneDNN's int8 kernels on every CPU, which without VNNI can saturate);
-- each output's cosine similarity to the FP32 model's output (ONNX Runtime FP32), on one input.
+  with `--int8 fast` (oneDNN's int8 kernels on every CPU, which without VNNI can saturate).
+  The tools take turns: in each of --rounds rounds each one is timed for --seconds, and a tool's
+  figure is the median of its round medians, so that a slow minute of a shared host falls on
+  all three alike;
+- each output's cosine similarity to the FP32 model's output (ONNX Runtime FP32): on the model's
+  input file, and the mean over --cosine-inputs inputs (that file and seeded random ones): on
+  one input, implementations that round a rare tie differently land a few 1e-6 apart either way.
 Prints a Markdown table. Needs the torch venv (scripts/lib.sh ensure_torch_venv).
 """
 import argparse, json, os, re, subprocess, sys, time
@@ -33,27 +39,59 @@ def median_ms(fn, seconds):
     return 1000 * float(np.median(times))
 
 
-def openvino(path, x, threads, seconds, scratch):
-    """OpenVINO's latency and output on the QDQ graph, or (None, None, why) when it fails. Runs in a
-    child process: OpenVINO crashed (a signal, not an exception) compiling densenet121's QDQ graph once."""
-    inp, out = os.path.join(scratch, "ov-in.npy"), os.path.join(scratch, "ov-out.npy")
-    np.save(inp, x)
-    r = subprocess.run([sys.executable, __file__, "--openvino-worker", path, inp, out, str(threads), str(seconds)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        why = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
-        return None, None, why[:120]
-    return float(r.stdout.split()[-1]), np.load(out).ravel(), ""
+class OpenVINO:
+    """OpenVINO on the QDQ graph in a child process that stays for the model's rounds (OpenVINO
+    crashed, a signal, not an exception, compiling densenet121's QDQ graph). `error` says why
+    it failed, else None."""
+
+    def __init__(self, path, threads):
+        self.p = subprocess.Popen([sys.executable, __file__, "--openvino-worker", path, str(threads)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.error = None
+
+    def ask(self, line):
+        if self.error:
+            return None
+        try:
+            self.p.stdin.write(line + "\n")
+            self.p.stdin.flush()
+            answer = self.p.stdout.readline()
+        except BrokenPipeError:
+            answer = ""
+        if not answer:
+            self.p.wait()
+            why = (self.p.stderr.read().strip().splitlines() or [f"exit status {self.p.returncode}"])[-1]
+            self.error = why[:120]
+            return None
+        return answer.strip()
+
+    def time(self, seconds):
+        answer = self.ask(f"time {seconds}")
+        return float(answer) if answer else None
+
+    def output(self, inp, out):
+        return np.load(out).ravel() if self.ask(f"run {inp} {out}") else None
+
+    def close(self):
+        if not self.error:
+            self.p.stdin.close()
+            self.p.wait()
 
 
-def openvino_worker(path, inp, out, threads, seconds):
+def openvino_worker(path, threads):
     import openvino as ov
     compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": int(threads), "PERFORMANCE_HINT": "LATENCY",
                                                       "INFERENCE_PRECISION_HINT": "f32"})
     request = compiled.create_infer_request()
-    x = np.load(inp)
-    np.save(out, np.array(request.infer({0: x})[compiled.output(0)]))
-    print(median_ms(lambda: request.infer({0: x}), float(seconds)))
+    x = None
+    for line in sys.stdin:
+        cmd, *args = line.split()
+        if cmd == "run":
+            x = np.load(args[0])
+            np.save(args[1], np.array(request.infer({0: x})[compiled.output(0)]))
+            print("ok", flush=True)
+        elif cmd == "time":
+            print(median_ms(lambda: request.infer({0: x}), float(args[0])), flush=True)
 
 
 def main():
@@ -61,7 +99,9 @@ def main():
     ap.add_argument("--models", default="resnet18,mobilenet_v2")
     ap.add_argument("--dir", default=os.path.expanduser("~/.cache/kiln/qdq"))
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seconds", type=float, default=3)
+    ap.add_argument("--seconds", type=float, default=1, help="seconds per tool and round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--cosine-inputs", type=int, default=8)
     ap.add_argument("--calibration", type=int, default=16)
     ap.add_argument("--kiln", default=os.path.join(root, ".build/release/kiln"))
     ap.add_argument("--fast", action="store_true", help="also time Kiln with --int8 fast")
@@ -92,46 +132,71 @@ def main():
         so = ort.SessionOptions()
         so.intra_op_num_threads = a.threads
         so.inter_op_num_threads = 1
-        ref = ort.InferenceSession(fp32, so).run(None, {"input": x})[0].ravel()
+        ref_session = ort.InferenceSession(fp32, so)
         sess = ort.InferenceSession(qdq, so)
-        y_ort = sess.run(None, {"input": x})[0].ravel()
-        ort_ms = median_ms(lambda: sess.run(None, {"input": x}), a.seconds)
-        ov_ms, y_ov, ov_error = openvino(qdq, x, a.threads, a.seconds, a.dir)
-        ov = (ov_ms, cos(y_ov, ref) if y_ov is not None else None, ov_error)
-        np.save(os.path.join(a.dir, "in.npy"), x)
+        rng = np.random.default_rng(1)
+        inputs = [x] + [rng.standard_normal(x.shape).astype(np.float32) for _ in range(a.cosine_inputs - 1)]
+        refs = [ref_session.run(None, {"input": xi})[0].ravel() for xi in inputs]
+        ov = OpenVINO(qdq, a.threads)
         kiln = {}
         for variant in ["exact"] + (["fast"] if a.fast else []):
             out = os.path.join(a.dir, f"kiln-{m}" + ("" if variant == "exact" else "-fast"))
             c = subprocess.run([a.kiln, "compile", qdq, "-o", out, "--name", m, "--library", "shared", "--int8", variant],
                                capture_output=True, text=True)
             if c.returncode != 0:
-                kiln[variant] = (None, None, c.stderr.strip()[-200:])
+                kiln[variant] = None
+                print(f"{m}: kiln compile failed: {c.stderr.strip()[-200:]}", file=sys.stderr)
                 continue
             summary = next((l for l in c.stdout.splitlines() if l.startswith("int8:")), "")
-            lib = os.path.join(out, f"lib{m}.so")
-            subprocess.run([a.kiln, "run", lib, "--input", os.path.join(a.dir, "in.npy"), "--output-dir", out, "--threads", str(a.threads)],
-                           check=True, capture_output=True)
-            y_kiln = np.load(os.path.join(out, "output.npy")).ravel()
-            b = subprocess.run([a.kiln, "bench", lib, "--threads", str(a.threads), "--seconds", str(a.seconds)], capture_output=True, text=True, check=True)
-            med = re.search(r"median\s+([0-9.]+)", b.stdout)
-            kiln[variant] = (float(med.group(1)) if med else float("nan"), cos(y_kiln, ref), summary)
-        kiln_ms, kiln_cos, summary = kiln["exact"]
-        rows.append((m, ort_ms, ov, kiln_ms, cos(y_ort, ref), kiln_cos, summary, kiln.get("fast")))
+            kiln[variant] = {"lib": os.path.join(out, f"lib{m}.so"), "out": out, "summary": summary, "ms": [], "cos": []}
+        cos_ort, cos_ov = [], []
+        for k, xi in enumerate(inputs):
+            inp = os.path.join(a.dir, "in.npy")
+            np.save(inp, xi)
+            cos_ort.append(cos(sess.run(None, {"input": xi})[0].ravel(), refs[k]))
+            y_ov = ov.output(inp, os.path.join(a.dir, "ov-out.npy"))
+            cos_ov.append(cos(y_ov, refs[k]) if y_ov is not None else None)
+            for v in kiln.values():
+                if v:
+                    subprocess.run([a.kiln, "run", v["lib"], "--input", inp, "--output-dir", v["out"], "--threads", str(a.threads)],
+                                   check=True, capture_output=True)
+                    v["cos"].append(cos(np.load(os.path.join(v["out"], "output.npy")).ravel(), refs[k]))
+        ort_ms, ov_ms = [], []
+        for _ in range(a.rounds):
+            ort_ms.append(median_ms(lambda: sess.run(None, {"input": x}), a.seconds))
+            t = ov.time(a.seconds)
+            if t is not None:
+                ov_ms.append(t)
+            for v in kiln.values():
+                if v:
+                    b = subprocess.run([a.kiln, "bench", v["lib"], "--threads", str(a.threads), "--seconds", str(a.seconds)],
+                                       capture_output=True, text=True, check=True)
+                    med = re.search(r"median\s+([0-9.]+)", b.stdout)
+                    v["ms"].append(float(med.group(1)) if med else float("nan"))
+        ov.close()
+        med = lambda xs: float(np.median(xs)) if xs else None
+        mean = lambda xs: float(np.mean(xs)) if xs and None not in xs else None
+        ov_row = (med(ov_ms), cos_ov[0], mean(cos_ov), ov.error)
+        kiln_rows = {k: (med(v["ms"]), v["cos"][0], mean(v["cos"]), v["summary"]) if v else None for k, v in kiln.items()}
+        rows.append((m, med(ort_ms), ov_row, kiln_rows["exact"], (cos_ort[0], mean(cos_ort)), kiln_rows.get("fast")))
     fast = a.fast
+    print(f"{a.rounds} rounds of {a.seconds:g} s per tool; cosine on the input file / mean over {a.cosine_inputs} inputs\n")
     print("| model | ORT ms | OpenVINO ms | Kiln ms | Kiln/ORT | Kiln/OpenVINO | cosine ORT | cosine OpenVINO | cosine Kiln |"
           + (" Kiln fast ms | fast/OpenVINO | cosine Kiln fast |" if fast else "") + " Kiln |")
     print("|---" * (10 + 3 * fast) + "|")
     f = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"
+    c2 = lambda one, avg: "-" if one is None else f"{one:.5f} / {f(avg, 6)}"
     ratios, fast_ratios = [], []
-    for m, o, (v, cv, verr), k, co, ck, s, kf in rows:
+    for m, o, (v, cv, cvm, verr), k, (co, com), kf in rows:
+        k_ms, ck, ckm, s = k or (None, None, None, "compile failed")
         best = min(t for t in (o, v) if t is not None)
-        if k:
-            ratios.append((k / o, k / v if v else None, k / best))
-        line = (f"| {m} | {f(o)} | {f(v) if v else 'failed: ' + verr} | {f(k)} | {f(k / o if k else None)} | "
-                f"{f(k / v if k and v else None)} | {f(co, 5)} | {f(cv, 5)} | {f(ck, 5)} |")
+        if k_ms:
+            ratios.append((k_ms / o, k_ms / v if v else None, k_ms / best))
+        line = (f"| {m} | {f(o)} | {f(v) if v else 'failed: ' + str(verr)} | {f(k_ms)} | {f(k_ms / o if k_ms else None)} | "
+                f"{f(k_ms / v if k_ms and v else None)} | {c2(co, com)} | {c2(cv, cvm)} | {c2(ck, ckm)} |")
         if fast:
-            kfm, kfc, _ = kf or (None, None, None)
-            line += f" {f(kfm)} | {f(kfm / v if kfm and v else None)} | {f(kfc, 5)} |"
+            kfm, kfc, kfcm, _ = kf or (None, None, None, None)
+            line += f" {f(kfm)} | {f(kfm / v if kfm and v else None)} | {c2(kfc, kfcm)} |"
             if kfm:
                 fast_ratios.append((kfm / o, kfm / v if v else None, kfm / best))
         print(line + f" {s} |")
@@ -148,7 +213,7 @@ def cos(a, b):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 7 and sys.argv[1] == "--openvino-worker":
+    if len(sys.argv) == 4 and sys.argv[1] == "--openvino-worker":
         openvino_worker(*sys.argv[2:])
     else:
         main()
