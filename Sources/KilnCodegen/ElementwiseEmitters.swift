@@ -191,40 +191,49 @@ extension ModelEmitter {
             run.close()
             return
         }
-        if flat {
-            // Restrict-qualified locals: a u8 store may otherwise alias the pointers and stop vectorization.
-            for (i, x) in inputs.enumerated() { run.line("const \(cType(elem(x)))* __restrict p\(i) = \(v(x));") }
-            run.line("\(cType(elem(y)))* __restrict out = \(v(y));")
+        if flat || rows != nil {
+            // A function of the pointers, compiled twice (KILN_AVX512 and the library's target) and
+            // chosen by the CPU at run time; the parameters are restrict-qualified (a u8 store
+            // may otherwise alias the pointers and stop vectorization).
+            var loop = CodeWriter()
             let count = shapeProduct(outShape)
-            // (Not `omp simd`: with it g++ 12 leaves conversions and rounding scalar; without, it vectorizes.)
-            run.line("#pragma omp parallel for if (\(count) >= kiln::kParallelThreshold)")
-            run.open("for (int64_t k = 0; k < \(count); k++)")
-            for l in body { run.line(l) }
-            run.line(store)
-            run.close()
-            run.close()
-            return
-        }
-        if let rows {
-            let count = shapeProduct(outShape), outer = Array(outShape.prefix(outShape.count - rows.merged))
-            for (i, x) in inputs.enumerated() { run.line("const \(cType(elem(x)))* p\(i) = \(v(x));") }
-            run.line("\(cType(elem(y)))* out = \(v(y));")
-            if rows.outerStrides.contains(where: { $0.contains { $0 != 0 } }) { run.line("static const int64_t shape[] = \(list(outer));") }
-            for (i, st) in rows.outerStrides.enumerated() where st.contains(where: { $0 != 0 }) {
-                run.line("static const int64_t st\(i)[] = \(list(st));")
+            if let rows {
+                let outer = Array(outShape.prefix(outShape.count - rows.merged))
+                if rows.outerStrides.contains(where: { $0.contains { $0 != 0 } }) { loop.line("static const int64_t shape[] = \(list(outer));") }
+                for (i, st) in rows.outerStrides.enumerated() where st.contains(where: { $0 != 0 }) {
+                    loop.line("static const int64_t st\(i)[] = \(list(st));")
+                }
+                loop.line("#pragma omp parallel for if (\(count) >= kiln::kParallelThreshold)")
+                loop.open("for (int64_t r = 0; r < \(count / rows.inner); r++)")
+                for (i, x) in inputs.enumerated() {
+                    let offset = rows.outerStrides[i].contains(where: { $0 != 0 }) ? " + kiln::row_offset(r, \(outer.count), shape, st\(i))" : ""
+                    loop.line("const \(cType(elem(x)))* __restrict q\(i) = p\(i)\(offset);")
+                }
+                loop.line("\(cType(elem(y)))* __restrict o = out + r * \(rows.inner);")
+                loop.open("for (int64_t k = 0; k < \(rows.inner); k++)")
+                for l in body { loop.line(l) }
+                loop.line(store.replacingOccurrences(of: "out[k]", with: "o[k]"))
+                loop.close()
+                loop.close()
+            } else {
+                // (Not `omp simd`: with it g++ 12 leaves conversions and rounding scalar; without, it vectorizes.)
+                loop.line("#pragma omp parallel for if (\(count) >= kiln::kParallelThreshold)")
+                loop.open("for (int64_t k = 0; k < \(count); k++)")
+                for l in body { loop.line(l) }
+                loop.line(store)
+                loop.close()
             }
-            run.line("#pragma omp parallel for if (\(count) >= kiln::kParallelThreshold)")
-            run.open("for (int64_t r = 0; r < \(count / rows.inner); r++)")
-            for (i, x) in inputs.enumerated() {
-                let offset = rows.outerStrides[i].contains(where: { $0 != 0 }) ? " + kiln::row_offset(r, \(outer.count), shape, st\(i))" : ""
-                run.line("const \(cType(elem(x)))* __restrict q\(i) = p\(i)\(offset);")
+            let function = "loop\(loopCount)"
+            let parameters = (inputs.enumerated().map { i, x in "const \(cType(elem(x)))* __restrict p\(i)" }
+                              + ["\(cType(elem(y)))* __restrict out"]).joined(separator: ", ")
+            for (prefix, suffix) in [("KILN_AVX512 ", "_avx512"), ("", "")] {
+                kernels.open("\(prefix)static void \(function)\(suffix)(\(parameters))")
+                for l in loop.text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() { kernels.line(String(l)) }
+                kernels.close()
             }
-            run.line("\(cType(elem(y)))* __restrict o = out + r * \(rows.inner);")
-            run.open("for (int64_t k = 0; k < \(rows.inner); k++)")
-            for l in body { run.line(l) }
-            run.line(store.replacingOccurrences(of: "out[k]", with: "o[k]"))
-            run.close()
-            run.close()
+            kernels.line()
+            let arguments = (inputs.map { v($0) } + [v(y)]).joined(separator: ", ")
+            run.line("(kiln::has_avx512() ? \(function)_avx512 : \(function))(\(arguments));")
             run.close()
             return
         }

@@ -154,6 +154,8 @@ struct ModelEmitter {
     let options: CodegenOptions
     var run = CodeWriter()
     var create = CodeWriter()
+    /// Functions the run function calls: the elementwise loops, each in an AVX-512 and a default form.
+    var kernels = CodeWriter()
     var members: [String] = []
     /// Named elementwise functors (`struct PostN`), one per distinct body, in order of first use:
     /// kernel templates instantiated with them are compiled once per body, not once per node.
@@ -249,6 +251,7 @@ struct ModelEmitter {
                 w.line("struct \(f.name) { float operator()(float v) const { return \(f.body); } };")
             }
             if !functors.isEmpty { w.line() }
+            for l in kernels.text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() { w.line(String(l)) }
             w.block("struct Model", close: "};") { w in
                 w.line("std::string error;")
                 w.line("int threads = 0;")

@@ -19,6 +19,17 @@ namespace kiln {
 // exp_vec's clamp bounds, outside the anonymous namespace so that the optimizer cannot prove
 // them constant: with literal bounds g++ threads each clamped case through the polynomial as a
 // constant and blends three results (exp and sigmoid loops 1.4× slower). Never written.
+// Generated loops are compiled twice: for the library's target (x86-64-v3 by default) and, marked
+// KILN_AVX512, with 512-bit vectors, chosen at run time by has_avx512() (asked once). On an
+// AVX-512 CPU the wide form converts and rounds 16 values per instruction where the AVX2 form
+// does 8 (a requantizing u8 loop 2x faster); both evaluate each element by the same operations.
+#define KILN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,prefer-vector-width=512")))
+inline bool has_avx512() {
+    static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    return yes;
+}
+
 inline float exp_vec_range[2] = {-87.33654f, 88.7228394f};
 
 namespace {
