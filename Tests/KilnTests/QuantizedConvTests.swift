@@ -180,20 +180,32 @@ import KilnToolchain
         }
     }
 
-    /// Activations between quantized tensors: Q(f(DQ(x))) as one loop, for u8 and s8.
+    /// Activations between quantized tensors: Q(f(DQ(x))) as one loop, for u8 and s8: from an f32
+    /// input (its quantization joins the loop), and from an integer input, where the loop is a
+    /// 256-entry table (kiln::lookup8; 40,000 elements: three chunks in parallel, none a multiple of 64).
     @Test(arguments: [ElementType.u8, .s8])
     func activationsOnQuantizedValues(type: ElementType) throws {
         for op in [Op.unary(.sigmoid), .unary(.hardSwish), .unary(.tanh), .leakyRelu(alpha: 0.1)] {
-            var b = Builder()
-            // 17,000 elements: two chunks of kiln::lookup8, neither a multiple of 64.
-            let x = b.input("x", [2, 5, 1700])
-            let (_, xd) = b.fakeQuantize(x, type, scale: 0.015, zero: type == .u8 ? 128 : 0, "x")
-            let a = b.node(op, [xd], "a")
-            let (yq, _) = b.fakeQuantize(a, type, scale: 1.0 / 255, zero: type == .u8 ? 0 : -128, "y")
-            b.g.outputs = [yq]
-            try Self.check(b, layouts: [.channelsLast], quantizedConvs: 0) { g in
-                // The input's quantization joins the loop too.
-                #expect(Self.standaloneQDQ(g).isEmpty && g.nodes.count == 1, "\(printIR(g))")
+            for (integerInput, shape) in [(false, [2, 5, 1700]), (true, [2, 5, 4000])] {
+                var b = Builder()
+                let xd: ValueID
+                let s = b.g.addConstant("x_s", .scalar(0.015))
+                let z = b.g.addConstant("x_z", Tensor(type, shape: [], ints: [type == .u8 ? 128 : 0]))
+                if integerInput {
+                    let x = b.g.addValue("x", TensorType(type, shape))
+                    b.g.inputs.append(x)
+                    b.inputs["x"] = CodegenTests.random(type, shape, seed: 7)
+                    xd = b.node(.dequantizeLinear(axis: 1), [x, s, z], "x_dq")
+                } else {
+                    let x = b.input("x", shape)
+                    xd = b.node(.dequantizeLinear(axis: 1), [b.node(.quantizeLinear(axis: 1, outputType: type), [x, s, z], "x_q"), s, z], "x_dq")
+                }
+                let a = b.node(op, [xd], "a")
+                let (yq, _) = b.fakeQuantize(a, type, scale: 1.0 / 255, zero: type == .u8 ? 0 : -128, "y")
+                b.g.outputs = [yq]
+                try Self.check(b, layouts: [.channelsLast], quantizedConvs: 0) { g in
+                    #expect(Self.standaloneQDQ(g).isEmpty && g.nodes.count == 1, "\(printIR(g))")
+                }
             }
         }
     }
