@@ -240,13 +240,15 @@ import KilnToolchain
         }
     }
 
-    /// A concatenation of conv outputs quantized differently, wide enough (64 and 72 channels of
-    /// 8x8 pixels in channels-last) for the table form of `kiln::concat_requantize`, with a third
-    /// input already in the output's parameters (copied), for u8 and s8.
+    /// A concatenation of conv outputs quantized differently, wide enough (64, 72 and 40 channels
+    /// of 12x12 pixels in channels-last: whole 64-byte rows, a row with a masked tail, a row shorter
+    /// than 64) for the table form of `kiln::concat_requantize`, with a fourth input already in the
+    /// output's parameters (copied), for u8 and s8. The requantized inputs' steps are at most
+    /// the output's: a conv's one step of freedom (accumulation order) then stays within one.
     @Test(arguments: [ElementType.u8, .s8])
     func requantizingConcatOfWideInputs(type: ElementType) throws {
         var b = Builder()
-        let x = b.input("x", [1, 16, 8, 8])
+        let x = b.input("x", [1, 16, 12, 12])
         let z: (Int64, Int64) -> Int64 = { u, s in type == .u8 ? u : s }
         let (_, xd) = b.fakeQuantize(x, type, scale: 0.02, zero: z(120, -7), "x")
         let (w1, b1) = b.weights([64, 16, 1, 1], limit: 127, "c1")
@@ -255,10 +257,12 @@ import KilnToolchain
         let (_, c2d) = b.fakeQuantize(b.node(.conv(ConvAttributes(pads: [1, 1, 1, 1])), [xd, w2, b2], "c2"), type, scale: 0.047, zero: z(90, -20), "c2o")
         let (w3, b3) = b.weights([8, 16, 1, 1], limit: 127, "c3")
         let (_, c3d) = b.fakeQuantize(b.node(.conv(ConvAttributes()), [xd, w3, b3], "c3"), type, scale: 0.05, zero: z(100, 1), "c3o")
-        let cat = b.node(.concat(axis: 1), [c1d, c2d, c3d], "cat")
+        let (w4, b4) = b.weights([40, 16, 1, 1], limit: 127, "c4")
+        let (_, c4d) = b.fakeQuantize(b.node(.conv(ConvAttributes()), [xd, w4, b4], "c4"), type, scale: 0.043, zero: z(70, 9), "c4o")
+        let cat = b.node(.concat(axis: 1), [c1d, c2d, c3d, c4d], "cat")
         let (yq, _) = b.fakeQuantize(cat, type, scale: 0.05, zero: z(100, 1), "y")
         b.g.outputs = [yq]
-        try Self.check(b, layouts: [.channelsLast], quantizedConvs: 3) { g in
+        try Self.check(b, layouts: [.channelsLast], quantizedConvs: 4) { g in
             let requantizing = g.nodes.compactMap { n -> String? in if case .quantized(let q) = n.op { return q.op.name } else { return nil } }
             #expect(requantizing == ["concat"], "\(printIR(g))")
         }

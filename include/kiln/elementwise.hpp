@@ -36,6 +36,29 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) inline int64_t lookup8_vb
     return k;
 }
 
+// lookup8_vbmi over `rows` rows of n bytes (x and y advancing by their strides), the table loaded
+// once and each row's last partial 64 bytes masked: the requantized inputs of a channels-last
+// concatenation, one short row per pixel (ShuffleNet's 58 channels).
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) inline void lookup8_vbmi_rows(
+        const uint8_t* __restrict x, int64_t x_stride, uint8_t* __restrict y, int64_t y_stride, int64_t rows, int64_t n,
+        const uint8_t* __restrict table) {
+    const __m512i t0 = _mm512_loadu_si512(table), t1 = _mm512_loadu_si512(table + 64);
+    const __m512i t2 = _mm512_loadu_si512(table + 128), t3 = _mm512_loadu_si512(table + 192);
+    const int64_t whole = n / 64 * 64;
+    const __mmask64 tail = n == whole ? 0 : ~0ULL >> (64 - (n - whole));
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t* src = x + r * x_stride;
+        uint8_t* dst = y + r * y_stride;
+        for (int64_t k = 0; k < n; k += 64) {
+            const __mmask64 m = k < whole ? ~0ULL : tail;
+            const __m512i v = _mm512_maskz_loadu_epi8(m, src + k);
+            const __m512i lo = _mm512_permutex2var_epi8(t0, v, t1);
+            const __m512i hi = _mm512_permutex2var_epi8(t2, v, t3);
+            _mm512_mask_storeu_epi8(dst + k, m, _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), lo, hi));
+        }
+    }
+}
+
 // Whether the CPU has AVX-512 VBMI (asked once).
 inline bool has_vbmi() {
     static const bool vbmi = __builtin_cpu_supports("avx512vbmi");
