@@ -16,9 +16,6 @@
 
 namespace kiln {
 
-// exp_vec's clamp bounds, outside the anonymous namespace so that the optimizer cannot prove
-// them constant: with literal bounds g++ threads each clamped case through the polynomial as a
-// constant and blends three results (exp and sigmoid loops 1.4× slower). Never written.
 // Generated loops are compiled twice: for the library's target (x86-64-v3 by default) and, marked
 // KILN_AVX512, with 512-bit vectors, chosen at run time by has_avx512() (asked once). On an
 // AVX-512 CPU the wide form converts and rounds 16 values per instruction where the AVX2 form
@@ -30,6 +27,9 @@ inline bool has_avx512() {
     return yes;
 }
 
+// exp_vec's clamp bounds, outside the anonymous namespace so that the optimizer cannot prove
+// them constant: with literal bounds g++ threads each clamped case through the polynomial as a
+// constant and blends three results (exp and sigmoid loops 1.4× slower). Never written.
 inline float exp_vec_range[2] = {-87.33654f, 88.7228394f};
 
 namespace {

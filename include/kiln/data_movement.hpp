@@ -189,7 +189,7 @@ inline void split(const T* x, int count, T* const* ys, const int64_t* chunks, in
 // are copied, the others requantized, q' = quantize((q − zero)·scale) (ONNX's definition); on a
 // CPU with AVX-512 VBMI through a 256-entry table of that function, computed once per call for
 // inputs of at least 4096 elements, each input's rows looked up with the table held in registers
-// (lookup8_vbmi_rows: SqueezeNet's requantizing concatenations 13 -> 60-80 GB/s).
+// (lookup8_vbmi: SqueezeNet's requantizing concatenations 13 -> 60-80 GB/s).
 template <class T>
 inline void concat_requantize(int count, const T* const* xs, const int64_t* chunks, const float* scales, const int32_t* zeros,
                               T* y, int64_t outer, float out_scale, int32_t out_zero) {
@@ -223,8 +223,8 @@ inline void concat_requantize(int count, const T* const* xs, const int64_t* chun
             for (int64_t t = 0; t < tasks; t++) {
                 const int64_t o0 = outer * t / tasks, o1 = outer * (t + 1) / tasks;
                 if (table) {
-                    lookup8_vbmi_rows((const uint8_t*)(x + o0 * len), len, (uint8_t*)(y + o0 * total + offset), total, o1 - o0,
-                                      len, tables[i]);
+                    lookup8_vbmi((const uint8_t*)(x + o0 * len), len, (uint8_t*)(y + o0 * total + offset), total, o1 - o0, len,
+                                 tables[i]);
                     continue;
                 }
                 for (int64_t o = o0; o < o1; o++) {

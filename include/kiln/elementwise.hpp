@@ -19,27 +19,12 @@ inline void map(const X* x, Y* y, int64_t n, F f) {
     for (int64_t i = 0; i < n; i++) y[i] = store_c<Y>(f(load(x[i])));
 }
 
-// 64 lookups in a 1-byte table at a time: the table is four AVX-512 registers, a lookup two
-// vpermi2b and a blend. Compiled for AVX-512 VBMI whatever the library's --cpu target; called only
-// where the CPU has it (lookup8 asks once).
-__attribute__((target("avx512f,avx512bw,avx512vbmi"))) inline int64_t lookup8_vbmi(const uint8_t* __restrict x, uint8_t* __restrict y, int64_t n,
-                                                                                 const uint8_t* __restrict table) {
-    const __m512i t0 = _mm512_loadu_si512(table), t1 = _mm512_loadu_si512(table + 64);
-    const __m512i t2 = _mm512_loadu_si512(table + 128), t3 = _mm512_loadu_si512(table + 192);
-    int64_t k = 0;
-    for (; k + 64 <= n; k += 64) {
-        const __m512i v = _mm512_loadu_si512(x + k);
-        const __m512i lo = _mm512_permutex2var_epi8(t0, v, t1);
-        const __m512i hi = _mm512_permutex2var_epi8(t2, v, t3);
-        _mm512_storeu_si512(y + k, _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), lo, hi));
-    }
-    return k;
-}
-
-// lookup8_vbmi over `rows` rows of n bytes (x and y advancing by their strides), the table loaded
-// once and each row's last partial 64 bytes masked: the requantized inputs of a channels-last
-// concatenation, one short row per pixel (ShuffleNet's 58 channels).
-__attribute__((target("avx512f,avx512bw,avx512vbmi"))) inline void lookup8_vbmi_rows(
+// y = table[x] over `rows` rows of n bytes (x and y advancing by their strides), 64 lookups at a
+// time: the table is four AVX-512 registers, loaded once, a lookup two vpermi2b and a blend, each
+// row's last partial 64 bytes masked. One row is lookup8's chunk; many short ones the requantized
+// inputs of a channels-last concatenation (ShuffleNet's 58 channels a pixel). Compiled for AVX-512
+// VBMI whatever the library's --cpu target; called only where the CPU has it (has_vbmi).
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) inline void lookup8_vbmi(
         const uint8_t* __restrict x, int64_t x_stride, uint8_t* __restrict y, int64_t y_stride, int64_t rows, int64_t n,
         const uint8_t* __restrict table) {
     const __m512i t0 = _mm512_loadu_si512(table), t1 = _mm512_loadu_si512(table + 64);
@@ -79,12 +64,14 @@ inline void lookup8(const uint8_t* __restrict x, T* __restrict y, int64_t n, con
     // from the other core's cache (MobileNetV3's 131,712-element hard-swish tables: 0.057 -> 0.035 ms).
 #pragma omp parallel for if (n >= kParallelThreshold)
     for (int64_t c = 0; c < chunks; c++) {
-        int64_t k = c * chunk;
-        const int64_t end = std::min(n, k + chunk);
+        const int64_t k = c * chunk, end = std::min(n, k + chunk);
         if constexpr (sizeof(T) == 1) {
-            if (vbmi) k += lookup8_vbmi(x + k, (uint8_t*)y + k, end - k, (const uint8_t*)table);
+            if (vbmi) {
+                lookup8_vbmi(x + k, 0, (uint8_t*)y + k, 0, 1, end - k, (const uint8_t*)table);
+                continue;
+            }
         }
-        for (; k < end; k++) y[k] = table[x[k]];
+        for (int64_t i = k; i < end; i++) y[i] = table[x[i]];
     }
 }
 
