@@ -21,6 +21,8 @@ public struct CompileOptions: Sendable {
     public var directConv: DirectConvPolicy = .auto
     public var int8: Int8Policy = .exact
     public var layout: LayoutPolicy = .auto
+    /// Kiln's own int8 quantization of an f32 model (`--quantize int8`), nil to keep the model's precision.
+    public var quantize: QuantizeOptions?
     public var kilnVersion: String
 
     public init(modelPath: String, outputDirectory: String, name: String, kilnVersion: String) {
@@ -28,6 +30,23 @@ public struct CompileOptions: Sendable {
         self.outputDirectory = outputDirectory
         self.name = name
         self.kilnVersion = kilnVersion
+    }
+}
+
+/// `--quantize int8`: where the calibration samples come from and how ranges are chosen.
+public struct QuantizeOptions: Sendable {
+    public enum Samples: Sendable {
+        /// A directory of `<input name>_<k>.npy` files, or one `.npy` file (see `CalibrationSamples.load`).
+        case path(String)
+        /// Seeded random samples, for smoke tests.
+        case random(Int)
+    }
+    public var samples: Samples
+    public var method: CalibrationMethod
+
+    public init(samples: Samples, method: CalibrationMethod = .histogram) {
+        self.samples = samples
+        self.method = method
     }
 }
 
@@ -74,7 +93,28 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
     // oneDNN 2.6 has fast blocked (nChw16c) kernels only for AVX-512: elsewhere its reference
     // kernels would run, a thousand times slower. Choose blocked only when the target has it.
     let layout: LayoutPolicy = o.layout == .auto && !o.cpu.guaranteesAVX512 ? .channelsLast : o.layout
-    let keptFloat = try Pipeline.optimize(&graph, layout: layout, kilnConvKernels: o.directConv != .off, progress: progress)
+    var quantizationNotes: [String] = []
+    var samples: CalibrationSamples?
+    if let q = o.quantize {
+        if graph.nodes.contains(where: { if case .quantizeLinear = $0.op { return true }; if case .dequantizeLinear = $0.op { return true }; return false }) {
+            throw KilnError("\(o.modelPath) is already quantized (it has QuantizeLinear/DequantizeLinear nodes): compile it without --quantize, and Kiln keeps its scales and zero points")
+        }
+        // Read the samples' shapes before the long steps: a wrong file fails fast.
+        switch q.samples {
+        case .path(let p): samples = try CalibrationSamples.load(path: p, graph: graph)
+        case .random(let n): samples = try CalibrationSamples.random(count: n, graph: graph)
+        }
+    }
+    let keptFloat = try Pipeline.optimize(&graph, layout: layout, kilnConvKernels: o.directConv != .off, quantize: { g in
+        guard let q = o.quantize, let samples else { return }
+        progress("quantize: plan by the X86 recipe")
+        let plan = planQuantization(g)
+        let r = try calibrate(g, plan: plan, samples: samples, method: q.method, cpu: o.cpu, kilnVersion: o.kilnVersion, progress: progress, log: log)
+        progress("quantize: insert quantization")
+        insertQuantization(&g, plan, parameters: r.parameters)
+        quantizationNotes.append("calibration: \(samples.description), \(q.method.rawValue) ranges, \(plan.groups.count) quantized tensors, \(String(format: "%.1f", r.seconds)) s")
+        quantizationNotes += plan.decisions.filter { $0.hasSuffix(")") }
+    }, progress: progress)
     progress("generate C++")
     let emitted = try emitModel(graph, options: CodegenOptions(name: o.name, kilnVersion: o.kilnVersion, modelPath: o.modelPath, winograd: o.winograd, int8: o.int8, directConv: o.directConv))
     progress("compile with g++")
@@ -84,7 +124,7 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
     let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
                                     options: build, log: log)
     let report = ModelReport(graph: graph, name: o.name, model: o.modelPath, kilnVersion: o.kilnVersion, arenaBytes: emitted.arenaBytes,
-                             weightsBytes: emitted.weights.count, notes: keptFloat + emitted.fallbacks.map { "not through oneDNN: \($0)" },
+                             weightsBytes: emitted.weights.count, notes: quantizationNotes + keptFloat + emitted.fallbacks.map { "not through oneDNN: \($0)" },
                              int8Policy: o.int8)
     let dir = URL(fileURLWithPath: o.outputDirectory).standardizedFileURL.path as NSString
     let files = [dir.appendingPathComponent("\(o.name).report.md"), dir.appendingPathComponent("\(o.name).report.json")]

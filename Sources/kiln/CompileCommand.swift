@@ -52,6 +52,18 @@ struct Compile: ParsableCommand {
     @Option(help: "Layout of the activations around convolutions: auto (oneDNN's blocked nChw16c when the --cpu target has AVX-512, 3×3 stride-1 convs, Winograd's, dominate and nothing else reads the activations; channels-last otherwise), nhwc, or blocked (fast only on AVX-512 CPUs).")
     var layout: String = LayoutPolicy.auto.rawValue
 
+    @Option(help: "Quantize an FP32 model: int8 (the X86 recipe: u8 activations per tensor, s8 weights per output channel, FP32 bias; convs with their post-ops and residual adds, matrix products, adds, poolings and the concatenations and reshapes between them run int8, the rest FP32; scales from --calibration). A model that is already quantized (QuantizeLinear/DequantizeLinear) needs no flag: its own scales are kept.")
+    var quantize: String?
+
+    @Option(help: "Calibration samples for --quantize: a directory of <input name>_<k>.npy files (k = 0, 1, ...; the input name as the model spells it or with characters other than letters, digits, '.', '-' and '_' written '_'), or one .npy file for a model with one input. A file holds one sample, or a batch along its first axis (N samples for an input of batch 1, N / B for batch B).")
+    var calibration: String?
+
+    @Option(name: .customLong("calibration-method"), help: "How each quantized tensor's range is chosen from the samples: histogram (the range minimising the squared quantization error over a 2048-bin histogram) or minmax (the observed minimum and maximum).")
+    var calibrationMethod: String = CalibrationMethod.histogram.rawValue
+
+    @Option(name: .customLong("calibration-random"), help: "Calibrate on N seeded random samples instead of --calibration: for smoke tests only, the scales mean nothing.")
+    var calibrationRandom: Int?
+
     @Flag(help: "Show each step, the g++ command lines, which convolutions and matrix products of a quantized model stay FP32, and which run as generic loops instead of oneDNN, and why (all of it is in NAME.report.md too).")
     var verbose = false
 
@@ -74,6 +86,23 @@ struct Compile: ParsableCommand {
         guard let target = TargetCPU(rawValue: cpu) else {
             throw ValidationError("--cpu must be one of: \(TargetCPU.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        var quantizeOptions: QuantizeOptions?
+        if let quantize {
+            guard quantize == "int8" else { throw ValidationError("--quantize must be int8") }
+            guard let method = CalibrationMethod(rawValue: calibrationMethod) else {
+                throw ValidationError("--calibration-method must be one of: \(CalibrationMethod.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            switch (calibration, calibrationRandom) {
+            case (let path?, nil): quantizeOptions = QuantizeOptions(samples: .path(path), method: method)
+            case (nil, let n?):
+                guard (1...100_000).contains(n) else { throw ValidationError("--calibration-random must be between 1 and 100000") }
+                quantizeOptions = QuantizeOptions(samples: .random(n), method: method)
+            case (nil, nil): throw ValidationError("--quantize int8 needs calibration samples: --calibration DIR (a directory of <input name>_<k>.npy files, or one .npy file)")
+            case (_?, _?): throw ValidationError("give --calibration or --calibration-random, not both")
+            }
+        } else if calibration != nil || calibrationRandom != nil {
+            throw ValidationError("--calibration and --calibration-random go with --quantize int8")
+        }
         let progress = Progress(verbose: verbose)
         var o = CompileOptions(modelPath: options.model, outputDirectory: outputDir,
                                name: name ?? defaultModelName(options.model), kilnVersion: kilnVersion)
@@ -84,6 +113,10 @@ struct Compile: ParsableCommand {
         o.int8 = int8Policy
         o.directConv = directConvPolicy
         o.layout = layoutPolicy
+        o.quantize = quantizeOptions
+        if calibrationRandom != nil {
+            FileHandle.standardError.write(Data("kiln: warning: calibrating on random samples (--calibration-random): the int8 library's scales mean nothing; use it to test the flow, not to run the model\n".utf8))
+        }
         let started = Date()
         let r = try compileModel(o, progress: { progress($0) }, log: { line in
             if verbose { FileHandle.standardError.write(Data("  $ \(line)\n".utf8)) }

@@ -1,0 +1,309 @@
+import Foundation
+import KilnCodegen
+import KilnIR
+import KilnPasses
+import KilnToolchain
+
+/// How a quantized tensor's range is chosen from what the calibration observed.
+public enum CalibrationMethod: String, CaseIterable, Sendable {
+    /// The range that minimises the expected squared quantization error over a 2048-bin
+    /// histogram of the observed values (rounding inside the range, clipping outside it).
+    case histogram
+    /// The observed minimum and maximum.
+    case minmax
+}
+
+/// Calibration samples, read one at a time: for each sample, one tensor per graph input.
+public struct CalibrationSamples: Sendable {
+    /// Where sample k of input i comes from: a file, and the index along its first axis when
+    /// the file holds a batch of samples.
+    enum Source: Sendable {
+        case files([[(path: String, index: Int?)]])
+        case random(seed: UInt64)
+    }
+    let inputs: [(name: String, type: TensorType)]
+    let source: Source
+    public let count: Int
+    /// Where the samples came from, for the report.
+    public let description: String
+
+    /// Sample `k`: one tensor per graph input, in the graph's input order.
+    public func sample(_ k: Int, cache: inout [String: Tensor]) throws -> [Tensor] {
+        switch source {
+        case .random(let seed):
+            var rng = SplitMix64(seed: seed &+ UInt64(k) &* 0x9E37_79B9_7F4A_7C15)
+            return inputs.map { i in
+                let n = shapeProduct(i.type.shape ?? [])
+                return Tensor(.f32, shape: i.type.shape ?? [], floats: (0..<n).map { _ in Float(rng.nextDouble() * 2 - 1) })
+            }
+        case .files(let files):
+            return try inputs.indices.map { i in
+                let (path, index) = files[i][k]
+                if cache[path] == nil {
+                    // Keep only the file being read: samples stream from disk.
+                    cache.removeAll()
+                    cache[path] = try NPY.read(path: path)
+                }
+                let t = cache[path]!
+                let shape = inputs[i].type.shape ?? []
+                guard let index else { return t.reshaped(shape) }
+                let n = shapeProduct(shape)
+                return Tensor(.f32, shape: shape, floats: Array(t.floats[(index * n)..<((index + 1) * n)]))
+            }
+        }
+    }
+
+    /// `count` seeded uniform samples in [-1, 1): for smoke tests; the scales they give mean nothing.
+    public static func random(count: Int, graph g: Graph) throws -> CalibrationSamples {
+        let inputs = g.inputs.map { (g.values[$0].name, g.values[$0].type) }
+        for i in inputs where i.1.elementType != .f32 {
+            throw KilnError("--calibration-random: input '\(i.0)' is \(i.1.elementType); random samples are f32 only")
+        }
+        return CalibrationSamples(inputs: inputs, source: .random(seed: 20261127), count: count,
+                                  description: "\(count) random samples (uniform in [-1, 1): the scales mean nothing)")
+    }
+
+    /// The samples at `path`: a directory of `<input name>_<k>.npy` files (k = 0, 1, ...; the input
+    /// name as the model spells it, or with every character other than letters, digits, '.', '-'
+    /// and '_' written '_'), or, for a model with one input, one `.npy` file. A file holds one
+    /// sample (the input's shape, or without its batch axis of 1) or a batch along the first axis
+    /// (N samples for an input of batch 1, N / B for batch B). Anything else is an error that says why.
+    public static func load(path: String, graph g: Graph) throws -> CalibrationSamples {
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else { throw KilnError("--calibration \(path): no such file or directory") }
+        let inputs = g.inputs.map { (name: g.values[$0].name, type: g.values[$0].type) }
+        var files: [[String]] = Array(repeating: [], count: inputs.count)
+        if !isDirectory.boolValue {
+            guard inputs.count == 1 else {
+                throw KilnError("--calibration \(path): the model has \(inputs.count) inputs (\(inputs.map(\.name).joined(separator: ", "))); give a directory of <input name>_<k>.npy files")
+            }
+            files[0] = [path]
+        } else {
+            let entries = try fm.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".npy") }.sorted()
+            guard !entries.isEmpty else {
+                throw KilnError("--calibration \(path): no .npy files; expected <input name>_<k>.npy (k = 0, 1, ...) for input\(inputs.count == 1 ? "" : "s") \(inputs.map { "'\($0.name)'" }.joined(separator: ", "))")
+            }
+            var numbered: [[Int: String]] = Array(repeating: [:], count: inputs.count)
+            for e in entries {
+                let base = String(e.dropLast(4))
+                var matches: [(input: Int, k: Int)] = []
+                for (i, input) in inputs.enumerated() {
+                    for prefix in Set([input.name, sanitizedFileName(input.name)]) where base.hasPrefix(prefix + "_") {
+                        let rest = base.dropFirst(prefix.count + 1)
+                        if !rest.isEmpty, rest.allSatisfy(\.isASCII), rest.allSatisfy(\.isNumber), let k = Int(rest), String(k) == rest {
+                            matches.append((i, k))
+                        }
+                    }
+                }
+                guard !matches.isEmpty else {
+                    throw KilnError("--calibration \(path): \(e) names no input of the model: expected <input name>_<k>.npy with input\(inputs.count == 1 ? "" : "s") \(inputs.map { "'\($0.name)'" }.joined(separator: ", "))")
+                }
+                guard Set(matches.map(\.input)).count == 1 else {
+                    throw KilnError("--calibration \(path): \(e) is ambiguous: it can name input \(matches.map { "'\(inputs[$0.input].name)' sample \($0.k)" }.joined(separator: " or "))")
+                }
+                numbered[matches[0].input][matches[0].k] = (path as NSString).appendingPathComponent(e)
+            }
+            for (i, byK) in numbered.enumerated() {
+                guard !byK.isEmpty else {
+                    throw KilnError("--calibration \(path): no samples for input '\(inputs[i].name)' (expected \(sanitizedFileName(inputs[i].name))_0.npy, ...)")
+                }
+                for k in 0..<byK.count where byK[k] == nil {
+                    throw KilnError("--calibration \(path): \(sanitizedFileName(inputs[i].name))_\(k).npy is missing (the files for input '\(inputs[i].name)' must be numbered 0 to \(byK.count - 1))")
+                }
+                files[i] = (0..<byK.count).map { byK[$0]! }
+            }
+        }
+        // Read each file once to learn how many samples it holds; the samples are read again when used.
+        var sources: [[(path: String, index: Int?)]] = Array(repeating: [], count: inputs.count)
+        for (i, input) in inputs.enumerated() {
+            let shape = input.type.shape ?? []
+            let n = shapeProduct(shape)
+            for f in files[i] {
+                let t = try NPY.read(path: f)
+                guard t.elementType == input.type.elementType else {
+                    throw KilnError("--calibration: \(f) holds \(t.elementType) values; input '\(input.name)' is \(input.type.elementType)")
+                }
+                guard input.type.elementType == .f32 else {
+                    throw KilnError("--calibration: input '\(input.name)' is \(input.type.elementType); calibration takes f32 inputs")
+                }
+                if t.count == n, t.shape == shape || t.shape == Array(shape.dropFirst()) {
+                    sources[i].append((f, nil))
+                } else if let b = shape.first, b > 0, t.rank == shape.count, Array(t.shape.dropFirst()) == Array(shape.dropFirst()),
+                          t.shape[0] > 0, t.shape[0] % b == 0 {
+                    sources[i] += (0..<(t.shape[0] / b)).map { (f, $0) }
+                } else {
+                    throw KilnError("--calibration: \(f) has shape \(shapeString(t.shape)); input '\(input.name)' is \(shapeString(shape)) (a file holds one sample of that shape, or a batch along the first axis: N samples of batch 1, N / B of batch B)")
+                }
+            }
+        }
+        let counts = Set(sources.map(\.count))
+        guard counts.count == 1, let count = counts.first else {
+            throw KilnError("--calibration \(path): the inputs have different numbers of samples (\(zip(inputs, sources).map { "'\($0.0.name)': \($0.1.count)" }.joined(separator: ", ")))")
+        }
+        return CalibrationSamples(inputs: inputs, source: .files(sources), count: count,
+                                  description: "\(count) sample\(count == 1 ? "" : "s") from \(path)")
+    }
+}
+
+/// A small deterministic generator (SplitMix64) for the random samples.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func nextDouble() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}
+
+/// What the calibration found: each group's parameters, and the observed ranges.
+public struct CalibrationResult: Sendable {
+    public var parameters: [Quantization]
+    /// Per group: the observed minimum and maximum, and the range the method chose.
+    public var observed: [(Float, Float)]
+    public var chosen: [(Float, Float)]
+    public var samples: Int
+    public var seconds: Double
+}
+
+/// The range in `[lo, hi]` (which holds 0) that minimises the expected squared error of u8
+/// quantization over the histogram `counts` of equal bins spanning `[lo, hi]`: values inside
+/// the range err by a uniform rounding error (step² / 12), values outside it by their distance to
+/// it. Candidates are bin edges with 0 inside.
+public func l2OptimalRange(counts: [Double], lo: Float, hi: Float) -> (Float, Float) {
+    let n = counts.count
+    guard n > 0, hi > lo else { return (lo, hi) }
+    let width = (Double(hi) - Double(lo)) / Double(n)
+    // Prefix sums of c, c·x, c·x² with x each bin's centre.
+    var s0 = [Double](repeating: 0, count: n + 1), s1 = s0, s2 = s0
+    for i in 0..<n {
+        let x = Double(lo) + (Double(i) + 0.5) * width
+        s0[i + 1] = s0[i] + counts[i]
+        s1[i + 1] = s1[i] + counts[i] * x
+        s2[i + 1] = s2[i] + counts[i] * x * x
+    }
+    func edge(_ i: Int) -> Double { Double(lo) + Double(i) * width }
+    // The bin edge at or below 0 and at or above 0.
+    let zeroBin = min(max(Int((-Double(lo) / width).rounded(.down)), 0), n)
+    var best = (error: Double.infinity, a: 0, b: n)
+    for ia in 0...zeroBin {
+        let a = edge(ia)
+        // Left clipping error: sum over bins below a of c·(a − x)².
+        let left = a * a * s0[ia] - 2 * a * s1[ia] + s2[ia]
+        if left >= best.error { continue }
+        for ib in stride(from: n, through: max(zeroBin, ia + 1), by: -1) {
+            let b = edge(ib)
+            let right = (s2[n] - s2[ib]) - 2 * b * (s1[n] - s1[ib]) + b * b * (s0[n] - s0[ib])
+            let step = (b - a) / 255
+            let inside = (s0[ib] - s0[ia]) * step * step / 12
+            let e = left + right + inside
+            if e < best.error { best = (e, ia, ib) }
+        }
+    }
+    return (Float(edge(best.a)), Float(edge(best.b)))
+}
+
+/// Runs `samples` through an f32 build of `fused` (the graph after the f32 fusions) whose outputs
+/// also hold every value the plan observes, and chooses each group's u8 parameters: the
+/// observed range (min/max), or the histogram's L2-optimal one. Two passes over the samples
+/// (ranges, then histograms over them), one sample in memory at a time.
+public func calibrate(_ fused: Graph, plan: QuantizationPlan, samples: CalibrationSamples, method: CalibrationMethod,
+                      cpu: TargetCPU, kilnVersion: String, progress: (String) -> Void = { _ in },
+                      log: (String) -> Void = { _ in }) throws -> CalibrationResult {
+    let started = Date()
+    guard samples.count > 0 else { throw KilnError("calibration: no samples") }
+    var g = fused
+    // Each observed value: a graph input (read from the sample) or an output of the observing library.
+    enum Where { case input(Int), output(Int) }
+    var location: [ValueID: Where] = [:]
+    for v in plan.observed {
+        if let i = g.inputs.firstIndex(of: v) { location[v] = .input(i); continue }
+        if let k = g.outputs.firstIndex(of: v) { location[v] = .output(k); continue }
+        location[v] = .output(g.outputs.count)
+        g.outputs.append(v)
+    }
+    progress("calibration: build the observing library (\(g.outputs.count - fused.outputs.count) observed tensors)")
+    try Pipeline.lower(&g)
+    assignLayouts(&g, policy: cpu.guaranteesAVX512 ? .auto : .channelsLast)
+    let name = "kiln_calibration"
+    let emitted = try emitModel(g, options: CodegenOptions(name: name, kilnVersion: kilnVersion, winograd: .off))
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-calibration-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    var build = BuildOptions(outputDirectory: dir, name: name, library: .shared, includeDirectory: runtimeIncludeDirectory())
+    build.cpu = cpu
+    let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights, options: build, log: log)
+    guard let so = products.sharedLibrary else { throw KilnError("calibration: the observing library was not built") }
+    let lib = try CLibrary(path: so, name: name)
+    let instance = try lib.makeInstance()
+    try instance.setThreads(ProcessInfo.processInfo.activeProcessorCount)
+    let outputs = lib.outputs.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.bytes, 1), alignment: 64) }
+    defer { outputs.forEach { $0.deallocate() } }
+
+    /// Runs sample k and calls `body` with each observed value's elements.
+    var cache: [String: Tensor] = [:]
+    func observe(_ k: Int, _ body: (ValueID, UnsafeBufferPointer<Float>) -> Void) throws {
+        let tensors = try samples.sample(k, cache: &cache)
+        let inputBytes = tensors.map { $0.rawBytes() }
+        try withPointers(inputBytes) { ins in
+            try instance.run(inputs: ins, inputBytes: lib.inputs.map(\.bytes), outputs: outputs.map { Optional($0) }, outputBytes: lib.outputs.map(\.bytes))
+        }
+        for v in plan.observed {
+            switch location[v]! {
+            case .input(let i): tensors[i].floats.withUnsafeBufferPointer { body(v, $0) }
+            case .output(let o):
+                let n = lib.outputs[o].bytes / 4
+                body(v, UnsafeBufferPointer(start: outputs[o].assumingMemoryBound(to: Float.self), count: n))
+            }
+        }
+    }
+    let groups = plan.groups.count
+    var lo = [Float](repeating: .infinity, count: groups), hi = [Float](repeating: -.infinity, count: groups)
+    for k in 0..<samples.count {
+        progress("calibration: ranges, sample \(k + 1) of \(samples.count)")
+        try observe(k) { v, x in
+            let grp = plan.groupOf[v]!
+            var a = lo[grp], b = hi[grp]
+            for e in x where e.isFinite {
+                a = min(a, e)
+                b = max(b, e)
+            }
+            lo[grp] = a
+            hi[grp] = b
+        }
+    }
+    // Every range holds 0 (exact in u8); a value never finite observes [0, 0].
+    for k in 0..<groups {
+        if lo[k] > hi[k] { lo[k] = 0; hi[k] = 0 }
+        lo[k] = min(lo[k], 0)
+        hi[k] = max(hi[k], 0)
+    }
+    var chosen = zip(lo, hi).map { ($0, $1) }
+    if method == .histogram {
+        let bins = 2048
+        var histograms = [[Double]](repeating: [Double](repeating: 0, count: bins), count: groups)
+        for k in 0..<samples.count {
+            progress("calibration: histograms, sample \(k + 1) of \(samples.count)")
+            try observe(k) { v, x in
+                let grp = plan.groupOf[v]!
+                guard hi[grp] > lo[grp] else { return }
+                let base = lo[grp], scale = Float(bins) / (hi[grp] - lo[grp])
+                histograms[grp].withUnsafeMutableBufferPointer { h in
+                    for e in x where e.isFinite {
+                        let i = Int((e - base) * scale)
+                        h[min(max(i, 0), bins - 1)] += 1
+                    }
+                }
+            }
+        }
+        for k in 0..<groups where hi[k] > lo[k] {
+            chosen[k] = l2OptimalRange(counts: histograms[k], lo: lo[k], hi: hi[k])
+        }
+    }
+    let parameters = chosen.map { affineU8Parameters(lo: $0.0, hi: $0.1) }
+    return CalibrationResult(parameters: parameters, observed: Array(zip(lo, hi)), chosen: chosen,
+                             samples: samples.count, seconds: Date().timeIntervalSince(started))
+}

@@ -1,0 +1,263 @@
+import KilnIR
+
+/// Kiln's own quantization of an f32 graph (`kiln compile --quantize int8`), by the X86 recipe,
+/// in two steps around a calibration: `planQuantization` decides which nodes run int8 and
+/// which values carry quantized data (the values to observe); `insertQuantization` writes the
+/// QuantizeLinear/DequantizeLinear pairs the calibration's parameters give, in the form a QDQ
+/// graph arrives in, so that `Pipeline.lower` turns them into quantized ops as it does for
+/// ONNX Runtime's and PyTorch's graphs.
+///
+/// Runs on the graph after the f32 fusions (`Pipeline.fuseFloat`): a conv carries its folded
+/// BatchNorm, its activation and its residual sum, so the recipe's patterns are single nodes.
+///
+///     before: %c = conv(%x, %w, %b) {post_ops=[relu]}; %p = max_pool(%c); %y = conv(%p, %w2, %b2)
+///     after:  %xq = quantize_linear(%x, sx, zx); %xd = dequantize_linear(%xq, sx, zx)
+///             %wd = dequantize_linear(%wq : s8, %sw[64], axis=0)
+///             %c = conv(%xd, %wd, %b) {post_ops=[relu]}; %cq = quantize_linear(%c, sc, zc); %cd = dequantize_linear(%cq, sc, zc)
+///             %p = max_pool(%cd); %pq = quantize_linear(%p, sc, zc); ...   (max pooling shares its input's parameters)
+///
+/// The recipe: activations u8, per tensor, affine; weights of convs and matrix products s8,
+/// symmetric, per output channel (scale max|w| / 127: no weight clips); bias f32. Quantized:
+/// convs (with their post-ops and residual sum), matrix products with constant weights, adds
+/// of two activations, average and global average pooling, and — sharing their input's
+/// parameters — max pooling, concatenation and the shape-only ops (reshape, flatten, squeeze,
+/// unsqueeze, transpose) between them. Everything else stays f32.
+public struct QuantizationPlan: Sendable {
+    /// Sets of values that share one scale and zero point (a max pooling's input and output, a
+    /// concatenation's inputs and output, ...), each in graph order.
+    public var groups: [[ValueID]]
+    /// Each value's group.
+    public var groupOf: [ValueID: Int]
+    /// Indices of the nodes that run on quantized values.
+    public var quantizedNodes: Set<Int>
+    /// Each conv and matrix product, and each other node the recipe quantizes: "node: int8" or
+    /// "node: FP32 (why)", in graph order.
+    public var decisions: [String]
+
+    /// The values whose ranges the calibration must observe.
+    public var observed: [ValueID] { groups.flatMap { $0 } }
+}
+
+/// Which nodes of the fused f32 graph `g` run int8 and which values are quantized.
+public func planQuantization(_ g: Graph) -> QuantizationPlan {
+    var parent = Array(g.values.indices)
+    func find(_ v: ValueID) -> ValueID {
+        var v = v
+        while parent[v] != v { parent[v] = parent[parent[v]]; v = parent[v] }
+        return v
+    }
+    func union(_ a: ValueID, _ b: ValueID) { parent[find(a)] = find(b) }
+    func isActivation(_ v: ValueID?) -> Bool {
+        guard let v else { return false }
+        return g.values[v].constant == nil && g.values[v].type.elementType == .f32 && (g.values[v].type.shape.map { shapeProduct($0) > 0 } ?? false)
+    }
+    var quantized = Set<ValueID>(), quantizedNodes = Set<Int>(), decisions: [String] = []
+    // The computing ops, in graph order.
+    for (i, n) in g.nodes.enumerated() {
+        let verdict = recipe(n, g, isActivation)
+        switch verdict {
+        case .compute(let data, let outputQuantized):
+            quantizedNodes.insert(i)
+            for k in data { quantized.insert(n.inputs[k]!) }
+            if outputQuantized { quantized.insert(n.outputs[0]) }
+            if n.op.isConvOrMatrixProduct { decisions.append("\(n.label): int8") }
+        case .float(let why):
+            decisions.append("\(n.label): FP32 (\(why))")
+        case .passThrough, .notQuantized:
+            break
+        }
+    }
+    // Ops that share their input's parameters run quantized where their result is quantized:
+    // then their inputs are, with the same parameters (last to first, so chains propagate).
+    for (i, n) in g.nodes.enumerated().reversed() {
+        guard case .passThrough(let data) = recipe(n, g, isActivation), quantized.contains(n.outputs[0]) else { continue }
+        quantizedNodes.insert(i)
+        for k in data {
+            quantized.insert(n.inputs[k]!)
+            union(n.inputs[k]!, n.outputs[0])
+        }
+    }
+    var groups: [[ValueID]] = [], groupOf: [ValueID: Int] = [:], rootGroup: [ValueID: Int] = [:]
+    for v in quantized.sorted() {
+        let r = find(v)
+        if let k = rootGroup[r] { groups[k].append(v); groupOf[v] = k; continue }
+        rootGroup[r] = groups.count
+        groupOf[v] = groups.count
+        groups.append([v])
+    }
+    return QuantizationPlan(groups: groups, groupOf: groupOf, quantizedNodes: quantizedNodes, decisions: decisions)
+}
+
+private extension Op {
+    var isConvOrMatrixProduct: Bool {
+        switch self {
+        case .conv, .gemm, .matMul: return true
+        default: return false
+        }
+    }
+}
+
+private enum RecipeVerdict {
+    /// Runs int8, reading its `data` operands quantized; its result is quantized when `output`
+    /// (adds and poolings), or when a quantized op reads it (convs and matrix products).
+    case compute(data: [Int], output: Bool)
+    /// Shares its input's parameters (operands `data`) where its result is quantized.
+    case passThrough(data: [Int])
+    /// A conv or matrix product the recipe would quantize but cannot, and why.
+    case float(String)
+    case notQuantized
+}
+
+private func recipe(_ n: Node, _ g: Graph, _ isActivation: (ValueID?) -> Bool) -> RecipeVerdict {
+    func constant(_ k: Int) -> Tensor? { k < n.inputs.count ? n.inputs[k].flatMap { g.values[$0].constant } : nil }
+    func rank(_ k: Int) -> Int { n.inputs[k].map { g.values[$0].type.rank } ?? 0 }
+    guard n.outputs.count == 1, !n.inputs.isEmpty else { return .notQuantized }
+    switch n.op {
+    case .conv(let a):
+        guard isActivation(n.inputs[0]), (3...5).contains(rank(0)) else { return .float("its input is not an f32 activation") }
+        guard let w = constant(1), w.elementType == .f32, w.rank >= 3 else { return .float("its weights are not constant") }
+        if n.inputs.count > 2, n.inputs[2] != nil, constant(2) == nil { return .float("its bias is not constant") }
+        guard a.postOps.filter({ $0 == .sum }).count <= 1,
+              QuantizedConvAttributes(conv: a, input: .perTensor(.u8, scale: 1, zeroPoint: 0), weights: .perTensor(.s8, scale: 1, zeroPoint: 0),
+                                      output: .perTensor(.u8, scale: 1, zeroPoint: 0),
+                                      addend: a.postOps.contains(.sum) ? .perTensor(.u8, scale: 1, zeroPoint: 0) : nil).oneDNNInt8PostOps != nil
+        else { return .float("oneDNN cannot apply its post-ops in int8") }
+        if a.postOps.contains(.sum) {
+            guard n.inputs.count > 3, isActivation(n.inputs[3]) else { return .float("its residual addend is not an f32 activation") }
+            return .compute(data: [0, 3], output: false)
+        }
+        return .compute(data: [0], output: false)
+    case .gemm(let a):
+        guard isActivation(n.inputs[0]), rank(0) == 2 else { return .float("its input is not a 2-D f32 activation") }
+        guard a.alpha == 1, !a.transA else { return .float("Gemm with alpha other than 1 or a transposed A") }
+        guard let w = constant(1), w.elementType == .f32, w.rank == 2 else { return .float("its weights are not constant") }
+        if n.inputs.count > 2, n.inputs[2] != nil {
+            let columns = a.transB ? w.shape[0] : w.shape[1]
+            guard a.beta == 1, let c = constant(2), c.elementType == .f32, c.shape == [columns] || c.shape == [1, columns] else {
+                return .float("its C is not a constant bias over the columns with beta 1")
+            }
+        }
+        guard QuantizedMatMulAttributes(input: .perTensor(.u8, scale: 1, zeroPoint: 0), weights: .perTensor(.s8, scale: 1, zeroPoint: 0),
+                                        output: .perTensor(.u8, scale: 1, zeroPoint: 0), postOps: a.postOps).oneDNNInt8PostOps != nil
+        else { return .float("oneDNN cannot apply its post-ops in int8") }
+        return .compute(data: [0], output: false)
+    case .matMul(let a):
+        guard isActivation(n.inputs[0]), rank(0) >= 2 else { return .float("its input is not an f32 activation") }
+        guard let w = constant(1), w.elementType == .f32, w.rank == 2 else { return .float("its weights are not a constant matrix") }
+        if n.inputs.count > 2, n.inputs[2] != nil {
+            guard let c = constant(2), c.elementType == .f32, c.shape == [w.shape[1]] || c.shape == [1, w.shape[1]] else {
+                return .float("its bias is not a constant over the columns")
+            }
+        }
+        guard QuantizedMatMulAttributes(input: .perTensor(.u8, scale: 1, zeroPoint: 0), weights: .perTensor(.s8, scale: 1, zeroPoint: 0),
+                                        output: .perTensor(.u8, scale: 1, zeroPoint: 0), postOps: a.postOps).oneDNNInt8PostOps != nil
+        else { return .float("oneDNN cannot apply its post-ops in int8") }
+        return .compute(data: [0], output: false)
+    case .binary(.add):
+        guard n.inputs.count == 2, isActivation(n.inputs[0]), isActivation(n.inputs[1]),
+              g.values[n.inputs[0]!].type == g.values[n.outputs[0]].type,
+              g.values[n.inputs[1]!].type == g.values[n.outputs[0]].type else { return .notQuantized }
+        return .compute(data: [0, 1], output: true)
+    case .averagePool, .globalAveragePool:
+        guard isActivation(n.inputs[0]), rank(0) == 4 else { return .notQuantized }
+        return .compute(data: [0], output: true)
+    case .maxPool, .globalMaxPool, .reshape, .flatten, .squeeze, .unsqueeze, .transpose, .identity:
+        guard isActivation(n.inputs[0]) else { return .notQuantized }
+        return .passThrough(data: [0])
+    case .concat:
+        guard n.inputs.allSatisfy(isActivation) else { return .notQuantized }
+        return .passThrough(data: Array(n.inputs.indices))
+    default:
+        return .notQuantized
+    }
+}
+
+/// u8 parameters for real values in `[lo, hi]`: the range widened to hold 0, which is exact.
+public func affineU8Parameters(lo: Float, hi: Float) -> Quantization {
+    let a = min(lo, 0), b = max(hi, 0)
+    guard b - a > 0, (b - a).isFinite else { return .perTensor(.u8, scale: 1, zeroPoint: 0) }
+    let scale = max((b - a) / 255, Float.leastNormalMagnitude)
+    let zero = min(max((-a / scale).rounded(.toNearestOrEven), 0), 255)
+    return .perTensor(.u8, scale: scale, zeroPoint: Int32(zero))
+}
+
+/// Symmetric s8 weights along `axis`, one scale per index of that axis: max|w| / 127 (no weight
+/// clips; an all-zero slice gets scale 1).
+public func quantizeWeightsSymmetric(_ w: Tensor, axis: Int) -> (Tensor, Quantization) {
+    precondition(w.elementType == .f32 && axis < w.rank)
+    let channels = w.shape[axis]
+    let inner = w.shape[(axis + 1)...].reduce(1, *)
+    var amax = [Float](repeating: 0, count: channels)
+    let f = w.floats
+    for (k, x) in f.enumerated() {
+        let c = (k / inner) % channels
+        amax[c] = max(amax[c], abs(x))
+    }
+    let scales = amax.map { $0 > 0 && $0.isFinite ? $0 / 127 : 1 }
+    let q = f.enumerated().map { k, x -> Int64 in
+        Int64(min(max((x / scales[(k / inner) % channels]).rounded(.toNearestOrEven), -127), 127))
+    }
+    return (Tensor(.s8, shape: w.shape, ints: q), Quantization(.s8, scales: scales, zeroPoints: [Int32](repeating: 0, count: channels), axis: axis))
+}
+
+/// Writes the plan's quantization into `g` (the graph `planQuantization` read), with
+/// `parameters[k]` for group k: each quantized value is followed by QuantizeLinear and
+/// DequantizeLinear, which the quantized ops that read it read; a value that a quantized op
+/// writes is read through them everywhere (its consumers see what the int8 op gives), any other
+/// (a graph input, an f32 op's result) stays as it is for its f32 readers. Weights of quantized
+/// convs and matrix products become s8 constants behind DequantizeLinear.
+public func insertQuantization(_ g: inout Graph, _ plan: QuantizationPlan, parameters: [Quantization]) {
+    precondition(parameters.count == plan.groups.count)
+    let producers = g.producers()
+    let old = g.nodes
+    var dequantized: [ValueID: ValueID] = [:]
+    var nodes: [Node] = []
+    let origin = { (op: String) in NodeOrigin(opType: op, domain: "kiln", version: 1) }
+    func scalarConstants(_ name: String, _ p: Quantization) -> (ValueID, ValueID) {
+        let s = g.addConstant("\(name)_scale", Tensor(.f32, shape: [], floats: [p.scales[0]]))
+        let z = g.addConstant("\(name)_zero_point", Tensor(p.type, shape: [], ints: [Int64(p.zeroPoints[0])]))
+        return (s, z)
+    }
+    func quantizePair(_ v: ValueID) {
+        let p = parameters[plan.groupOf[v]!]
+        let name = g.values[v].name
+        let (s, z) = scalarConstants(name, p)
+        var t = g.values[v].type
+        t.elementType = p.type
+        let q = g.addValue("\(name)_quantized", t)
+        let d = g.addValue("\(name)_dequantized", g.values[v].type)
+        nodes.append(Node(name: "\(name)_QuantizeLinear", op: .quantizeLinear(axis: 1, outputType: p.type), inputs: [v, s, z], outputs: [q], origin: origin("QuantizeLinear")))
+        nodes.append(Node(name: "\(name)_DequantizeLinear", op: .dequantizeLinear(axis: 1), inputs: [q, s, z], outputs: [d], origin: origin("DequantizeLinear")))
+        dequantized[v] = d
+    }
+    func dequantizedWeights(_ n: Node, _ k: Int, axis: Int) -> ValueID {
+        let w = n.inputs[k]!
+        let (wq, p) = quantizeWeightsSymmetric(g.values[w].constant!, axis: axis)
+        let name = g.values[w].name
+        let q = g.addConstant("\(name)_s8", wq)
+        let s = g.addConstant("\(name)_scales", Tensor(.f32, shape: [p.scales.count], floats: p.scales))
+        let d = g.addValue("\(name)_dequantized", g.values[w].type)
+        nodes.append(Node(name: "\(name)_DequantizeLinear", op: .dequantizeLinear(axis: axis), inputs: [q, s], outputs: [d], origin: origin("DequantizeLinear")))
+        return d
+    }
+    for v in g.inputs where plan.groupOf[v] != nil { quantizePair(v) }
+    for (i, var n) in old.enumerated() {
+        let quantizedNode = plan.quantizedNodes.contains(i)
+        for (k, v) in n.inputs.enumerated() {
+            guard let v, let d = dequantized[v] else { continue }
+            let writtenQuantized = producers[v].map { plan.quantizedNodes.contains($0) } ?? false
+            if writtenQuantized || quantizedNode { n.inputs[k] = d }
+        }
+        if quantizedNode {
+            switch n.op {
+            case .conv: n.inputs[1] = dequantizedWeights(n, 1, axis: 0)
+            case .gemm(let a): n.inputs[1] = dequantizedWeights(n, 1, axis: a.transB ? 0 : 1)
+            case .matMul: n.inputs[1] = dequantizedWeights(n, 1, axis: 1)
+            default: break
+            }
+        }
+        nodes.append(n)
+        for v in n.outputs where plan.groupOf[v] != nil { quantizePair(v) }
+    }
+    g.nodes = nodes
+}
