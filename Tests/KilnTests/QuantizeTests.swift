@@ -1,0 +1,177 @@
+import Foundation
+import Testing
+import KilnCodegen
+import KilnDriver
+import KilnIR
+import KilnPasses
+import KilnReference
+
+/// Kiln's own quantization (`kiln compile --quantize int8`): the recipe's plan, the QDQ it
+/// inserts, the calibration's choice of ranges, the samples' forms, and the digits model's
+/// accuracy in int8.
+@Suite(.serialized) struct QuantizeTests {
+    typealias Builder = RegressionTests.Builder
+
+    /// x → conv+relu → conv(+r1)+relu → max pool → global average pool → flatten → gemm, and a
+    /// sigmoid of the block's output as a second output.
+    static func residualNet() -> Builder {
+        var b = Builder()
+        let x = b.input("x", [1, 8, 6, 6])
+        let c1 = b.node(.conv(ConvAttributes(pads: [1, 1, 1, 1])), [x, b.constant("w1", [8, 8, 3, 3]), b.constant("b1", [8])], "c1")
+        let r1 = b.node(.unary(.relu), [c1], "r1")
+        let c2 = b.node(.conv(ConvAttributes(pads: [1, 1, 1, 1])), [r1, b.constant("w2", [8, 8, 3, 3]), b.constant("b2", [8])], "c2")
+        let sum = b.node(.binary(.add), [c2, r1], "sum")
+        let r2 = b.node(.unary(.relu), [sum], "r2")
+        let mp = b.node(.maxPool(PoolAttributes(kernelShape: [2, 2], strides: [2, 2])), [r2], "mp")
+        let gap = b.node(.globalAveragePool, [mp], "gap")
+        let flat = b.node(.flatten(axis: 1), [gap], "flat")
+        let y = b.node(.gemm(GemmAttributes(transB: true)), [flat, b.constant("w3", [5, 8]), b.constant("b3", [5])], "y")
+        let s = b.node(.unary(.sigmoid), [r2], "s")
+        b.g.outputs = [y, s]
+        return b
+    }
+
+    @Test func recipePlanOfAResidualNet() throws {
+        var g = Self.residualNet().g
+        try Pipeline.simplify(&g, inputShapes: [:])
+        Pipeline.fuseFloat(&g)
+        let plan = planQuantization(g)
+        func named(_ v: ValueID) -> String { g.values[v].name }
+        // The image; the block's input (conv source and residual addend); the block's output
+        // and its max pooling (shared); the global pooling and its flattening (shared).
+        let groups = Set(plan.groups.map { Set($0.map(named)) })
+        #expect(groups == [["x"], ["r1"], ["r2", "mp"], ["gap", "flat"]], "\(plan.groups.map { $0.map(named) })\n\(printIR(g))")
+        #expect(plan.decisions.count == 3 && plan.decisions.allSatisfy { $0.hasSuffix(": int8") }, "\(plan.decisions)")
+        // Sigmoid stays f32: not in the plan.
+        let sigmoid = try #require(g.nodes.firstIndex { if case .unary(.sigmoid) = $0.op { return true }; return false })
+        #expect(!plan.quantizedNodes.contains(sigmoid))
+    }
+
+    /// The plan with made-up parameters, inserted and lowered: every conv and the gemm run int8, the
+    /// sigmoid reads the block's output through DequantizeLinear (what the int8 conv wrote), and the
+    /// library computes the reference interpreter's function of the inserted QDQ graph.
+    @Test func insertedQuantizationLowersAndMatchesTheReference() throws {
+        let b = Self.residualNet()
+        var g = b.g
+        try Pipeline.simplify(&g, inputShapes: [:])
+        Pipeline.fuseFloat(&g)
+        let plan = planQuantization(g)
+        let params = plan.groups.indices.map { Quantization.perTensor(.u8, scale: 0.02 + 0.01 * Float($0), zeroPoint: $0 == 0 ? 128 : 0) }
+        insertQuantization(&g, plan, parameters: params)
+        try verify(g, requireStaticShapes: true)
+        let want = try ReferenceInterpreter(g).run(b.inputs)
+        var lowered = g
+        try Pipeline.lower(&lowered)
+        assignLayouts(&lowered, policy: .channelsLast)
+        let quantized = lowered.nodes.filter {
+            switch $0.op { case .quantizedConv, .quantizedMatMul: return true; default: return false }
+        }
+        #expect(quantized.count == 3, "\(printIR(lowered))")
+        #expect(!lowered.nodes.contains { switch $0.op { case .conv, .gemm, .matMul: return true; default: return false } }, "\(printIR(lowered))")
+        let (got, _) = try compileAndRun(lowered, b.inputs, name: "selfq", winograd: .off)
+        for (k, expected) in want {
+            let d = got[k].flatMap { Conformance.compare($0, expected, rtol: 1e-4, atol: 1e-5) } ?? (got[k] == nil ? "missing" : nil)
+            #expect(d == nil, "\(k): \(d ?? "")")
+        }
+    }
+
+    @Test func symmetricWeightsPerChannel() {
+        let w = Tensor(.f32, shape: [2, 3], floats: [0.5, -1.27, 0.01, 0, 0, 0])
+        let (q, p) = quantizeWeightsSymmetric(w, axis: 0)
+        #expect(p.scales == [0.01, 1] && p.isSymmetric && p.axis == 0)
+        #expect(q.ints == [50, -127, 1, 0, 0, 0])
+        let zero = affineU8Parameters(lo: -1, hi: 1.55)
+        #expect(zero.zeroPoints == [100] && abs(zero.scales[0] - 0.01) < 1e-7)
+        #expect(affineU8Parameters(lo: 0.5, hi: 2.55).zeroPoints == [0])
+        #expect(affineU8Parameters(lo: 0, hi: 0) == .perTensor(.u8, scale: 1, zeroPoint: 0))
+    }
+
+    /// The histogram's L2-optimal range: a rare far outlier is clipped where its squared
+    /// clipping error meets the rounding error it would spread over the rest, and a uniform
+    /// distribution stays (almost) whole.
+    @Test func histogramRangeClipsOutliers() {
+        var counts = [Double](repeating: 0, count: 2048)
+        // 10^6 values spread over [0, 0.98), one at 99.98 (bin centres). The expected error for a
+        // range [0, b] past the bulk is (99.98 − b)² + 10^6 · (b / 255)² / 12, least at b ≈ 43.8.
+        for i in 0..<20 { counts[i] = 50_000 }
+        counts[2047] = 1
+        let (a, b) = l2OptimalRange(counts: counts, lo: 0, hi: 100)
+        #expect(a == 0 && abs(b - 43.8) < 0.3, "\(a) \(b)")
+        let uniform = [Double](repeating: 10, count: 2048)
+        let (u0, u1) = l2OptimalRange(counts: uniform, lo: -1, hi: 3)
+        #expect(u0 >= -1 && u0 < -0.98 && u1 <= 3 && u1 > 2.98, "\(u0) \(u1)")
+    }
+
+    static let samplesDir: String = {
+        URL(fileURLWithPath: BadInputTests().digitsModel()).deletingLastPathComponent().path
+    }()
+
+    /// The digits model, calibrated on its calibration images and compiled int8 through the
+    /// public pipeline: every conv and gemm int8, and the held-back digits' top-1 within 0.5
+    /// points of FP32's (the FP32 figure is PyTorch's, recorded with the model).
+    @Test(arguments: [CalibrationMethod.histogram, .minmax])
+    func digitsInInt8(method: CalibrationMethod) throws {
+        let dir = temporaryDirectory()
+        var o = CompileOptions(modelPath: BadInputTests().digitsModel(), outputDirectory: dir, name: "digits_int8", kilnVersion: "test")
+        o.inputShapes = ["image": [1, 1, 8, 8]]
+        o.library = .shared
+        o.quantize = QuantizeOptions(samples: .path((Self.samplesDir as NSString).appendingPathComponent("digits_calib_images.npy")), method: method)
+        let r = try compileModel(o)
+        #expect(r.report.summary.hasPrefix("int8: 5 of 5 convs and matrix products"), "\(r.report.summary)")
+        #expect(r.report.notes.first?.hasPrefix("calibration: 128 samples from ") == true, "\(r.report.notes)")
+        let images = try NPY.read(path: (Self.samplesDir as NSString).appendingPathComponent("digits_test_images.npy"))
+        let labels = try NPY.read(path: (Self.samplesDir as NSString).appendingPathComponent("digits_test_labels.npy"))
+        let instance = try CLibrary(path: r.products.sharedLibrary!, name: "digits_int8").makeInstance()
+        var correct = 0
+        for i in 0..<images.shape[0] {
+            let x = Tensor(.f32, shape: [1, 1, 8, 8], floats: Array(images.floats[(i * 64)..<((i + 1) * 64)]))
+            let logits = try #require(try instance.run(["image": x])["logits"]).floats
+            if Int64(logits.indices.max { logits[$0] < logits[$1] }!) == labels.int(at: i) { correct += 1 }
+        }
+        let accuracy = Double(correct) / Double(images.shape[0])
+        struct Recorded: Decodable { let fp32_accuracy: Double }
+        let fp32 = try JSONDecoder().decode(Recorded.self, from: Data(contentsOf: URL(fileURLWithPath: (Self.samplesDir as NSString).appendingPathComponent("digits_pt2e.json")))).fp32_accuracy
+        #expect(abs(accuracy - fp32) <= 0.005, "int8 \(accuracy), FP32 \(fp32)")
+    }
+
+    /// The directory form through the CLI, and each wrong form refused with a message that says why.
+    @Test func calibrationSampleForms() throws {
+        let cli = BadInputTests()
+        let calib = try NPY.read(path: (Self.samplesDir as NSString).appendingPathComponent("digits_calib_images.npy"))
+        func sample(_ k: Int) -> Tensor { Tensor(.f32, shape: [1, 1, 8, 8], floats: Array(calib.floats[(k * 64)..<((k + 1) * 64)])) }
+        let good = temporaryDirectory()
+        for k in 0..<4 { try NPY.write(sample(k), path: (good as NSString).appendingPathComponent("image_\(k).npy")) }
+        // A batch of 8 counts as 8 samples.
+        try NPY.write(Tensor(.f32, shape: [8, 1, 8, 8], floats: Array(calib.floats[0..<(8 * 64)])), path: (good as NSString).appendingPathComponent("image_4.npy"))
+        try "not a sample".write(toFile: (good as NSString).appendingPathComponent("README.txt"), atomically: true, encoding: .utf8)
+        let model = cli.digitsModel()
+        let out = temporaryDirectory()
+        let ok = try cli.kiln(["compile", model, "--input-shape", "image=1x1x8x8", "-o", out, "--library", "shared",
+                               "--quantize", "int8", "--calibration", good, "--calibration-method", "minmax"])
+        #expect(ok.status == 0, "\(ok.err)")
+        #expect(ok.out.contains("int8: 5 of 5 convs and matrix products"), "\(ok.out)")
+        let report = try String(contentsOfFile: (out as NSString).appendingPathComponent("digits.report.md"), encoding: .utf8)
+        #expect(report.contains("calibration: 12 samples from \(good), minmax ranges"), "\(report)")
+
+        func refused(_ files: [String: Tensor], _ message: String, extra: [String] = []) throws {
+            let dir = temporaryDirectory()
+            for (name, t) in files { try NPY.write(t, path: (dir as NSString).appendingPathComponent(name)) }
+            let r = try cli.kiln(["compile", model, "--input-shape", "image=1x1x8x8", "-o", temporaryDirectory(),
+                                  "--quantize", "int8", "--calibration", dir] + extra)
+            #expect(r.status != 0 && r.err.contains(message), "\(files.keys.sorted()): \(r.err)")
+        }
+        try refused([:], "no .npy files")
+        try refused(["image_0.npy": sample(0), "photo_1.npy": sample(1)], "photo_1.npy names no input of the model")
+        try refused(["image_0.npy": sample(0), "image_2.npy": sample(2)], "image_1.npy is missing")
+        try refused(["image_0.npy": Tensor(.f32, shape: [1, 2, 8, 8], floats: [Float](repeating: 0, count: 128))], "has shape 1x2x8x8")
+        try refused(["image_0.npy": Tensor(.s32, shape: [1, 1, 8, 8], ints: [Int64](repeating: 0, count: 64))], "holds s32 values")
+
+        let none = try cli.kiln(["compile", model, "--input-shape", "image=1x1x8x8", "-o", temporaryDirectory(), "--quantize", "int8"])
+        #expect(none.status != 0 && none.err.contains("--quantize int8 needs calibration samples"), "\(none.err)")
+        let stray = try cli.kiln(["compile", model, "--input-shape", "image=1x1x8x8", "-o", temporaryDirectory(), "--calibration", good])
+        #expect(stray.status != 0 && stray.err.contains("go with --quantize int8"), "\(stray.err)")
+        let qdq = try cli.kiln(["compile", (Self.samplesDir as NSString).appendingPathComponent("digits.pt2e.onnx"), "--input-shape", "image=1x1x8x8",
+                                "-o", temporaryDirectory(), "--quantize", "int8", "--calibration", good])
+        #expect(qdq.status != 0 && qdq.err.contains("is already quantized"), "\(qdq.err)")
+    }
+}
