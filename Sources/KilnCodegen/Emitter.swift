@@ -264,8 +264,9 @@ struct ModelEmitter {
                 w.line("~Model() { std::free(arena); }")
             }
             w.line()
-            w.line("// Creates the oneDNN primitives and prepacks the weights (once, at create time).")
-            w.block("static void create_primitives(Model* m)") { w in
+            w.line("// Creates the oneDNN primitives and prepacks the weights (once, at create time). One long")
+            w.line("// function of library calls: -O1 builds it about 3× faster than -O3, and it runs as fast.")
+            w.block("__attribute__((optimize(\"O1\", \"fp-contract=off\", \"no-trapping-math\"))) static void create_primitives(Model* m)") { w in
                 w.line("using namespace dnnl;")
                 w.line("using tag = memory::format_tag;")
                 w.line("using dt = memory::data_type;")

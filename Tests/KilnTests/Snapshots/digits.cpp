@@ -75,8 +75,9 @@ namespace kiln_digits {
         ~Model() { std::free(arena); }
     };
 
-    // Creates the oneDNN primitives and prepacks the weights (once, at create time).
-    static void create_primitives(Model* m) {
+    // Creates the oneDNN primitives and prepacks the weights (once, at create time). One long
+    // function of library calls: -O1 builds it about 3× faster than -O3, and it runs as fast.
+    __attribute__((optimize("O1", "fp-contract=off", "no-trapping-math"))) static void create_primitives(Model* m) {
         using namespace dnnl;
         using tag = memory::format_tag;
         using dt = memory::data_type;
