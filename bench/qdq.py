@@ -2,7 +2,7 @@
 """int8 on quantized (QDQ) graphs: Kiln against ONNX Runtime and OpenVINO on the same graph.
 
     qdq.py --models resnet18,mobilenet_v2 [--dir DIR] [--threads 2] [--seconds 1] [--rounds 3]
-           [--cosine-inputs 8] [--calibration 16] [--fast]
+           [--cosine-inputs 8] [--calibration 16] [--fast] [--self]
 
 For each model: the FP32 export (bench/export_models.py, cached in DIR), ONNX Runtime's
 quantize_static (QDQ format, per-channel s8 weights, u8 activations) calibrated on seeded random
@@ -11,7 +11,9 @@ samples (the same for every tool), then
   which reads QDQ as int8; 2 threads, latency hint, INFERENCE_PRECISION_HINT=f32 so that no
   bf16 enters where the graph says FP32) and Kiln's library of it (`kiln compile`, default flags;
   `kiln bench`), latency medians measured in one run; with --fast also Kiln's library compiled
-  with `--int8 fast` (oneDNN's int8 kernels on every CPU, which without VNNI can saturate).
+  with `--int8 fast` (oneDNN's int8 kernels on every CPU, which without VNNI can saturate);
+  with --self also Kiln quantizing the FP32 model itself (`kiln compile --quantize int8
+  --calibration DIR`, DIR holding the same samples as input_<k>.npy), in a second table.
   The tools take turns: in each of --rounds rounds each one is timed for --seconds, and a tool's
   figure is the median of its round medians, so that a slow minute of a shared host falls on
   all three alike;
@@ -20,7 +22,8 @@ samples (the same for every tool), then
   one input, implementations that round a rare tie differently land a few 1e-6 apart either way.
 Prints a Markdown table. Needs the torch venv (scripts/lib.sh ensure_torch_venv).
 """
-import argparse, json, os, re, subprocess, sys, time
+import argparse
+import json, os, re, subprocess, sys, time
 import numpy as np
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -105,20 +108,22 @@ def main():
     ap.add_argument("--calibration", type=int, default=16)
     ap.add_argument("--kiln", default=os.path.join(root, ".build/release/kiln"))
     ap.add_argument("--fast", action="store_true", help="also time Kiln with --int8 fast")
+    ap.add_argument("--self", action="store_true",
+                    help="also time Kiln quantizing the FP32 model itself (--quantize int8) on the same calibration samples")
     a = ap.parse_args()
     import onnxruntime as ort
     from onnxruntime.quantization import quantize_static, CalibrationDataReader, QuantFormat, QuantType
     os.makedirs(a.dir, exist_ok=True)
     models = a.models.split(",")
     subprocess.run([sys.executable, os.path.join(here, "export_models.py"), "--out", a.dir, "--models", a.models], check=True)
-    rows = []
+    rows, self_rows = [], []
     for m in models:
         fp32 = os.path.join(a.dir, f"{m}.onnx")
         qdq = os.path.join(a.dir, f"{m}.qdq.onnx")
         x = np.load(os.path.join(a.dir, f"{m}.input.npy"))
+        rng = np.random.default_rng(0)
+        samples = [rng.standard_normal(x.shape).astype(np.float32) for _ in range(a.calibration)]
         if not os.path.exists(qdq):
-            rng = np.random.default_rng(0)
-            samples = [rng.standard_normal(x.shape).astype(np.float32) for _ in range(a.calibration)]
 
             class Reader(CalibrationDataReader):
                 def __init__(self):
@@ -139,10 +144,20 @@ def main():
         refs = [ref_session.run(None, {"input": xi})[0].ravel() for xi in inputs]
         ov = OpenVINO(qdq, a.threads)
         kiln = {}
-        for variant in ["exact"] + (["fast"] if a.fast else []):
-            out = os.path.join(a.dir, f"kiln-{m}" + ("" if variant == "exact" else "-fast"))
-            c = subprocess.run([a.kiln, "compile", qdq, "-o", out, "--name", m, "--library", "shared", "--int8", variant],
+        calibration = os.path.join(a.dir, f"calibration-{m}")
+        if a.self:
+            os.makedirs(calibration, exist_ok=True)
+            for k, s in enumerate(samples):
+                np.save(os.path.join(calibration, f"input_{k}.npy"), s)
+        for variant in ["exact"] + (["fast"] if a.fast else []) + (["self"] if a.self else []):
+            out = os.path.join(a.dir, f"kiln-{m}" + ("" if variant == "exact" else "-" + variant))
+            args = ([fp32, "--quantize", "int8", "--calibration", calibration] if variant == "self"
+                    else [qdq, "--int8", variant])
+            t0 = time.time()
+            c = subprocess.run([a.kiln, "compile"] + args + ["-o", out, "--name", m, "--library", "shared"],
                                capture_output=True, text=True)
+            if variant == "self":
+                print(f"{m}: kiln --quantize int8 compiled in {time.time() - t0:.1f} s", file=sys.stderr)
             if c.returncode != 0:
                 kiln[variant] = None
                 print(f"{m}: kiln compile failed: {c.stderr.strip()[-200:]}", file=sys.stderr)
@@ -179,6 +194,8 @@ def main():
         ov_row = (med(ov_ms), cos_ov[0], mean(cos_ov), ov.error)
         kiln_rows = {k: (med(v["ms"]), v["cos"][0], mean(v["cos"]), v["summary"]) if v else None for k, v in kiln.items()}
         rows.append((m, med(ort_ms), ov_row, kiln_rows["exact"], (cos_ort[0], mean(cos_ort)), kiln_rows.get("fast")))
+        if a.self:
+            self_rows.append((m, med(ort_ms), ov_row[0], kiln_rows["exact"], kiln_rows["self"], mean(cos_ort), ov_row[2]))
     fast = a.fast
     print(f"{a.rounds} rounds of {a.seconds:g} s per tool; cosine on the input file / mean over {a.cosine_inputs} inputs\n")
     print("| model | ORT ms | OpenVINO ms | Kiln ms | Kiln/ORT | Kiln/OpenVINO | cosine ORT | cosine OpenVINO | cosine Kiln |"
@@ -206,6 +223,24 @@ def main():
             print(f"\ngeometric mean of {label}/ORT {g([r[0] for r in rs]):.3f}, "
                   f"{label}/OpenVINO {g([r[1] for r in rs if r[1]]):.3f}, "
                   f"{label}/best peer {g([r[2] for r in rs]):.3f} over {len(rs)} models")
+    if self_rows:
+        print("\nKiln quantizing the FP32 model itself (`--quantize int8`, the same calibration samples as quantize_static), "
+              "against the tools on quantize_static's graph; cosine: mean over the inputs\n")
+        print("| model | ORT ms | OpenVINO ms | Kiln (QDQ) ms | Kiln self ms | self/OpenVINO | self/best peer | "
+              "cosine ORT | cosine OpenVINO | cosine Kiln (QDQ) | cosine Kiln self | Kiln self |")
+        print("|---" * 11 + "|")
+        sr = []
+        for m, o, v, kq, ks, co, cv in self_rows:
+            kq_ms, _, kq_c, _ = kq or (None, None, None, None)
+            ks_ms, _, ks_c, s = ks or (None, None, None, "compile failed")
+            best = min(t for t in (o, v) if t is not None)
+            if ks_ms:
+                sr.append((ks_ms / v if v else None, ks_ms / best))
+            print(f"| {m} | {f(o)} | {f(v)} | {f(kq_ms)} | {f(ks_ms)} | {f(ks_ms / v if ks_ms and v else None)} | "
+                  f"{f(ks_ms / best if ks_ms else None)} | {f(co, 6)} | {f(cv, 6)} | {f(kq_c, 6)} | {f(ks_c, 6)} | {s} |")
+        if sr:
+            print(f"\ngeometric mean of Kiln self/OpenVINO {g([r[0] for r in sr if r[0]]):.3f}, "
+                  f"Kiln self/best peer {g([r[1] for r in sr]):.3f} over {len(sr)} models")
 
 
 def cos(a, b):

@@ -175,6 +175,25 @@ extension QuantizedMatMulAttributes {
 /// commutes with a positive scale (sum, ReLU, leaky ReLU): then `factor` is 1/s_y and the sum's
 /// scale is divided by s_y too. Nil when oneDNN cannot compute the list.
 public func oneDNNInt8Lowering(_ postOps: [PostOp], output: Quantization?, addend: Quantization?) -> (factor: Float, postOps: [OneDNNPostOp])? {
+    var postOps = postOps
+    // A final ReLU or clip that the output's saturation already applies goes: quantize(relu(x))
+    // is quantize(x) when the zero point is the type's minimum, and quantize(clip(x, lo, hi)) is
+    // quantize(x) when [lo, hi] covers the representable range (a quarter step of margin for the
+    // rounding of the products). Then the rest may lower without the final rescaling.
+    if let out = output, out.isPerTensor {
+        let s = out.scales[0], z = Float(out.zeroPoints[0])
+        let r = out.type.intRange
+        let low = (Float(r.lowerBound) - z + 0.25) * s, high = (Float(r.upperBound) - z - 0.25) * s
+        while let last = postOps.last {
+            if last == .relu, 0 <= low {
+                postOps.removeLast()
+            } else if case .clip(let lo, let hi) = last, lo <= low, hi >= high {
+                postOps.removeLast()
+            } else {
+                break
+            }
+        }
+    }
     if let i = postOps.firstIndex(where: \.isFakeQuantize) { return fakeQuantizedInt8Lowering(postOps, at: i, output: output, addend: addend) }
     guard var ops = PostOp.oneDNNLowering(postOps) else { return nil }
     let addendScale = addend?.scales[0] ?? 1, addendZero = addend?.zeroPoints[0] ?? 0

@@ -12,13 +12,13 @@ import KilnReference
 @Suite(.serialized) struct QuantizeTests {
     typealias Builder = RegressionTests.Builder
 
-    /// x → conv+relu → conv(+r1)+relu → max pool → global average pool → flatten → gemm, and a
+    /// x → conv+relu6 → conv(+r1)+relu → max pool → global average pool → flatten → gemm, and a
     /// sigmoid of the block's output as a second output.
     static func residualNet() -> Builder {
         var b = Builder()
         let x = b.input("x", [1, 8, 6, 6])
         let c1 = b.node(.conv(ConvAttributes(pads: [1, 1, 1, 1])), [x, b.constant("w1", [8, 8, 3, 3]), b.constant("b1", [8])], "c1")
-        let r1 = b.node(.unary(.relu), [c1], "r1")
+        let r1 = b.node(.clip, [c1, b.scalar("lo", 0), b.scalar("hi", 6)], "r1")
         let c2 = b.node(.conv(ConvAttributes(pads: [1, 1, 1, 1])), [r1, b.constant("w2", [8, 8, 3, 3]), b.constant("b2", [8])], "c2")
         let sum = b.node(.binary(.add), [c2, r1], "sum")
         let r2 = b.node(.unary(.relu), [sum], "r2")
@@ -56,7 +56,9 @@ import KilnReference
         try Pipeline.simplify(&g, inputShapes: [:])
         Pipeline.fuseFloat(&g)
         let plan = planQuantization(g)
-        let params = plan.groups.indices.map { Quantization.perTensor(.u8, scale: 0.02 + 0.01 * Float($0), zeroPoint: $0 == 0 ? 128 : 0) }
+        // Zero points 0 and ranges within [0, 5.1]: the convs' ReLU6 and ReLU are the output's
+        // saturation, and go from the primitives' post-ops.
+        let params = plan.groups.indices.map { Quantization.perTensor(.u8, scale: $0 == 0 ? 0.03 : 0.02, zeroPoint: $0 == 0 ? 128 : 0) }
         insertQuantization(&g, plan, parameters: params)
         try verify(g, requireStaticShapes: true)
         let want = try ReferenceInterpreter(g).run(b.inputs)
@@ -73,6 +75,19 @@ import KilnReference
             let d = got[k].flatMap { Conformance.compare($0, expected, rtol: 1e-4, atol: 1e-5) } ?? (got[k] == nil ? "missing" : nil)
             #expect(d == nil, "\(k): \(d ?? "")")
         }
+    }
+
+    /// A final ReLU or clip that the output's saturation applies leaves oneDNN's post-ops.
+    @Test func saturatingActivationsLeaveThePostOps() {
+        let u8 = { (s: Float, z: Int32) in Quantization.perTensor(.u8, scale: s, zeroPoint: z) }
+        #expect(oneDNNInt8Lowering([.clip(min: 0, max: 6)], output: u8(6 / 255, 0), addend: nil)?.postOps == [])
+        #expect(oneDNNInt8Lowering([.clip(min: 0, max: 6)], output: u8(0.01, 0), addend: nil)?.postOps == [])
+        #expect(oneDNNInt8Lowering([.sum, .relu], output: u8(0.01, 0), addend: u8(0.02, 5))?.postOps.count == 1)
+        // Not covered: a range past 6, a zero point above 0, an f32 output.
+        #expect(oneDNNInt8Lowering([.clip(min: 0, max: 6)], output: u8(0.05, 0), addend: nil)?.postOps.count == 2)
+        #expect(oneDNNInt8Lowering([.relu], output: u8(0.01, 3), addend: nil)?.postOps.count == 1)
+        #expect(oneDNNInt8Lowering([.relu], output: nil, addend: nil)?.postOps.count == 1)
+        #expect(oneDNNInt8Lowering([.relu], output: .perTensor(.s8, scale: 0.01, zeroPoint: -128), addend: nil)?.postOps == [])
     }
 
     @Test func symmetricWeightsPerChannel() {
