@@ -124,7 +124,7 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
     let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
                                     options: build, log: log)
     let report = ModelReport(graph: graph, name: o.name, model: o.modelPath, kilnVersion: o.kilnVersion, arenaBytes: emitted.arenaBytes,
-                             weightsBytes: emitted.weights.count, notes: quantizationNotes + keptFloat + emitted.fallbacks.map { "not through oneDNN: \($0)" },
+                             weightsBytes: emitted.weights.count, notes: quantizationNotes + keptFloat.filter { k in !quantizationNotes.contains { $0.hasPrefix(k.prefix { $0 != ":" }) } } + emitted.fallbacks.map { "not through oneDNN: \($0)" },
                              int8Policy: o.int8)
     let dir = URL(fileURLWithPath: o.outputDirectory).standardizedFileURL.path as NSString
     let files = [dir.appendingPathComponent("\(o.name).report.md"), dir.appendingPathComponent("\(o.name).report.json")]

@@ -117,10 +117,10 @@ private func recipe(_ n: Node, _ g: Graph, _ isActivation: (ValueID?) -> Bool) -
         guard isActivation(n.inputs[0]), (3...5).contains(rank(0)) else { return .float("its input is not an f32 activation") }
         guard let w = constant(1), w.elementType == .f32, w.rank >= 3 else { return .float("its weights are not constant") }
         if n.inputs.count > 2, n.inputs[2] != nil, constant(2) == nil { return .float("its bias is not constant") }
+        // Feasible with an f32 result at least (a quantized one can fall back to f32, as the lowering does).
         guard a.postOps.filter({ $0 == .sum }).count <= 1,
               QuantizedConvAttributes(conv: a, input: .perTensor(.u8, scale: 1, zeroPoint: 0), weights: .perTensor(.s8, scale: 1, zeroPoint: 0),
-                                      output: .perTensor(.u8, scale: 1, zeroPoint: 0),
-                                      addend: a.postOps.contains(.sum) ? .perTensor(.u8, scale: 1, zeroPoint: 0) : nil).oneDNNInt8PostOps != nil
+                                      output: nil).oneDNNInt8PostOps != nil
         else { return .float("oneDNN cannot apply its post-ops in int8") }
         if a.postOps.contains(.sum) {
             guard n.inputs.count > 3, isActivation(n.inputs[3]) else { return .float("its residual addend is not an f32 activation") }
@@ -138,7 +138,7 @@ private func recipe(_ n: Node, _ g: Graph, _ isActivation: (ValueID?) -> Bool) -
             }
         }
         guard QuantizedMatMulAttributes(input: .perTensor(.u8, scale: 1, zeroPoint: 0), weights: .perTensor(.s8, scale: 1, zeroPoint: 0),
-                                        output: .perTensor(.u8, scale: 1, zeroPoint: 0), postOps: a.postOps).oneDNNInt8PostOps != nil
+                                        output: nil, postOps: a.postOps).oneDNNInt8PostOps != nil
         else { return .float("oneDNN cannot apply its post-ops in int8") }
         return .compute(data: [0], output: false)
     case .matMul(let a):
@@ -150,7 +150,7 @@ private func recipe(_ n: Node, _ g: Graph, _ isActivation: (ValueID?) -> Bool) -
             }
         }
         guard QuantizedMatMulAttributes(input: .perTensor(.u8, scale: 1, zeroPoint: 0), weights: .perTensor(.s8, scale: 1, zeroPoint: 0),
-                                        output: .perTensor(.u8, scale: 1, zeroPoint: 0), postOps: a.postOps).oneDNNInt8PostOps != nil
+                                        output: nil, postOps: a.postOps).oneDNNInt8PostOps != nil
         else { return .float("oneDNN cannot apply its post-ops in int8") }
         return .compute(data: [0], output: false)
     case .binary(.add):
