@@ -140,6 +140,37 @@ public final class CLibrary {
             if s != 0 { throw lib.error(s, model) }
         }
 
+        /// Runs on tensors whose first axis holds k times the library's batch (the same k for
+        /// every input, the rest of each shape the library's): k runs, the outputs concatenated
+        /// along their first axis. k = 1 is a plain `run`. A batch-1 library over a file of
+        /// 360 images is 360 runs.
+        public func runBatches(_ tensors: [String: Tensor]) throws -> [String: Tensor] {
+            var k = 1
+            for spec in lib.inputs {
+                guard let t = tensors[spec.name], let b = spec.shape.first, b > 0, t.rank == spec.shape.count,
+                      t.elementType == spec.type, Array(t.shape.dropFirst()) == Array(spec.shape.dropFirst()),
+                      t.shape[0] > b, t.shape[0] % b == 0 else { return try run(tensors) }
+                if spec.name == lib.inputs[0].name { k = t.shape[0] / b } else if t.shape[0] / b != k { return try run(tensors) }
+            }
+            guard lib.outputs.allSatisfy({ ($0.shape.first ?? 0) > 0 }) else { return try run(tensors) }
+            var parts: [String: [[UInt8]]] = [:]
+            for i in 0..<k {
+                var chunk: [String: Tensor] = [:]
+                for spec in lib.inputs {
+                    let t = tensors[spec.name]!
+                    let bytes = t.rawBytes(), n = spec.bytes
+                    chunk[spec.name] = bytes[(i * n)..<((i + 1) * n)].withUnsafeBytes { Tensor(spec.type, shape: spec.shape, rawBytes: $0) }
+                }
+                for (name, t) in try run(chunk) { parts[name, default: []].append(t.rawBytes()) }
+            }
+            var result: [String: Tensor] = [:]
+            for spec in lib.outputs {
+                let bytes = parts[spec.name]!.flatMap { $0 }
+                result[spec.name] = bytes.withUnsafeBytes { Tensor(spec.type, shape: [spec.shape[0] * k] + spec.shape.dropFirst(), rawBytes: $0) }
+            }
+            return result
+        }
+
         /// Runs on tensors, checking their types and shapes against the library's.
         public func run(_ tensors: [String: Tensor]) throws -> [String: Tensor] {
             var inputData: [[UInt8]] = []

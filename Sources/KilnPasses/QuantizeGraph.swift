@@ -20,8 +20,9 @@ import KilnIR
 /// symmetric, per output channel (scale max|w| / 127: no weight clips); bias f32. Quantized:
 /// convs (with their post-ops and residual sum), matrix products with constant weights, adds
 /// of two activations, average and global average pooling, and — sharing their input's
-/// parameters — max pooling, concatenation and the shape-only ops (reshape, flatten, squeeze,
-/// unsqueeze, transpose) between them. Everything else stays f32.
+/// parameters — max pooling, concatenation and the ops that only move values (reshape, flatten,
+/// squeeze, unsqueeze, transpose, slice, gather, channel shuffles, depth-to-space and back, tile,
+/// expand, nearest resize) between them. Everything else stays f32.
 public struct QuantizationPlan: Sendable {
     /// Sets of values that share one scale and zero point (a max pooling's input and output, a
     /// concatenation's inputs and output, ...), each in graph order.
@@ -161,7 +162,12 @@ private func recipe(_ n: Node, _ g: Graph, _ isActivation: (ValueID?) -> Bool) -
     case .averagePool, .globalAveragePool:
         guard isActivation(n.inputs[0]), rank(0) == 4 else { return .notQuantized }
         return .compute(data: [0], output: true)
-    case .maxPool, .globalMaxPool, .reshape, .flatten, .squeeze, .unsqueeze, .transpose, .identity:
+    case .maxPool, .globalMaxPool, .reshape, .flatten, .squeeze, .unsqueeze, .transpose, .identity, .slice, .gather,
+         .depthToSpace, .spaceToDepth, .tile, .expand:
+        // Ops that move values (or pick the largest): the dequantization sinks below them.
+        guard isActivation(n.inputs[0]) else { return .notQuantized }
+        return .passThrough(data: [0])
+    case .resize(let a) where a.mode == .nearest:
         guard isActivation(n.inputs[0]) else { return .notQuantized }
         return .passThrough(data: [0])
     case .concat:

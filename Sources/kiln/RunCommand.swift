@@ -30,7 +30,7 @@ struct LibraryOptions: ParsableArguments {
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a compiled shared library (through its C API) and write its outputs as .npy files.",
-        discussion: "Each output is written as DIR/<output name>.npy (characters unsafe in file names become '_').")
+        discussion: "Each output is written as DIR/<output name>.npy (characters unsafe in file names become '_'). Inputs whose first axis holds k times the library's batch (the rest of the shape the library's) run as k batches, the outputs concatenated: a library compiled for one image runs over a file of many.")
 
     @OptionGroup var options: LibraryOptions
 
@@ -38,7 +38,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         let (lib, instance, tensors) = try options.open()
-        let outs = try instance.run(tensors)
+        let outs = try instance.runBatches(tensors)
         try results.write(outs, names: lib.outputs.map(\.name))
     }
 }

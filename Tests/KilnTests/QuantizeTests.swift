@@ -47,6 +47,23 @@ import KilnReference
         #expect(!plan.quantizedNodes.contains(sigmoid))
     }
 
+    /// A slice between two convs (ShuffleNet's split) moves u8 values: it shares its input's parameters.
+    @Test func slicesShareTheirInputsParameters() throws {
+        var b = Builder()
+        let x = b.input("x", [1, 8, 6, 6])
+        let c1 = b.node(.conv(ConvAttributes()), [x, b.constant("w1", [8, 8, 1, 1]), b.constant("b1", [8])], "c1")
+        let r1 = b.node(.unary(.relu), [c1], "r1")
+        let ints = { (v: [Int64]) in Tensor(.s64, shape: [v.count], ints: v) }
+        let half = b.node(.slice, [r1, b.g.addConstant("starts", ints([4])), b.g.addConstant("ends", ints([8])), b.g.addConstant("axes", ints([1]))], "half")
+        let y = b.node(.conv(ConvAttributes()), [half, b.constant("w2", [4, 4, 1, 1]), b.constant("b2", [4])], "y")
+        b.g.outputs = [y]
+        var g = b.g
+        try Pipeline.simplify(&g, inputShapes: [:])
+        Pipeline.fuseFloat(&g)
+        let plan = planQuantization(g)
+        #expect(Set(plan.groups.map { Set($0.map { g.values[$0].name }) }) == [["x"], ["r1", "half"]], "\(printIR(g))")
+    }
+
     /// The plan with made-up parameters, inserted and lowered: every conv and the gemm run int8, the
     /// sigmoid reads the block's output through DequantizeLinear (what the int8 conv wrote), and the
     /// library computes the reference interpreter's function of the inserted QDQ graph.
@@ -137,16 +154,15 @@ import KilnReference
         let images = try NPY.read(path: (Self.samplesDir as NSString).appendingPathComponent("digits_test_images.npy"))
         let labels = try NPY.read(path: (Self.samplesDir as NSString).appendingPathComponent("digits_test_labels.npy"))
         let instance = try CLibrary(path: r.products.sharedLibrary!, name: "digits_int8").makeInstance()
-        var correct = 0
-        for i in 0..<images.shape[0] {
-            let x = Tensor(.f32, shape: [1, 1, 8, 8], floats: Array(images.floats[(i * 64)..<((i + 1) * 64)]))
-            let logits = try #require(try instance.run(["image": x])["logits"]).floats
-            if Int64(logits.indices.max { logits[$0] < logits[$1] }!) == labels.int(at: i) { correct += 1 }
-        }
-        let accuracy = Double(correct) / Double(images.shape[0])
+        // The batch-1 library over the 360 images: 360 runs.
+        let logits = try #require(try instance.runBatches(["image": images])["logits"])
+        #expect(logits.shape == [images.shape[0], 10])
+        let accuracy = try top1Accuracy(logits: logits, labels: labels)
+        let first = try #require(try instance.run(["image": Tensor(.f32, shape: [1, 1, 8, 8], floats: Array(images.floats[0..<64]))])["logits"])
+        #expect(first.floats == Array(logits.floats[0..<10]))
         struct Recorded: Decodable { let fp32_accuracy: Double }
         let fp32 = try JSONDecoder().decode(Recorded.self, from: Data(contentsOf: URL(fileURLWithPath: (Self.samplesDir as NSString).appendingPathComponent("digits_pt2e.json")))).fp32_accuracy
-        #expect(abs(accuracy - fp32) <= 0.005, "int8 \(accuracy), FP32 \(fp32)")
+        #expect(accuracy.total == 360 && abs(Double(accuracy.correct) / 360 - fp32) <= 0.005, "int8 \(accuracy), FP32 \(fp32)")
     }
 
     /// The directory form through the CLI, and each wrong form refused with a message that says why.
@@ -165,6 +181,9 @@ import KilnReference
                                "--quantize", "int8", "--calibration", good, "--calibration-method", "minmax"])
         #expect(ok.status == 0, "\(ok.err)")
         #expect(ok.out.contains("int8: 5 of 5 convs and matrix products"), "\(ok.out)")
+        let run = try cli.kiln(["run", (out as NSString).appendingPathComponent("libdigits.so"), "--input", (Self.samplesDir as NSString).appendingPathComponent("digits_test_images.npy"),
+                                "--labels", (Self.samplesDir as NSString).appendingPathComponent("digits_test_labels.npy"), "-o", temporaryDirectory()])
+        #expect(run.status == 0 && run.out.contains("/360 = "), "\(run.out) \(run.err)")
         let report = try String(contentsOfFile: (out as NSString).appendingPathComponent("digits.report.md"), encoding: .utf8)
         #expect(report.contains("calibration: 12 samples from \(good), minmax ranges"), "\(report)")
 
