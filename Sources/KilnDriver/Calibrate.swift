@@ -160,16 +160,6 @@ struct SplitMix64 {
     mutating func nextDouble() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }
 
-/// What the calibration found: each group's parameters, and the observed ranges.
-public struct CalibrationResult: Sendable {
-    public var parameters: [Quantization]
-    /// Per group: the observed minimum and maximum, and the range the method chose.
-    public var observed: [(Float, Float)]
-    public var chosen: [(Float, Float)]
-    public var samples: Int
-    public var seconds: Double
-}
-
 /// The range in `[lo, hi]` (which holds 0) that minimises the expected squared error of u8
 /// quantization over the histogram `counts` of equal bins spanning `[lo, hi]`: values inside
 /// the range err by a uniform rounding error (step² / 12), values outside it by their distance to
@@ -207,91 +197,145 @@ public func l2OptimalRange(counts: [Double], lo: Float, hi: Float) -> (Float, Fl
     return (Float(edge(best.a)), Float(edge(best.b)))
 }
 
-/// Runs `samples` through an f32 build of `fused` (the graph after the f32 fusions) whose outputs
-/// also hold every value the plan observes, and chooses each group's u8 parameters: the
-/// observed range (min/max), or the histogram's L2-optimal one. Two passes over the samples
-/// (ranges, then histograms over them), one sample in memory at a time.
-public func calibrate(_ fused: Graph, plan: QuantizationPlan, samples: CalibrationSamples, method: CalibrationMethod,
-                      cpu: TargetCPU, kilnVersion: String, progress: (String) -> Void = { _ in },
-                      log: (String) -> Void = { _ in }) throws -> CalibrationResult {
-    let started = Date()
-    guard samples.count > 0 else { throw KilnError("calibration: no samples") }
-    var g = fused
-    // Each observed value: a graph input (read from the sample) or an output of the observing library.
-    enum Where { case input(Int), output(Int) }
-    var location: [ValueID: Where] = [:]
-    for v in plan.observed {
-        if let i = g.inputs.firstIndex(of: v) { location[v] = .input(i); continue }
-        if let k = g.outputs.firstIndex(of: v) { location[v] = .output(k); continue }
-        location[v] = .output(g.outputs.count)
-        g.outputs.append(v)
+/// Squared quantization error, summed over the histogram `counts` of equal bins spanning
+/// `[lo, hi]`, of u8 quantization over the range `[a, b]` with a step of (b − a) / 255: values
+/// inside err by the uniform rounding error (step² / 12), values outside by their distance to it.
+/// Also the signal, the sum of the values' squares (bin centres).
+public func quantizationError(counts: [Double], lo: Float, hi: Float, range: (Float, Float)) -> (noise: Double, signal: Double) {
+    let n = counts.count
+    guard n > 0 else { return (0, 0) }
+    let width = (Double(hi) - Double(lo)) / Double(n)
+    let a = Double(range.0), b = Double(range.1), step = (b - a) / 255
+    var noise = 0.0, signal = 0.0
+    for (i, c) in counts.enumerated() where c > 0 {
+        let x = Double(lo) + (Double(i) + 0.5) * width
+        signal += c * x * x
+        noise += c * (x < a ? (a - x) * (a - x) : x > b ? (x - b) * (x - b) : step * step / 12)
     }
-    progress("calibration: build the observing library (\(g.outputs.count - fused.outputs.count) observed tensors)")
-    try Pipeline.lower(&g)
-    assignLayouts(&g, policy: cpu.guaranteesAVX512 ? .auto : .channelsLast)
-    let name = "kiln_calibration"
-    let emitted = try emitModel(g, options: CodegenOptions(name: name, kilnVersion: kilnVersion, winograd: .off))
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-calibration-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
-    defer { try? FileManager.default.removeItem(atPath: dir) }
-    var build = BuildOptions(outputDirectory: dir, name: name, library: .shared, includeDirectory: runtimeIncludeDirectory())
-    build.cpu = cpu
-    let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights, options: build, log: log)
-    guard let so = products.sharedLibrary else { throw KilnError("calibration: the observing library was not built") }
-    let lib = try CLibrary(path: so, name: name)
-    let instance = try lib.makeInstance()
-    try instance.setThreads(ProcessInfo.processInfo.activeProcessorCount)
-    let outputs = lib.outputs.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.bytes, 1), alignment: 64) }
-    defer { outputs.forEach { $0.deallocate() } }
+    return (noise, signal)
+}
 
-    /// Runs sample k and calls `body` with each observed value's elements.
-    var cache: [String: Tensor] = [:]
-    func observe(_ k: Int, _ body: (ValueID, UnsafeBufferPointer<Float>) -> Void) throws {
-        let tensors = try samples.sample(k, cache: &cache)
-        let inputBytes = tensors.map { $0.rawBytes() }
-        try withPointers(inputBytes) { ins in
-            try instance.run(inputs: ins, inputBytes: lib.inputs.map(\.bytes), outputs: outputs.map { Optional($0) }, outputBytes: lib.outputs.map(\.bytes))
-        }
+/// The calibration of a graph: its samples run through an f32 build of the graph whose outputs
+/// also hold every value the plan observes, each group's u8 parameters chosen from what they
+/// showed, and each observed tensor's quantization SQNR on them. Keeps the f32 library (in a
+/// temporary directory, removed with the object) to measure the quantized library's outputs
+/// against (`compare`).
+public final class Calibration {
+    /// Per group of the plan.
+    public let parameters: [Quantization]
+    /// Per group: the observed minimum and maximum (widened to hold 0), and the chosen range.
+    public let observed: [(Float, Float)]
+    public let chosen: [(Float, Float)]
+    /// Per observed value: 10·log10(signal / quantization error) of its own quantization (the
+    /// rounding inside the range and the clipping outside it) on the samples, in dB; infinite for
+    /// a tensor quantized without error (all zeros).
+    public let sqnr: [ValueID: Double]
+    public let samples: CalibrationSamples
+    public let method: CalibrationMethod
+    /// Seconds spent building the f32 library and running the samples.
+    public let seconds: Double
+    let library: CLibrary
+    let instance: CLibrary.Instance
+    let directory: String
+    /// How many of the library's outputs are the graph's own.
+    let graphOutputs: Int
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
+
+    /// Runs `samples` through an f32 build of `fused` (the graph after the f32 fusions) and chooses
+    /// each group's parameters: the observed range (minmax), or the histogram's L2-optimal one.
+    /// Two passes over the samples (ranges, then histograms over them), one sample in memory at a time.
+    public init(_ fused: Graph, plan: QuantizationPlan, samples: CalibrationSamples, method: CalibrationMethod,
+                cpu: TargetCPU, kilnVersion: String, progress: (String) -> Void = { _ in },
+                log: (String) -> Void = { _ in }) throws {
+        let started = Date()
+        guard samples.count > 0 else { throw KilnError("calibration: no samples") }
+        self.samples = samples
+        self.method = method
+        graphOutputs = fused.outputs.count
+        var g = fused
+        // Each observed value: a graph input (read from the sample) or an output of the observing library.
+        enum Where { case input(Int), output(Int) }
+        var location: [ValueID: Where] = [:]
         for v in plan.observed {
-            switch location[v]! {
-            case .input(let i): tensors[i].floats.withUnsafeBufferPointer { body(v, $0) }
-            case .output(let o):
-                let n = lib.outputs[o].bytes / 4
-                body(v, UnsafeBufferPointer(start: outputs[o].assumingMemoryBound(to: Float.self), count: n))
+            if let i = g.inputs.firstIndex(of: v) { location[v] = .input(i); continue }
+            if let k = g.outputs.firstIndex(of: v) { location[v] = .output(k); continue }
+            location[v] = .output(g.outputs.count)
+            g.outputs.append(v)
+        }
+        progress("calibration: build the observing library (\(g.outputs.count - fused.outputs.count) observed tensors)")
+        try Pipeline.lower(&g)
+        assignLayouts(&g, policy: cpu.guaranteesAVX512 ? .auto : .channelsLast)
+        let name = "kiln_calibration"
+        let emitted = try emitModel(g, options: CodegenOptions(name: name, kilnVersion: kilnVersion, winograd: .off))
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-calibration-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        var build = BuildOptions(outputDirectory: directory, name: name, library: .shared, includeDirectory: runtimeIncludeDirectory())
+        build.cpu = cpu
+        let products: BuildProducts
+        do {
+            products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights, options: build, log: log)
+        } catch {
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
+        }
+        guard let so = products.sharedLibrary else { throw KilnError("calibration: the observing library was not built") }
+        library = try CLibrary(path: so, name: name)
+        instance = try library.makeInstance()
+        try instance.setThreads(ProcessInfo.processInfo.activeProcessorCount)
+        let lib = library, instance = instance
+        let outputs = lib.outputs.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.bytes, 1), alignment: 64) }
+        defer { outputs.forEach { $0.deallocate() } }
+
+        /// Runs sample k and calls `body` with each observed value's elements.
+        var cache: [String: Tensor] = [:]
+        func observe(_ k: Int, _ body: (ValueID, UnsafeBufferPointer<Float>) -> Void) throws {
+            let tensors = try samples.sample(k, cache: &cache)
+            let inputBytes = tensors.map { $0.rawBytes() }
+            try withPointers(inputBytes) { ins in
+                try instance.run(inputs: ins, inputBytes: lib.inputs.map(\.bytes), outputs: outputs.map { Optional($0) }, outputBytes: lib.outputs.map(\.bytes))
+            }
+            for v in plan.observed {
+                switch location[v]! {
+                case .input(let i): tensors[i].floats.withUnsafeBufferPointer { body(v, $0) }
+                case .output(let o):
+                    let n = lib.outputs[o].bytes / 4
+                    body(v, UnsafeBufferPointer(start: outputs[o].assumingMemoryBound(to: Float.self), count: n))
+                }
             }
         }
-    }
-    let groups = plan.groups.count
-    var lo = [Float](repeating: .infinity, count: groups), hi = [Float](repeating: -.infinity, count: groups)
-    for k in 0..<samples.count {
-        progress("calibration: ranges, sample \(k + 1) of \(samples.count)")
-        try observe(k) { v, x in
-            let grp = plan.groupOf[v]!
-            var a = lo[grp], b = hi[grp]
-            for e in x where e.isFinite {
-                a = min(a, e)
-                b = max(b, e)
+        let groups = plan.groups.count
+        var lo = [Float](repeating: .infinity, count: groups), hi = [Float](repeating: -.infinity, count: groups)
+        for k in 0..<samples.count {
+            progress("calibration: ranges, sample \(k + 1) of \(samples.count)")
+            try observe(k) { v, x in
+                let grp = plan.groupOf[v]!
+                var a = lo[grp], b = hi[grp]
+                for e in x where e.isFinite {
+                    a = min(a, e)
+                    b = max(b, e)
+                }
+                lo[grp] = a
+                hi[grp] = b
             }
-            lo[grp] = a
-            hi[grp] = b
         }
-    }
-    // Every range holds 0 (exact in u8); a value never finite observes [0, 0].
-    for k in 0..<groups {
-        if lo[k] > hi[k] { lo[k] = 0; hi[k] = 0 }
-        lo[k] = min(lo[k], 0)
-        hi[k] = max(hi[k], 0)
-    }
-    var chosen = zip(lo, hi).map { ($0, $1) }
-    if method == .histogram {
+        // Every range holds 0 (exact in u8); a value never finite observes [0, 0].
+        for k in 0..<groups {
+            if lo[k] > hi[k] { lo[k] = 0; hi[k] = 0 }
+            lo[k] = min(lo[k], 0)
+            hi[k] = max(hi[k], 0)
+        }
+        // Histograms over each group's range, per observed value: a group's sum chooses its range
+        // (histogram method), each value's own gives its SQNR.
         let bins = 2048
-        var histograms = [[Double]](repeating: [Double](repeating: 0, count: bins), count: groups)
+        var histograms: [ValueID: [Double]] = [:]
+        for v in plan.observed { histograms[v] = [Double](repeating: 0, count: bins) }
         for k in 0..<samples.count {
             progress("calibration: histograms, sample \(k + 1) of \(samples.count)")
             try observe(k) { v, x in
                 let grp = plan.groupOf[v]!
                 guard hi[grp] > lo[grp] else { return }
                 let base = lo[grp], scale = Float(bins) / (hi[grp] - lo[grp])
-                histograms[grp].withUnsafeMutableBufferPointer { h in
+                histograms[v]!.withUnsafeMutableBufferPointer { h in
                     for e in x where e.isFinite {
                         let i = Int((e - base) * scale)
                         h[min(max(i, 0), bins - 1)] += 1
@@ -299,11 +343,61 @@ public func calibrate(_ fused: Graph, plan: QuantizationPlan, samples: Calibrati
                 }
             }
         }
-        for k in 0..<groups where hi[k] > lo[k] {
-            chosen[k] = l2OptimalRange(counts: histograms[k], lo: lo[k], hi: hi[k])
+        var chosen = zip(lo, hi).map { ($0, $1) }
+        if method == .histogram {
+            for (k, members) in plan.groups.enumerated() where hi[k] > lo[k] {
+                var sum = [Double](repeating: 0, count: bins)
+                for v in members { for (i, c) in histograms[v]!.enumerated() { sum[i] += c } }
+                chosen[k] = l2OptimalRange(counts: sum, lo: lo[k], hi: hi[k])
+            }
+        }
+        var sqnr: [ValueID: Double] = [:]
+        for v in plan.observed {
+            let k = plan.groupOf[v]!
+            let (noise, signal) = quantizationError(counts: histograms[v]!, lo: lo[k], hi: hi[k], range: chosen[k])
+            sqnr[v] = noise > 0 ? 10 * log10(signal / noise) : .infinity
+        }
+        self.sqnr = sqnr
+        self.chosen = chosen
+        observed = Array(zip(lo, hi))
+        parameters = chosen.map { affineU8Parameters(lo: $0.0, hi: $0.1) }
+        seconds = Date().timeIntervalSince(started)
+    }
+
+    /// The quantized library's graph outputs against the f32 library's on the calibration samples:
+    /// per output, its name, SQNR in dB (all samples' signal over all samples' error) and the
+    /// mean over the samples of the cosine similarity.
+    public func compare(_ quantized: CLibrary, progress: (String) -> Void = { _ in }) throws -> [(output: String, sqnr: Double, cosine: Double)] {
+        let q = try quantized.makeInstance()
+        try q.setThreads(ProcessInfo.processInfo.activeProcessorCount)
+        let fOut = library.outputs.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.bytes, 1), alignment: 64) }
+        let qOut = quantized.outputs.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.bytes, 1), alignment: 64) }
+        defer { (fOut + qOut).forEach { $0.deallocate() } }
+        let outputs = min(graphOutputs, quantized.outputs.count)
+        var signal = [Double](repeating: 0, count: outputs), noise = signal, cosine = signal
+        var cache: [String: Tensor] = [:]
+        for k in 0..<samples.count {
+            progress("int8 against FP32: sample \(k + 1) of \(samples.count)")
+            let bytes = try samples.sample(k, cache: &cache).map { $0.rawBytes() }
+            try withPointers(bytes) { ins in
+                try instance.run(inputs: ins, inputBytes: library.inputs.map(\.bytes), outputs: fOut.map { Optional($0) }, outputBytes: library.outputs.map(\.bytes))
+                try q.run(inputs: ins, inputBytes: quantized.inputs.map(\.bytes), outputs: qOut.map { Optional($0) }, outputBytes: quantized.outputs.map(\.bytes))
+            }
+            for o in 0..<outputs where quantized.outputs[o].type == .f32 && library.outputs[o].bytes == quantized.outputs[o].bytes {
+                let n = quantized.outputs[o].bytes / 4
+                let f = fOut[o].assumingMemoryBound(to: Float.self), y = qOut[o].assumingMemoryBound(to: Float.self)
+                var ff = 0.0, yy = 0.0, fy = 0.0, e = 0.0
+                for i in 0..<n {
+                    let a = Double(f[i]), b = Double(y[i])
+                    ff += a * a; yy += b * b; fy += a * b; e += (a - b) * (a - b)
+                }
+                signal[o] += ff
+                noise[o] += e
+                cosine[o] += ff > 0 && yy > 0 ? fy / (ff * yy).squareRoot() : (ff == yy ? 1 : 0)
+            }
+        }
+        return (0..<outputs).filter { quantized.outputs[$0].type == .f32 }.map { o in
+            (quantized.outputs[o].name, noise[o] > 0 ? 10 * log10(signal[o] / noise[o]) : .infinity, cosine[o] / Double(samples.count))
         }
     }
-    let parameters = chosen.map { affineU8Parameters(lo: $0.0, hi: $0.1) }
-    return CalibrationResult(parameters: parameters, observed: Array(zip(lo, hi)), chosen: chosen,
-                             samples: samples.count, seconds: Date().timeIntervalSince(started))
 }

@@ -61,6 +61,9 @@ public struct CompileReport: Sendable {
     /// The report written as NAME.report.md and NAME.report.json.
     public var report: ModelReport
     public var reportFiles: [String]
+    /// With --quantize: the calibration's samples and seconds, and each output's SQNR and cosine
+    /// against FP32 on the samples (what `kiln compile` prints).
+    public var quantizationLines: [String] = []
 }
 
 /// The default library name for a model file: its base name as a C identifier, lower case.
@@ -105,14 +108,18 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
         case .random(let n): samples = try CalibrationSamples.random(count: n, graph: graph)
         }
     }
+    var calibration: Calibration?
+    var sqnr: [String: Double?] = [:]
     let keptFloat = try Pipeline.optimize(&graph, layout: layout, kilnConvKernels: o.directConv != .off, quantize: { g in
         guard let q = o.quantize, let samples else { return }
         progress("quantize: plan by the X86 recipe")
         let plan = planQuantization(g)
-        let r = try calibrate(g, plan: plan, samples: samples, method: q.method, cpu: o.cpu, kilnVersion: o.kilnVersion, progress: progress, log: log)
+        let c = try Calibration(g, plan: plan, samples: samples, method: q.method, cpu: o.cpu, kilnVersion: o.kilnVersion, progress: progress, log: log)
         progress("quantize: insert quantization")
-        insertQuantization(&g, plan, parameters: r.parameters)
-        quantizationNotes.append("calibration: \(samples.description), \(q.method.rawValue) ranges, \(plan.groups.count) quantized tensors, \(String(format: "%.1f", r.seconds)) s")
+        insertQuantization(&g, plan, parameters: c.parameters)
+        for v in plan.observed { sqnr[g.values[v].name] = c.sqnr[v].flatMap { $0.isFinite ? $0 : nil } }
+        calibration = c
+        quantizationNotes.append("calibration: \(samples.description), \(q.method.rawValue) ranges, \(plan.groups.count) sets of parameters for \(plan.observed.count) quantized tensors")
         quantizationNotes += plan.decisions.filter { $0.hasSuffix(")") }
     }, progress: progress)
     progress("generate C++")
@@ -123,9 +130,25 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
     build.cpu = o.cpu
     let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
                                     options: build, log: log)
+    var quantizationLines: [String] = []
+    if let c = calibration {
+        quantizationLines.append(String(format: "calibration: %d samples, %.1f s", c.samples.count, c.seconds))
+        if let so = products.sharedLibrary {
+            progress("int8 against FP32 on the calibration samples")
+            let lib = try CLibrary(path: so, name: o.name)
+            let lines = try c.compare(lib, progress: progress).map { r in
+                String(format: "int8 against FP32 on the %d calibration samples: output '%@' SQNR %@, cosine %.6f", c.samples.count, r.output,
+                       r.sqnr.isFinite ? String(format: "%.1f dB", r.sqnr) : "infinite (identical)", r.cosine)
+            }
+            quantizationNotes.insert(contentsOf: lines, at: 1)
+            quantizationLines += lines
+        } else {
+            quantizationNotes.insert("int8 against FP32: not measured (no shared library built; --library shared or both measures it)", at: 1)
+        }
+    }
     let report = ModelReport(graph: graph, name: o.name, model: o.modelPath, kilnVersion: o.kilnVersion, arenaBytes: emitted.arenaBytes,
                              weightsBytes: emitted.weights.count, notes: quantizationNotes + keptFloat.filter { k in !quantizationNotes.contains { $0.hasPrefix(k.prefix { $0 != ":" }) } } + emitted.fallbacks.map { "not through oneDNN: \($0)" },
-                             int8Policy: o.int8)
+                             int8Policy: o.int8, sqnr: sqnr)
     let dir = URL(fileURLWithPath: o.outputDirectory).standardizedFileURL.path as NSString
     let files = [dir.appendingPathComponent("\(o.name).report.md"), dir.appendingPathComponent("\(o.name).report.json")]
     do {
@@ -136,5 +159,5 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
     }
     return CompileReport(products: products, arenaBytes: emitted.arenaBytes, weightsBytes: emitted.weights.count,
                          oneDNNNodes: emitted.oneDNNNodes, loopNodes: emitted.loopNodes, fallbacks: emitted.fallbacks,
-                         report: report, reportFiles: files)
+                         report: report, reportFiles: files, quantizationLines: quantizationLines)
 }

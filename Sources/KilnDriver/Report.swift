@@ -23,6 +23,9 @@ public struct ModelReport: Codable, Sendable, Equatable {
         public var type: String
         public var scales: [Float]
         public var zeroPoints: [Int32]
+        /// With --quantize: 10·log10(signal / error) of its own quantization on the calibration
+        /// samples, in dB (rounding inside its range, clipping outside); nil when not measured or exact.
+        public var sqnrDB: Double?
     }
 
     public var name: String
@@ -50,7 +53,7 @@ public struct ModelReport: Codable, Sendable, Equatable {
     }
 
     public init(graph g: Graph, name: String, model: String, kilnVersion: String, arenaBytes: Int, weightsBytes: Int, notes: [String],
-                int8Policy: Int8Policy = .exact) {
+                int8Policy: Int8Policy = .exact, sqnr: [String: Double?] = [:]) {
         self.name = name
         self.model = model
         self.kilnVersion = kilnVersion
@@ -124,7 +127,7 @@ public struct ModelReport: Codable, Sendable, Equatable {
             var base = g.values[v].name
             for suffix in ["_nhwc", "_plain", "_blocked", "_quantized"] where base.hasSuffix(suffix) { base.removeLast(suffix.count) }
             guard seen.insert(base).inserted else { return nil }
-            return QuantizedTensor(tensor: base, type: q.type.description, scales: q.scales, zeroPoints: q.zeroPoints)
+            return QuantizedTensor(tensor: base, type: q.type.description, scales: q.scales, zeroPoints: q.zeroPoints, sqnrDB: sqnr[base] ?? nil)
         }
     }
 
@@ -146,11 +149,15 @@ public struct ModelReport: Codable, Sendable, Equatable {
             s += "| \(i) | \(n.name) | \(n.onnx) | \(n.op) | \(n.output) | \(n.precision ?? "") |\n"
         }
         if !quantizedTensors.isEmpty {
-            s += "\n## Quantized tensors\n\n| tensor | type | scale | zero point |\n|---|---|---|---|\n"
+            let measured = quantizedTensors.contains { $0.sqnrDB != nil }
+            s += "\n## Quantized tensors\n\n| tensor | type | scale | zero point |" + (measured ? " SQNR (dB) |" : "") + "\n|---|---|---|---|" + (measured ? "---|" : "") + "\n"
             for t in quantizedTensors {
                 let scale = t.scales.count == 1 ? "\(t.scales[0])" : "\(t.scales.count) per channel, \(t.scales.min()!) to \(t.scales.max()!)"
                 let zero = Set(t.zeroPoints).count == 1 ? "\(t.zeroPoints[0])" : "\(t.zeroPoints.count) per channel"
-                s += "| \(t.tensor) | \(t.type) | \(scale) | \(zero) |\n"
+                s += "| \(t.tensor) | \(t.type) | \(scale) | \(zero) |" + (measured ? " \(t.sqnrDB.map { String(format: "%.1f", $0) } ?? "") |" : "") + "\n"
+            }
+            if measured {
+                s += "\nSQNR: each tensor's own quantization (rounding inside its range, clipping outside) on the calibration samples.\n"
             }
         }
         return s

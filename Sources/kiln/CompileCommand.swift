@@ -124,6 +124,7 @@ struct Compile: ParsableCommand {
         print("compiled \(options.model) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(r.oneDNNNodes) oneDNN primitives, \(r.loopNodes) generated kernels")
         print("arena: \(formatCount(r.arenaBytes)) bytes per instance; weights: \(formatCount(r.weightsBytes)) bytes")
         if r.report.isQuantized { print(r.report.summary) }
+        for line in r.quantizationLines { print(line) }
         if verbose { for f in r.report.notes { print(f) } }
         for p in ([r.products.header, r.products.staticLibrary, r.products.sharedLibrary] + r.products.pkgConfig.map { $0 } + [r.products.cmakeConfig, r.products.source] + r.reportFiles).compactMap({ $0 }) {
             print("wrote \(p)")

@@ -107,6 +107,17 @@ import KilnReference
         #expect(oneDNNInt8Lowering([.relu], output: .perTensor(.s8, scale: 0.01, zeroPoint: -128), addend: nil)?.postOps == [])
     }
 
+    /// The error model behind the ranges and the SQNR: rounding inside, distance outside.
+    @Test func quantizationErrorModel() {
+        // 100 values at 1.0 (bin 2 of 4 over [0, 2): centre 1.25) and 10 at 1.75.
+        let counts: [Double] = [0, 0, 100, 10]
+        let inside = quantizationError(counts: counts, lo: 0, hi: 2, range: (0, 2.55))
+        #expect(abs(inside.noise / (110 * 0.01 * 0.01 / 12) - 1) < 1e-6 && abs(inside.signal - (100 * 1.5625 + 10 * 3.0625)) < 1e-9, "\(inside)")
+        // Clipped at 1.5: the 10 values at 1.75 err by 0.25 each.
+        let clipped = quantizationError(counts: counts, lo: 0, hi: 2, range: (0, 1.5))
+        #expect(abs(clipped.noise / (100 * (1.5 / 255) * (1.5 / 255) / 12 + 10 * 0.0625) - 1) < 1e-6, "\(clipped)")
+    }
+
     @Test func symmetricWeightsPerChannel() {
         let w = Tensor(.f32, shape: [2, 3], floats: [0.5, -1.27, 0.01, 0, 0, 0])
         let (q, p) = quantizeWeightsSymmetric(w, axis: 0)
@@ -151,6 +162,13 @@ import KilnReference
         let r = try compileModel(o)
         #expect(r.report.summary.hasPrefix("int8: 5 of 5 convs and matrix products"), "\(r.report.summary)")
         #expect(r.report.notes.first?.hasPrefix("calibration: 128 samples from ") == true, "\(r.report.notes)")
+        // The int8 library against the f32 one on the samples, and each tensor's own SQNR.
+        let measured = try #require(r.quantizationLines.first { $0.hasPrefix("int8 against FP32 on the 128 calibration samples: output 'logits' SQNR ") }, "\(r.quantizationLines)")
+        let figures = measured.split(separator: " ").compactMap { Double($0.trimmingCharacters(in: CharacterSet(charactersIn: ","))) }
+        #expect(figures.count == 3 && figures[1] > 20 && figures[2] > 0.99 && figures[2] <= 1, "\(measured)")
+        #expect(r.report.notes.contains(measured))
+        let tensors = r.report.quantizedTensors
+        #expect(tensors.count == 8 && tensors.allSatisfy { ($0.sqnrDB ?? 0) > 15 }, "\(tensors.map { ($0.tensor, $0.sqnrDB) })")
         let images = try NPY.read(path: (Self.samplesDir as NSString).appendingPathComponent("digits_test_images.npy"))
         let labels = try NPY.read(path: (Self.samplesDir as NSString).appendingPathComponent("digits_test_labels.npy"))
         let instance = try CLibrary(path: r.products.sharedLibrary!, name: "digits_int8").makeInstance()
