@@ -147,6 +147,8 @@ def main():
         calibration = os.path.join(a.dir, f"calibration-{m}")
         if a.self:
             os.makedirs(calibration, exist_ok=True)
+            for f in os.listdir(calibration):
+                os.remove(os.path.join(calibration, f))
             for k, s in enumerate(samples):
                 np.save(os.path.join(calibration, f"input_{k}.npy"), s)
         for variant in ["exact"] + (["fast"] if a.fast else []) + (["self"] if a.self else []):

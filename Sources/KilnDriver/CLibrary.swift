@@ -154,11 +154,11 @@ public final class CLibrary {
             }
             guard lib.outputs.allSatisfy({ ($0.shape.first ?? 0) > 0 }) else { return try run(tensors) }
             var parts: [String: [[UInt8]]] = [:]
+            let inputBytes = lib.inputs.map { tensors[$0.name]!.rawBytes() }
             for i in 0..<k {
                 var chunk: [String: Tensor] = [:]
-                for spec in lib.inputs {
-                    let t = tensors[spec.name]!
-                    let bytes = t.rawBytes(), n = spec.bytes
+                for (j, spec) in lib.inputs.enumerated() {
+                    let bytes = inputBytes[j], n = spec.bytes
                     chunk[spec.name] = bytes[(i * n)..<((i + 1) * n)].withUnsafeBytes { Tensor(spec.type, shape: spec.shape, rawBytes: $0) }
                 }
                 for (name, t) in try run(chunk) { parts[name, default: []].append(t.rawBytes()) }

@@ -39,12 +39,13 @@ public struct CalibrationSamples: Sendable {
         case .files(let files):
             return try inputs.indices.map { i in
                 let (path, index) = files[i][k]
-                if cache[path] == nil {
-                    // Keep only the file being read: samples stream from disk.
-                    cache.removeAll()
-                    cache[path] = try NPY.read(path: path)
+                // Keep one file per input, the one being read: samples stream from disk.
+                let key = "\(i)\u{0}\(path)"
+                if cache[key] == nil {
+                    cache = cache.filter { !$0.key.hasPrefix("\(i)\u{0}") }
+                    cache[key] = try NPY.read(path: path)
                 }
-                let t = cache[path]!
+                let t = cache[key]!
                 let shape = inputs[i].type.shape ?? []
                 guard let index else { return t.reshaped(shape) }
                 let n = shapeProduct(shape)
@@ -73,6 +74,9 @@ public struct CalibrationSamples: Sendable {
         var isDirectory: ObjCBool = false
         guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else { throw KilnError("--calibration \(path): no such file or directory") }
         let inputs = g.inputs.map { (name: g.values[$0].name, type: g.values[$0].type) }
+        for input in inputs where input.type.elementType != .f32 {
+            throw KilnError("--calibration: input '\(input.name)' is \(input.type.elementType); calibration takes f32 inputs only")
+        }
         var files: [[String]] = Array(repeating: [], count: inputs.count)
         if !isDirectory.boolValue {
             guard inputs.count == 1 else {
@@ -124,9 +128,6 @@ public struct CalibrationSamples: Sendable {
                 guard t.elementType == input.type.elementType else {
                     throw KilnError("--calibration: \(f) holds \(t.elementType) values; input '\(input.name)' is \(input.type.elementType)")
                 }
-                guard input.type.elementType == .f32 else {
-                    throw KilnError("--calibration: input '\(input.name)' is \(input.type.elementType); calibration takes f32 inputs")
-                }
                 if t.count == n, t.shape == shape || t.shape == Array(shape.dropFirst()) {
                     sources[i].append((f, nil))
                 } else if let b = shape.first, b > 0, t.rank == shape.count, Array(t.shape.dropFirst()) == Array(shape.dropFirst()),
@@ -177,15 +178,16 @@ public func l2OptimalRange(counts: [Double], lo: Float, hi: Float) -> (Float, Fl
         s2[i + 1] = s2[i] + counts[i] * x * x
     }
     func edge(_ i: Int) -> Double { Double(lo) + Double(i) * width }
-    // The bin edge at or below 0 and at or above 0.
+    // The last bin edge at or below 0, and the first at or above it.
     let zeroBin = min(max(Int((-Double(lo) / width).rounded(.down)), 0), n)
+    let zeroEdge = min(max(Int((-Double(lo) / width).rounded(.up)), 0), n)
     var best = (error: Double.infinity, a: 0, b: n)
     for ia in 0...zeroBin {
         let a = edge(ia)
         // Left clipping error: sum over bins below a of c·(a − x)².
         let left = a * a * s0[ia] - 2 * a * s1[ia] + s2[ia]
         if left >= best.error { continue }
-        for ib in stride(from: n, through: max(zeroBin, ia + 1), by: -1) {
+        for ib in stride(from: n, through: max(zeroEdge, ia + 1), by: -1) {
             let b = edge(ib)
             let right = (s2[n] - s2[ib]) - 2 * b * (s1[n] - s1[ib]) + b * b * (s0[n] - s0[ib])
             let step = (b - a) / 255
@@ -222,24 +224,25 @@ public func quantizationError(counts: [Double], lo: Float, hi: Float, range: (Fl
 /// against (`compare`).
 public final class Calibration {
     /// Per group of the plan.
-    public let parameters: [Quantization]
+    public private(set) var parameters: [Quantization] = []
     /// Per group: the observed minimum and maximum (widened to hold 0), and the chosen range.
-    public let observed: [(Float, Float)]
-    public let chosen: [(Float, Float)]
+    public private(set) var observed: [(Float, Float)] = []
+    public private(set) var chosen: [(Float, Float)] = []
     /// Per observed value: 10·log10(signal / quantization error) of its own quantization (the
     /// rounding inside the range and the clipping outside it) on the samples, in dB; infinite for
     /// a tensor quantized without error (all zeros).
-    public let sqnr: [ValueID: Double]
+    public private(set) var sqnr: [ValueID: Double] = [:]
     public let samples: CalibrationSamples
     public let method: CalibrationMethod
     /// Seconds spent building the f32 library and running the samples.
-    public let seconds: Double
+    public private(set) var seconds: Double = 0
     let library: CLibrary
     let instance: CLibrary.Instance
     let directory: String
     /// How many of the library's outputs are the graph's own.
     let graphOutputs: Int
 
+    // Runs too when the initializer throws once the library is loaded (every property is set by then).
     deinit { try? FileManager.default.removeItem(atPath: directory) }
 
     /// Runs `samples` through an f32 build of `fused` (the graph after the f32 fusions) and chooses
@@ -269,19 +272,25 @@ public final class Calibration {
         let name = "kiln_calibration"
         let emitted = try emitModel(g, options: CodegenOptions(name: name, kilnVersion: kilnVersion, winograd: .off))
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-calibration-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        // Built for the machine that compiles (which runs it), whatever the target.
         var build = BuildOptions(outputDirectory: directory, name: name, library: .shared, includeDirectory: runtimeIncludeDirectory())
-        build.cpu = cpu
-        let products: BuildProducts
-        do {
-            products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights, options: build, log: log)
-        } catch {
-            try? FileManager.default.removeItem(atPath: directory)
-            throw error
+        build.cpu = .native
+        let dir = directory
+        func cleaningUp<T>(_ body: () throws -> T) throws -> T {
+            do { return try body() } catch {
+                try? FileManager.default.removeItem(atPath: dir)
+                throw error
+            }
         }
-        guard let so = products.sharedLibrary else { throw KilnError("calibration: the observing library was not built") }
-        library = try CLibrary(path: so, name: name)
-        instance = try library.makeInstance()
-        try instance.setThreads(ProcessInfo.processInfo.activeProcessorCount)
+        let products = try cleaningUp { try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights, options: build, log: log) }
+        guard let so = products.sharedLibrary else { try? FileManager.default.removeItem(atPath: dir); throw KilnError("calibration: the observing library was not built") }
+        let loaded = try cleaningUp { try CLibrary(path: so, name: name) }
+        library = loaded
+        instance = try cleaningUp { () throws -> CLibrary.Instance in
+            let i = try loaded.makeInstance()
+            try i.setThreads(ProcessInfo.processInfo.activeProcessorCount)
+            return i
+        }
         let lib = library, instance = instance
         let outputs = lib.outputs.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.bytes, 1), alignment: 64) }
         defer { outputs.forEach { $0.deallocate() } }
@@ -334,10 +343,11 @@ public final class Calibration {
             try observe(k) { v, x in
                 let grp = plan.groupOf[v]!
                 guard hi[grp] > lo[grp] else { return }
-                let base = lo[grp], scale = Float(bins) / (hi[grp] - lo[grp])
+                let base = Double(lo[grp]), scale = Double(bins) / (Double(hi[grp]) - Double(lo[grp]))
+                guard scale.isFinite else { return }
                 histograms[v]!.withUnsafeMutableBufferPointer { h in
                     for e in x where e.isFinite {
-                        let i = Int((e - base) * scale)
+                        let i = Int((Double(e) - base) * scale)
                         h[min(max(i, 0), bins - 1)] += 1
                     }
                 }
@@ -359,7 +369,7 @@ public final class Calibration {
         }
         self.sqnr = sqnr
         self.chosen = chosen
-        observed = Array(zip(lo, hi))
+        self.observed = Array(zip(lo, hi))
         parameters = chosen.map { affineU8Parameters(lo: $0.0, hi: $0.1) }
         seconds = Date().timeIntervalSince(started)
     }

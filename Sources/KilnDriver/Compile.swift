@@ -114,6 +114,11 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
         guard let q = o.quantize, let samples else { return }
         progress("quantize: plan by the X86 recipe")
         let plan = planQuantization(g)
+        guard !plan.groups.isEmpty else {
+            quantizationNotes.append("--quantize int8: nothing to quantize by the X86 recipe (no conv, matrix product, add or pooling on f32 activations); the library is FP32")
+            quantizationNotes += plan.decisions.filter { $0.hasSuffix(")") }
+            return
+        }
         let c = try Calibration(g, plan: plan, samples: samples, method: q.method, cpu: o.cpu, kilnVersion: o.kilnVersion, progress: progress, log: log)
         progress("quantize: insert quantization")
         insertQuantization(&g, plan, parameters: c.parameters)
@@ -135,19 +140,26 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
         quantizationLines.append(String(format: "calibration: %d samples, %.1f s", c.samples.count, c.seconds))
         if let so = products.sharedLibrary {
             progress("int8 against FP32 on the calibration samples")
-            let lib = try CLibrary(path: so, name: o.name)
-            let lines = try c.compare(lib, progress: progress).map { r in
-                String(format: "int8 against FP32 on the %d calibration samples: output '%@' SQNR %@, cosine %.6f", c.samples.count, r.output,
-                       r.sqnr.isFinite ? String(format: "%.1f dB", r.sqnr) : "infinite (identical)", r.cosine)
+            do {
+                let lib = try CLibrary(path: so, name: o.name)
+                let lines = try c.compare(lib, progress: progress).map { r in
+                    String(format: "int8 against FP32 on the %d calibration samples: output '%@' SQNR %@, cosine %.6f", c.samples.count, r.output,
+                           r.sqnr.isFinite ? String(format: "%.1f dB", r.sqnr) : r.sqnr > 0 ? "infinite (identical)" : "-infinite (the FP32 output is all zeros)", r.cosine)
+                }
+                quantizationNotes.insert(contentsOf: lines, at: 1)
+                quantizationLines += lines
+            } catch {
+                // A library for a CPU this machine lacks (--cpu x86-64-v4 here) cannot run here.
+                let line = "int8 against FP32: not measured (\(error))"
+                quantizationNotes.insert(line, at: 1)
+                quantizationLines.append(line)
             }
-            quantizationNotes.insert(contentsOf: lines, at: 1)
-            quantizationLines += lines
         } else {
             quantizationNotes.insert("int8 against FP32: not measured (no shared library built; --library shared or both measures it)", at: 1)
         }
     }
     let report = ModelReport(graph: graph, name: o.name, model: o.modelPath, kilnVersion: o.kilnVersion, arenaBytes: emitted.arenaBytes,
-                             weightsBytes: emitted.weights.count, notes: quantizationNotes + keptFloat.filter { k in !quantizationNotes.contains { $0.hasPrefix(k.prefix { $0 != ":" }) } } + emitted.fallbacks.map { "not through oneDNN: \($0)" },
+                             weightsBytes: emitted.weights.count, notes: quantizationNotes + keptFloat.filter { k in !quantizationNotes.contains { $0.hasPrefix((k.components(separatedBy: ": FP32").first ?? k) + ": FP32") } } + emitted.fallbacks.map { "not through oneDNN: \($0)" },
                              int8Policy: o.int8, sqnr: sqnr)
     let dir = URL(fileURLWithPath: o.outputDirectory).standardizedFileURL.path as NSString
     let files = [dir.appendingPathComponent("\(o.name).report.md"), dir.appendingPathComponent("\(o.name).report.json")]

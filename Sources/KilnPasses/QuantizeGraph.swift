@@ -117,6 +117,7 @@ private func recipe(_ n: Node, _ g: Graph, _ isActivation: (ValueID?) -> Bool) -
     case .conv(let a):
         guard isActivation(n.inputs[0]), (3...5).contains(rank(0)) else { return .float("its input is not an f32 activation") }
         guard let w = constant(1), w.elementType == .f32, w.rank >= 3 else { return .float("its weights are not constant") }
+        guard w.floats.allSatisfy(\.isFinite) else { return .float("its weights are not all finite") }
         if n.inputs.count > 2, n.inputs[2] != nil, constant(2) == nil { return .float("its bias is not constant") }
         // Feasible with an f32 result at least (a quantized one can fall back to f32, as the lowering does).
         guard a.postOps.filter({ $0 == .sum }).count <= 1,
@@ -132,6 +133,7 @@ private func recipe(_ n: Node, _ g: Graph, _ isActivation: (ValueID?) -> Bool) -
         guard isActivation(n.inputs[0]), rank(0) == 2 else { return .float("its input is not a 2-D f32 activation") }
         guard a.alpha == 1, !a.transA else { return .float("Gemm with alpha other than 1 or a transposed A") }
         guard let w = constant(1), w.elementType == .f32, w.rank == 2 else { return .float("its weights are not constant") }
+        guard w.floats.allSatisfy(\.isFinite) else { return .float("its weights are not all finite") }
         if n.inputs.count > 2, n.inputs[2] != nil {
             let columns = a.transB ? w.shape[0] : w.shape[1]
             guard a.beta == 1, let c = constant(2), c.elementType == .f32, c.shape == [columns] || c.shape == [1, columns] else {
@@ -145,6 +147,7 @@ private func recipe(_ n: Node, _ g: Graph, _ isActivation: (ValueID?) -> Bool) -
     case .matMul(let a):
         guard isActivation(n.inputs[0]), rank(0) >= 2 else { return .float("its input is not an f32 activation") }
         guard let w = constant(1), w.elementType == .f32, w.rank == 2 else { return .float("its weights are not a constant matrix") }
+        guard w.floats.allSatisfy(\.isFinite) else { return .float("its weights are not all finite") }
         if n.inputs.count > 2, n.inputs[2] != nil {
             guard let c = constant(2), c.elementType == .f32, c.shape == [w.shape[1]] || c.shape == [1, w.shape[1]] else {
                 return .float("its bias is not a constant over the columns")

@@ -58,8 +58,8 @@ struct Compile: ParsableCommand {
     @Option(help: "Calibration samples for --quantize: a directory of <input name>_<k>.npy files (k = 0, 1, ...; the input name as the model spells it or with characters other than letters, digits, '.', '-' and '_' written '_'), or one .npy file for a model with one input. A file holds one sample, or a batch along its first axis (N samples for an input of batch 1, N / B for batch B).")
     var calibration: String?
 
-    @Option(name: .customLong("calibration-method"), help: "How each quantized tensor's range is chosen from the samples: histogram (the range minimising the squared quantization error over a 2048-bin histogram) or minmax (the observed minimum and maximum).")
-    var calibrationMethod: String = CalibrationMethod.histogram.rawValue
+    @Option(name: .customLong("calibration-method"), help: "How each quantized tensor's range is chosen from the samples: histogram (the range minimising the squared quantization error over a 2048-bin histogram) or minmax (the observed minimum and maximum). Default: histogram.")
+    var calibrationMethod: String?
 
     @Option(name: .customLong("calibration-random"), help: "Calibrate on N seeded random samples instead of --calibration: for smoke tests only, the scales mean nothing.")
     var calibrationRandom: Int?
@@ -89,7 +89,7 @@ struct Compile: ParsableCommand {
         var quantizeOptions: QuantizeOptions?
         if let quantize {
             guard quantize == "int8" else { throw ValidationError("--quantize must be int8") }
-            guard let method = CalibrationMethod(rawValue: calibrationMethod) else {
+            guard let method = CalibrationMethod(rawValue: calibrationMethod ?? CalibrationMethod.histogram.rawValue) else {
                 throw ValidationError("--calibration-method must be one of: \(CalibrationMethod.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             switch (calibration, calibrationRandom) {
@@ -100,8 +100,8 @@ struct Compile: ParsableCommand {
             case (nil, nil): throw ValidationError("--quantize int8 needs calibration samples: --calibration DIR (a directory of <input name>_<k>.npy files, or one .npy file)")
             case (_?, _?): throw ValidationError("give --calibration or --calibration-random, not both")
             }
-        } else if calibration != nil || calibrationRandom != nil {
-            throw ValidationError("--calibration and --calibration-random go with --quantize int8")
+        } else if calibration != nil || calibrationRandom != nil || calibrationMethod != nil {
+            throw ValidationError("--calibration, --calibration-random and --calibration-method go with --quantize int8")
         }
         let progress = Progress(verbose: verbose)
         var o = CompileOptions(modelPath: options.model, outputDirectory: outputDir,

@@ -109,7 +109,7 @@ import KilnReference
 
     /// The error model behind the ranges and the SQNR: rounding inside, distance outside.
     @Test func quantizationErrorModel() {
-        // 100 values at 1.0 (bin 2 of 4 over [0, 2): centre 1.25) and 10 at 1.75.
+        // 100 values in bin 2 of 4 over [0, 2) (centre 1.25), 10 in bin 3 (centre 1.75).
         let counts: [Double] = [0, 0, 100, 10]
         let inside = quantizationError(counts: counts, lo: 0, hi: 2, range: (0, 2.55))
         #expect(abs(inside.noise / (110 * 0.01 * 0.01 / 12) - 1) < 1e-6 && abs(inside.signal - (100 * 1.5625 + 10 * 3.0625)) < 1e-9, "\(inside)")
@@ -143,6 +143,9 @@ import KilnReference
         let uniform = [Double](repeating: 10, count: 2048)
         let (u0, u1) = l2OptimalRange(counts: uniform, lo: -1, hi: 3)
         #expect(u0 >= -1 && u0 < -0.98 && u1 <= 3 && u1 > 2.98, "\(u0) \(u1)")
+        // Every candidate holds 0, also where 0 falls inside a bin: all values near -1 still give b ≥ 0.
+        let (n0, n1) = l2OptimalRange(counts: [100, 0, 0, 0], lo: -1.5, hi: 2.5)
+        #expect(n0 <= 0 && n1 >= 0, "\(n0) \(n1)")
     }
 
     static let samplesDir: String = {
@@ -222,6 +225,8 @@ import KilnReference
         #expect(none.status != 0 && none.err.contains("--quantize int8 needs calibration samples"), "\(none.err)")
         let stray = try cli.kiln(["compile", model, "--input-shape", "image=1x1x8x8", "-o", temporaryDirectory(), "--calibration", good])
         #expect(stray.status != 0 && stray.err.contains("go with --quantize int8"), "\(stray.err)")
+        let method = try cli.kiln(["compile", model, "--input-shape", "image=1x1x8x8", "-o", temporaryDirectory(), "--calibration-method", "minmax"])
+        #expect(method.status != 0 && method.err.contains("go with --quantize int8"), "\(method.err)")
         let qdq = try cli.kiln(["compile", (Self.samplesDir as NSString).appendingPathComponent("digits.pt2e.onnx"), "--input-shape", "image=1x1x8x8",
                                 "-o", temporaryDirectory(), "--quantize", "int8", "--calibration", good])
         #expect(qdq.status != 0 && qdq.err.contains("is already quantized"), "\(qdq.err)")
