@@ -222,14 +222,13 @@ public func quantizationError(counts: [Double], lo: Float, hi: Float, range: (Fl
 /// The calibration of a graph: its samples run through an f32 build of the graph whose outputs
 /// also hold every value the plan observes, each group's u8 parameters chosen from what they
 /// showed, and each observed tensor's quantization SQNR on them. Keeps the f32 library (in a
-/// temporary directory, removed with the object) to measure the quantized library's outputs
-/// against (`compare`).
+/// temporary directory, removed with the object) to measure quantized libraries' outputs
+/// against (`compare`), and what each value showed, so that a plan keeping some layers FP32
+/// (whose groups are subsets of the observed plan's) gets its parameters without running the
+/// samples again (`parameters(for:)`).
 public final class Calibration {
     /// Per group of the plan.
     public private(set) var parameters: [Quantization] = []
-    /// Per group: the observed minimum and maximum (widened to hold 0), and the chosen range.
-    public private(set) var observed: [(Float, Float)] = []
-    public private(set) var chosen: [(Float, Float)] = []
     /// Per observed value: 10·log10(signal / quantization error) of its own quantization (the
     /// rounding inside the range and the clipping outside it) on the samples, in dB; infinite for
     /// a tensor quantized without error (all zeros).
@@ -241,8 +240,16 @@ public final class Calibration {
     let library: CLibrary
     let instance: CLibrary.Instance
     let directory: String
+    let cpu: TargetCPU
+    let kilnVersion: String
     /// How many of the library's outputs are the graph's own.
     let graphOutputs: Int
+    /// Per observed value: its minimum and maximum (holding 0), the range its histogram spans
+    /// (its group's in the observed plan), and the histogram.
+    var valueRange: [ValueID: (Float, Float)] = [:]
+    var binRange: [ValueID: (Float, Float)] = [:]
+    var histograms: [ValueID: [Double]] = [:]
+    var libraries = 0
 
     // Runs too when the initializer throws once the library is loaded (every property is set by then).
     deinit { try? FileManager.default.removeItem(atPath: directory) }
@@ -257,6 +264,8 @@ public final class Calibration {
         guard samples.count > 0 else { throw KilnError("calibration: no samples") }
         self.samples = samples
         self.method = method
+        self.cpu = cpu
+        self.kilnVersion = kilnVersion
         graphOutputs = fused.outputs.count
         var g = fused
         // Each observed value: a graph input (read from the sample) or an output of the observing library.
@@ -269,31 +278,18 @@ public final class Calibration {
             g.outputs.append(v)
         }
         progress("calibration: build the observing library (\(g.outputs.count - fused.outputs.count) observed tensors)")
-        try Pipeline.lower(&g)
-        assignLayouts(&g, policy: cpu.guaranteesAVX512 ? .auto : .channelsLast)
-        let name = "kiln_calibration"
-        let emitted = try emitModel(g, options: CodegenOptions(name: name, kilnVersion: kilnVersion, winograd: .off))
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-calibration-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
-        // Built for the machine that compiles (which runs it), whatever the target.
-        var build = BuildOptions(outputDirectory: directory, name: name, library: .shared, includeDirectory: runtimeIncludeDirectory())
-        build.cpu = .native
-        let dir = directory
-        func cleaningUp<T>(_ body: () throws -> T) throws -> T {
-            do { return try body() } catch {
-                try? FileManager.default.removeItem(atPath: dir)
-                throw error
-            }
-        }
-        let products = try cleaningUp { try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights, options: build, log: log) }
-        guard let so = products.sharedLibrary else { try? FileManager.default.removeItem(atPath: dir); throw KilnError("calibration: the observing library was not built") }
-        let loaded = try cleaningUp { try CLibrary(path: so, name: name) }
-        library = loaded
-        instance = try cleaningUp { () throws -> CLibrary.Instance in
-            let i = try loaded.makeInstance()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-calibration-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        directory = dir
+        do {
+            library = try Self.build(g, name: "kiln_calibration", directory: dir, cpu: cpu, kilnVersion: kilnVersion, log: log)
+            let i = try library.makeInstance()
             try i.setThreads(ProcessInfo.processInfo.activeProcessorCount)
-            return i
+            instance = i
+        } catch {
+            try? FileManager.default.removeItem(atPath: dir)
+            throw error
         }
-        let lib = library, instance = instance
+        let lib = library
         let outputs = lib.outputs.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.bytes, 1), alignment: 64) }
         defer { outputs.forEach { $0.deallocate() } }
 
@@ -301,10 +297,7 @@ public final class Calibration {
         var cache: [String: Tensor] = [:]
         func observe(_ k: Int, _ body: (ValueID, UnsafeBufferPointer<Float>) -> Void) throws {
             let tensors = try samples.sample(k, cache: &cache)
-            let inputBytes = tensors.map { $0.rawBytes() }
-            try withPointers(inputBytes) { ins in
-                try instance.run(inputs: ins, inputBytes: lib.inputs.map(\.bytes), outputs: outputs.map { Optional($0) }, outputBytes: lib.outputs.map(\.bytes))
-            }
+            try run(instance, of: lib, tensors, outputs)
             for v in plan.observed {
                 switch location[v]! {
                 case .input(let i): tensors[i].floats.withUnsafeBufferPointer { body(v, $0) }
@@ -314,38 +307,39 @@ public final class Calibration {
                 }
             }
         }
-        let groups = plan.groups.count
-        var lo = [Float](repeating: .infinity, count: groups), hi = [Float](repeating: -.infinity, count: groups)
+        var lo: [ValueID: Float] = [:], hi: [ValueID: Float] = [:]
+        for v in plan.observed { lo[v] = .infinity; hi[v] = -.infinity }
         for k in 0..<samples.count {
             progress("calibration: ranges, sample \(k + 1) of \(samples.count)")
             try observe(k) { v, x in
-                let grp = plan.groupOf[v]!
-                var a = lo[grp], b = hi[grp]
+                var a = lo[v]!, b = hi[v]!
                 for e in x where e.isFinite {
                     a = min(a, e)
                     b = max(b, e)
                 }
-                lo[grp] = a
-                hi[grp] = b
+                lo[v] = a
+                hi[v] = b
             }
         }
         // Every range holds 0 (exact in u8); a value never finite observes [0, 0].
-        for k in 0..<groups {
-            if lo[k] > hi[k] { lo[k] = 0; hi[k] = 0 }
-            lo[k] = min(lo[k], 0)
-            hi[k] = max(hi[k], 0)
+        for v in plan.observed {
+            if lo[v]! > hi[v]! { lo[v] = 0; hi[v] = 0 }
+            valueRange[v] = (min(lo[v]!, 0), max(hi[v]!, 0))
         }
         // Histograms over each group's range, per observed value: a group's sum chooses its range
         // (histogram method), each value's own gives its SQNR.
+        for members in plan.groups {
+            let r = (members.map { valueRange[$0]!.0 }.min()!, members.map { valueRange[$0]!.1 }.max()!)
+            for v in members { binRange[v] = r }
+        }
         let bins = 2048
-        var histograms: [ValueID: [Double]] = [:]
         for v in plan.observed { histograms[v] = [Double](repeating: 0, count: bins) }
         for k in 0..<samples.count {
             progress("calibration: histograms, sample \(k + 1) of \(samples.count)")
             try observe(k) { v, x in
-                let grp = plan.groupOf[v]!
-                guard hi[grp] > lo[grp] else { return }
-                let base = Double(lo[grp]), scale = Double(bins) / (Double(hi[grp]) - Double(lo[grp]))
+                let (a, b) = binRange[v]!
+                guard b > a else { return }
+                let base = Double(a), scale = Double(bins) / (Double(b) - Double(a))
                 guard scale.isFinite else { return }
                 histograms[v]!.withUnsafeMutableBufferPointer { h in
                     for e in x where e.isFinite {
@@ -355,46 +349,119 @@ public final class Calibration {
                 }
             }
         }
-        var chosen = zip(lo, hi).map { ($0, $1) }
-        if method == .histogram {
-            for (k, members) in plan.groups.enumerated() where hi[k] > lo[k] {
-                var sum = [Double](repeating: 0, count: bins)
-                for v in members { for (i, c) in histograms[v]!.enumerated() { sum[i] += c } }
-                chosen[k] = l2OptimalRange(counts: sum, lo: lo[k], hi: hi[k])
-            }
-        }
-        var sqnr: [ValueID: Double] = [:]
-        for v in plan.observed {
-            let k = plan.groupOf[v]!
-            let (noise, signal) = quantizationError(counts: histograms[v]!, lo: lo[k], hi: hi[k], range: chosen[k])
-            sqnr[v] = noise > 0 ? 10 * log10(signal / noise) : .infinity
-        }
-        self.sqnr = sqnr
-        self.chosen = chosen
-        self.observed = Array(zip(lo, hi))
-        parameters = chosen.map { affineU8Parameters(lo: $0.0, hi: $0.1) }
+        (parameters, sqnr) = self.parameters(for: plan)
         seconds = Date().timeIntervalSince(started)
     }
 
-    /// The quantized library's graph outputs against the f32 library's on the calibration samples:
-    /// per output, its name, SQNR in dB (all samples' signal over all samples' error) and the
-    /// mean over the samples of the cosine similarity.
-    public func compare(_ quantized: CLibrary, progress: (String) -> Void = { _ in }) throws -> [(output: String, sqnr: Double, cosine: Double)] {
+    /// The parameters of each group of `plan`, and each quantized value's SQNR: `plan` is the
+    /// observed plan or one that keeps some of its layers FP32 (each of its groups within one of
+    /// the observed plan's).
+    public func parameters(for plan: QuantizationPlan) -> ([Quantization], [ValueID: Double]) {
+        var parameters: [Quantization] = [], sqnr: [ValueID: Double] = [:]
+        for members in plan.groups {
+            let (lo, hi) = binRange[members[0]]!
+            precondition(members.allSatisfy { binRange[$0]! == (lo, hi) }, "a group the calibration did not observe")
+            var chosen = (members.map { valueRange[$0]!.0 }.min()!, members.map { valueRange[$0]!.1 }.max()!)
+            if method == .histogram, hi > lo {
+                var sum = [Double](repeating: 0, count: histograms[members[0]]!.count)
+                for v in members { for (i, c) in histograms[v]!.enumerated() { sum[i] += c } }
+                chosen = l2OptimalRange(counts: sum, lo: lo, hi: hi)
+            }
+            for v in members {
+                let (noise, signal) = quantizationError(counts: histograms[v]!, lo: lo, hi: hi, range: chosen)
+                sqnr[v] = noise > 0 ? 10 * log10(signal / noise) : .infinity
+            }
+            parameters.append(affineU8Parameters(lo: chosen.0, hi: chosen.1))
+        }
+        return (parameters, sqnr)
+    }
+
+    /// An f32 or quantized graph (fused, before the lowering) built as a shared library for the
+    /// machine that compiles, in the calibration's directory, and loaded.
+    public func library(for g: Graph, log: (String) -> Void = { _ in }) throws -> CLibrary {
+        libraries += 1
+        return try Self.build(g, name: "kiln_trial", directory: (directory as NSString).appendingPathComponent("trial-\(libraries)"),
+                              cpu: cpu, kilnVersion: kilnVersion, log: log)
+    }
+
+    /// Builds for the machine that compiles (which runs it), in the target's layouts.
+    static func build(_ fused: Graph, name: String, directory: String, cpu: TargetCPU, kilnVersion: String, log: (String) -> Void) throws -> CLibrary {
+        var g = fused
+        try Pipeline.lower(&g)
+        assignLayouts(&g, policy: cpu.guaranteesAVX512 ? .auto : .channelsLast)
+        let emitted = try emitModel(g, options: CodegenOptions(name: name, kilnVersion: kilnVersion, winograd: .off))
+        var build = BuildOptions(outputDirectory: directory, name: name, library: .shared, includeDirectory: runtimeIncludeDirectory())
+        build.cpu = .native
+        let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights, options: build, log: log)
+        guard let so = products.sharedLibrary else { throw KilnError("calibration: the library was not built") }
+        return try CLibrary(path: so, name: name)
+    }
+
+    /// Runs one sample's tensors through `instance` of `lib` into `outputs`.
+    func run(_ instance: CLibrary.Instance, of lib: CLibrary, _ tensors: [Tensor], _ outputs: [UnsafeMutableRawPointer]) throws {
+        try withPointers(tensors.map { $0.rawBytes() }) { ins in
+            try instance.run(inputs: ins, inputBytes: lib.inputs.map(\.bytes), outputs: outputs.map { Optional($0) }, outputBytes: lib.outputs.map(\.bytes))
+        }
+    }
+
+    /// Each int8 layer's own error on the samples: the SQNR in dB of its int8 twin's result
+    /// against its f32 result (`addInt8Twins`), per layer of `plan`, in the plan's layer order.
+    public func layerSQNR(_ fused: Graph, plan: QuantizationPlan, progress: (String) -> Void = { _ in },
+                          log: (String) -> Void = { _ in }) throws -> [(layer: Int, sqnr: Double)] {
+        var g = fused
+        let twins = addInt8Twins(&g, plan, parameters: parameters(for: plan).0)
+        progress("accuracy: build the library of \(twins.count) layers and their int8 twins")
+        let lib = try library(for: g, log: log)
+        let instance = try lib.makeInstance()
+        try instance.setThreads(ProcessInfo.processInfo.activeProcessorCount)
+        let outputs = lib.outputs.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.bytes, 1), alignment: 64) }
+        defer { outputs.forEach { $0.deallocate() } }
+        var signal = [Double](repeating: 0, count: twins.count), noise = signal
+        var cache: [String: Tensor] = [:]
+        for k in 0..<samples.count {
+            progress("accuracy: each layer's int8 error, sample \(k + 1) of \(samples.count)")
+            try run(instance, of: lib, try samples.sample(k, cache: &cache), outputs)
+            for (t, twin) in twins.enumerated() {
+                let n = lib.outputs[twin.real].bytes / 4
+                let a = outputs[twin.real].assumingMemoryBound(to: Float.self), b = outputs[twin.twin].assumingMemoryBound(to: Float.self)
+                for i in 0..<n {
+                    let x = Double(a[i]), e = Double(b[i]) - x
+                    signal[t] += x * x
+                    noise[t] += e * e
+                }
+            }
+        }
+        return twins.indices.map { t in (twins[t].layer, noise[t] > 0 ? 10 * log10(signal[t] / noise[t]) : .infinity) }
+    }
+
+    /// A quantized library's graph outputs against the f32 library's on the calibration samples.
+    public struct Agreement: Sendable {
+        public var output: String
+        /// All samples' signal over all samples' error, in dB.
+        public var sqnr: Double
+        /// The mean over the samples of the cosine similarity.
+        public var cosine: Double
+        /// The share of rows (along the last axis) whose largest element is at the same index, or
+        /// nil for an output of fewer than 2 elements per row.
+        public var top1: Double?
+    }
+
+    /// The quantized library's graph outputs against the f32 library's on the calibration samples,
+    /// per f32 output.
+    public func compare(_ quantized: CLibrary, progress: (String) -> Void = { _ in }) throws -> [Agreement] {
         let q = try quantized.makeInstance()
         try q.setThreads(ProcessInfo.processInfo.activeProcessorCount)
         let fOut = library.outputs.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.bytes, 1), alignment: 64) }
         let qOut = quantized.outputs.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.bytes, 1), alignment: 64) }
         defer { (fOut + qOut).forEach { $0.deallocate() } }
         let outputs = min(graphOutputs, quantized.outputs.count)
-        var signal = [Double](repeating: 0, count: outputs), noise = signal, cosine = signal
+        var signal = [Double](repeating: 0, count: outputs), noise = signal, cosine = signal, agree = signal, rows = signal
         var cache: [String: Tensor] = [:]
         for k in 0..<samples.count {
             progress("int8 against FP32: sample \(k + 1) of \(samples.count)")
-            let bytes = try samples.sample(k, cache: &cache).map { $0.rawBytes() }
-            try withPointers(bytes) { ins in
-                try instance.run(inputs: ins, inputBytes: library.inputs.map(\.bytes), outputs: fOut.map { Optional($0) }, outputBytes: library.outputs.map(\.bytes))
-                try q.run(inputs: ins, inputBytes: quantized.inputs.map(\.bytes), outputs: qOut.map { Optional($0) }, outputBytes: quantized.outputs.map(\.bytes))
-            }
+            let tensors = try samples.sample(k, cache: &cache)
+            try run(instance, of: library, tensors, fOut)
+            try run(q, of: quantized, tensors, qOut)
             for o in 0..<outputs where quantized.outputs[o].type == .f32 && library.outputs[o].bytes == quantized.outputs[o].bytes {
                 let n = quantized.outputs[o].bytes / 4
                 let f = fOut[o].assumingMemoryBound(to: Float.self), y = qOut[o].assumingMemoryBound(to: Float.self)
@@ -406,10 +473,22 @@ public final class Calibration {
                 signal[o] += ff
                 noise[o] += e
                 cosine[o] += ff > 0 && yy > 0 ? fy / (ff * yy).squareRoot() : (ff == yy ? 1 : 0)
+                let width = quantized.outputs[o].shape.last ?? 1
+                guard width > 1, n % width == 0 else { continue }
+                for r in 0..<(n / width) {
+                    var bf = 0, by = 0
+                    for j in 1..<width {
+                        if f[r * width + j] > f[r * width + bf] { bf = j }
+                        if y[r * width + j] > y[r * width + by] { by = j }
+                    }
+                    rows[o] += 1
+                    if bf == by { agree[o] += 1 }
+                }
             }
         }
         return (0..<outputs).filter { quantized.outputs[$0].type == .f32 }.map { o in
-            (quantized.outputs[o].name, noise[o] > 0 ? 10 * log10(signal[o] / noise[o]) : .infinity, cosine[o] / Double(samples.count))
+            Agreement(output: quantized.outputs[o].name, sqnr: noise[o] > 0 ? 10 * log10(signal[o] / noise[o]) : .infinity,
+                      cosine: cosine[o] / Double(samples.count), top1: rows[o] > 0 ? agree[o] / rows[o] : nil)
         }
     }
 }

@@ -43,10 +43,16 @@ public struct QuantizeOptions: Sendable {
     }
     public var samples: Samples
     public var method: CalibrationMethod
+    /// Keep the layers whose int8 error is largest FP32 until the outputs meet this on the samples.
+    public var accuracyBudget: AccuracyBudget?
+    /// A precision plan to replay (NAME.precision.json of an earlier compile): its FP32 layers stay FP32, nothing is measured.
+    public var precisionPlan: String?
 
-    public init(samples: Samples, method: CalibrationMethod = .histogram) {
+    public init(samples: Samples, method: CalibrationMethod = .histogram, accuracyBudget: AccuracyBudget? = nil, precisionPlan: String? = nil) {
         self.samples = samples
         self.method = method
+        self.accuracyBudget = accuracyBudget
+        self.precisionPlan = precisionPlan
     }
 }
 
@@ -110,21 +116,39 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
     }
     var calibration: Calibration?
     var sqnr: [String: Double?] = [:]
+    var precisionPlan: PrecisionPlan?
+    var budgetLines: [String] = []
     let keptFloat = try Pipeline.optimize(&graph, layout: layout, kilnConvKernels: o.directConv != .off, quantize: { g in
         guard let q = o.quantize, let samples else { return }
         progress("quantize: plan by the X86 recipe")
-        let plan = planQuantization(g)
-        guard !plan.groups.isEmpty else {
+        let recipe = planQuantization(g)
+        guard !recipe.groups.isEmpty else {
             quantizationNotes.append("--quantize int8: nothing to quantize by the X86 recipe (no conv, matrix product, add or pooling on f32 activations); the library is FP32")
-            quantizationNotes += plan.decisions.filter { $0.hasSuffix(")") }
+            quantizationNotes += recipe.decisions.filter { $0.hasSuffix(")") }
             return
         }
-        let c = try Calibration(g, plan: plan, samples: samples, method: q.method, cpu: o.cpu, kilnVersion: o.kilnVersion, progress: progress, log: log)
+        // The replayed plan is checked before the long steps.
+        var keep = try q.precisionPlan.map { try PrecisionPlan.read(path: $0).keptFloat(path: $0, graph: g, plan: recipe) } ?? [:]
+        let c = try Calibration(g, plan: recipe, samples: samples, method: q.method, cpu: o.cpu, kilnVersion: o.kilnVersion, progress: progress, log: log)
+        var layerSQNR: [String: Double] = [:]
+        if let budget = q.accuracyBudget {
+            let fit = try fitAccuracyBudget(g, calibration: c, budget: budget, keep: keep, progress: progress, log: log)
+            keep = fit.keep
+            layerSQNR = fit.layerSQNR
+            budgetLines = fit.lines
+        }
+        let plan = keep.isEmpty ? recipe : planQuantization(g, keepFloat: keep)
+        precisionPlan = PrecisionPlan(model: (o.modelPath as NSString).lastPathComponent, layers: recipe.layers.map { i in
+            let name = g.nodes[i].name
+            return PrecisionPlan.Layer(node: name, precision: keep[name] == nil ? "int8" : "fp32", reason: keep[name], sqnrDB: layerSQNR[name])
+        })
         progress("quantize: insert quantization")
-        insertQuantization(&g, plan, parameters: c.parameters)
-        for v in plan.observed { sqnr[g.values[v].name] = c.sqnr[v].flatMap { $0.isFinite ? $0 : nil } }
+        let (parameters, tensorSQNR) = c.parameters(for: plan)
+        insertQuantization(&g, plan, parameters: parameters)
+        for v in plan.observed { sqnr[g.values[v].name] = tensorSQNR[v].flatMap { $0.isFinite ? $0 : nil } }
         calibration = c
         quantizationNotes.append("calibration: \(samples.description), \(q.method.rawValue) ranges, \(plan.groups.count) sets of parameters for \(plan.observed.count) quantized tensors")
+        quantizationNotes += budgetLines
         quantizationNotes += plan.decisions.filter { $0.hasSuffix(")") }
     }, progress: progress)
     progress("generate C++")
@@ -138,6 +162,7 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
     var quantizationLines: [String] = []
     if let c = calibration {
         quantizationLines.append(String(format: "calibration: %d samples, %.1f s", c.samples.count, c.seconds))
+        quantizationLines += budgetLines
         if let so = products.sharedLibrary {
             progress("int8 against FP32 on the calibration samples")
             do {
@@ -162,10 +187,12 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
                              weightsBytes: emitted.weights.count, notes: quantizationNotes + keptFloat.filter { k in !quantizationNotes.contains { $0.hasPrefix((k.components(separatedBy: ": FP32").first ?? k) + ": FP32") } } + emitted.fallbacks.map { "not through oneDNN: \($0)" },
                              int8Policy: o.int8, sqnr: sqnr)
     let dir = URL(fileURLWithPath: o.outputDirectory).standardizedFileURL.path as NSString
-    let files = [dir.appendingPathComponent("\(o.name).report.md"), dir.appendingPathComponent("\(o.name).report.json")]
+    var files = [dir.appendingPathComponent("\(o.name).report.md"), dir.appendingPathComponent("\(o.name).report.json")]
+    if precisionPlan != nil { files.append(dir.appendingPathComponent("\(o.name).precision.json")) }
     do {
         try report.markdown.write(toFile: files[0], atomically: true, encoding: .utf8)
         try report.json.write(toFile: files[1], atomically: true, encoding: .utf8)
+        if let precisionPlan { try precisionPlan.json.write(toFile: files[2], atomically: true, encoding: .utf8) }
     } catch {
         throw KilnError("cannot write the report into \(o.outputDirectory): \(error.localizedDescription)")
     }

@@ -34,13 +34,17 @@ public struct QuantizationPlan: Sendable {
     /// Each conv and matrix product, and each other node the recipe quantizes: "node: int8" or
     /// "node: FP32 (why)", in graph order.
     public var decisions: [String]
+    /// The nodes that compute in int8 (convs, matrix products, adds, average poolings), in graph
+    /// order: the layers a precision plan may keep FP32.
+    public var layers: [Int]
 
     /// The values whose ranges the calibration must observe.
     public var observed: [ValueID] { groups.flatMap { $0 } }
 }
 
-/// Which nodes of the fused f32 graph `g` run int8 and which values are quantized.
-public func planQuantization(_ g: Graph) -> QuantizationPlan {
+/// Which nodes of the fused f32 graph `g` run int8 and which values are quantized. Nodes named in
+/// `keepFloat` stay FP32 whatever the recipe says, the reason given being the one recorded.
+public func planQuantization(_ g: Graph, keepFloat: [String: String] = [:]) -> QuantizationPlan {
     var parent = Array(g.values.indices)
     func find(_ v: ValueID) -> ValueID {
         var v = v
@@ -52,13 +56,15 @@ public func planQuantization(_ g: Graph) -> QuantizationPlan {
         guard let v else { return false }
         return g.values[v].constant == nil && g.values[v].type.elementType == .f32 && (g.values[v].type.shape.map { shapeProduct($0) > 0 } ?? false)
     }
-    var quantized = Set<ValueID>(), quantizedNodes = Set<Int>(), decisions: [String] = []
+    var quantized = Set<ValueID>(), quantizedNodes = Set<Int>(), decisions: [String] = [], layers: [Int] = []
     // The computing ops, in graph order.
     for (i, n) in g.nodes.enumerated() {
-        let verdict = recipe(n, g, isActivation)
+        var verdict = recipe(n, g, isActivation)
+        if case .compute = verdict, let why = keepFloat[n.name] { verdict = .float(why) }
         switch verdict {
         case .compute(let data, let outputQuantized):
             quantizedNodes.insert(i)
+            layers.append(i)
             for k in data { quantized.insert(n.inputs[k]!) }
             if outputQuantized { quantized.insert(n.outputs[0]) }
             if n.op.isConvOrMatrixProduct { decisions.append("\(n.label): int8") }
@@ -86,7 +92,18 @@ public func planQuantization(_ g: Graph) -> QuantizationPlan {
         groupOf[v] = groups.count
         groups.append([v])
     }
-    return QuantizationPlan(groups: groups, groupOf: groupOf, quantizedNodes: quantizedNodes, decisions: decisions)
+    return QuantizationPlan(groups: groups, groupOf: groupOf, quantizedNodes: quantizedNodes, decisions: decisions, layers: layers)
+}
+
+/// The operand of `n` that holds weights quantized s8 per output channel when `n` runs int8, and
+/// the axis of its scales: a conv's (axis 0), a Gemm's (0 with transB, else 1), a MatMul's (1).
+public func quantizedWeightsOperand(_ n: Node) -> (index: Int, axis: Int)? {
+    switch n.op {
+    case .conv: return (1, 0)
+    case .gemm(let a): return (1, a.transB ? 0 : 1)
+    case .matMul: return (1, 1)
+    default: return nil
+    }
 }
 
 private extension Op {
@@ -209,6 +226,41 @@ public func quantizeWeightsSymmetric(_ w: Tensor, axis: Int) -> (Tensor, Quantiz
     return (Tensor(.s8, shape: w.shape, ints: q), Quantization(.s8, scales: scales, zeroPoints: [Int32](repeating: 0, count: channels), axis: axis))
 }
 
+/// Writes the QuantizeLinear/DequantizeLinear nodes of a plan into a graph being rebuilt.
+private struct QDQWriter {
+    let plan: QuantizationPlan
+    let parameters: [Quantization]
+    var nodes: [Node] = []
+    let origin = { (op: String) in NodeOrigin(opType: op, domain: "kiln", version: 1) }
+
+    /// `v` quantized with its group's parameters and dequantized: the value the int8 ops read.
+    mutating func quantizePair(_ g: inout Graph, _ v: ValueID, suffix: String = "") -> ValueID {
+        let p = parameters[plan.groupOf[v]!]
+        let name = g.values[v].name + suffix
+        let s = g.addConstant("\(name)_scale", Tensor(.f32, shape: [], floats: [p.scales[0]]))
+        let z = g.addConstant("\(name)_zero_point", Tensor(p.type, shape: [], ints: [Int64(p.zeroPoints[0])]))
+        var t = g.values[v].type
+        t.elementType = p.type
+        let q = g.addValue("\(name)_quantized", t)
+        let d = g.addValue("\(name)_dequantized", g.values[v].type)
+        nodes.append(Node(name: "\(name)_QuantizeLinear", op: .quantizeLinear(axis: 1, outputType: p.type), inputs: [v, s, z], outputs: [q], origin: origin("QuantizeLinear")))
+        nodes.append(Node(name: "\(name)_DequantizeLinear", op: .dequantizeLinear(axis: 1), inputs: [q, s, z], outputs: [d], origin: origin("DequantizeLinear")))
+        return d
+    }
+
+    /// `n`'s weights (operand `k`) as s8 constants per channel of `axis`, behind DequantizeLinear.
+    mutating func dequantizedWeights(_ g: inout Graph, _ n: Node, _ k: Int, axis: Int, suffix: String = "") -> ValueID {
+        let w = n.inputs[k]!
+        let (wq, p) = quantizeWeightsSymmetric(g.values[w].constant!, axis: axis)
+        let name = g.values[w].name + suffix
+        let q = g.addConstant("\(name)_s8", wq)
+        let s = g.addConstant("\(name)_scales", Tensor(.f32, shape: [p.scales.count], floats: p.scales))
+        let d = g.addValue("\(name)_dequantized", g.values[w].type)
+        nodes.append(Node(name: "\(name)_DequantizeLinear", op: .dequantizeLinear(axis: axis), inputs: [q, s], outputs: [d], origin: origin("DequantizeLinear")))
+        return d
+    }
+}
+
 /// Writes the plan's quantization into `g` (the graph `planQuantization` read), with
 /// `parameters[k]` for group k: each quantized value is followed by QuantizeLinear and
 /// DequantizeLinear, which the quantized ops that read it read; a value that a quantized op
@@ -220,36 +272,8 @@ public func insertQuantization(_ g: inout Graph, _ plan: QuantizationPlan, param
     let producers = g.producers()
     let old = g.nodes
     var dequantized: [ValueID: ValueID] = [:]
-    var nodes: [Node] = []
-    let origin = { (op: String) in NodeOrigin(opType: op, domain: "kiln", version: 1) }
-    func scalarConstants(_ name: String, _ p: Quantization) -> (ValueID, ValueID) {
-        let s = g.addConstant("\(name)_scale", Tensor(.f32, shape: [], floats: [p.scales[0]]))
-        let z = g.addConstant("\(name)_zero_point", Tensor(p.type, shape: [], ints: [Int64(p.zeroPoints[0])]))
-        return (s, z)
-    }
-    func quantizePair(_ v: ValueID) {
-        let p = parameters[plan.groupOf[v]!]
-        let name = g.values[v].name
-        let (s, z) = scalarConstants(name, p)
-        var t = g.values[v].type
-        t.elementType = p.type
-        let q = g.addValue("\(name)_quantized", t)
-        let d = g.addValue("\(name)_dequantized", g.values[v].type)
-        nodes.append(Node(name: "\(name)_QuantizeLinear", op: .quantizeLinear(axis: 1, outputType: p.type), inputs: [v, s, z], outputs: [q], origin: origin("QuantizeLinear")))
-        nodes.append(Node(name: "\(name)_DequantizeLinear", op: .dequantizeLinear(axis: 1), inputs: [q, s, z], outputs: [d], origin: origin("DequantizeLinear")))
-        dequantized[v] = d
-    }
-    func dequantizedWeights(_ n: Node, _ k: Int, axis: Int) -> ValueID {
-        let w = n.inputs[k]!
-        let (wq, p) = quantizeWeightsSymmetric(g.values[w].constant!, axis: axis)
-        let name = g.values[w].name
-        let q = g.addConstant("\(name)_s8", wq)
-        let s = g.addConstant("\(name)_scales", Tensor(.f32, shape: [p.scales.count], floats: p.scales))
-        let d = g.addValue("\(name)_dequantized", g.values[w].type)
-        nodes.append(Node(name: "\(name)_DequantizeLinear", op: .dequantizeLinear(axis: axis), inputs: [q, s], outputs: [d], origin: origin("DequantizeLinear")))
-        return d
-    }
-    for v in g.inputs where plan.groupOf[v] != nil { quantizePair(v) }
+    var w = QDQWriter(plan: plan, parameters: parameters)
+    for v in g.inputs where plan.groupOf[v] != nil { dequantized[v] = w.quantizePair(&g, v) }
     for (i, var n) in old.enumerated() {
         let quantizedNode = plan.quantizedNodes.contains(i)
         for (k, v) in n.inputs.enumerated() {
@@ -257,16 +281,56 @@ public func insertQuantization(_ g: inout Graph, _ plan: QuantizationPlan, param
             let writtenQuantized = producers[v].map { plan.quantizedNodes.contains($0) } ?? false
             if writtenQuantized || quantizedNode { n.inputs[k] = d }
         }
-        if quantizedNode {
-            switch n.op {
-            case .conv: n.inputs[1] = dequantizedWeights(n, 1, axis: 0)
-            case .gemm(let a): n.inputs[1] = dequantizedWeights(n, 1, axis: a.transB ? 0 : 1)
-            case .matMul: n.inputs[1] = dequantizedWeights(n, 1, axis: 1)
-            default: break
-            }
-        }
-        nodes.append(n)
-        for v in n.outputs where plan.groupOf[v] != nil { quantizePair(v) }
+        if quantizedNode, let q = quantizedWeightsOperand(n) { n.inputs[q.index] = w.dequantizedWeights(&g, n, q.index, axis: q.axis) }
+        w.nodes.append(n)
+        for v in n.outputs where plan.groupOf[v] != nil { dequantized[v] = w.quantizePair(&g, v) }
     }
-    g.nodes = nodes
+    g.nodes = w.nodes
+}
+
+/// Each int8 layer's own error, to measure: `g` (the graph `planQuantization` read, f32) gets,
+/// beside each layer of `plan`, an int8 twin that reads the layer's f32 operands quantized with
+/// `parameters` (and its weights s8) and, where the plan quantizes the layer's result, quantizes
+/// its own. The layer's f32 result and its twin's (dequantized) become extra graph outputs: their
+/// difference on the calibration samples is the error that layer alone adds. Returns, per layer
+/// (node index), the indices of the two outputs.
+public func addInt8Twins(_ g: inout Graph, _ plan: QuantizationPlan, parameters: [Quantization]) -> [(layer: Int, real: Int, twin: Int)] {
+    precondition(parameters.count == plan.groups.count)
+    let old = g.nodes
+    let layers = Set(plan.layers)
+    var w = QDQWriter(plan: plan, parameters: parameters)
+    var dequantized: [ValueID: ValueID] = [:]
+    var twins: [(layer: Int, real: Int, twin: Int)] = []
+    func output(_ v: ValueID) -> Int {
+        if let k = g.outputs.firstIndex(of: v) { return k }
+        g.outputs.append(v)
+        return g.outputs.count - 1
+    }
+    for (i, n) in old.enumerated() {
+        w.nodes.append(n)
+        guard layers.contains(i) else { continue }
+        var t = n
+        t.name = "\(n.name)_int8_twin"
+        for (k, v) in n.inputs.enumerated() {
+            guard let v, plan.groupOf[v] != nil else { continue }
+            if dequantized[v] == nil { dequantized[v] = w.quantizePair(&g, v, suffix: "_twin") }
+            t.inputs[k] = dequantized[v]
+        }
+        if let q = quantizedWeightsOperand(n) { t.inputs[q.index] = w.dequantizedWeights(&g, n, q.index, axis: q.axis, suffix: "_\(i)_twin") }
+        let y = n.outputs[0]
+        let ty = g.addValue("\(g.values[y].name)_int8_twin", g.values[y].type)
+        t.outputs = [ty]
+        w.nodes.append(t)
+        var result = ty
+        if plan.groupOf[y] != nil {
+            var pass = plan
+            pass.groupOf[ty] = plan.groupOf[y]
+            var tw = QDQWriter(plan: pass, parameters: parameters, nodes: w.nodes)
+            result = tw.quantizePair(&g, ty)
+            w.nodes = tw.nodes
+        }
+        twins.append((i, output(y), output(result)))
+    }
+    g.nodes = w.nodes
+    return twins
 }

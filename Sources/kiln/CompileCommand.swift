@@ -64,6 +64,12 @@ struct Compile: ParsableCommand {
     @Option(name: .customLong("calibration-random"), help: "Calibrate on N seeded random samples instead of --calibration: for smoke tests only, the scales mean nothing.")
     var calibrationRandom: Int?
 
+    @Option(name: .customLong("accuracy-budget"), help: "With --quantize: keep the layers whose int8 error is largest FP32 until the outputs meet the budget on the calibration samples, and say which and what each cost: N% (each output's top-1, the largest element along its last axis, agrees with FP32's on at least 100 - N percent of the samples' rows) or cosine=F (each output's mean cosine similarity to FP32 at least F). Each layer's own int8 error is measured once; each try builds a library (the fewest layers found by doubling, then bisection).")
+    var accuracyBudget: String?
+
+    @Option(name: .customLong("precision-plan"), help: "With --quantize: replay the layer precisions of an earlier compile (its OUTDIR/NAME.precision.json, which every --quantize compile writes; edit a layer's \"precision\" to \"fp32\" or \"int8\" by hand if you like): the same model, samples and plan give the same library, nothing is measured again.")
+    var precisionPlan: String?
+
     @Flag(help: "Show each step, the g++ command lines, which convolutions and matrix products of a quantized model stay FP32, and which run as generic loops instead of oneDNN, and why (all of it is in NAME.report.md too).")
     var verbose = false
 
@@ -92,16 +98,19 @@ struct Compile: ParsableCommand {
             guard let method = CalibrationMethod(rawValue: calibrationMethod ?? CalibrationMethod.histogram.rawValue) else {
                 throw ValidationError("--calibration-method must be one of: \(CalibrationMethod.allCases.map(\.rawValue).joined(separator: ", "))")
             }
+            let budget = try accuracyBudget.map { text in
+                do { return try AccuracyBudget(parsing: text) } catch let e as KilnError { throw ValidationError(e.message) }
+            }
             switch (calibration, calibrationRandom) {
-            case (let path?, nil): quantizeOptions = QuantizeOptions(samples: .path(path), method: method)
+            case (let path?, nil): quantizeOptions = QuantizeOptions(samples: .path(path), method: method, accuracyBudget: budget, precisionPlan: precisionPlan)
             case (nil, let n?):
                 guard (1...100_000).contains(n) else { throw ValidationError("--calibration-random must be between 1 and 100000") }
-                quantizeOptions = QuantizeOptions(samples: .random(n), method: method)
+                quantizeOptions = QuantizeOptions(samples: .random(n), method: method, accuracyBudget: budget, precisionPlan: precisionPlan)
             case (nil, nil): throw ValidationError("--quantize int8 needs calibration samples: --calibration DIR (a directory of <input name>_<k>.npy files, or one .npy file)")
             case (_?, _?): throw ValidationError("give --calibration or --calibration-random, not both")
             }
-        } else if calibration != nil || calibrationRandom != nil || calibrationMethod != nil {
-            throw ValidationError("--calibration, --calibration-random and --calibration-method go with --quantize int8")
+        } else if calibration != nil || calibrationRandom != nil || calibrationMethod != nil || accuracyBudget != nil || precisionPlan != nil {
+            throw ValidationError("--calibration, --calibration-random, --calibration-method, --accuracy-budget and --precision-plan go with --quantize int8")
         }
         let progress = Progress(verbose: verbose)
         var o = CompileOptions(modelPath: options.model, outputDirectory: outputDir,

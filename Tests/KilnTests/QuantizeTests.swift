@@ -231,4 +231,95 @@ import KilnReference
                                 "-o", temporaryDirectory(), "--quantize", "int8", "--calibration", good])
         #expect(qdq.status != 0 && qdq.err.contains("is already quantized"), "\(qdq.err)")
     }
+
+    /// A model plain post-training quantization breaks, written as an exporter would: the image's
+    /// first channel is large (±40) and the first conv ignores it (zero weights), so the per-tensor
+    /// u8 quantization of the image (step about 0.3) rounds the other channels (±0.05), all that
+    /// conv sees, to nothing. Then ReLU, a second conv, global average pooling and a Gemm.
+    static func outlierModel(samples: Int) throws -> (model: String, samples: String) {
+        var rng = SplitMix64(seed: 7)
+        func uniform(_ n: Int, _ scale: Float) -> [Float] { (0..<n).map { _ in Float(rng.nextDouble() * 2 - 1) * scale } }
+        var m = ModelBuilder()
+        m.input("x", .f32, [.fixed(1), .fixed(4), .fixed(8), .fixed(8)])
+        var w1 = uniform(8 * 4 * 9, 3)
+        for o in 0..<8 { for k in 0..<9 { w1[o * 36 + k] = 0 } }  // input channel 0 ignored
+        m.initializer("w1", Tensor(.f32, shape: [8, 4, 3, 3], floats: w1))
+        m.initializer("b1", Tensor(.f32, shape: [8], floats: uniform(8, 0.01)))
+        m.initializer("w2", Tensor(.f32, shape: [8, 8, 3, 3], floats: uniform(8 * 8 * 9, 0.5)))
+        m.initializer("b2", Tensor(.f32, shape: [8], floats: uniform(8, 0.1)))
+        m.initializer("w3", Tensor(.f32, shape: [10, 8], floats: uniform(80, 1)))
+        m.initializer("b3", Tensor(.f32, shape: [10], floats: uniform(10, 0.1)))
+        m.node("Conv", ["x", "w1", "b1"], ["c1"], name: "conv1", attributes: [ModelBuilder.ints("pads", [1, 1, 1, 1])])
+        m.node("Relu", ["c1"], ["r1"], name: "relu1")
+        m.node("Conv", ["r1", "w2", "b2"], ["c2"], name: "conv2", attributes: [ModelBuilder.ints("pads", [1, 1, 1, 1])])
+        m.node("Relu", ["c2"], ["r2"], name: "relu2")
+        m.node("GlobalAveragePool", ["r2"], ["g"], name: "gap")
+        m.node("Flatten", ["g"], ["f"], name: "flatten")
+        m.node("Gemm", ["f", "w3", "b3"], ["logits"], name: "fc", attributes: [ModelBuilder.int("transB", 1)])
+        m.output("logits", .f32, [.fixed(1), .fixed(10)])
+        let dir = temporaryDirectory()
+        for k in 0..<samples {
+            var x = uniform(4 * 64, 0.05)
+            for i in 0..<64 { x[i] = Float(rng.nextDouble() * 2 - 1) * 40 }
+            try NPY.write(Tensor(.f32, shape: [1, 4, 8, 8], floats: x), path: (dir as NSString).appendingPathComponent("x_\(k).npy"))
+        }
+        return (try m.write(), dir)
+    }
+
+    /// --accuracy-budget: plain int8 misses the budget on the outlier model; the budget keeps the
+    /// layer whose own int8 error is largest (conv1, fed by the badly quantized image) FP32, and the
+    /// library meets it. The precision plan written replays to the same library without measuring.
+    @Test func accuracyBudgetKeepsTheSensitiveLayerFP32() throws {
+        let (model, samples) = try Self.outlierModel(samples: 24)
+        let cli = BadInputTests()
+        func cosine(_ out: String) -> Double? {
+            out.split(separator: "\n").first { $0.hasPrefix("int8 against FP32 on the 24 calibration samples: output 'logits'") }
+                .flatMap { Double($0.split(separator: " ").last ?? "") }
+        }
+        let plain = temporaryDirectory()
+        let p = try cli.kiln(["compile", model, "-o", plain, "--name", "outlier", "--library", "shared", "--quantize", "int8", "--calibration", samples])
+        #expect(p.status == 0, "\(p.err)")
+        let plainCosine = try #require(cosine(p.out), "\(p.out)")
+        #expect(plainCosine < 0.99, "plain int8 should miss the budget here: \(p.out)")
+
+        let fitted = temporaryDirectory()
+        let b = try cli.kiln(["compile", model, "-o", fitted, "--name", "outlier", "--library", "shared", "--quantize", "int8", "--calibration", samples,
+                              "--accuracy-budget", "cosine=0.999"])
+        #expect(b.status == 0, "\(b.err)")
+        #expect(b.out.contains("accuracy budget (cosine to FP32 >= 0.999): every layer int8 gives cosine"), "\(b.out)")
+        #expect(b.out.contains("1 of 4 layers kept FP32 give cosine"), "\(b.out)")
+        #expect(b.out.contains("  kept FP32: node 'conv1' (Conv-11), its int8 error alone SQNR"), "\(b.out)")
+        #expect(b.out.contains("int8: 2 of 3 convs and matrix products; FP32: 1"), "\(b.out)")
+        let fittedCosine = try #require(cosine(b.out), "\(b.out)")
+        #expect(fittedCosine >= 0.999, "\(b.out)")
+        let planPath = (fitted as NSString).appendingPathComponent("outlier.precision.json")
+        let plan = try PrecisionPlan.read(path: planPath)
+        #expect(plan.layers.map(\.node) == ["conv1", "conv2", "gap", "fc"])
+        #expect(plan.layers.map(\.precision) == ["fp32", "int8", "int8", "int8"])
+        #expect(plan.layers[0].reason?.hasPrefix("kept FP32 by --accuracy-budget (cosine to FP32 >= 0.999): its int8 error alone (SQNR") == true, "\(plan.layers[0])")
+        #expect(plan.layers.allSatisfy { $0.sqnrDB != nil })
+        let report = try String(contentsOfFile: (fitted as NSString).appendingPathComponent("outlier.report.md"), encoding: .utf8)
+        #expect(report.contains("node 'conv1' (Conv-11): FP32 (kept FP32 by --accuracy-budget"), "\(report)")
+
+        // Replayed: the same decisions and the same generated code, no measuring.
+        let replayed = temporaryDirectory()
+        let r = try cli.kiln(["compile", model, "-o", replayed, "--name", "outlier", "--library", "shared", "--quantize", "int8", "--calibration", samples,
+                              "--precision-plan", planPath])
+        #expect(r.status == 0 && !r.out.contains("accuracy budget"), "\(r.out) \(r.err)")
+        #expect(cosine(r.out) == fittedCosine, "\(r.out)")
+        let source = { (d: String) in try String(contentsOfFile: (d as NSString).appendingPathComponent("outlier.cpp"), encoding: .utf8) }
+        #expect(try source(replayed) == source(fitted))
+
+        // Wrong budgets and plans are refused with a reason.
+        let bad = try cli.kiln(["compile", model, "-o", temporaryDirectory(), "--quantize", "int8", "--calibration", samples, "--accuracy-budget", "0.5"])
+        #expect(bad.status != 0 && bad.err.contains("expected N% (top-1 agreement"), "\(bad.err)")
+        var other = plan
+        other.layers[1].node = "conv9"
+        let otherPath = (temporaryDirectory() as NSString).appendingPathComponent("other.json")
+        try other.json.write(toFile: otherPath, atomically: true, encoding: .utf8)
+        let unknown = try cli.kiln(["compile", model, "-o", temporaryDirectory(), "--quantize", "int8", "--calibration", samples, "--precision-plan", otherPath])
+        #expect(unknown.status != 0 && unknown.err.contains("1 layer the X86 recipe does not quantize in this model: 'conv9'"), "\(unknown.err)")
+        let stray = try cli.kiln(["compile", model, "-o", temporaryDirectory(), "--accuracy-budget", "1%"])
+        #expect(stray.status != 0 && stray.err.contains("go with --quantize int8"), "\(stray.err)")
+    }
 }
