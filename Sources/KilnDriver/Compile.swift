@@ -47,6 +47,9 @@ public struct QuantizeOptions: Sendable {
     public var accuracyBudget: AccuracyBudget?
     /// A precision plan to replay (NAME.precision.json of an earlier compile): its FP32 layers stay FP32, nothing is measured.
     public var precisionPlan: String?
+    /// Time each int8 layer against FP32 on the compiling machine and keep FP32 those int8 makes
+    /// slower (when the whole model gains). Off: every layer the recipe and the budget allow is int8.
+    public var speedCheck = true
 
     public init(samples: Samples, method: CalibrationMethod = .histogram, accuracyBudget: AccuracyBudget? = nil, precisionPlan: String? = nil) {
         self.samples = samples
@@ -114,11 +117,9 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
         case .random(let n): samples = try CalibrationSamples.random(count: n, graph: graph)
         }
     }
-    var calibration: Calibration?
+    var quantizer: ModelQuantizer?
     var sqnr: [String: Double?] = [:]
-    var precisionPlan: PrecisionPlan?
-    var budgetLines: [String] = []
-    let keptFloat = try Pipeline.optimize(&graph, layout: layout, kilnConvKernels: o.directConv != .off, quantize: { g in
+    var keptFloat = try Pipeline.optimize(&graph, layout: layout, kilnConvKernels: o.directConv != .off, quantize: { g in
         guard let q = o.quantize, let samples else { return }
         progress("quantize: plan by the X86 recipe")
         let recipe = planQuantization(g)
@@ -127,65 +128,82 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
             quantizationNotes += recipe.decisions.filter { $0.hasSuffix(")") }
             return
         }
-        // The replayed plan is checked before the long steps.
-        var keep = try q.precisionPlan.map { try PrecisionPlan.read(path: $0).keptFloat(path: $0, graph: g, plan: recipe) } ?? [:]
-        let c = try Calibration(g, plan: recipe, samples: samples, method: q.method, cpu: o.cpu, kilnVersion: o.kilnVersion, progress: progress, log: log)
-        var layerSQNR: [String: Double] = [:]
-        if let budget = q.accuracyBudget {
-            let fit = try fitAccuracyBudget(g, calibration: c, budget: budget, keep: keep, progress: progress, log: log)
-            keep = fit.keep
-            layerSQNR = fit.layerSQNR
-            budgetLines = fit.lines
-        }
-        let plan = keep.isEmpty ? recipe : planQuantization(g, keepFloat: keep)
-        precisionPlan = PrecisionPlan(model: (o.modelPath as NSString).lastPathComponent, layers: recipe.layers.map { i in
-            let name = g.nodes[i].name
-            return PrecisionPlan.Layer(node: name, precision: keep[name] == nil ? "int8" : "fp32", reason: keep[name], sqnrDB: layerSQNR[name])
-        })
+        let m = try ModelQuantizer(g, recipe: recipe, options: q, samples: samples, cpu: o.cpu, kilnVersion: o.kilnVersion, progress: progress, log: log)
         progress("quantize: insert quantization")
-        let (parameters, tensorSQNR) = c.parameters(for: plan)
-        insertQuantization(&g, plan, parameters: parameters)
-        for v in plan.observed { sqnr[g.values[v].name] = tensorSQNR[v].flatMap { $0.isFinite ? $0 : nil } }
-        calibration = c
-        quantizationNotes.append("calibration: \(samples.description), \(q.method.rawValue) ranges, \(plan.groups.count) sets of parameters for \(plan.observed.count) quantized tensors")
-        quantizationNotes += budgetLines
-        quantizationNotes += plan.decisions.filter { $0.hasSuffix(")") }
+        (g, sqnr) = m.quantizedGraph()
+        quantizer = m
     }, progress: progress)
-    progress("generate C++")
-    let emitted = try emitModel(graph, options: CodegenOptions(name: o.name, kilnVersion: o.kilnVersion, modelPath: o.modelPath, winograd: o.winograd, int8: o.int8, directConv: o.directConv))
-    progress("compile with g++")
+    let codegen = CodegenOptions(name: o.name, kilnVersion: o.kilnVersion, modelPath: o.modelPath, winograd: o.winograd, int8: o.int8, directConv: o.directConv)
     var build = BuildOptions(outputDirectory: o.outputDirectory, name: o.name, library: o.library,
                              includeDirectory: runtimeIncludeDirectory())
     build.cpu = o.cpu
-    let products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights,
-                                    options: build, log: log)
+    progress("generate C++")
+    var emitted = try emitModel(graph, options: codegen)
+    progress("compile with g++")
+    var products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights, options: build, log: log)
     var quantizationLines: [String] = []
-    if let c = calibration {
+    if let m = quantizer {
+        let c = m.calibration
         quantizationLines.append(String(format: "calibration: %d samples, %.1f s", c.samples.count, c.seconds))
-        quantizationLines += budgetLines
+        quantizationLines += m.budgetLines
+        // Per-layer precision by measured speed: layers whose int8 step is slower than their f32
+        // one go FP32 if the whole model is then faster. A replayed plan measures nothing.
+        if o.quantize?.precisionPlan == nil, o.quantize?.speedCheck == true {
+            do {
+                guard let so = products.sharedLibrary else { throw KilnError("no shared library built; --library shared or both measures it") }
+                let lib = try CLibrary(path: so, name: o.name)
+                let slower = try m.slowerInInt8(lib, progress: progress)
+                if slower.isEmpty {
+                    m.noteSpeed("speed: every int8 layer's step is faster than its FP32 one on this machine (NAME.precision.json has the figures)")
+                } else {
+                    progress("speed: the whole model with \(slower.count) layer\(slower.count == 1 ? "" : "s") FP32")
+                    var (g, trialSQNR) = m.quantizedGraph(keeping: m.keep.merging(slower) { a, _ in a })
+                    let trialKept = try Pipeline.finish(&g, layout: layout)
+                    let trialEmitted = try emitModel(g, options: codegen)
+                    var trialBuild = build
+                    trialBuild.outputDirectory = (c.directory as NSString).appendingPathComponent("speed")
+                    trialBuild.library = .shared
+                    let trial = try buildLibrary(header: trialEmitted.header, source: trialEmitted.source, weights: trialEmitted.weights, options: trialBuild, log: log)
+                    let (ratio, a, b) = try m.compareLatency(lib, try CLibrary(path: trial.sharedLibrary!, name: o.name))
+                    let names = slower.keys.sorted().prefix(4).map { "'\($0)'" }.joined(separator: ", ") + (slower.count > 4 ? ", ..." : "")
+                    if ratio < 0.99 {
+                        m.keepFloat(slower, line: String(format: "speed: %d layer%@ slower in int8 (%@) kept FP32: the whole model %.4f -> %.4f ms on this machine", slower.count, slower.count == 1 ? "" : "s", names, a, b))
+                        progress("compile with g++ (\(slower.count) layers FP32)")
+                        (graph, sqnr, keptFloat, emitted) = (g, trialSQNR, trialKept, trialEmitted)
+                        products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights, options: build, log: log)
+                    } else {
+                        m.noteSpeed(String(format: "speed: %d layer%@ slower in int8 by their steps (%@), but the whole model is not faster with them FP32 (%.4f -> %.4f ms): int8 kept", slower.count, slower.count == 1 ? "" : "s", names, a, b))
+                    }
+                }
+            } catch {
+                m.noteSpeed("speed: not measured (\(error))")
+            }
+            quantizationLines += m.speedLines
+        }
         if let so = products.sharedLibrary {
             progress("int8 against FP32 on the calibration samples")
             do {
                 let lib = try CLibrary(path: so, name: o.name)
-                let lines = try c.compare(lib, progress: progress).map { r in
+                quantizationLines += try c.compare(lib, progress: progress).map { r in
                     String(format: "int8 against FP32 on the %d calibration samples: output '%@' SQNR %@, cosine %.6f", c.samples.count, r.output,
                            r.sqnr.isFinite ? String(format: "%.1f dB", r.sqnr) : r.sqnr > 0 ? "infinite (identical)" : "-infinite (the FP32 output is all zeros)", r.cosine)
                 }
-                quantizationNotes.insert(contentsOf: lines, at: 1)
-                quantizationLines += lines
             } catch {
                 // A library for a CPU this machine lacks (--cpu x86-64-v4 here) cannot run here.
-                let line = "int8 against FP32: not measured (\(error))"
-                quantizationNotes.insert(line, at: 1)
-                quantizationLines.append(line)
+                quantizationLines.append("int8 against FP32: not measured (\(error))")
             }
         } else {
-            quantizationNotes.insert("int8 against FP32: not measured (no shared library built; --library shared or both measures it)", at: 1)
+            quantizationLines.append("int8 against FP32: not measured (no shared library built; --library shared or both measures it)")
         }
+        let notes = m.notes
+        quantizationNotes = [notes[0]] + quantizationLines.filter { $0.hasPrefix("int8 against FP32") } + notes.dropFirst()
     }
-    let report = ModelReport(graph: graph, name: o.name, model: o.modelPath, kilnVersion: o.kilnVersion, arenaBytes: emitted.arenaBytes,
+    var precisionPlan = quantizer?.precisionPlan
+    precisionPlan?.model = (o.modelPath as NSString).lastPathComponent
+    var report = ModelReport(graph: graph, name: o.name, model: o.modelPath, kilnVersion: o.kilnVersion, arenaBytes: emitted.arenaBytes,
                              weightsBytes: emitted.weights.count, notes: quantizationNotes + keptFloat.filter { k in !quantizationNotes.contains { $0.hasPrefix((k.components(separatedBy: ": FP32").first ?? k) + ": FP32") } } + emitted.fallbacks.map { "not through oneDNN: \($0)" },
                              int8Policy: o.int8, sqnr: sqnr)
+    report.layers = precisionPlan?.layers ?? []
     let dir = URL(fileURLWithPath: o.outputDirectory).standardizedFileURL.path as NSString
     var files = [dir.appendingPathComponent("\(o.name).report.md"), dir.appendingPathComponent("\(o.name).report.json")]
     if precisionPlan != nil { files.append(dir.appendingPathComponent("\(o.name).precision.json")) }

@@ -73,6 +73,10 @@ public struct PrecisionPlan: Codable, Sendable, Equatable {
         /// The error this layer alone adds in int8 on the calibration samples (SQNR of its int8
         /// result against its f32 one), when measured.
         public var sqnrDB: Double?
+        /// Its step's milliseconds per run on the compiling machine in the int8 library and in
+        /// the f32 one, when measured.
+        public var int8Ms: Double?
+        public var fp32Ms: Double?
     }
     public var format = "kiln-precision-plan-1"
     public var model: String

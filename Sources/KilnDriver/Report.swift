@@ -43,6 +43,9 @@ public struct ModelReport: Codable, Sendable, Equatable {
     public var quantizedTensors: [QuantizedTensor]
     /// Why nodes stay FP32, and which run as generic loops instead of oneDNN.
     public var notes: [String]
+    /// With --quantize: each layer the recipe quantizes, its precision and why, and what was
+    /// measured of it (NAME.precision.json holds the same).
+    public var layers: [PrecisionPlan.Layer] = []
 
     /// Whether the graph had quantization in it (then `kiln compile` prints the precision summary).
     public var isQuantized: Bool { int8Ops > 0 || !quantizedTensors.isEmpty }
@@ -159,6 +162,14 @@ public struct ModelReport: Codable, Sendable, Equatable {
             if measured {
                 s += "\nSQNR: each tensor's own quantization (rounding inside its range, clipping outside) on the calibration samples.\n"
             }
+        }
+        if !layers.isEmpty {
+            func f(_ x: Double?, _ format: String) -> String { x.map { String(format: format, $0) } ?? "" }
+            s += "\n## Layer precision\n\n| layer | precision | int8 step (ms) | FP32 step (ms) | own int8 SQNR (dB) | why FP32 |\n|---|---|---|---|---|---|\n"
+            for l in layers {
+                s += "| \(l.node) | \(l.precision) | \(f(l.int8Ms, "%.4f")) | \(f(l.fp32Ms, "%.4f")) | \(f(l.sqnrDB, "%.1f")) | \(l.reason ?? "") |\n"
+            }
+            s += "\nSteps timed on the compiling machine (the int8 library and the calibration's f32 build, first sample); own SQNR: the layer's int8 result against its f32 one on the calibration samples (measured for --accuracy-budget). `--precision-plan NAME.precision.json` replays these decisions.\n"
         }
         return s
     }

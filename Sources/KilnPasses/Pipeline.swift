@@ -60,7 +60,16 @@ public enum Pipeline {
     public static func optimize(_ g: inout Graph, layout: LayoutPolicy = .auto, kilnConvKernels: Bool = true,
                                 quantize: (inout Graph) throws -> Void = { _ in },
                                 progress: (String) -> Void = { _ in }) throws -> [String] {
-        let keptFloat = try fuse(&g, kilnConvKernels: kilnConvKernels, quantize: quantize, progress: progress)
+        fuseFloat(&g, kilnConvKernels: kilnConvKernels, progress: progress)
+        try quantize(&g)
+        return try finish(&g, layout: layout, progress: progress)
+    }
+
+    /// Fused (and quantized) graph → what code generation takes: lowered, with memory layouts.
+    /// Returns the convs and matrix products of a quantized graph that stay FP32, each with why.
+    @discardableResult
+    public static func finish(_ g: inout Graph, layout: LayoutPolicy = .auto, progress: (String) -> Void = { _ in }) throws -> [String] {
+        let keptFloat = try lower(&g, progress: progress)
         progress("assign layouts");     assignLayouts(&g, policy: layout)
         try verify(g, requireStaticShapes: true)
         return keptFloat

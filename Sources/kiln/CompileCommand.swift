@@ -70,6 +70,9 @@ struct Compile: ParsableCommand {
     @Option(name: .customLong("precision-plan"), help: "With --quantize: replay the layer precisions of an earlier compile (its OUTDIR/NAME.precision.json, which every --quantize compile writes; edit a layer's \"precision\" to \"fp32\" or \"int8\" by hand if you like): the same model, samples and plan give the same library, nothing is measured again.")
     var precisionPlan: String?
 
+    @Flag(name: .customLong("speed-check"), inversion: .prefixedNo, help: "With --quantize: time each int8 layer's step against its FP32 one on the compiling machine (the final library against the calibration's f32 build, on the first sample) and, when some are slower in int8, build the model with them FP32 and keep it if the whole model is faster. --no-speed-check: every layer the recipe (and --accuracy-budget) allows runs int8. Timings vary from run to run: NAME.precision.json records the decisions, and --precision-plan replays them.")
+    var speedCheck = true
+
     @Flag(help: "Show each step, the g++ command lines, which convolutions and matrix products of a quantized model stay FP32, and which run as generic loops instead of oneDNN, and why (all of it is in NAME.report.md too).")
     var verbose = false
 
@@ -109,8 +112,8 @@ struct Compile: ParsableCommand {
             case (nil, nil): throw ValidationError("--quantize int8 needs calibration samples: --calibration DIR (a directory of <input name>_<k>.npy files, or one .npy file)")
             case (_?, _?): throw ValidationError("give --calibration or --calibration-random, not both")
             }
-        } else if calibration != nil || calibrationRandom != nil || calibrationMethod != nil || accuracyBudget != nil || precisionPlan != nil {
-            throw ValidationError("--calibration, --calibration-random, --calibration-method, --accuracy-budget and --precision-plan go with --quantize int8")
+        } else if calibration != nil || calibrationRandom != nil || calibrationMethod != nil || accuracyBudget != nil || precisionPlan != nil || !speedCheck {
+            throw ValidationError("--calibration, --calibration-random, --calibration-method, --accuracy-budget, --precision-plan and --no-speed-check go with --quantize int8")
         }
         let progress = Progress(verbose: verbose)
         var o = CompileOptions(modelPath: options.model, outputDirectory: outputDir,
@@ -122,6 +125,7 @@ struct Compile: ParsableCommand {
         o.int8 = int8Policy
         o.directConv = directConvPolicy
         o.layout = layoutPolicy
+        quantizeOptions?.speedCheck = speedCheck
         o.quantize = quantizeOptions
         if calibrationRandom != nil {
             FileHandle.standardError.write(Data("kiln: warning: calibrating on random samples (--calibration-random): the int8 library's scales mean nothing; use it to test the flow, not to run the model\n".utf8))

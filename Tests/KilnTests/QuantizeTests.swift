@@ -162,6 +162,7 @@ import KilnReference
         o.inputShapes = ["image": [1, 1, 8, 8]]
         o.library = .shared
         o.quantize = QuantizeOptions(samples: .path((Self.samplesDir as NSString).appendingPathComponent("digits_calib_images.npy")), method: method)
+        o.quantize?.speedCheck = false
         let r = try compileModel(o)
         #expect(r.report.summary.hasPrefix("int8: 5 of 5 convs and matrix products"), "\(r.report.summary)")
         #expect(r.report.notes.first?.hasPrefix("calibration: 128 samples from ") == true, "\(r.report.notes)")
@@ -199,7 +200,7 @@ import KilnReference
         let model = cli.digitsModel()
         let out = temporaryDirectory()
         let ok = try cli.kiln(["compile", model, "--input-shape", "image=1x1x8x8", "-o", out, "--library", "shared",
-                               "--quantize", "int8", "--calibration", good, "--calibration-method", "minmax"])
+                               "--quantize", "int8", "--calibration", good, "--calibration-method", "minmax", "--no-speed-check"])
         #expect(ok.status == 0, "\(ok.err)")
         #expect(ok.out.contains("int8: 5 of 5 convs and matrix products"), "\(ok.out)")
         let run = try cli.kiln(["run", (out as NSString).appendingPathComponent("libdigits.so"), "--input", (Self.samplesDir as NSString).appendingPathComponent("digits_test_images.npy"),
@@ -277,14 +278,14 @@ import KilnReference
                 .flatMap { Double($0.split(separator: " ").last ?? "") }
         }
         let plain = temporaryDirectory()
-        let p = try cli.kiln(["compile", model, "-o", plain, "--name", "outlier", "--library", "shared", "--quantize", "int8", "--calibration", samples])
+        let p = try cli.kiln(["compile", model, "-o", plain, "--name", "outlier", "--library", "shared", "--quantize", "int8", "--calibration", samples, "--no-speed-check"])
         #expect(p.status == 0, "\(p.err)")
         let plainCosine = try #require(cosine(p.out), "\(p.out)")
         #expect(plainCosine < 0.99, "plain int8 should miss the budget here: \(p.out)")
 
         let fitted = temporaryDirectory()
         let b = try cli.kiln(["compile", model, "-o", fitted, "--name", "outlier", "--library", "shared", "--quantize", "int8", "--calibration", samples,
-                              "--accuracy-budget", "cosine=0.999"])
+                              "--accuracy-budget", "cosine=0.999", "--no-speed-check"])
         #expect(b.status == 0, "\(b.err)")
         #expect(b.out.contains("accuracy budget (cosine to FP32 >= 0.999): every layer int8 gives cosine"), "\(b.out)")
         #expect(b.out.contains("1 of 4 layers kept FP32 give cosine"), "\(b.out)")
@@ -321,5 +322,20 @@ import KilnReference
         #expect(unknown.status != 0 && unknown.err.contains("1 layer the X86 recipe does not quantize in this model: 'conv9'"), "\(unknown.err)")
         let stray = try cli.kiln(["compile", model, "-o", temporaryDirectory(), "--accuracy-budget", "1%"])
         #expect(stray.status != 0 && stray.err.contains("go with --quantize int8"), "\(stray.err)")
+    }
+
+    /// The speed check (on by default): every layer's int8 and FP32 step timed on this machine and
+    /// recorded in the precision plan, and a decision said either way. Which way it goes depends on
+    /// the machine and its load, so only that it was measured and said is checked here.
+    @Test func speedCheckTimesEveryLayer() throws {
+        let out = temporaryDirectory()
+        let r = try BadInputTests().kiln(["compile", BadInputTests().digitsModel(), "--input-shape", "image=1x1x8x8", "-o", out, "--library", "shared",
+                                          "--quantize", "int8", "--calibration", (Self.samplesDir as NSString).appendingPathComponent("digits_calib_images.npy")])
+        #expect(r.status == 0, "\(r.err)")
+        let said = r.out.split(separator: "\n").filter { $0.hasPrefix("speed: ") }
+        #expect(said.count == 1 && (said[0].contains("every int8 layer's step is faster") || said[0].contains("slower in int8")), "\(r.out)")
+        let plan = try PrecisionPlan.read(path: (out as NSString).appendingPathComponent("digits.precision.json"))
+        #expect(plan.layers.count == 6 && plan.layers.allSatisfy { ($0.int8Ms ?? 0) > 0 && ($0.fp32Ms ?? 0) > 0 }, "\(plan.json)")
+        #expect(plan.layers.allSatisfy { $0.precision == "int8" || $0.reason?.contains("slower in int8") == true }, "\(plan.json)")
     }
 }
