@@ -202,7 +202,7 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
     precisionPlan?.model = (o.modelPath as NSString).lastPathComponent
     var report = ModelReport(graph: graph, name: o.name, model: o.modelPath, kilnVersion: o.kilnVersion, arenaBytes: emitted.arenaBytes,
                              weightsBytes: emitted.weights.count, notes: quantizationNotes + keptFloat.filter { k in !quantizationNotes.contains { $0.hasPrefix((k.components(separatedBy: ": FP32").first ?? k) + ": FP32") } } + emitted.fallbacks.map { "not through oneDNN: \($0)" },
-                             int8Policy: o.int8, sqnr: sqnr)
+                             int8Policy: o.int8, sqnr: sqnr, decisions: quantizer?.plan(keeping: quantizer!.keep).precisionOf ?? [:])
     report.layers = precisionPlan?.layers ?? []
     let dir = URL(fileURLWithPath: o.outputDirectory).standardizedFileURL.path as NSString
     var files = [dir.appendingPathComponent("\(o.name).report.md"), dir.appendingPathComponent("\(o.name).report.json")]

@@ -56,7 +56,7 @@ public struct ModelReport: Codable, Sendable, Equatable {
     }
 
     public init(graph g: Graph, name: String, model: String, kilnVersion: String, arenaBytes: Int, weightsBytes: Int, notes: [String],
-                int8Policy: Int8Policy = .exact, sqnr: [String: Double?] = [:]) {
+                int8Policy: Int8Policy = .exact, sqnr: [String: Double?] = [:], decisions: [String: String] = [:]) {
         self.name = name
         self.model = model
         self.kilnVersion = kilnVersion
@@ -117,7 +117,9 @@ public struct ModelReport: Codable, Sendable, Equatable {
                 if p == "int8" { int8 += 1 }
             }
             let y = n.outputs[0]
-            entries.append(NodeEntry(name: n.name, onnx: n.origin.description, op: n.op.name, output: g.values[y].type.description, precision: precision))
+            // Kiln's own quantization says why for every node of the graph it planned on.
+            let decided = decisions[n.name].flatMap { d in precision == nil || (precision == "FP32" && d.hasPrefix("FP32")) ? d : nil }
+            entries.append(NodeEntry(name: n.name, onnx: n.origin.description, op: n.op.name, output: g.values[y].type.description, precision: decided ?? precision))
         }
         int8Ops = int8
         computeOps = compute

@@ -37,6 +37,8 @@ public struct QuantizationPlan: Sendable {
     /// The nodes that compute in int8 (convs, matrix products, adds, average poolings), in graph
     /// order: the layers a precision plan may keep FP32.
     public var layers: [Int]
+    /// Every node's precision and why, by name: "int8", "int8 (...)" or "FP32: why".
+    public var precisionOf: [String: String] = [:]
 
     /// The values whose ranges the calibration must observe.
     public var observed: [ValueID] { groups.flatMap { $0 } }
@@ -76,8 +78,18 @@ public func planQuantization(_ g: Graph, keepFloat: [String: String] = [:]) -> Q
     }
     // Ops that share their input's parameters run quantized where their result is quantized:
     // then their inputs are, with the same parameters (last to first, so chains propagate).
+    var precisionOf: [String: String] = [:]
+    for (i, n) in g.nodes.enumerated() {
+        switch recipe(n, g, isActivation) {
+        case .compute: precisionOf[n.name] = quantizedNodes.contains(i) ? "int8" : "FP32: \(keepFloat[n.name] ?? "")"
+        case .float(let why): precisionOf[n.name] = "FP32: \(why)"
+        case .passThrough: precisionOf[n.name] = "FP32: moves f32 values (it shares its input's u8 parameters only where an int8 op reads its result)"
+        case .notQuantized: precisionOf[n.name] = "FP32: no int8 form in the X86 recipe"
+        }
+    }
     for (i, n) in g.nodes.enumerated().reversed() {
         guard case .passThrough(let data) = recipe(n, g, isActivation), quantized.contains(n.outputs[0]) else { continue }
+        precisionOf[n.name] = "int8 (moves u8 values, its input's parameters)"
         quantizedNodes.insert(i)
         for k in data {
             quantized.insert(n.inputs[k]!)
@@ -92,7 +104,7 @@ public func planQuantization(_ g: Graph, keepFloat: [String: String] = [:]) -> Q
         groupOf[v] = groups.count
         groups.append([v])
     }
-    return QuantizationPlan(groups: groups, groupOf: groupOf, quantizedNodes: quantizedNodes, decisions: decisions, layers: layers)
+    return QuantizationPlan(groups: groups, groupOf: groupOf, quantizedNodes: quantizedNodes, decisions: decisions, layers: layers, precisionOf: precisionOf)
 }
 
 /// The operand of `n` that holds weights quantized s8 per output channel when `n` runs int8, and
