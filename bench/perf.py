@@ -322,9 +322,10 @@ class OpenVinoRunner:
 
 
 class TorchRunner:
-    """Inductor (torch.compile) or AOTInductor."""
+    """Inductor (torch.compile) or AOTInductor; of build(model name), the module the ONNX file
+    was exported from unless given (bench/int8.py gives its PT2E-quantized module)."""
 
-    def __init__(self, cfg, kind):
+    def __init__(self, cfg, kind, build=None):
         import numpy as np
         import torch
 
@@ -338,7 +339,8 @@ class TorchRunner:
 
         inductor_config.freezing = True
         # The very module (seed 0) that the export wrote to the ONNX file.
-        build = build_torchvision if cfg["model"] in TORCHVISION_MODELS else build_zoo
+        if build is None:
+            build = build_torchvision if cfg["model"] in TORCHVISION_MODELS else build_zoo
         model = build(cfg["model"])
         x = torch.from_numpy(np.ascontiguousarray(np.load(cfg["input_npy"])))
         self.x = x

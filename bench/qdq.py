@@ -23,7 +23,7 @@ samples (the same for every tool), then
 Prints a Markdown table. Needs the torch venv (scripts/lib.sh ensure_torch_venv).
 """
 import argparse
-import json, os, re, subprocess, sys, time
+import json, os, re, subprocess, sys, tempfile, time
 import numpy as np
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -42,14 +42,15 @@ def median_ms(fn, seconds):
     return 1000 * float(np.median(times))
 
 
-class OpenVINO:
-    """OpenVINO on the QDQ graph in a child process that stays for the model's rounds (OpenVINO
-    crashed, a signal, not an exception, compiling densenet121's QDQ graph). `error` says why
-    it failed, else None."""
+class Worker:
+    """A child process that stays for a model's rounds and answers one line per request (see
+    serve), so that a crash (a signal, not an exception: OpenVINO compiling densenet121's QDQ
+    graph) costs its entry, not the script. `error` says why it failed, else None. Its stderr
+    goes to a file (a pipe nobody reads could fill and block it)."""
 
-    def __init__(self, path, threads):
-        self.p = subprocess.Popen([sys.executable, __file__, "--openvino-worker", path, str(threads)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def __init__(self, argv):
+        self.log = tempfile.TemporaryFile("w+")
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.error = None
 
     def ask(self, line):
@@ -63,7 +64,10 @@ class OpenVINO:
             answer = ""
         if not answer:
             self.p.wait()
-            why = (self.p.stderr.read().strip().splitlines() or [f"exit status {self.p.returncode}"])[-1]
+            self.log.seek(0)
+            lines = [l for l in self.log.read().strip().splitlines() if l.strip()]
+            # Killed by a signal: what it printed before says nothing about it.
+            why = lines[-1].strip() if lines and self.p.returncode >= 0 else f"exit status {self.p.returncode}"
             self.error = why[:120]
             return None
         return answer.strip()
@@ -79,22 +83,112 @@ class OpenVINO:
         if not self.error:
             self.p.stdin.close()
             self.p.wait()
+        self.log.close()
 
 
-def openvino_worker(path, threads):
-    import openvino as ov
-    compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": int(threads), "PERFORMANCE_HINT": "LATENCY",
-                                                      "INFERENCE_PRECISION_HINT": "f32"})
-    request = compiled.create_infer_request()
+class OpenVINO(Worker):
+    """OpenVINO on an ONNX (or OpenVINO IR) file in a Worker."""
+
+    def __init__(self, path, threads):
+        super().__init__([sys.executable, os.path.abspath(__file__), "--openvino-worker", path, str(threads)])
+
+
+def worker_channel():
+    """In a worker process: the file its answers go to (the original stdout); whatever else
+    writes to stdout (a library's messages) goes to stderr."""
+    channel = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    return channel
+
+
+def serve(channel, infer, output, load=np.load):
+    """A worker's loop: `run IN OUT` loads input file IN, runs infer on it and saves output(its
+    result) to OUT, answering "ok"; `time S` answers the median ms of infer on the last input
+    over S seconds."""
     x = None
     for line in sys.stdin:
         cmd, *args = line.split()
         if cmd == "run":
-            x = np.load(args[0])
-            np.save(args[1], np.array(request.infer({0: x})[compiled.output(0)]))
-            print("ok", flush=True)
+            x = load(args[0])
+            np.save(args[1], output(infer(x)))
+            print("ok", file=channel, flush=True)
         elif cmd == "time":
-            print(median_ms(lambda: request.infer({0: x}), float(args[0])), flush=True)
+            print(median_ms(lambda: infer(x), float(args[0])), file=channel, flush=True)
+
+
+def openvino_worker(path, threads):
+    channel = worker_channel()
+    import openvino as ov
+    compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": int(threads), "PERFORMANCE_HINT": "LATENCY",
+                                                      "INFERENCE_PRECISION_HINT": "f32"})
+    request = compiled.create_infer_request()
+    serve(channel, lambda x: request.infer({0: x}), lambda r: np.array(r[compiled.output(0)]))
+
+
+def calibration_samples(x, n):
+    """The calibration samples, the same for every tool: n seeded random arrays shaped like x."""
+    rng = np.random.default_rng(0)
+    return [rng.standard_normal(x.shape).astype(np.float32) for _ in range(n)]
+
+
+def cosine_inputs(x, n):
+    """The inputs of the cosine: x (the model's input file) and n - 1 seeded random ones."""
+    rng = np.random.default_rng(1)
+    return [x] + [rng.standard_normal(x.shape).astype(np.float32) for _ in range(n - 1)]
+
+
+def quantize_qdq(fp32, qdq, samples):
+    """ONNX Runtime's quantize_static of fp32 into qdq (QDQ format, per-channel s8 weights, u8
+    activations) calibrated on samples, unless qdq exists."""
+    if os.path.exists(qdq):
+        return
+    from onnxruntime.quantization import quantize_static, CalibrationDataReader, QuantFormat, QuantType
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"input": s} for s in samples])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    quantize_static(fp32, qdq, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+
+
+def write_calibration(directory, samples):
+    """directory holding exactly the samples, as input_<k>.npy (`kiln compile --calibration`)."""
+    os.makedirs(directory, exist_ok=True)
+    for f in os.listdir(directory):
+        os.remove(os.path.join(directory, f))
+    for k, s in enumerate(samples):
+        np.save(os.path.join(directory, f"input_{k}.npy"), s)
+
+
+def kiln_compile(kiln, args, out, name):
+    """`kiln compile ARGS -o OUT --name NAME --library shared`: (library path, its "int8: ..."
+    summary line, seconds), or (None, the end of its error, seconds)."""
+    t0 = time.time()
+    c = subprocess.run([kiln, "compile"] + args + ["-o", out, "--name", name, "--library", "shared"],
+                       capture_output=True, text=True)
+    seconds = time.time() - t0
+    if c.returncode != 0:
+        return None, c.stderr.strip()[-200:], seconds
+    return os.path.join(out, f"lib{name}.so"), next((l for l in c.stdout.splitlines() if l.startswith("int8:")), ""), seconds
+
+
+def kiln_output(kiln, lib, inp, out, threads):
+    """The library's output on the input file inp (`kiln run`, written into the directory out)."""
+    subprocess.run([kiln, "run", lib, "--input", inp, "--output-dir", out, "--threads", str(threads)],
+                   check=True, capture_output=True)
+    return np.load(os.path.join(out, "output.npy")).ravel()
+
+
+def kiln_bench(kiln, lib, threads, seconds):
+    """The library's median ms over seconds (`kiln bench`)."""
+    b = subprocess.run([kiln, "bench", lib, "--threads", str(threads), "--seconds", str(seconds)],
+                       capture_output=True, text=True, check=True)
+    med = re.search(r"median\s+([0-9.]+)", b.stdout)
+    return float(med.group(1)) if med else float("nan")
 
 
 def main():
@@ -112,7 +206,6 @@ def main():
                     help="also time Kiln quantizing the FP32 model itself (--quantize int8) on the same calibration samples")
     a = ap.parse_args()
     import onnxruntime as ort
-    from onnxruntime.quantization import quantize_static, CalibrationDataReader, QuantFormat, QuantType
     os.makedirs(a.dir, exist_ok=True)
     models = a.models.split(",")
     subprocess.run([sys.executable, os.path.join(here, "export_models.py"), "--out", a.dir, "--models", a.models], check=True)
@@ -121,51 +214,32 @@ def main():
         fp32 = os.path.join(a.dir, f"{m}.onnx")
         qdq = os.path.join(a.dir, f"{m}.qdq.onnx")
         x = np.load(os.path.join(a.dir, f"{m}.input.npy"))
-        rng = np.random.default_rng(0)
-        samples = [rng.standard_normal(x.shape).astype(np.float32) for _ in range(a.calibration)]
-        if not os.path.exists(qdq):
-
-            class Reader(CalibrationDataReader):
-                def __init__(self):
-                    self.it = iter([{"input": s} for s in samples])
-
-                def get_next(self):
-                    return next(self.it, None)
-
-            quantize_static(fp32, qdq, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        samples = calibration_samples(x, a.calibration)
+        quantize_qdq(fp32, qdq, samples)
         so = ort.SessionOptions()
         so.intra_op_num_threads = a.threads
         so.inter_op_num_threads = 1
         ref_session = ort.InferenceSession(fp32, so)
         sess = ort.InferenceSession(qdq, so)
-        rng = np.random.default_rng(1)
-        inputs = [x] + [rng.standard_normal(x.shape).astype(np.float32) for _ in range(a.cosine_inputs - 1)]
+        inputs = cosine_inputs(x, a.cosine_inputs)
         refs = [ref_session.run(None, {"input": xi})[0].ravel() for xi in inputs]
         ov = OpenVINO(qdq, a.threads)
         kiln = {}
         calibration = os.path.join(a.dir, f"calibration-{m}")
         if a.self:
-            os.makedirs(calibration, exist_ok=True)
-            for f in os.listdir(calibration):
-                os.remove(os.path.join(calibration, f))
-            for k, s in enumerate(samples):
-                np.save(os.path.join(calibration, f"input_{k}.npy"), s)
+            write_calibration(calibration, samples)
         for variant in ["exact"] + (["fast"] if a.fast else []) + (["self"] if a.self else []):
             out = os.path.join(a.dir, f"kiln-{m}" + ("" if variant == "exact" else "-" + variant))
             args = ([fp32, "--quantize", "int8", "--calibration", calibration] if variant == "self"
                     else [qdq, "--int8", variant])
-            t0 = time.time()
-            c = subprocess.run([a.kiln, "compile"] + args + ["-o", out, "--name", m, "--library", "shared"],
-                               capture_output=True, text=True)
+            lib, summary, seconds = kiln_compile(a.kiln, args, out, m)
             if variant == "self":
-                print(f"{m}: kiln --quantize int8 compiled in {time.time() - t0:.1f} s", file=sys.stderr)
-            if c.returncode != 0:
+                print(f"{m}: kiln --quantize int8 compiled in {seconds:.1f} s", file=sys.stderr)
+            if lib is None:
                 kiln[variant] = None
-                print(f"{m}: kiln compile failed: {c.stderr.strip()[-200:]}", file=sys.stderr)
+                print(f"{m}: kiln compile failed: {summary}", file=sys.stderr)
                 continue
-            summary = next((l for l in c.stdout.splitlines() if l.startswith("int8:")), "")
-            kiln[variant] = {"lib": os.path.join(out, f"lib{m}.so"), "out": out, "summary": summary, "ms": [], "cos": []}
+            kiln[variant] = {"lib": lib, "out": out, "summary": summary, "ms": [], "cos": []}
         cos_ort, cos_ov = [], []
         for k, xi in enumerate(inputs):
             inp = os.path.join(a.dir, "in.npy")
@@ -175,9 +249,7 @@ def main():
             cos_ov.append(cos(y_ov, refs[k]) if y_ov is not None else None)
             for v in kiln.values():
                 if v:
-                    subprocess.run([a.kiln, "run", v["lib"], "--input", inp, "--output-dir", v["out"], "--threads", str(a.threads)],
-                                   check=True, capture_output=True)
-                    v["cos"].append(cos(np.load(os.path.join(v["out"], "output.npy")).ravel(), refs[k]))
+                    v["cos"].append(cos(kiln_output(a.kiln, v["lib"], inp, v["out"], a.threads), refs[k]))
         ort_ms, ov_ms = [], []
         for _ in range(a.rounds):
             ort_ms.append(median_ms(lambda: sess.run(None, {"input": x}), a.seconds))
@@ -186,10 +258,7 @@ def main():
                 ov_ms.append(t)
             for v in kiln.values():
                 if v:
-                    b = subprocess.run([a.kiln, "bench", v["lib"], "--threads", str(a.threads), "--seconds", str(a.seconds)],
-                                       capture_output=True, text=True, check=True)
-                    med = re.search(r"median\s+([0-9.]+)", b.stdout)
-                    v["ms"].append(float(med.group(1)) if med else float("nan"))
+                    v["ms"].append(kiln_bench(a.kiln, v["lib"], a.threads, a.seconds))
         ov.close()
         med = lambda xs: float(np.median(xs)) if xs else None
         mean = lambda xs: float(np.mean(xs)) if xs and None not in xs else None

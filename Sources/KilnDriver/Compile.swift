@@ -148,10 +148,15 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
         quantizationLines += m.budgetLines
         // Per-layer precision by measured speed: layers whose int8 step is slower than their f32
         // one go FP32 if the whole model is then faster. A replayed plan measures nothing.
+        // The library the outputs are measured on: the final one, or after a rebuild its trial
+        // twin (the same code; the rebuilt file's path is already loaded, and dlopen would
+        // return the library it replaced).
+        var measured: CLibrary?
         if o.quantize?.precisionPlan == nil, o.quantize?.speedCheck == true {
             do {
                 guard let so = products.sharedLibrary else { throw KilnError("no shared library built; --library shared or both measures it") }
                 let lib = try CLibrary(path: so, name: o.name)
+                measured = lib
                 let slower = try m.slowerInInt8(lib, progress: progress)
                 if slower.isEmpty {
                     m.noteSpeed("speed: every int8 layer's step is faster than its FP32 one on this machine (NAME.precision.json has the figures)")
@@ -164,12 +169,13 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
                     trialBuild.outputDirectory = (c.directory as NSString).appendingPathComponent("speed")
                     trialBuild.library = .shared
                     let trial = try buildLibrary(header: trialEmitted.header, source: trialEmitted.source, weights: trialEmitted.weights, options: trialBuild, log: log)
-                    let (ratio, a, b) = try m.compareLatency(lib, try CLibrary(path: trial.sharedLibrary!, name: o.name))
+                    let trialLib = try CLibrary(path: trial.sharedLibrary!, name: o.name)
+                    let (ratio, a, b) = try m.compareLatency(lib, trialLib)
                     let names = slower.keys.sorted().prefix(4).map { "'\($0)'" }.joined(separator: ", ") + (slower.count > 4 ? ", ..." : "")
                     if ratio < 0.99 {
                         m.keepFloat(slower, line: String(format: "speed: %d layer%@ slower in int8 (%@) kept FP32: the whole model %.4f -> %.4f ms on this machine", slower.count, slower.count == 1 ? "" : "s", names, a, b))
                         progress("compile with g++ (\(slower.count) layers FP32)")
-                        (graph, sqnr, keptFloat, emitted) = (g, trialSQNR, trialKept, trialEmitted)
+                        (graph, sqnr, keptFloat, emitted, measured) = (g, trialSQNR, trialKept, trialEmitted, trialLib)
                         products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights, options: build, log: log)
                     } else {
                         m.noteSpeed(String(format: "speed: %d layer%@ slower in int8 by their steps (%@), but the whole model is not faster with them FP32 (%.4f -> %.4f ms): int8 kept", slower.count, slower.count == 1 ? "" : "s", names, a, b))
@@ -183,7 +189,7 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
         if let so = products.sharedLibrary {
             progress("int8 against FP32 on the calibration samples")
             do {
-                let lib = try CLibrary(path: so, name: o.name)
+                let lib = try measured ?? CLibrary(path: so, name: o.name)
                 quantizationLines += try c.compare(lib, progress: progress).map { r in
                     String(format: "int8 against FP32 on the %d calibration samples: output '%@' SQNR %@, cosine %.6f", c.samples.count, r.output,
                            r.sqnr.isFinite ? String(format: "%.1f dB", r.sqnr) : r.sqnr > 0 ? "infinite (identical)" : "-infinite (the FP32 output is all zeros)", r.cosine)
