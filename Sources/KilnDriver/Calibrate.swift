@@ -249,6 +249,9 @@ public final class Calibration {
     var valueRange: [ValueID: (Float, Float)] = [:]
     var binRange: [ValueID: (Float, Float)] = [:]
     var histograms: [ValueID: [Double]] = [:]
+    /// Per observed value of rank 2 or more: its mean along axis 1 and along its last axis (per
+    /// index of that axis, over the samples and every other axis), for bias correction.
+    var means: [ValueID: [Int: [Double]]] = [:]
     var libraries = 0
 
     // Runs too when the initializer throws once the library is loaded (every property is set by then).
@@ -308,7 +311,12 @@ public final class Calibration {
             }
         }
         var lo: [ValueID: Float] = [:], hi: [ValueID: Float] = [:]
-        for v in plan.observed { lo[v] = .infinity; hi[v] = -.infinity }
+        var sums: [ValueID: [Int: [Double]]] = [:]
+        for v in plan.observed {
+            lo[v] = .infinity; hi[v] = -.infinity
+            let shape = fused.values[v].type.shape ?? []
+            if shape.count >= 2 { for axis in Set(shape.count <= 3 ? [1, shape.count - 1] : [1]) { sums[v, default: [:]][axis] = [Double](repeating: 0, count: shape[axis]) } }
+        }
         for k in 0..<samples.count {
             progress("calibration: ranges, sample \(k + 1) of \(samples.count)")
             try observe(k) { v, x in
@@ -319,7 +327,25 @@ public final class Calibration {
                 }
                 lo[v] = a
                 hi[v] = b
+                guard let axes = sums[v], let shape = fused.values[v].type.shape, shapeProduct(shape) == x.count else { return }
+                for (axis, _) in axes {
+                    let n = shape[axis], inner = shape[(axis + 1)...].reduce(1, *)
+                    sums[v]![axis]!.withUnsafeMutableBufferPointer { sum in
+                        var i = 0
+                        while i < x.count {
+                            let c = (i / inner) % n
+                            var t = 0.0
+                            for e in x[i..<(i + inner)] where e.isFinite { t += Double(e) }
+                            sum[c] += t
+                            i += inner
+                        }
+                    }
+                }
             }
+        }
+        for (v, axes) in sums {
+            let count = Double(shapeProduct(fused.values[v].type.shape ?? []) * samples.count)
+            for (axis, sum) in axes { means[v, default: [:]][axis] = sum.map { $0 * Double(sum.count) / count } }
         }
         // Every range holds 0 (exact in u8); a value never finite observes [0, 0].
         for v in plan.observed {
@@ -376,6 +402,9 @@ public final class Calibration {
         return (parameters, sqnr)
     }
 
+    /// The mean of observed value `v` along `axis` (1 or its last) on the samples, if it was observed.
+    public func inputMeans(_ v: ValueID, axis: Int) -> [Double]? { means[v]?[axis] }
+
     /// An f32 or quantized graph (fused, before the lowering) built as a shared library for the
     /// machine that compiles, in the calibration's directory, and loaded.
     public func library(for g: Graph, log: (String) -> Void = { _ in }) throws -> CLibrary {
@@ -409,7 +438,7 @@ public final class Calibration {
     public func layerSQNR(_ fused: Graph, plan: QuantizationPlan, progress: (String) -> Void = { _ in },
                           log: (String) -> Void = { _ in }) throws -> [(layer: Int, sqnr: Double)] {
         var g = fused
-        let twins = addInt8Twins(&g, plan, parameters: parameters(for: plan).0)
+        let twins = addInt8Twins(&g, plan, parameters: parameters(for: plan).0, inputMeans: inputMeans)
         progress("accuracy: build the library of \(twins.count) layers and their int8 twins")
         let lib = try library(for: g, log: log)
         let instance = try lib.makeInstance()

@@ -144,7 +144,7 @@ func fitAccuracyBudget(_ fused: Graph, calibration c: Calibration, budget: Accur
         progress("accuracy: int8 with \(k) layer\(k == 1 ? "" : "s") kept FP32")
         let plan = planQuantization(fused, keepFloat: keep(k))
         var g = fused
-        insertQuantization(&g, plan, parameters: c.parameters(for: plan).0)
+        insertQuantization(&g, plan, parameters: c.parameters(for: plan).0, inputMeans: c.inputMeans)
         let a = try c.compare(try c.library(for: g, log: log))
         let r = (try budget.holds(a), try budget.measure(a))
         cache[k] = r

@@ -44,7 +44,7 @@ final class ModelQuantizer {
         let plan = plan(keeping: keep ?? self.keep)
         let (parameters, tensorSQNR) = calibration.parameters(for: plan)
         var g = fused
-        insertQuantization(&g, plan, parameters: parameters)
+        insertQuantization(&g, plan, parameters: parameters, inputMeans: calibration.inputMeans)
         var sqnr: [String: Double?] = [:]
         for v in plan.observed { sqnr[g.values[v].name] = tensorSQNR[v].flatMap { $0.isFinite ? $0 : nil } }
         return (g, sqnr)

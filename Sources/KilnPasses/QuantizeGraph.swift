@@ -260,8 +260,10 @@ private struct QDQWriter {
         return d
     }
 
-    /// `n`'s weights (operand `k`) as s8 constants per channel of `axis`, behind DequantizeLinear.
-    mutating func dequantizedWeights(_ g: inout Graph, _ n: Node, _ k: Int, axis: Int, suffix: String = "") -> ValueID {
+    /// `n` reading its weights as s8 constants per output channel behind DequantizeLinear, and, given
+    /// the mean of its input along its channel axis (`inputMeans`), its bias corrected for them.
+    mutating func quantizeWeights(_ g: inout Graph, _ n: inout Node, inputMeans: [Double]?, suffix: String = "") {
+        guard let (k, axis) = quantizedWeightsOperand(n) else { return }
         let w = n.inputs[k]!
         let (wq, p) = quantizeWeightsSymmetric(g.values[w].constant!, axis: axis)
         let name = g.values[w].name + suffix
@@ -269,7 +271,79 @@ private struct QDQWriter {
         let s = g.addConstant("\(name)_scales", Tensor(.f32, shape: [p.scales.count], floats: p.scales))
         let d = g.addValue("\(name)_dequantized", g.values[w].type)
         nodes.append(Node(name: "\(name)_DequantizeLinear", op: .dequantizeLinear(axis: axis), inputs: [q, s], outputs: [d], origin: origin("DequantizeLinear")))
-        return d
+        let real = g.values[w].constant!
+        n.inputs[k] = d
+        guard let inputMeans, let shift = weightQuantizationShift(n, g, real: real, quantized: wq, scales: p.scales, inputMeans: inputMeans),
+              shift.contains(where: { $0 != 0 }) else { return }
+        // The bias operand: a constant of one value per output channel, or none yet.
+        let existing = n.inputs.count > 2 ? n.inputs[2].flatMap { g.values[$0].constant } : nil
+        if n.inputs.count > 2, n.inputs[2] != nil, existing == nil { return }
+        if case .gemm(let a) = n.op, a.beta != 1, existing == nil { return }
+        let bias = existing?.floats ?? [Float](repeating: 0, count: shift.count)
+        guard bias.count == shift.count else { return }
+        let corrected = g.addConstant("\(name)_corrected_bias", Tensor(.f32, shape: existing?.shape ?? [shift.count], floats: zip(bias, shift).map { $0 - $1 }))
+        while n.inputs.count < 3 { n.inputs.append(nil) }
+        n.inputs[2] = corrected
+    }
+}
+
+/// How much int8 shifts each output channel of `n` (a conv, Gemm or MatMul) on average by
+/// computing with its quantized weights ŵ = q·s instead of w: Σ over its inputs i (and taps) of
+/// (ŵ − w)·mean(x_i), `inputMeans` being the input's means along its channel axis (a conv's axis 1,
+/// a product's last). Subtracted from the bias, this is the weight half of bias correction (as in
+/// NNCF's): rounding errors of the weights that do not average out over a channel's inputs.
+public func weightQuantizationShift(_ n: Node, _ g: Graph, real w: Tensor, quantized q: Tensor, scales: [Float], inputMeans: [Double]) -> [Float]? {
+    let wf = w.floats, qi = q.ints
+    switch n.op {
+    case .conv(let a):
+        let outC = w.shape[0], perGroup = w.shape[1], taps = w.shape[2...].reduce(1, *)
+        guard a.group > 0, outC % a.group == 0, inputMeans.count == perGroup * a.group else { return nil }
+        let outPerGroup = outC / a.group
+        return (0..<outC).map { o in
+            let base = (o / outPerGroup) * perGroup
+            var sum = 0.0
+            for i in 0..<perGroup {
+                var d = 0.0
+                for t in 0..<taps {
+                    let k = (o * perGroup + i) * taps + t
+                    d += Double(Float(qi[k]) * scales[o]) - Double(wf[k])
+                }
+                sum += d * inputMeans[base + i]
+            }
+            return Float(sum)
+        }
+    case .gemm(let a):
+        guard w.rank == 2 else { return nil }
+        let (rows, cols) = (w.shape[0], w.shape[1])
+        let (inner, outer) = a.transB ? (cols, rows) : (rows, cols)
+        guard inputMeans.count == inner else { return nil }
+        return (0..<outer).map { o in
+            var sum = 0.0
+            for i in 0..<inner {
+                let k = a.transB ? o * cols + i : i * cols + o
+                sum += (Double(Float(qi[k]) * scales[o]) - Double(wf[k])) * inputMeans[i]
+            }
+            return Float(sum)
+        }
+    case .matMul:
+        guard w.rank == 2, inputMeans.count == w.shape[0] else { return nil }
+        let (inner, outer) = (w.shape[0], w.shape[1])
+        return (0..<outer).map { o in
+            var sum = 0.0
+            for i in 0..<inner { sum += (Double(Float(qi[i * outer + o]) * scales[o]) - Double(wf[i * outer + o])) * inputMeans[i] }
+            return Float(sum)
+        }
+    default: return nil
+    }
+}
+
+/// The axis along which a conv, Gemm or MatMul reads its input's channels: 1 for a conv, the last otherwise.
+public func inputChannelAxis(_ n: Node, _ g: Graph) -> Int? {
+    guard let x = n.inputs.first ?? nil else { return nil }
+    switch n.op {
+    case .conv: return 1
+    case .gemm, .matMul: return g.values[x].type.rank - 1
+    default: return nil
     }
 }
 
@@ -278,8 +352,11 @@ private struct QDQWriter {
 /// DequantizeLinear, which the quantized ops that read it read; a value that a quantized op
 /// writes is read through them everywhere (its consumers see what the int8 op gives), any other
 /// (a graph input, an f32 op's result) stays as it is for its f32 readers. Weights of quantized
-/// convs and matrix products become s8 constants behind DequantizeLinear.
-public func insertQuantization(_ g: inout Graph, _ plan: QuantizationPlan, parameters: [Quantization]) {
+/// convs and matrix products become s8 constants behind DequantizeLinear; with `inputMeans` (a
+/// value's means along an axis, from the calibration), their biases are corrected for the
+/// weights' rounding (`weightQuantizationShift`).
+public func insertQuantization(_ g: inout Graph, _ plan: QuantizationPlan, parameters: [Quantization],
+                               inputMeans: (ValueID, Int) -> [Double]? = { _, _ in nil }) {
     precondition(parameters.count == plan.groups.count)
     let producers = g.producers()
     let old = g.nodes
@@ -293,7 +370,9 @@ public func insertQuantization(_ g: inout Graph, _ plan: QuantizationPlan, param
             let writtenQuantized = producers[v].map { plan.quantizedNodes.contains($0) } ?? false
             if writtenQuantized || quantizedNode { n.inputs[k] = d }
         }
-        if quantizedNode, let q = quantizedWeightsOperand(n) { n.inputs[q.index] = w.dequantizedWeights(&g, n, q.index, axis: q.axis) }
+        if quantizedNode, let x = old[i].inputs.first ?? nil, let axis = inputChannelAxis(n, g) {
+            w.quantizeWeights(&g, &n, inputMeans: inputMeans(x, axis))
+        }
         w.nodes.append(n)
         for v in n.outputs where plan.groupOf[v] != nil { dequantized[v] = w.quantizePair(&g, v) }
     }
@@ -306,7 +385,8 @@ public func insertQuantization(_ g: inout Graph, _ plan: QuantizationPlan, param
 /// its own. The layer's f32 result and its twin's (dequantized) become extra graph outputs: their
 /// difference on the calibration samples is the error that layer alone adds. Returns, per layer
 /// (node index), the indices of the two outputs.
-public func addInt8Twins(_ g: inout Graph, _ plan: QuantizationPlan, parameters: [Quantization]) -> [(layer: Int, real: Int, twin: Int)] {
+public func addInt8Twins(_ g: inout Graph, _ plan: QuantizationPlan, parameters: [Quantization],
+                         inputMeans: (ValueID, Int) -> [Double]? = { _, _ in nil }) -> [(layer: Int, real: Int, twin: Int)] {
     precondition(parameters.count == plan.groups.count)
     let old = g.nodes
     let layers = Set(plan.layers)
@@ -328,7 +408,7 @@ public func addInt8Twins(_ g: inout Graph, _ plan: QuantizationPlan, parameters:
             if dequantized[v] == nil { dequantized[v] = w.quantizePair(&g, v, suffix: "_twin") }
             t.inputs[k] = dequantized[v]
         }
-        if let q = quantizedWeightsOperand(n) { t.inputs[q.index] = w.dequantizedWeights(&g, n, q.index, axis: q.axis, suffix: "_\(i)_twin") }
+        if let x = n.inputs.first ?? nil, let axis = inputChannelAxis(n, g) { w.quantizeWeights(&g, &t, inputMeans: inputMeans(x, axis), suffix: "_\(i)_twin") }
         let y = n.outputs[0]
         let ty = g.addValue("\(g.values[y].name)_int8_twin", g.values[y].type)
         t.outputs = [ty]

@@ -94,6 +94,38 @@ import KilnReference
         }
     }
 
+    /// Bias correction: int8 computes with the rounded weights ŵ, shifting each output channel by
+    /// Σ (ŵ − w)·mean(x). On an input constant per channel (exact in u8: multiples of the scale)
+    /// the corrected graph gives the f32 conv's outputs; without the correction it does not.
+    @Test func biasCorrectionCancelsTheWeightsShift() throws {
+        for group in [1, 4] {
+            var b = Builder()
+            let x = b.input("x", [1, 8, 5, 5])
+            let y = b.node(.conv(ConvAttributes(group: group)), [x, b.constant("w", [8, 8 / group, 3, 3]), nil], "y")
+            b.g.outputs = [y]
+            let channels = (0..<8).map { Float($0 * 3 + 1) / 64 }
+            b.inputs["x"] = Tensor(.f32, shape: [1, 8, 5, 5], floats: channels.flatMap { [Float](repeating: $0, count: 25) })
+            var g = b.g
+            try Pipeline.simplify(&g, inputShapes: [:])
+            Pipeline.fuseFloat(&g)
+            let want = try ReferenceInterpreter(g).run(b.inputs)["y"]!
+            let plan = planQuantization(g)
+            let params = plan.groups.map { _ in Quantization.perTensor(.u8, scale: 1 / 64, zeroPoint: 0) }
+            let xv = g.inputs[0]
+            func run(corrected: Bool) throws -> Tensor {
+                var q = g
+                insertQuantization(&q, plan, parameters: params, inputMeans: { v, axis in
+                    corrected && v == xv && axis == 1 ? channels.map(Double.init) : nil
+                })
+                return try ReferenceInterpreter(q).run(b.inputs)["y"]!
+            }
+            let plain = try run(corrected: false), fixed = try run(corrected: true)
+            let worst = { (t: Tensor) in zip(t.floats, want.floats).map { abs($0 - $1) }.max()! }
+            #expect(worst(fixed) < 1e-5, "group \(group): corrected \(worst(fixed))")
+            #expect(worst(plain) > 1e-4, "group \(group): uncorrected \(worst(plain))")
+        }
+    }
+
     /// A final ReLU or clip that the output's saturation applies leaves oneDNN's post-ops.
     @Test func saturatingActivationsLeaveThePostOps() {
         let u8 = { (s: Float, z: Int32) in Quantization.perTensor(.u8, scale: s, zeroPoint: z) }
