@@ -196,11 +196,14 @@ public final class CLibrary {
         }
     }
 
-    public func makeInstance() throws -> Instance {
+    /// A new instance; with `threads`, set to that many OpenMP threads (0: every processor).
+    public func makeInstance(threads: Int? = nil) throws -> Instance {
         var m: OpaquePointer?
         let s = createFn(&m)
         guard s == 0, let model = m else { throw error(s, nil) }
-        return Instance(self, model)
+        let instance = Instance(self, model)
+        if let threads { try instance.setThreads(threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount) }
+        return instance
     }
 
     func error(_ status: Int32, _ model: OpaquePointer?) -> KilnError {

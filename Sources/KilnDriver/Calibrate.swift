@@ -285,8 +285,7 @@ public final class Calibration {
         directory = dir
         do {
             library = try Self.build(g, name: "kiln_calibration", directory: dir, cpu: cpu, kilnVersion: kilnVersion, log: log)
-            let i = try library.makeInstance()
-            try i.setThreads(ProcessInfo.processInfo.activeProcessorCount)
+            let i = try library.makeInstance(threads: 0)
             instance = i
         } catch {
             try? FileManager.default.removeItem(atPath: dir)
@@ -441,8 +440,7 @@ public final class Calibration {
         let twins = addInt8Twins(&g, plan, parameters: parameters(for: plan).0, inputMeans: inputMeans)
         progress("accuracy: build the library of \(twins.count) layers and their int8 twins")
         let lib = try library(for: g, log: log)
-        let instance = try lib.makeInstance()
-        try instance.setThreads(ProcessInfo.processInfo.activeProcessorCount)
+        let instance = try lib.makeInstance(threads: 0)
         let outputs = lib.outputs.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.bytes, 1), alignment: 64) }
         defer { outputs.forEach { $0.deallocate() } }
         var signal = [Double](repeating: 0, count: twins.count), noise = signal
@@ -478,8 +476,7 @@ public final class Calibration {
     /// The quantized library's graph outputs against the f32 library's on the calibration samples,
     /// per f32 output.
     public func compare(_ quantized: CLibrary, progress: (String) -> Void = { _ in }) throws -> [Agreement] {
-        let q = try quantized.makeInstance()
-        try q.setThreads(ProcessInfo.processInfo.activeProcessorCount)
+        let q = try quantized.makeInstance(threads: 0)
         let fOut = library.outputs.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.bytes, 1), alignment: 64) }
         let qOut = quantized.outputs.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.bytes, 1), alignment: 64) }
         defer { (fOut + qOut).forEach { $0.deallocate() } }

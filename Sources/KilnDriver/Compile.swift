@@ -159,7 +159,7 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
                 measured = lib
                 let slower = try m.slowerInInt8(lib, progress: progress)
                 if slower.isEmpty {
-                    m.noteSpeed("speed: every int8 layer's step is faster than its FP32 one on this machine (NAME.precision.json has the figures)")
+                    m.noteSpeed("speed: every int8 layer's step is faster than its FP32 one on this machine (\(o.name).precision.json has the figures)")
                 } else {
                     progress("speed: the whole model with \(slower.count) layer\(slower.count == 1 ? "" : "s") FP32")
                     var (g, trialSQNR) = m.quantizedGraph(keeping: m.keep.merging(slower) { a, _ in a })

@@ -98,8 +98,7 @@ final class ModelQuantizer {
     /// Milliseconds per run of each step of `lib` on `sample`, by node name (the steps' names
     /// without their op), over at least 10 runs and 0.3 s after 3 warm-up runs.
     func stepMilliseconds(_ lib: CLibrary, _ sample: [Tensor]) throws -> [String: Double] {
-        let instance = try lib.makeInstance()
-        try instance.setThreads(ProcessInfo.processInfo.activeProcessorCount)
+        let instance = try lib.makeInstance(threads: 0)
         let outputs = lib.outputs.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.bytes, 1), alignment: 64) }
         defer { outputs.forEach { $0.deallocate() } }
         for _ in 0..<3 { try calibration.run(instance, of: lib, sample, outputs) }
@@ -123,11 +122,7 @@ final class ModelQuantizer {
     func compareLatency(_ a: CLibrary, _ b: CLibrary) throws -> (ratio: Double, a: Double, b: Double) {
         let sample = try calibration.samples.sample(0, cache: &sampleCache)
         let libs = [a, b]
-        let instances = try libs.map { lib -> CLibrary.Instance in
-            let i = try lib.makeInstance()
-            try i.setThreads(ProcessInfo.processInfo.activeProcessorCount)
-            return i
-        }
+        let instances = try libs.map { try $0.makeInstance(threads: 0) }
         let outputs = libs.map { $0.outputs.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.bytes, 1), alignment: 64) } }
         defer { outputs.joined().forEach { $0.deallocate() } }
         func median(_ x: [Double]) -> Double { let s = x.sorted(); return s[s.count / 2] }

@@ -171,7 +171,7 @@ public struct ModelReport: Codable, Sendable, Equatable {
             for l in layers {
                 s += "| \(l.node) | \(l.precision) | \(f(l.int8Ms, "%.4f")) | \(f(l.fp32Ms, "%.4f")) | \(f(l.sqnrDB, "%.1f")) | \(l.reason ?? "") |\n"
             }
-            s += "\nSteps timed on the compiling machine (the int8 library and the calibration's f32 build, first sample); own SQNR: the layer's int8 result against its f32 one on the calibration samples (measured for --accuracy-budget). `--precision-plan NAME.precision.json` replays these decisions.\n"
+            s += "\nSteps timed on the compiling machine (the int8 library and the calibration's f32 build, first sample); own SQNR: the layer's int8 result against its f32 one on the calibration samples (measured for --accuracy-budget). `--precision-plan \(name).precision.json` replays these decisions.\n"
         }
         return s
     }
