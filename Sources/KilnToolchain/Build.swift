@@ -29,13 +29,20 @@ public enum TargetCPU: String, CaseIterable, Sendable {
     }
 }
 
+/// The C++ compiler every build runs: $KILN_CXX when set (a g++: the libraries use GNU OpenMP),
+/// else g++ from PATH.
+public func configuredCompiler() -> String {
+    let env = ProcessInfo.processInfo.environment["KILN_CXX"] ?? ""
+    return env.isEmpty ? "g++" : env
+}
+
 public struct BuildOptions: Sendable {
     public var outputDirectory: String
     public var name: String
     public var library: LibraryKind
     /// Folder holding `kiln/runtime.hpp`.
     public var includeDirectory: String
-    public var compiler: String = "g++"
+    public var compiler: String = configuredCompiler()
     public var optimization: String = "-O3"
     public var cpu: TargetCPU = .x86_64_v3
     public var extraFlags: [String] = []

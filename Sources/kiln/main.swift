@@ -14,9 +14,21 @@ struct Kiln: ParsableCommand {
               kiln compile model.onnx -o out/ --name resnet
               kiln run out/libresnet.so --input input=image.npy --output-dir results/
               kiln bench out/libresnet.so --threads 2
+              kiln doctor
             """,
-        version: kilnVersion,
-        subcommands: [Inspect.self, Eval.self, Compile.self, Run.self, Bench.self, ConformanceCommand.self])
+        subcommands: [Inspect.self, Eval.self, Compile.self, Run.self, Bench.self, ConformanceCommand.self, Doctor.self])
+
+    @Flag(name: .customLong("version"), help: "Print Kiln's version, the C ABI version it writes, the g++ and oneDNN it builds with and the CPU features it sees.")
+    var version = false
+
+    func run() throws {
+        guard version else { throw CleanExit.helpRequest(self) }
+        print("kiln \(kilnVersion)")
+        print("C ABI version written: \(writtenABIVersion)")
+        for c in diagnose(kilnVersion: kilnVersion).checks where c.what != "kiln" && c.what != "free disk" {
+            print("\(c.what): \(c.found)")
+        }
+    }
 }
 
 /// Options shared by the commands that read a model.

@@ -42,7 +42,7 @@ run_test() {
     if [[ $rc -eq 0 ]]; then
         passed=$((passed + 1))
         echo "PASS  $name (${secs}s)"
-        grep -E '^(accuracy|median latency|two models|C\+\+ consumer|threads|other CPU):' "$log" | sed 's/^/      /' || true
+        grep -E '^(accuracy|median latency|two models|C\+\+ consumer|threads|other CPU|python):' "$log" | sed 's/^/      /' || true
     else
         failed=$((failed + 1))
         failures+=("$name")
@@ -161,6 +161,166 @@ test_cxx_consumer() {
         -I "$lib" "${deps[@]}" >"$tmp/cxx_consumer.link" 2>&1 ||
         { link_failure "$tmp/cxx_consumer.link" "$lib/libdigits.a"; die "the C++ program does not link against libdigits.a"; }
     show "$tmp/cxx_consumer"
+}
+
+test_cxx_wrapper() {
+    # samples/cpp/classify.cpp: Kiln's header-only C++ wrapper (include/kiln/model.hpp) over the
+    # C ABI, C++11, the static library; it also checks that a wrong-size buffer throws kiln::Error.
+    local flags
+    read -r -a flags <<<"$(PKG_CONFIG_PATH=$lib pkg-config --cflags --libs digits-static)"
+    show "${CXX:-c++}" -O2 -std=c++11 -Wall -Wextra -Werror -pedantic "$root/samples/cpp/classify.cpp" \
+        -o "$tmp/classify-cxx" -I "$root/include" "${flags[@]}"
+    expect_accuracy "$tmp/classify-cxx"
+    "$tmp/classify-cxx" "$images" "$labels" | grep -q '^wrong size refused: digits_run: ' || die "no kiln::Error for a wrong-size buffer"
+}
+
+test_python() {
+    # samples/python/classify.py: kiln_runtime.py (ctypes + numpy) drives libdigits.so through
+    # its introspection; then its checks: a wrong dtype, shape or thread count raises KilnError.
+    local python=${PYTHON:-$root/.venv/bin/python}
+    [[ -x $python ]] || python=python3
+    local output
+    output=$("$python" "$root/samples/python/classify.py" "$lib/libdigits.so" "$images" "$labels") || die "classify.py failed: $output"
+    echo "$output"
+    grep -qxF "$expected_accuracy" <<<"$output" || die "expected '$expected_accuracy'"
+    show "$python" - "$root/samples/python" "$lib/libdigits.so" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from kiln_runtime import KilnError, Library
+lib = Library(sys.argv[2])
+assert [t.name for t in lib.inputs] == ["image"] and lib.inputs[0].shape == (1, 1, 8, 8), lib.inputs
+model = lib.create(threads=1)
+x = np.load(sys.argv[1] + "/../models/digits_test_images.npy")[:1]
+a, b = model.run(x)["logits"], model.run(image=x)["logits"]
+assert a.shape == (1, 10) and np.array_equal(a, b)
+for bad, want in ((lambda: model.run(x.astype(np.float64)), "dtype float64"),
+                  (lambda: model.run(np.zeros((2, 1, 8, 8), np.float32)), "shape (2, 1, 8, 8)"),
+                  (lambda: model.run(picture=x), "no input named picture"),
+                  (lambda: model.set_threads(100000), "INVALID_ARGUMENT")):
+    try:
+        bad()
+    except KilnError as e:
+        assert want in str(e) + str(e.status_name), (want, str(e))
+    else:
+        raise AssertionError("accepted: " + want)
+model.close()
+try:
+    model.run(x)
+except KilnError as e:
+    assert "closed" in str(e)
+else:
+    raise AssertionError("a closed handle ran")
+print("python: kiln_runtime checks passed")
+PY
+}
+
+test_rust() {
+    # samples/rust: std only, extern "C" and a build.rs that links libdigits.a (cargo, offline).
+    command -v cargo >/dev/null || die "no cargo (scripts/test installs Debian's cargo and rustc)"
+    cp -r "$root/samples/rust" "$tmp/rust-src"  # cargo writes Cargo.lock beside Cargo.toml
+    show env KILN_MODEL_DIR="$lib" CARGO_TARGET_DIR="$tmp/rust-target" \
+        cargo build --release --offline --quiet --manifest-path "$tmp/rust-src/Cargo.toml"
+    expect_accuracy "$tmp/rust-target/release/kiln-classify"
+    "$tmp/rust-target/release/kiln-classify" "$images" "$labels" | grep -q '^wrong size refused: digits_run: ' || die "no error for a wrong-size buffer"
+}
+
+test_go() {
+    # samples/go: cgo with the model's header, linked through digits-static.pc.
+    command -v go >/dev/null || die "no go (scripts/test installs Debian's golang-go)"
+    (cd "$root/samples/go" && show env PKG_CONFIG_PATH="$lib" GOCACHE="$tmp/go-cache" GOPATH="$tmp/go-path" \
+        GOFLAGS=-mod=mod GOTOOLCHAIN=local go build -o "$tmp/classify-go" .)
+    expect_accuracy "$tmp/classify-go"
+    "$tmp/classify-go" "$images" "$labels" | grep -q '^wrong size refused: digits_run: ' || die "no error for a wrong-size buffer"
+}
+
+test_swift() {
+    # samples/swift: a system-library target (module map over digits.h, found through digits.pc).
+    show env PKG_CONFIG_PATH="$lib" swift build -c release --package-path "$root/samples/swift" \
+        --scratch-path "$tmp/swift-build" -Xlinker -rpath -Xlinker "$lib"
+    expect_accuracy "$tmp/swift-build/release/classify"
+    "$tmp/swift-build/release/classify" "$images" "$labels" | grep -q '^wrong size refused: digits_run: ' || die "no error for a wrong-size buffer"
+}
+
+prefix=$tmp/prefix   # scripts/install's prefix
+
+test_install() {
+    # scripts/install into a temporary prefix; then the installed kiln, run from a copy of the
+    # prefix somewhere else with no KILN_INCLUDE_DIR, compiles a model with the headers beside it.
+    show "$root/scripts/install" --prefix "$prefix"
+    for f in bin/kiln include/kiln/runtime.hpp include/kiln/model.hpp lib/cmake/Kiln/KilnConfig.cmake \
+             lib/cmake/Kiln/KilnConfigVersion.cmake share/doc/kiln/README.md; do
+        [[ -f $prefix/$f ]] || die "scripts/install did not install $f"
+    done
+    cp -a "$prefix" "$tmp/moved"
+    local version
+    version=$(env -u KILN_INCLUDE_DIR "$tmp/moved/bin/kiln" --version) || die "kiln --version failed"
+    echo "installed kiln --version: $version"
+    if ldd "$tmp/moved/bin/kiln" | grep -i swift; then die "the installed kiln needs the Swift toolchain's libraries"; fi
+    env -u KILN_INCLUDE_DIR "$tmp/moved/bin/kiln" compile "$model" -o "$tmp/installed-out" --name digits \
+        --input-shape image=1x1x8x8 --library shared --verbose 2>&1 | tee "$tmp/installed.log"
+    grep -qF -- "-I$tmp/moved/include" "$tmp/installed.log" || grep -qF -- "-I $tmp/moved/include" "$tmp/installed.log" ||
+        die "the installed kiln did not compile with the headers beside it ($tmp/moved/include)"
+    "$kiln" run "$tmp/installed-out/libdigits.so" --input "$images" --labels "$labels" -o "$tmp/installed-run" | grep '^accuracy'
+}
+
+test_cmake_kiln_add_model() {
+    # A project using find_package(Kiln) and kiln_add_model() (Tests/consumer/cmake_model), with
+    # Ninja and with Make: it builds and runs; a second build does nothing; touching the model
+    # recompiles exactly its two libraries; a changed option recompiles the model it belongs to.
+    [[ -x $prefix/bin/kiln ]] || die "needs test_install's prefix"
+    mkdir -p "$tmp/models"
+    cp "$model" "$root/samples/models/digits_calib_images.npy" "$tmp/models/"
+    local gen dir out
+    for gen in Ninja "Unix Makefiles"; do
+        dir=$tmp/kam-${gen// /-}
+        show cmake -S "$here/cmake_model" -B "$dir" -G "$gen" -DCMAKE_PREFIX_PATH="$prefix" \
+            -DMODELS="$tmp/models" -DSAMPLES="$root/samples"
+        out=$(cmake --build "$dir" 2>&1) || die "build ($gen) failed: $out"
+        echo "$out" | grep 'Kiln: compiling'
+        [[ $(grep -c 'Kiln: compiling' <<<"$out") -eq 2 ]] || die "($gen) the first build should compile both models"
+        expect_accuracy "$dir/classify"
+        "$dir/classify_q" "$images" "$labels" | tee "$dir/q.txt"
+        grep -q '^accuracy: 3[0-9][0-9]/360' "$dir/q.txt" || die "($gen) the int8 model's accuracy is off"
+        out=$(cmake --build "$dir" 2>&1) || die "rebuild ($gen) failed: $out"
+        ! grep -q 'Kiln: compiling' <<<"$out" || die "($gen) a build with nothing changed recompiled a model: $out"
+        sleep 1
+        touch "$tmp/models/digits.onnx"
+        out=$(cmake --build "$dir" 2>&1) || die "build after touching the model ($gen) failed: $out"
+        [[ $(grep -c 'Kiln: compiling' <<<"$out") -eq 2 ]] || die "($gen) touching the model should recompile both of its libraries: $out"
+        grep -q 'Linking' <<<"$out" || die "($gen) the programs were not relinked"
+        echo "($gen) touched digits.onnx: recompiled both models, relinked"
+        touch "$tmp/models/digits_calib_images.npy"
+        out=$(cmake --build "$dir" 2>&1) || die "build after touching the calibration data ($gen) failed: $out"
+        [[ $(grep -c 'Kiln: compiling' <<<"$out") -eq 1 ]] && grep -q 'into digits_int8' <<<"$out" ||
+            die "($gen) touching the calibration data should recompile only the int8 model: $out"
+        echo "($gen) touched the calibration data: recompiled digits_int8 only"
+        expect_accuracy "$dir/classify"
+    done
+}
+
+test_doctor() {
+    # kiln doctor on this machine: ready. Against an empty prefix (a g++ whose sysroot is an empty
+    # folder, so that neither /usr/include nor /usr/lib is searched): oneDNN missing, the fix
+    # named, status 1. With no compiler at all: the compiler missing, status 1.
+    local out rc
+    out=$("$kiln" doctor) || die "kiln doctor failed on this machine: $out"
+    echo "$out"
+    grep -q '^kiln doctor: ready to compile' <<<"$out" || die "kiln doctor is not ready"
+    mkdir -p "$tmp/empty-prefix"
+    printf '#!/bin/sh\nexec g++ --sysroot=%s "$@"\n' "$tmp/empty-prefix" >"$tmp/empty-gxx"
+    chmod +x "$tmp/empty-gxx"
+    rc=0; out=$(KILN_CXX=$tmp/empty-gxx "$kiln" doctor) || rc=$?
+    echo "$out"
+    [[ $rc -eq 1 ]] || die "kiln doctor against an empty prefix exited $rc, not 1"
+    grep -q '^MISSING oneDNN headers' <<<"$out" && grep -q 'fix: apt-get install libdnnl-dev' <<<"$out" ||
+        die "kiln doctor against an empty prefix does not say that oneDNN is missing and how to fix it"
+    rc=0; out=$(KILN_CXX=$tmp/empty-prefix/bin/g++ "$kiln" doctor) || rc=$?
+    echo "$out"
+    [[ $rc -eq 1 ]] && grep -q '^MISSING C++ compiler' <<<"$out" && grep -q 'fix: apt-get install g++' <<<"$out" ||
+        die "kiln doctor without a compiler does not say so (status $rc)"
+    "$kiln" --version
+    "$kiln" --version | grep -q '^C ABI version written: 1$' || die "kiln --version does not name the C ABI version"
 }
 
 test_exported_symbols() {
@@ -285,6 +445,14 @@ if [[ $failed -eq 0 ]]; then
     run_test "shared link: cc -L -ldigits + rpath" test_shared
     run_test "two models in one program (digits_a + digits_b, static)" test_two_models
     run_test "C++ program with the static library" test_cxx_consumer
+    run_test "C++ RAII wrapper (kiln/model.hpp), C++11" test_cxx_wrapper
+    run_test "Python host: kiln_runtime.py (ctypes + numpy)" test_python
+    run_test "Rust host: extern \"C\" + build.rs, std only" test_rust
+    run_test "Go host: cgo + pkg-config" test_go
+    run_test "Swift host: system-library target with a module map" test_swift
+    run_test "scripts/install --prefix: an installed kiln compiles with its own headers" test_install
+    run_test "CMake: find_package(Kiln) + kiln_add_model (Ninja, Make, incremental)" test_cmake_kiln_add_model
+    run_test "kiln doctor (this machine, an empty prefix, no compiler) and kiln --version" test_doctor
     run_test "exported symbols carry the digits_ prefix" test_exported_symbols
     run_test "libdigits.so NEEDED entries" test_needed
     run_test "C API misuse" test_misuse

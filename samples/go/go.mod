@@ -1,0 +1,3 @@
+module kiln.example/classify
+
+go 1.19
