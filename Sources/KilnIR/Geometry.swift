@@ -77,6 +77,9 @@ public func windowGeometry(input: [Int], kernel: [Int], strides: [Int]?, pads: [
     guard s.allSatisfy({ $0 > 0 }), d.allSatisfy({ $0 > 0 }), kernel.allSatisfy({ $0 > 0 }) else {
         throw KilnError("\(what): kernel, strides and dilations must be positive")
     }
+    guard (kernel + s + d + (pads ?? []) + input).allSatisfy({ $0 <= 1 << 31 }) else {
+        throw KilnError("\(what): a kernel size, stride, dilation, pad or input size over 2^31")
+    }
     var pb = [Int](repeating: 0, count: n), pe = [Int](repeating: 0, count: n)
     var out = [Int](repeating: 0, count: n)
     for i in 0..<n {
@@ -125,16 +128,19 @@ public func convTransposeGeometry(input: [Int], kernel: [Int], attributes a: Con
     guard kernel.count == n, s.count == n, d.count == n, op.count == n else {
         throw KilnError("\(what): kernel, strides, dilations and output_padding must have \(n) entries")
     }
+    guard (kernel + s + d + op + (c.pads ?? []) + input).allSatisfy({ $0 >= 0 && $0 <= 1 << 31 }) else {
+        throw KilnError("\(what): a kernel size, stride, dilation, pad, output padding or input size negative or over 2^31")
+    }
     var pb = [Int](repeating: 0, count: n), pe = [Int](repeating: 0, count: n), out = [Int](repeating: 0, count: n)
     var target: [Int]? = a.outputShape.map { $0.count > n ? Array($0.suffix(n)) : $0 }
     if target == nil, c.autoPad == .sameUpper || c.autoPad == .sameLower {
-        target = (0..<n).map { input[$0] * s[$0] }
+        target = (0..<n).map { satMul(input[$0], s[$0]) }
     }
     for i in 0..<n {
-        let full = s[i] * (input[i] - 1) + op[i] + (kernel[i] - 1) * d[i] + 1
+        let full = satAdd(satMul(s[i], input[i] - 1), op[i] + (kernel[i] - 1) * d[i] + 1)
         if let t = target {
             guard t.count == n else { throw KilnError("\(what): output_shape must have \(n) entries") }
-            let total = max(0, full - t[i])
+            let total = max(0, satSub(full, t[i]))
             if c.autoPad == .sameUpper {
                 pb[i] = total / 2; pe[i] = total - total / 2
             } else {
@@ -146,7 +152,7 @@ public func convTransposeGeometry(input: [Int], kernel: [Int], attributes a: Con
                 guard p.count == 2 * n else { throw KilnError("\(what): pads must have \(2 * n) entries") }
                 pb[i] = p[i]; pe[i] = p[n + i]
             }
-            out[i] = full - pb[i] - pe[i]
+            out[i] = satSub(satSub(full, pb[i]), pe[i])
         }
         guard out[i] > 0 else { throw KilnError("\(what): output size \(out[i]) is not positive") }
     }
@@ -297,7 +303,7 @@ public func resolveResize(input: [Int], scales: [Float]?, sizes: [Int64]?, attri
             }
             for a in axes {
                 scaleOut[a] = scale
-                outShape[a] = Int((scale * Float(input[a])).rounded(.toNearestOrEven))
+                outShape[a] = saturatingInt((scale * Float(input[a])).rounded(.toNearestOrEven))
             }
         }
     } else if let sc = scales, !sc.isEmpty {
@@ -305,7 +311,7 @@ public func resolveResize(input: [Int], scales: [Float]?, sizes: [Int64]?, attri
         for (k, a) in axes.enumerated() {
             guard sc[k] > 0, sc[k].isFinite else { throw KilnError("\(what): scales must be positive") }
             scaleOut[a] = sc[k]
-            outShape[a] = Int((Float(input[a]) * sc[k]).rounded(.down))
+            outShape[a] = saturatingInt((Float(input[a]) * sc[k]).rounded(.down))
         }
     } else {
         throw KilnError("\(what): needs scales or sizes")

@@ -48,11 +48,39 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
 
     public var elementCount: Int? { shape.map(shapeProduct) }
 
-    public var byteSize: Int? { elementCount.map { $0 * elementType.byteSize } }
+    /// Bytes of the tensor, saturating at Int.max (a shape read from a file can be absurd).
+    public var byteSize: Int? {
+        elementCount.map {
+            let (r, o) = $0.multipliedReportingOverflow(by: elementType.byteSize)
+            return o ? Int.max : r
+        }
+    }
 
     public var description: String {
         "\(elementType)[\(dims.map(\.description).joined(separator: "x"))]"
     }
+}
+
+/// Shape arithmetic on sizes read from a file, which can be absurd: a result that overflows
+/// saturates (Int.max or Int.min) instead of trapping, and shape inference rejects the tensor.
+@inline(__always) public func satMul(_ a: Int, _ b: Int) -> Int {
+    let (r, o) = a.multipliedReportingOverflow(by: b)
+    return o ? ((a < 0) != (b < 0) ? Int.min : Int.max) : r
+}
+@inline(__always) public func satAdd(_ a: Int, _ b: Int) -> Int {
+    let (r, o) = a.addingReportingOverflow(b)
+    return o ? (b > 0 ? Int.max : Int.min) : r
+}
+@inline(__always) public func satSub(_ a: Int, _ b: Int) -> Int {
+    let (r, o) = a.subtractingReportingOverflow(b)
+    return o ? (b < 0 ? Int.max : Int.min) : r
+}
+/// A float size as an Int, saturating (NaN gives 0).
+public func saturatingInt<F: BinaryFloatingPoint>(_ x: F) -> Int {
+    guard !x.isNaN else { return 0 }
+    if x >= F(Int.max) { return Int.max }
+    if x <= F(Int.min) { return Int.min }
+    return Int(x)
 }
 
 /// Product of dimensions, saturating at Int.max instead of trapping on overflow.

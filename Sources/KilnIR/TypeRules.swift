@@ -41,7 +41,7 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
         guard x.count >= 3, w.count == x.count else {
             throw KilnError("\(what): input \(shapeString(x)) and weight \(shapeString(w)) must have the same rank, at least 3")
         }
-        guard a.group > 0, x[1] == w[1] * a.group, w[0] % a.group == 0 else {
+        guard a.group > 0, x[1] == satMul(w[1], a.group), w[0] % a.group == 0 else {
             throw KilnError("\(what): \(x[1]) input channels do not match weight \(shapeString(w)) with group \(a.group)")
         }
         if has(2) {
@@ -105,7 +105,7 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
             throw KilnError("\(what): input \(shapeString(x)) does not match weight \(shapeString(w))")
         }
         let g = try convTransposeGeometry(input: Array(x.dropFirst(2)), kernel: Array(w.dropFirst(2)), attributes: a, what)
-        return [same(try type(0), [x[0], w[1] * a.conv.group] + g.output)]
+        return [same(try type(0), [x[0], satMul(w[1], a.conv.group)] + g.output)]
     case .batchNormalization:
         try requireFloat(0)
         let x = try shape(0)
@@ -242,7 +242,7 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
             guard s.count == out.count, s.enumerated().allSatisfy({ $0.offset == ax || $0.element == out[$0.offset] }) else {
                 throw KilnError("\(what): shapes \(shapes.map(shapeString).joined(separator: ", ")) do not concatenate on axis \(axis)")
             }
-            out[ax] += s[ax]
+            out[ax] = satAdd(out[ax], s[ax])
         }
         return [TensorType(t, out)]
     case .split(let axis):
@@ -324,9 +324,9 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
         guard pads.count == 2 * axes.count else { throw KilnError("\(what): pads has \(pads.count) entries for \(axes.count) axes") }
         var out = x
         for (k, a) in axes.enumerated() {
-            let d = Int64(x[a]) + pads[k] + pads[k + axes.count]
+            let d = satAdd(satAdd(x[a], Int(clamping: pads[k])), Int(clamping: pads[k + axes.count]))
             guard d >= 0 else { throw KilnError("\(what): padding makes axis \(a) negative") }
-            out[a] = Int(d)
+            out[a] = d
         }
         return [same(try type(0), out)]
     case .resize(let r):
@@ -360,6 +360,7 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
         guard let s = try const(0, "start"), let l = try const(1, "limit"), let d = try const(2, "delta") else {
             throw KilnError("\(what): start, limit and delta are required")
         }
+        guard s.count == 1, l.count == 1, d.count == 1 else { throw KilnError("\(what): start, limit and delta must be scalars") }
         return [TensorType(t, [try rangeCount(start: s.double(at: 0), limit: l.double(at: 0), delta: d.double(at: 0), what)])]
     case .where:
         guard try type(0).elementType == .bool else { throw KilnError("\(what): condition must be bool") }
@@ -375,23 +376,23 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
         return [same(try type(0), x)]
     case .depthToSpace(let b, _):
         let x = try shape(0)
-        guard x.count == 4, b > 0, x[1] % (b * b) == 0 else {
+        guard x.count == 4, b > 0, b < 1 << 31, x[1] % (b * b) == 0 else {
             throw KilnError("\(what): needs a 4-D input whose channels (\(x.count == 4 ? x[1] : 0)) divide by blocksize² (\(b * b))")
         }
-        return [same(try type(0), [x[0], x[1] / (b * b), x[2] * b, x[3] * b])]
+        return [same(try type(0), [x[0], x[1] / (b * b), satMul(x[2], b), satMul(x[3], b)])]
     case .spaceToDepth(let b, _):
         let x = try shape(0)
-        guard x.count == 4, b > 0, x[2] % b == 0, x[3] % b == 0 else {
+        guard x.count == 4, b > 0, b < 1 << 31, x[2] % b == 0, x[3] % b == 0 else {
             throw KilnError("\(what): needs a 4-D input whose height and width divide by blocksize (\(b))")
         }
-        return [same(try type(0), [x[0], x[1] * b * b, x[2] / b, x[3] / b])]
+        return [same(try type(0), [x[0], satMul(x[1], b * b), x[2] / b, x[3] / b])]
     case .tile:
         let x = try shape(0)
         guard let r = try const(1, "repeats")?.int64Values else { throw KilnError("\(what): repeats is required") }
         guard r.count == x.count, r.allSatisfy({ $0 >= 0 }) else {
             throw KilnError("\(what): repeats \(r) must have one non-negative entry per axis of \(shapeString(x))")
         }
-        return [same(try type(0), zip(x, r).map { $0 * Int($1) })]
+        return [same(try type(0), zip(x, r).map { satMul($0, Int(clamping: $1)) })]
     case .argReduce(let a):
         let x = try shape(0)
         let ax = try normalizeAxis(a.axis, rank: x.count, what)

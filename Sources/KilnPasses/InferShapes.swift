@@ -1,6 +1,9 @@
 import KilnIR
 import KilnReference
 
+/// The largest tensor shape inference accepts: 1 TiB (a bigger one is a wrong shape, not a model).
+public let maximumTensorBytes = 1 << 40
+
 /// Gives every value its static type and folds whatever is known at compile time into constants:
 /// nodes whose operands are all constant (the Shape → Gather → Unsqueeze → Concat chains that
 /// exporters write to compute Reshape targets), and Shape of a statically shaped tensor.
@@ -48,6 +51,20 @@ public func inferShapes(_ g: inout Graph, strict: Bool = true, foldLimitBytes: I
             problems.append(e.message)
             continue
         }
+        // A shape computed from a file can be absurd (a mistyped dimension, a corrupt file): no
+        // tensor of a model Kiln can run holds a terabyte.
+        if let (k, t) = outTypes.enumerated().first(where: { $0.element.dims.contains { ($0.value ?? 0) < 0 } }), k < node.outputs.count {
+            let message = "\(node.label): its output '\(g.values[node.outputs[k]].name)' would be \(t), with a negative dimension; is a shape or attribute in the model wrong?"
+            if strict { throw KilnError(message) }
+            problems.append(message)
+            continue
+        }
+        if let (k, t) = outTypes.enumerated().first(where: { ($0.element.byteSize ?? 0) > maximumTensorBytes }), k < node.outputs.count {
+            let message = "\(node.label): its output '\(g.values[node.outputs[k]].name)' would be \(t) (\((t.elementCount ?? 0) == Int.max ? "more than 2^63 elements" : "\(t.byteSize!) bytes")), over Kiln's limit of 1 TiB per tensor; is a shape in the model wrong?"
+            if strict { throw KilnError(message) }
+            problems.append(message)
+            continue
+        }
         for (k, v) in node.outputs.enumerated() where k < outTypes.count {
             g.values[v].type = outTypes[k]
             known[v] = true
@@ -65,7 +82,7 @@ public func inferShapes(_ g: inout Graph, strict: Bool = true, foldLimitBytes: I
            !consumers[node.outputs[0]].isEmpty, consumers[node.outputs[0]].allSatisfy({ readsWeights(g.nodes[$0].op) }) {
             foldable = false
         }
-        let outBytes = outTypes.reduce(0) { $0 + ($1.byteSize ?? Int.max / 4) }
+        let outBytes = outTypes.reduce(0) { $0 + min($1.byteSize ?? Int.max / 4, Int.max / 4) }
         if foldable && outBytes <= foldLimitBytes {
             let ins: [Tensor?] = node.inputs.map { $0.flatMap { g.values[$0].constant } }
             let shapeOnly: [Tensor?]

@@ -57,6 +57,24 @@ import KilnPasses
         }
     }
 
+    @Test func absurdShapesAreAnErrorNotATrap() throws {
+        // Tile by 2^62 (found by fuzz-onnx: the shape's product, then its byte size, overflowed
+        // Int and trapped in shape inference), and by 2^39 (2 TiB of f32).
+        for repeats: Int64 in [1 << 62, 1 << 39] {
+            var b = ModelBuilder()
+            b.input("x", .f32, [.fixed(2)])
+            b.initializer("repeats", Tensor(.s64, shape: [1], ints: [repeats]))
+            b.node("Tile", ["x", "repeats"], ["y"], name: "huge")
+            b.output("y")
+            do {
+                _ = try loadModel(path: try b.write())
+                Issue.record("expected an error for repeats \(repeats)")
+            } catch let e as KilnError {
+                #expect(e.message.contains("huge") && e.message.contains("1 TiB"), "\(e.message)")
+            }
+        }
+    }
+
     @Test func wrongInputShapeIsAnError() throws {
         let g = try loadModel(path: digitsModel(), inputShapes: ["image": [1, 1, 8, 8]])
         #expect(throws: KilnError.self) {
