@@ -163,28 +163,27 @@ public:
     void set_profiling(bool on) { check("set_profiling", Api::set_profiling(live(), on ? 1 : 0)); }
 
     static std::vector<TensorInfo> inputs() {
-        std::vector<TensorInfo> r;
-        for (std::size_t i = 0; i < Api::num_inputs(); ++i) {
-            const std::int64_t* s = Api::input_shape(i);
-            r.push_back(TensorInfo{Api::input_name(i), static_cast<int>(Api::input_type(i)),
-                                   std::vector<std::int64_t>(s, s + Api::input_rank(i)), Api::input_bytes(i)});
-        }
-        return r;
+        return describe(Api::num_inputs(), Api::input_name, Api::input_type, Api::input_rank, Api::input_shape, Api::input_bytes);
     }
     static std::vector<TensorInfo> outputs() {
-        std::vector<TensorInfo> r;
-        for (std::size_t i = 0; i < Api::num_outputs(); ++i) {
-            const std::int64_t* s = Api::output_shape(i);
-            r.push_back(TensorInfo{Api::output_name(i), static_cast<int>(Api::output_type(i)),
-                                   std::vector<std::int64_t>(s, s + Api::output_rank(i)), Api::output_bytes(i)});
-        }
-        return r;
+        return describe(Api::num_outputs(), Api::output_name, Api::output_type, Api::output_rank, Api::output_shape, Api::output_bytes);
     }
     // The Kiln version that generated the library.
     static std::string version() { return Api::version(); }
 
 private:
     handle_type* handle_;
+
+    static std::vector<TensorInfo> describe(std::size_t n, const char* (*name)(std::size_t), int (*type)(std::size_t),
+                                            std::size_t (*rank)(std::size_t), const std::int64_t* (*shape)(std::size_t),
+                                            std::size_t (*bytes)(std::size_t)) {
+        std::vector<TensorInfo> r;
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::int64_t* s = shape(i);
+            r.push_back(TensorInfo{name(i), type(i), std::vector<std::int64_t>(s, s + rank(i)), bytes(i)});
+        }
+        return r;
+    }
 
     handle_type* live() const {
         if (!handle_) throw Error(1, std::string(Api::prefix()) + ": this Model was moved from");
