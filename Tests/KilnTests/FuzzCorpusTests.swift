@@ -5,7 +5,8 @@ import KilnDriver
 /// Replays the fuzz targets' committed inputs through the same entry points `scripts/fuzz`
 /// drives: the seeds (Tests/fuzz/corpus/<target>/, valid files that must get through) and every
 /// input a fuzzing run found to crash, trap or hang (Tests/fuzz/regressions/<target>/, which must
-/// now be rejected cleanly); each must return in well under the fuzzers' 10 s limit.
+/// now be rejected cleanly); each must return: within 30 s of wall time, a hang detector that
+/// allows for the other tests running beside it (scripts/fuzz holds each input to 10 s on an idle core).
 @Suite struct FuzzCorpusTests {
     static let fuzz = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("fuzz")
@@ -23,14 +24,14 @@ import KilnDriver
         for f in Self.files("regressions", target) {
             let start = Date()
             _ = entry(try Data(contentsOf: URL(fileURLWithPath: f)))
-            #expect(Date().timeIntervalSince(start) < 5, "\(f) took \(Date().timeIntervalSince(start)) s")
+            #expect(Date().timeIntervalSince(start) < 30, "\(f) took \(Date().timeIntervalSince(start)) s")
         }
         var passed = 0
         for f in files {
             let data = try Data(contentsOf: URL(fileURLWithPath: f))
             let start = Date()
             if entry(data) { passed += 1 }
-            #expect(Date().timeIntervalSince(start) < 5, "\(f) took \(Date().timeIntervalSince(start)) s")
+            #expect(Date().timeIntervalSince(start) < 30, "\(f) took \(Date().timeIntervalSince(start)) s")
         }
         return (passed, files.count)
     }
