@@ -1,3 +1,5 @@
+import Foundation
+
 /// Writes source text with scoped indentation: the one writer every emitter uses.
 public struct CodeWriter {
     public private(set) var text = ""
@@ -62,4 +64,22 @@ public func cString(_ s: String) -> String {
     return out + "\""
 }
 
-import Foundation
+/// A name or path from the model, made safe inside a C or C++ comment (`/* */` or `//`): control
+/// characters (a newline would end a `//` comment) become \xNN, and `*/`, `/*`, `??` (a trigraph
+/// under -std=c99) and a backslash (a line splice at the end of a line) are broken apart, so that
+/// no model can put code into the header or the generated source.
+public func commentSafe(_ s: String) -> String {
+    var out = ""
+    for u in s.unicodeScalars {
+        switch u.value {
+        case 0..<0x20, 0x7F: out += String(format: "\\x%02X", u.value)
+        case UInt32(UInt8(ascii: "\\")): out += "\\ "
+        default: out.unicodeScalars.append(u)
+        }
+    }
+    while out.contains("*/") || out.contains("/*") || out.contains("??") {
+        out = out.replacingOccurrences(of: "*/", with: "* /").replacingOccurrences(of: "/*", with: "/ *")
+            .replacingOccurrences(of: "??", with: "? ?")
+    }
+    return out
+}

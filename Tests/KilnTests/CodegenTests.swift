@@ -297,6 +297,33 @@ import KilnToolchain
         #expect(try source("gemm_rows_row_bias").contains("tag::hwio"))
     }
 
+    /// Names and paths from the model reach the header and the source only inside comments, made
+    /// safe there: a name holding `*/`, a newline, a trigraph or a backslash puts no code into
+    /// either (preprocessed, whose comments are gone, neither mentions the name's payload).
+    @Test func modelNamesCannotEscapeComments() throws {
+        let evil = "x */ int evil_in_header; /* \n int evil_line; // ??/"
+        var g = Graph()
+        let x = g.addValue(evil, TensorType(.f32, [1, 4]))
+        let y = g.addValue("y??/\\", TensorType(.f32, [1, 4]))
+        g.inputs = [x]
+        g.outputs = [y]
+        g.nodes = [Node(name: "n */ int evil_node; /*\nint evil_node2;", op: .unary(.relu), inputs: [x], outputs: [y], origin: NodeOrigin(opType: "Relu", version: 14))]
+        var options = CodegenOptions(name: "safe", kilnVersion: "test")
+        options.modelPath = "/tmp/a */ int evil_path; /*\nb.onnx"
+        let emitted = try emitModel(g, options: options)
+        let dir = temporaryDirectory()
+        try emitted.header.write(toFile: dir + "/safe.h", atomically: true, encoding: .utf8)
+        try emitted.source.write(toFile: dir + "/safe.cpp", atomically: true, encoding: .utf8)
+        for (file, flags) in [("safe.h", ["-x", "c", "-std=c99"]), ("safe.h", ["-x", "c++", "-std=c++11"]), ("safe.cpp", ["-x", "c++", "-std=c++17", "-I", runtimeIncludeDirectory()])] {
+            // Preprocessed (comments gone), with string literals (where names belong, escaped)
+            // blanked: no trace of the names may remain.
+            let pre = try run("g++", flags + ["-E", "-P", "-fopenmp", file], in: dir)
+            let literal = try NSRegularExpression(pattern: #""(\\.|[^"\\\n])*""#)
+            let code = literal.stringByReplacingMatches(in: pre, range: NSRange(pre.startIndex..., in: pre), withTemplate: "\"\"")
+            #expect(!code.contains("evil_"), "\(file) (\(flags[1])): a name escaped its comment")
+        }
+    }
+
     /// Compares `text` with the snapshot file `name` (rewriting it with KILN_UPDATE_SNAPSHOTS set).
     static func expectSnapshot(_ text: String, _ name: String) throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
