@@ -16,6 +16,20 @@ public struct EmittedModel: Sendable {
     /// Nodes that oneDNN could have run but that run as Kiln's generic loops, each with why
     /// (`kiln compile --verbose` prints them).
     public var fallbacks: [String] = []
+    /// The arena over time: each buffer's bytes and the nodes it lives across, by node name and value names.
+    public var arena: [ArenaBufferUse] = []
+    /// The nodes in run order (the indices of `arena`'s `first` and `last`).
+    public var nodeNames: [String] = []
+}
+
+/// An arena buffer as the report shows it.
+public struct ArenaBufferUse: Sendable, Equatable {
+    /// The values that live in it, by name.
+    public var values: [String]
+    public var offset: Int
+    public var size: Int
+    public var first: Int
+    public var last: Int
 }
 
 /// Options of code generation.
@@ -117,7 +131,9 @@ public func emitModel(_ graph: Graph, options: CodegenOptions) throws -> Emitted
     }
     return EmittedModel(name: options.name, header: header, source: source, weights: weights,
                         arenaBytes: plan.arenaBytes, oneDNNNodes: e.oneDNNCount, loopNodes: e.loopCount,
-                        fallbacks: e.fallbacks)
+                        fallbacks: e.fallbacks,
+                        arena: plan.buffers.map { ArenaBufferUse(values: $0.values.map { g.values[$0].name }, offset: $0.offset, size: $0.size, first: $0.first, last: $0.last) },
+                        nodeNames: g.nodes.map(\.name))
 }
 
 /// C++ spelling of an element type's storage.

@@ -20,8 +20,21 @@ public struct MemoryPlan: Sendable {
     /// Constants in blob order, each at its offset.
     public var constants: [(value: ValueID, offset: Int)] = []
     public var weightsBytes = 0
+    /// The arena's buffers, each with the values that share it and the nodes (indices into the
+    /// planned graph) from the first that writes it to the last that reads it: the arena over
+    /// time, as NAME.report.html draws it.
+    public var buffers: [ArenaBuffer] = []
 
     public static let alignment = 64
+}
+
+/// One buffer of the arena: `size` bytes at `offset`, live from node `first` to node `last`.
+public struct ArenaBuffer: Sendable, Equatable {
+    public var values: [ValueID]
+    public var offset: Int
+    public var size: Int
+    public var first: Int
+    public var last: Int
 }
 
 @inline(__always)
@@ -101,6 +114,8 @@ public func planMemory(_ g: Graph) -> MemoryPlan {
         let a = bufferSize[$0]!, b = bufferSize[$1]!
         return a != b ? a > b : $0 < $1
     }
+    var members: [ValueID: [ValueID]] = [:]
+    for v in first.keys.sorted() { members[root(v), default: []].append(v) }
     var offsets: [ValueID: Int] = [:]
     for r in order {
         let size = bufferSize[r]!
@@ -113,6 +128,7 @@ public func planMemory(_ g: Graph) -> MemoryPlan {
         }
         placed.append(Block(offset: candidate, size: size, start: s, end: e))
         offsets[r] = candidate
+        plan.buffers.append(ArenaBuffer(values: members[r] ?? [r], offset: candidate, size: size, first: s, last: e))
         plan.arenaBytes = max(plan.arenaBytes, candidate + size)
     }
     for v in first.keys { plan.storage[v] = .arena(offset: offsets[root(v)]!) }

@@ -261,7 +261,7 @@ public final class Calibration {
     /// each group's parameters: the observed range (minmax), or the histogram's L2-optimal one.
     /// Two passes over the samples (ranges, then histograms over them), one sample in memory at a time.
     public init(_ fused: Graph, plan: QuantizationPlan, samples: CalibrationSamples, method: CalibrationMethod,
-                cpu: TargetCPU, kilnVersion: String, progress: (String) -> Void = { _ in },
+                cpu: TargetCPU, kilnVersion: String, progress: ProgressHandler = { _ in },
                 log: (String) -> Void = { _ in }) throws {
         let started = Date()
         guard samples.count > 0 else { throw KilnError("calibration: no samples") }
@@ -317,7 +317,7 @@ public final class Calibration {
             if shape.count >= 2 { for axis in Set(shape.count <= 3 ? [1, shape.count - 1] : [1]) { sums[v, default: [:]][axis] = [Double](repeating: 0, count: shape[axis]) } }
         }
         for k in 0..<samples.count {
-            progress("calibration: ranges, sample \(k + 1) of \(samples.count)")
+            progress(.count("calibration: ranges", done: k, of: samples.count, "sample"))
             try observe(k) { v, x in
                 var a = lo[v]!, b = hi[v]!
                 for e in x where e.isFinite {
@@ -360,7 +360,7 @@ public final class Calibration {
         let bins = 2048
         for v in plan.observed { histograms[v] = [Double](repeating: 0, count: bins) }
         for k in 0..<samples.count {
-            progress("calibration: histograms, sample \(k + 1) of \(samples.count)")
+            progress(.count("calibration: histograms", done: k, of: samples.count, "sample"))
             try observe(k) { v, x in
                 let (a, b) = binRange[v]!
                 guard b > a else { return }
@@ -434,7 +434,7 @@ public final class Calibration {
 
     /// Each int8 layer's own error on the samples: the SQNR in dB of its int8 twin's result
     /// against its f32 result (`addInt8Twins`), per layer of `plan`, in the plan's layer order.
-    public func layerSQNR(_ fused: Graph, plan: QuantizationPlan, progress: (String) -> Void = { _ in },
+    public func layerSQNR(_ fused: Graph, plan: QuantizationPlan, progress: ProgressHandler = { _ in },
                           log: (String) -> Void = { _ in }) throws -> [(layer: Int, sqnr: Double)] {
         var g = fused
         let twins = addInt8Twins(&g, plan, parameters: parameters(for: plan).0, inputMeans: inputMeans)
@@ -446,7 +446,7 @@ public final class Calibration {
         var signal = [Double](repeating: 0, count: twins.count), noise = signal
         var cache: [String: Tensor] = [:]
         for k in 0..<samples.count {
-            progress("accuracy: each layer's int8 error, sample \(k + 1) of \(samples.count)")
+            progress(.count("accuracy: each layer's int8 error", done: k, of: samples.count, "sample"))
             try run(instance, of: lib, try samples.sample(k, cache: &cache), outputs)
             for (t, twin) in twins.enumerated() {
                 let n = lib.outputs[twin.real].bytes / 4
@@ -475,7 +475,7 @@ public final class Calibration {
 
     /// The quantized library's graph outputs against the f32 library's on the calibration samples,
     /// per f32 output.
-    public func compare(_ quantized: CLibrary, progress: (String) -> Void = { _ in }) throws -> [Agreement] {
+    public func compare(_ quantized: CLibrary, progress: ProgressHandler = { _ in }) throws -> [Agreement] {
         let q = try quantized.makeInstance(threads: 0)
         let fOut = library.outputs.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.bytes, 1), alignment: 64) }
         let qOut = quantized.outputs.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.bytes, 1), alignment: 64) }
@@ -484,7 +484,7 @@ public final class Calibration {
         var signal = [Double](repeating: 0, count: outputs), noise = signal, cosine = signal, agree = signal, rows = signal
         var cache: [String: Tensor] = [:]
         for k in 0..<samples.count {
-            progress("int8 against FP32: sample \(k + 1) of \(samples.count)")
+            progress(.count("int8 against FP32", done: k, of: samples.count, "sample"))
             let tensors = try samples.sample(k, cache: &cache)
             try run(instance, of: library, tensors, fOut)
             try run(q, of: quantized, tensors, qOut)

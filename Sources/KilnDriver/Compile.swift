@@ -23,6 +23,9 @@ public struct CompileOptions: Sendable {
     public var layout: LayoutPolicy = .auto
     /// Kiln's own int8 quantization of an f32 model (`--quantize int8`), nil to keep the model's precision.
     public var quantize: QuantizeOptions?
+    /// Run the built library on this machine (zero inputs, about a quarter of a second) and show
+    /// each step's share of the time in NAME.report.html. `kiln compile` does unless --no-time-steps.
+    public var timeSteps = false
     public var kilnVersion: String
 
     public init(modelPath: String, outputDirectory: String, name: String, kilnVersion: String) {
@@ -67,7 +70,7 @@ public struct CompileReport: Sendable {
     public var loopNodes: Int
     /// Nodes that run as generic loops where oneDNN usually runs them, each with why.
     public var fallbacks: [String]
-    /// The report written as NAME.report.md and NAME.report.json.
+    /// The report written as NAME.report.md and NAME.report.json (and, with timings and pictures, NAME.report.html).
     public var report: ModelReport
     public var reportFiles: [String]
     /// With --quantize: the calibration's samples and seconds, and each output's SQNR and cosine
@@ -99,8 +102,14 @@ public func runtimeIncludeDirectory() -> String {
 }
 
 /// The whole pipeline as one list: import, simplify, generate, build.
-public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ in },
+public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressHandler = { _ in },
                          log: (String) -> Void = { _ in }) throws -> CompileReport {
+    // Each step's duration goes into NAME.report.html.
+    var stepTimes = StepTimes()
+    let progress: ProgressHandler = { u in
+        stepTimes.note(u)
+        show(u)
+    }
     var graph = try loadModel(path: o.modelPath, inputShapes: o.inputShapes, progress: progress)
     // oneDNN 2.6 has fast blocked (nChw16c) kernels only for AVX-512: elsewhere its reference
     // kernels would run, a thousand times slower. Choose blocked only when the target has it.
@@ -132,7 +141,7 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
         progress("quantize: insert quantization")
         (g, sqnr) = m.quantizedGraph()
         quantizer = m
-    }, progress: progress)
+    }, progress: { progress(ProgressUpdate($0)) })
     let codegen = CodegenOptions(name: o.name, kilnVersion: o.kilnVersion, modelPath: o.modelPath, winograd: o.winograd, int8: o.int8, directConv: o.directConv)
     var build = BuildOptions(outputDirectory: o.outputDirectory, name: o.name, library: o.library,
                              includeDirectory: runtimeIncludeDirectory())
@@ -142,16 +151,16 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
     progress("compile with g++")
     var products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights, options: build, log: log)
     var quantizationLines: [String] = []
+    // The library the outputs and steps are measured on: the final one, or after a rebuild its
+    // trial twin (the same code; the rebuilt file's path is already loaded, and dlopen would
+    // return the library it replaced).
+    var measured: CLibrary?
     if let m = quantizer {
         let c = m.calibration
         quantizationLines.append(String(format: "calibration: %d samples, %.1f s", c.samples.count, c.seconds))
         quantizationLines += m.budgetLines
         // Per-layer precision by measured speed: layers whose int8 step is slower than their f32
         // one go FP32 if the whole model is then faster. A replayed plan measures nothing.
-        // The library the outputs are measured on: the final one, or after a rebuild its trial
-        // twin (the same code; the rebuilt file's path is already loaded, and dlopen would
-        // return the library it replaced).
-        var measured: CLibrary?
         if o.quantize?.precisionPlan == nil, o.quantize?.speedCheck == true {
             do {
                 guard let so = products.sharedLibrary else { throw KilnError("no shared library built; --library shared or both measures it") }
@@ -187,9 +196,9 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
             quantizationLines += m.speedLines
         }
         if let so = products.sharedLibrary {
-            progress("int8 against FP32 on the calibration samples")
             do {
                 let lib = try measured ?? CLibrary(path: so, name: o.name)
+                measured = lib
                 quantizationLines += try c.compare(lib, progress: progress).map { r in
                     String(format: "int8 against FP32 on the %d calibration samples: output '%@' SQNR %@, cosine %.6f", c.samples.count, r.output,
                            r.sqnr.isFinite ? String(format: "%.1f dB", r.sqnr) : r.sqnr > 0 ? "infinite (identical)" : "-infinite (the FP32 output is all zeros)", r.cosine)
@@ -204,6 +213,23 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
         let notes = m.notes
         quantizationNotes = [notes[0]] + quantizationLines.filter { $0.hasPrefix("int8 against FP32") } + notes.dropFirst()
     }
+    var stepProfile: [StepProfile]?
+    var profileNote = "compiled with --no-time-steps."
+    if o.timeSteps {
+        if let so = products.sharedLibrary {
+            progress("time each step on this machine")
+            do {
+                let lib = try measured ?? CLibrary(path: so, name: o.name)
+                let (steps, runs) = try timeSteps(lib)
+                stepProfile = steps
+                profileNote = "Measured when it was compiled: \(runs) runs on zeros as inputs, \(ProcessInfo.processInfo.activeProcessorCount) threads (kiln bench --profile measures it again, with bandwidths)."
+            } catch {
+                profileNote = "the library did not run on the compiling machine (\(error))."
+            }
+        } else {
+            profileNote = "no shared library built (--library static); kiln bench --profile on a shared build measures it."
+        }
+    }
     var precisionPlan = quantizer?.precisionPlan
     precisionPlan?.model = (o.modelPath as NSString).lastPathComponent
     var report = ModelReport(graph: graph, name: o.name, model: o.modelPath, kilnVersion: o.kilnVersion, arenaBytes: emitted.arenaBytes,
@@ -211,16 +237,50 @@ public func compileModel(_ o: CompileOptions, progress: (String) -> Void = { _ i
                              int8Policy: o.int8, sqnr: sqnr, decisions: quantizer?.plan(keeping: quantizer!.keep).precisionOf ?? [:])
     report.layers = precisionPlan?.layers ?? []
     let dir = URL(fileURLWithPath: o.outputDirectory).standardizedFileURL.path as NSString
-    var files = [dir.appendingPathComponent("\(o.name).report.md"), dir.appendingPathComponent("\(o.name).report.json")]
+    var files = [dir.appendingPathComponent("\(o.name).report.md"), dir.appendingPathComponent("\(o.name).report.json"),
+                 dir.appendingPathComponent("\(o.name).report.html")]
     if precisionPlan != nil { files.append(dir.appendingPathComponent("\(o.name).precision.json")) }
+    stepTimes.finish()
+    var html = HTMLReport(report: report)
+    for n in graph.nodes where html.results[n.name] == nil { html.results[n.name] = ModelReport.tensorName(graph.values[n.outputs[0]].name) }
+    html.arena = emitted.arena
+    html.arenaNodes = emitted.nodeNames
+    html.compileSteps = stepTimes.steps
+    html.profile = stepProfile
+    html.profileNote = profileNote
     do {
         try report.markdown.write(toFile: files[0], atomically: true, encoding: .utf8)
         try report.json.write(toFile: files[1], atomically: true, encoding: .utf8)
-        if let precisionPlan { try precisionPlan.json.write(toFile: files[2], atomically: true, encoding: .utf8) }
+        try html.html.write(toFile: files[2], atomically: true, encoding: .utf8)
+        if let precisionPlan { try precisionPlan.json.write(toFile: files[3], atomically: true, encoding: .utf8) }
     } catch {
         throw KilnError("cannot write the report into \(o.outputDirectory): \(error.localizedDescription)")
     }
     return CompileReport(products: products, arenaBytes: emitted.arenaBytes, weightsBytes: emitted.weights.count,
                          oneDNNNodes: emitted.oneDNNNodes, loopNodes: emitted.loopNodes, fallbacks: emitted.fallbacks,
                          report: report, reportFiles: files, quantizationLines: quantizationLines)
+}
+
+/// Runs `lib` on zeros as inputs (3 runs to warm up, then at least 5 runs and 0.25 s) with every
+/// processor, and returns each step's milliseconds per run, and the runs timed.
+func timeSteps(_ lib: CLibrary) throws -> (steps: [StepProfile], runs: Int) {
+    let instance = try lib.makeInstance(threads: 0)
+    let inputs = lib.inputs.map { s -> UnsafeMutableRawPointer in
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(s.bytes, 1), alignment: 64)
+        memset(p, 0, max(s.bytes, 1))
+        return p
+    }
+    let outputs = lib.outputs.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.bytes, 1), alignment: 64) }
+    defer { (inputs + outputs).forEach { $0.deallocate() } }
+    let (ib, ob) = (lib.inputs.map(\.bytes), lib.outputs.map(\.bytes))
+    func run() throws { try instance.run(inputs: inputs.map { UnsafeRawPointer($0) }, inputBytes: ib, outputs: outputs, outputBytes: ob) }
+    for _ in 0..<3 { try run() }
+    try instance.setProfiling(true)
+    let start = Date()
+    var runs = 0
+    while runs < 5 || (Date().timeIntervalSince(start) < 0.25 && runs < 1000) {
+        try run()
+        runs += 1
+    }
+    return (instance.profile().map { StepProfile(name: $0.name, ms: $0.ms / Double(runs), bytes: $0.bytes, ops: $0.ops) }, runs)
 }

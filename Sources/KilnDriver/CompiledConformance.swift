@@ -38,7 +38,7 @@ public enum CompiledConformance {
     /// build's at a third of -O3's compile time; -O0 builds three times faster again).
     public static func run(_ cases: [Case], workDirectory: String, batchSize: Int = 120, setting: Setting = Setting(),
                            optimization: String = "-O1",
-                           progress: (String) -> Void = { _ in }) -> [String: Conformance.Outcome] {
+                           progress: ProgressHandler = { _ in }) -> [String: Conformance.Outcome] {
         var outcomes: [String: Conformance.Outcome] = [:]
         // Cases that code generation rejects by themselves are decided without g++.
         var ready: [Case] = []
@@ -62,11 +62,16 @@ public enum CompiledConformance {
         let size = count == 0 ? 1 : (ready.count + count - 1) / count
         let batches = stride(from: 0, to: ready.count, by: size).map { Array(ready[$0..<min(ready.count, $0 + size)]) }
         let lock = NSLock()
+        var finished = 0
+        progress(.count("compiled conformance (\(ready.count) cases)", done: 0, of: batches.count, "batch"))
         DispatchQueue.concurrentPerform(iterations: batches.count) { b in
-            lock.withLock { progress("compiled conformance: batch \(b + 1) of \(batches.count), \(batches[b].count) cases") }
             let results = runBatch(batches[b], dir: (workDirectory as NSString).appendingPathComponent("batch\(b)"),
                                    winograd: setting.winograd, optimization: optimization)
-            lock.withLock { for (k, o) in results { outcomes[k] = o } }
+            lock.withLock {
+                for (k, o) in results { outcomes[k] = o }
+                finished += 1
+                progress(.count("compiled conformance (\(ready.count) cases)", done: finished, of: batches.count, "batch"))
+            }
         }
         return outcomes
     }

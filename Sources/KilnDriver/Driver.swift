@@ -8,10 +8,11 @@ import KilnReference
 /// simplify. The CLI and the tests call this; nothing here prints (progress goes through
 /// the callback).
 public func loadModel(path: String, inputShapes: [String: [Int]] = [:],
-                      progress: (String) -> Void = { _ in }) throws -> Graph {
-    progress("import \(path)")
+                      progress: ProgressHandler = { _ in }) throws -> Graph {
+    let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
+    progress(ProgressUpdate("import \(path)" + (bytes.map { $0 >= 1 << 20 ? " (\($0 >> 20) MB)" : "" } ?? "")))
     var g = try loadONNXModel(path: path)
-    try Pipeline.simplify(&g, inputShapes: inputShapes, progress: progress)
+    try Pipeline.simplify(&g, inputShapes: inputShapes, progress: { progress(ProgressUpdate($0)) })
     return g
 }
 

@@ -129,7 +129,7 @@ struct BudgetFit {
 /// libraries (1, 2, 4, ... of them, then halving the interval; each trial a library run on every
 /// sample). `keep` holds the layers already FP32.
 func fitAccuracyBudget(_ fused: Graph, calibration c: Calibration, budget: AccuracyBudget, keep base: [String: String],
-                       progress: (String) -> Void, log: (String) -> Void) throws -> BudgetFit {
+                       progress: ProgressHandler, log: (String) -> Void) throws -> BudgetFit {
     var cache: [Int: (holds: Bool, measure: Double)] = [:]
     var ranked: [(layer: Int, sqnr: Double)] = []
     func keep(_ k: Int) -> [String: String] {

@@ -21,7 +21,7 @@ final class ModelQuantizer {
     /// Plans `fused` by the recipe (which must quantize something), calibrates it on `samples`
     /// and keeps the layers a replayed plan or the accuracy budget says FP32.
     init(_ fused: Graph, recipe: QuantizationPlan, options q: QuantizeOptions, samples: CalibrationSamples, cpu: TargetCPU,
-         kilnVersion: String, progress: (String) -> Void, log: (String) -> Void) throws {
+         kilnVersion: String, progress: ProgressHandler, log: (String) -> Void) throws {
         self.fused = fused
         self.recipe = recipe
         options = q
@@ -68,7 +68,7 @@ final class ModelQuantizer {
     /// The layers whose step takes longer in `int8` (the library of the current plan, loaded) than
     /// in the f32 build of the calibration, measured on the first sample; each layer's two times
     /// are kept for the precision plan. Returns them with why, to try FP32.
-    func slowerInInt8(_ int8: CLibrary, progress: (String) -> Void) throws -> [String: String] {
+    func slowerInInt8(_ int8: CLibrary, progress: ProgressHandler) throws -> [String: String] {
         progress("speed: each layer in int8 and in FP32")
         let sample = try calibration.samples.sample(0, cache: &sampleCache)
         let t8 = try stepMilliseconds(int8, sample), t32 = try stepMilliseconds(calibration.library, sample)

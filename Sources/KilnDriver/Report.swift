@@ -129,11 +129,17 @@ public struct ModelReport: Codable, Sendable, Equatable {
         var seen = Set<String>()
         quantizedTensors = quantization.keys.sorted().compactMap { v in
             let q = quantization[v]!
-            var base = g.values[v].name
-            for suffix in ["_nhwc", "_plain", "_blocked", "_quantized"] where base.hasSuffix(suffix) { base.removeLast(suffix.count) }
+            let base = Self.tensorName(g.values[v].name)
             guard seen.insert(base).inserted else { return nil }
             return QuantizedTensor(tensor: base, type: q.type.description, scales: q.scales, zeroPoints: q.zeroPoints, sqnrDB: sqnr[base] ?? nil)
         }
+    }
+
+    /// A value's name without the suffixes of Kiln's layout and quantization copies: the tensor's name in the model.
+    public static func tensorName(_ value: String) -> String {
+        var base = value
+        for suffix in ["_nhwc", "_plain", "_blocked", "_quantized"] where base.hasSuffix(suffix) { base.removeLast(suffix.count) }
+        return base
     }
 
     public var markdown: String {

@@ -3,24 +3,15 @@ import Foundation
 import KilnDriver
 import KilnIR
 
-/// Progress lines on stderr: shown on a terminal, or always with --verbose.
-struct Progress {
-    let enabled: Bool
-    let start = Date()
-    init(verbose: Bool) { enabled = verbose || isatty(2) != 0 }
-    func callAsFunction(_ step: String) {
-        guard enabled else { return }
-        FileHandle.standardError.write(Data(String(format: "[%6.2fs] %@\n", Date().timeIntervalSince(start), step).utf8))
-    }
-}
-
 struct Compile: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compile a model into a C library: NAME.h, libNAME.a / libNAME.so, pkg-config and CMake files.",
         discussion: """
             Writes into OUTDIR the C header, the libraries, the generated C++ (kept for the curious and \
             for debuggers), a report (NAME.report.md and NAME.report.json: every node, the precision of \
-            each conv and matrix product, the quantized tensors' scales and zero points, the memory), pkg-config files (NAME.pc for the shared library, NAME-static.pc for the \
+            each conv and matrix product, the quantized tensors' scales and zero points, the memory; \
+            NAME.report.html: the same as pictures, with each step's share of a run on this machine, the \
+            arena over time and the compile steps' durations; open it in a browser), pkg-config files (NAME.pc for the shared library, NAME-static.pc for the \
             static one) and a CMake package (find_package(NAME) with CMAKE_PREFIX_PATH=OUTDIR; target \
             NAME::NAME is the static library when built). Every dynamic dimension must be pinned with --input-shape. The \
             libraries need libdnnl (Debian: libdnnl2), libgomp and libstdc++ at run time.
@@ -73,6 +64,12 @@ struct Compile: ParsableCommand {
     @Flag(name: .customLong("speed-check"), inversion: .prefixedNo, help: "With --quantize: time each int8 layer's step against its FP32 one on the compiling machine (the final library against the calibration's f32 build, on the first sample) and, when some are slower in int8, build the model with them FP32 and keep it if the whole model is faster. --no-speed-check: every layer the recipe (and --accuracy-budget) allows runs int8. Timings vary from run to run: NAME.precision.json records the decisions, and --precision-plan replays them.")
     var speedCheck = true
 
+    @Flag(name: .customLong("time-steps"), inversion: .prefixedNo, help: "Run the built library on this machine (zeros as inputs, about a quarter of a second) to show each step's share of the time in NAME.report.html. --no-time-steps: nothing runs (a library for a CPU this machine lacks never runs anyway).")
+    var timeSteps = true
+
+    @Flag(help: "Print nothing but warnings and errors: no progress, no summary.")
+    var quiet = false
+
     @Flag(help: "Show each step, the g++ command lines, which convolutions and matrix products of a quantized model stay FP32, and which run as generic loops instead of oneDNN, and why (all of it is in NAME.report.md too).")
     var verbose = false
 
@@ -115,7 +112,9 @@ struct Compile: ParsableCommand {
         } else if calibration != nil || calibrationRandom != nil || calibrationMethod != nil || accuracyBudget != nil || precisionPlan != nil || !speedCheck {
             throw ValidationError("--calibration, --calibration-random, --calibration-method, --accuracy-budget, --precision-plan and --no-speed-check go with --quantize int8")
         }
-        let progress = Progress(verbose: verbose)
+        if quiet && verbose { throw ValidationError("--quiet and --verbose: choose one") }
+        let progress = ProgressDisplay(verbose: verbose, quiet: quiet)
+        defer { progress.finish() }
         var o = CompileOptions(modelPath: options.model, outputDirectory: outputDir,
                                name: name ?? defaultModelName(options.model), kilnVersion: kilnVersion)
         o.inputShapes = try options.shapes()
@@ -127,6 +126,7 @@ struct Compile: ParsableCommand {
         o.layout = layoutPolicy
         quantizeOptions?.speedCheck = speedCheck
         o.quantize = quantizeOptions
+        o.timeSteps = timeSteps
         if calibrationRandom != nil {
             FileHandle.standardError.write(Data("kiln: warning: calibrating on random samples (--calibration-random): the int8 library's scales mean nothing; use it to test the flow, not to run the model\n".utf8))
         }
@@ -134,6 +134,8 @@ struct Compile: ParsableCommand {
         let r = try compileModel(o, progress: { progress($0) }, log: { line in
             if verbose { FileHandle.standardError.write(Data("  $ \(line)\n".utf8)) }
         })
+        progress.finish()
+        if quiet { return }
         print("compiled \(options.model) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(r.oneDNNNodes) oneDNN primitives, \(r.loopNodes) generated kernels")
         print("arena: \(formatCount(r.arenaBytes)) bytes per instance; weights: \(formatCount(r.weightsBytes)) bytes")
         if r.report.isQuantized { print(r.report.summary) }

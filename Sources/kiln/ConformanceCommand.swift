@@ -80,8 +80,9 @@ struct ConformanceCommand: ParsableCommand {
                 // One folder per setting: a library path loaded once is not loaded again.
                 let base = workDir ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("kiln-conformance-\(getpid())")
                 let work = (base as NSString).appendingPathComponent("\(setting.layout.rawValue)-\(setting.winograd.rawValue)")
-                let progress = Progress(verbose: verbose)
+                let progress = ProgressDisplay(verbose: verbose)
                 let outcomes = CompiledConformance.run(compiledCases, workDirectory: work, setting: setting, optimization: optimization, progress: { progress($0) })
+                progress.finish()
                 // A case passes when every one of its test data sets does.
                 var byCase: [String: Conformance.Outcome] = [:]
                 for (k, o) in outcomes.sorted(by: { $0.key < $1.key }) {

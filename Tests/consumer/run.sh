@@ -4,7 +4,7 @@
 # a C++ program with the static library, the exported symbols and NEEDED entries, misuse of
 # the C API, the header under strict C99/C++11, and 8 threads running an FP32 and an int8 model
 # through their own handles (the single-threaded bits on every call), and the library on another
-# CPU: a Haswell under qemu-user. The library is samples/models/digits.onnx
+# CPU: a Haswell under qemu-user; NAME.report.html in headless Chromium. The library is samples/models/digits.onnx
 # compiled with batch 1; classify (samples/c/classify.c) must reproduce the reference
 # interpreter's accuracy. Exits non-zero if any test fails; the last line is
 # "consumer: N passed, M failed".
@@ -42,7 +42,7 @@ run_test() {
     if [[ $rc -eq 0 ]]; then
         passed=$((passed + 1))
         echo "PASS  $name (${secs}s)"
-        grep -E '^(accuracy|median latency|two models|C\+\+ consumer|threads|other CPU|python):' "$log" | sed 's/^/      /' || true
+        grep -E '^(accuracy|median latency|two models|C\+\+ consumer|threads|other CPU|python|html report):' "$log" | sed 's/^/      /' || true
     else
         failed=$((failed + 1))
         failures+=("$name")
@@ -323,6 +323,39 @@ test_doctor() {
     "$kiln" --version | grep -q '^C ABI version written: 1$' || die "kiln --version does not name the C ABI version"
 }
 
+test_html_report() {
+    # kiln compile's NAME.report.html for the digits model in int8 (real calibration images), in a
+    # real browser: Debian's Chromium, headless. The page must load with no script error (the
+    # page records any in data-errors and sets data-ready when its script has run) and render to
+    # a PNG; it must fetch nothing (no URL in it).
+    local out=$tmp/html html dom png
+    show "$kiln" compile "$model" -o "$out" --name digits_int8 --input-shape image=1x1x8x8 --library shared \
+        --quantize int8 --calibration "$root/samples/models/digits_calib_images.npy" --no-speed-check
+    html=$out/digits_int8.report.html
+    [[ -s $html ]] || die "kiln compile did not write $html"
+    ! grep -nE '(https?|ftp)://|<link|<iframe|<img|src=' "$html" || die "the report refers to something outside itself"
+    for id in ops arena steps layers int8; do
+        grep -q "<section id=\"$id\">" "$html" || die "the report has no '$id' section"
+    done
+    local chromium
+    chromium=$(command -v chromium || command -v chromium-browser) || die "no chromium (apt-get install chromium)"
+    local flags=(--headless --no-sandbox --disable-gpu --user-data-dir="$tmp/chromium-profile" --enable-logging=stderr --v=0)
+    dom=$(timeout 120 "$chromium" "${flags[@]}" --dump-dom "file://$html" 2>"$tmp/chromium.log") ||
+        { cat "$tmp/chromium.log"; die "chromium could not load the report"; }
+    ! grep -E 'Uncaught|SyntaxError|ReferenceError|TypeError' "$tmp/chromium.log" || die "script errors in the browser's console"
+    grep -q '<html lang="en" data-ready="1">' <<<"$dom" ||
+        die "the report's script did not run to its end: $(grep -o 'data-errors="[^"]*"' <<<"$dom")"
+    grep -q '<svg class="arena"' <<<"$dom" && grep -q 'id="layerTable"' <<<"$dom" || die "the rendered page lacks its charts"
+    png=$tmp/digits_int8.report.png
+    timeout 120 "$chromium" "${flags[@]}" --window-size=1280,2400 --screenshot="$png" "file://$html" 2>>"$tmp/chromium.log" ||
+        { cat "$tmp/chromium.log"; die "chromium could not render the report"; }
+    [[ $(head -c 8 "$png" | od -An -tx1 | tr -d ' \n') == 89504e470d0a1a0a ]] || die "$png is not a PNG"
+    local bytes
+    bytes=$(stat -c %s "$png")
+    echo "html report: $(stat -c %s "$html") bytes, rendered by $("$chromium" --version 2>/dev/null | head -1) to a ${bytes}-byte PNG"
+    [[ $bytes -gt 40000 ]] || die "the rendered page is nearly blank ($bytes bytes of PNG)"
+}
+
 test_exported_symbols() {
     local bad ok=1 declared exported_so exported_a missing
     exported_so=$(nm -D --defined-only "$lib/libdigits.so" | awk 'NF >= 3 { print $3 }' | sort -u)
@@ -453,6 +486,7 @@ if [[ $failed -eq 0 ]]; then
     run_test "scripts/install --prefix: an installed kiln compiles with its own headers" test_install
     run_test "CMake: find_package(Kiln) + kiln_add_model (Ninja, Make, incremental)" test_cmake_kiln_add_model
     run_test "kiln doctor (this machine, an empty prefix, no compiler) and kiln --version" test_doctor
+    run_test "NAME.report.html in headless Chromium: no script errors, renders to a PNG" test_html_report
     run_test "exported symbols carry the digits_ prefix" test_exported_symbols
     run_test "libdigits.so NEEDED entries" test_needed
     run_test "C API misuse" test_misuse

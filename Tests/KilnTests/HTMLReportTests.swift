@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+import KilnDriver
+import KilnIR
+
+/// `NAME.report.html`: written by every compile, self-contained, with the model's names escaped,
+/// each step's share of a run when the library ran on this machine, the arena over time and the
+/// compile steps. (Tests/consumer/run.sh loads it in headless Chromium.)
+@Suite struct HTMLReportTests {
+    /// A conv, a ReLU and a residual add, its nodes and tensors named with HTML's special characters.
+    func model() throws -> String {
+        var b = ModelBuilder()
+        let evil = "<script>alert('x')</script>&\"q\""
+        b.input(evil, .f32, [.fixed(1), .fixed(8), .fixed(8), .fixed(8)])
+        b.output("y", .f32, [.fixed(1), .fixed(8), .fixed(8), .fixed(8)])
+        b.initializer("w", floats([8, 8, 3, 3]) { Float(($0 * 37) % 11) / 20 - 0.25 })
+        b.node("Conv", [evil, "w"], ["c"], name: "</td><b>conv</b>", attributes: [ModelBuilder.ints("pads", [1, 1, 1, 1])])
+        b.node("Relu", ["c"], ["r"], name: "relu")
+        b.node("Add", ["r", evil], ["y"], name: "add")
+        return try b.write()
+    }
+
+    @Test func selfContainedEscapedAndMeasured() throws {
+        let dir = temporaryDirectory()
+        var o = CompileOptions(modelPath: try model(), outputDirectory: dir, name: "page", kilnVersion: "test")
+        o.library = .shared
+        o.timeSteps = true
+        var updates: [ProgressUpdate] = []
+        let r = try compileModel(o, progress: { updates.append($0) })
+        let path = (dir as NSString).appendingPathComponent("page.report.html")
+        #expect(r.reportFiles.contains(path))
+        let html = try String(contentsOfFile: path, encoding: .utf8)
+        // Nothing from outside the file, and only the report's own two scripts.
+        for outside in ["http://", "https://", "<link", "<img", "<iframe", "src="] { #expect(!html.contains(outside), "\(outside)") }
+        #expect(html.components(separatedBy: "<script>").count == 3)
+        // The model's names are text, never markup.
+        #expect(!html.contains("<script>alert") && !html.contains("<b>conv</b>"))
+        #expect(html.contains("&lt;/td&gt;&lt;b&gt;conv&lt;/b&gt;"))
+        for section in ["ops", "arena", "steps", "layers"] { #expect(html.contains("<section id=\"\(section)\">"), "\(section)") }
+        #expect(!html.contains("<section id=\"int8\">"))
+        // Every node is a row; the steps ran here, so each row has its time.
+        #expect(html.contains(">add</td>"))  // (the ReLU is the conv's post-op)
+        #expect(html.contains("Measured when it was compiled:"))
+        #expect(html.contains(" ms · ") && html.contains("<svg class=\"arena\""))
+        // The compile's steps, from its progress updates, with their durations.
+        #expect(updates.contains { $0.step == "compile with g++" } && updates.contains { $0.step == "time each step on this machine" })
+        #expect(html.contains("compile with g++</th>"))
+        // The Markdown and JSON reports hold no timings: the same model and options give the same files.
+        let again = temporaryDirectory()
+        var o2 = o
+        o2.outputDirectory = again
+        _ = try compileModel(o2)
+        for f in ["page.report.md", "page.report.json", "page.h", "page.cpp"] {
+            let a = try Data(contentsOf: URL(fileURLWithPath: (dir as NSString).appendingPathComponent(f)))
+            let b = try Data(contentsOf: URL(fileURLWithPath: (again as NSString).appendingPathComponent(f)))
+            #expect(a == b, "\(f) differs between two compiles")
+        }
+    }
+
+    /// Without a run on this machine the page says why, and shows the rest.
+    @Test func staticLibraryIsNotTimed() throws {
+        let dir = temporaryDirectory()
+        var o = CompileOptions(modelPath: try model(), outputDirectory: dir, name: "page_static", kilnVersion: "test")
+        o.library = .static
+        o.timeSteps = true
+        _ = try compileModel(o)
+        let html = try String(contentsOfFile: (dir as NSString).appendingPathComponent("page_static.report.html"), encoding: .utf8)
+        #expect(html.contains("Time share not measured: no shared library built (--library static)"))
+        #expect(html.contains("<svg class=\"arena\"") && html.contains("compile with g++</th>"))
+    }
+
+    /// A counted step says which unit it is on; the status line adds the time left.
+    @Test func progressUpdates() {
+        let u = ProgressUpdate.count("calibration: ranges", done: 3, of: 16, "sample")
+        #expect(u.description == "calibration: ranges, sample 4 of 16")
+        let plain: ProgressUpdate = "compile with g++"
+        #expect(plain.description == "compile with g++" && plain.done == nil)
+        var times = StepTimes()
+        let t0 = Date(timeIntervalSince1970: 0)
+        times.note("a", now: t0)
+        times.note(.count("b", done: 0, of: 2, "x"), now: t0.addingTimeInterval(1))
+        times.note(.count("b", done: 1, of: 2, "x"), now: t0.addingTimeInterval(2))
+        times.note("c", now: t0.addingTimeInterval(4))
+        times.finish(now: t0.addingTimeInterval(4.5))
+        #expect(times.steps.map(\.name) == ["a", "b", "c"] && times.steps.map(\.seconds) == [1, 3, 0.5])
+    }
+}
