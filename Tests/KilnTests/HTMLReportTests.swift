@@ -69,6 +69,43 @@ import KilnIR
         #expect(html.contains("<svg class=\"arena\"") && html.contains("compile with g++</th>"))
     }
 
+    /// `kiln compile`'s progress: one status line redrawn in place on a terminal (a pseudo-terminal
+    /// from script(1)), nothing in a pipe, nothing at all with --quiet, every step with --verbose.
+    @Test func progressOnATerminalOnlyAndQuietWhenAsked() throws {
+        let cli = BadInputTests()
+        let model = cli.digitsModel()
+        func compile(_ extra: [String]) throws -> (status: Int32, out: String, err: String) {
+            try cli.kiln(["compile", model, "--input-shape", "image=1x1x8x8", "-o", temporaryDirectory(), "--library", "static"] + extra)
+        }
+        let piped = try compile([])
+        #expect(piped.status == 0 && piped.err.isEmpty, "\(piped.err)")
+        #expect(piped.out.contains("wrote ") && piped.out.contains(".report.html"))
+        let quiet = try compile(["--quiet"])
+        #expect(quiet.status == 0 && quiet.out.isEmpty && quiet.err.isEmpty, "\(quiet)")
+        let verbose = try compile(["--verbose"])
+        #expect(verbose.err.contains("] compile with g++\n") && verbose.err.contains("] import "), "\(verbose.err)")
+        // On a terminal: carriage return, erase the line, the step; the line cleared before the summary.
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else { return }
+        let bin = try #require(ProcessInfo.processInfo.environment["KILN_BIN"] ?? cli.locateKiln())
+        let command = ([bin, "compile", model, "--input-shape", "image=1x1x8x8", "-o", temporaryDirectory(), "--library", "static"])
+            .map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        p.arguments = ["-qec", command, "/dev/null"]
+        var env = ProcessInfo.processInfo.environment
+        env["TERM"] = "xterm"
+        p.environment = env
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(text)")
+        #expect(text.contains("\r\u{1B}[K[") && text.contains("] compile with g++"), "\(text.debugDescription)")
+        #expect(text.contains("\r\u{1B}[Kcompiled "), "the status line is cleared before the summary: \(text.debugDescription)")
+    }
+
     /// A counted step says which unit it is on; the status line adds the time left.
     @Test func progressUpdates() {
         let u = ProgressUpdate.count("calibration: ranges", done: 3, of: 16, "sample")
