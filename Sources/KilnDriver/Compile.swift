@@ -143,7 +143,19 @@ public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressH
         quantizer = m
     }, progress: { progress(ProgressUpdate($0)) })
     let codegen = CodegenOptions(name: o.name, kilnVersion: o.kilnVersion, modelPath: o.modelPath, winograd: o.winograd, int8: o.int8, directConv: o.directConv)
-    var build = BuildOptions(outputDirectory: o.outputDirectory, name: o.name, library: o.library,
+    // Everything is written into a staging folder inside the output folder and moved into place
+    // at the end: a compile that fails (g++ killed, a full disk) leaves the output folder as it
+    // was. Its name is new for each compile, as dlopen would return a library loaded earlier from the same path.
+    let fm = FileManager.default
+    let outputDirectory = URL(fileURLWithPath: o.outputDirectory).standardizedFileURL.path
+    do {
+        try fm.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+    } catch {
+        throw KilnError("cannot create the output folder '\(outputDirectory)': \(error.localizedDescription)")
+    }
+    let stage = (outputDirectory as NSString).appendingPathComponent(".kiln-build-\(o.name)-\(UUID().uuidString.prefix(8))")
+    defer { try? fm.removeItem(atPath: stage) }
+    var build = BuildOptions(outputDirectory: stage, name: o.name, library: o.library,
                              includeDirectory: runtimeIncludeDirectory())
     build.cpu = o.cpu
     progress("generate C++")
@@ -236,7 +248,7 @@ public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressH
                              weightsBytes: emitted.weights.count, notes: quantizationNotes + keptFloat.filter { k in !quantizationNotes.contains { $0.hasPrefix((k.components(separatedBy: ": FP32").first ?? k) + ": FP32") } } + emitted.fallbacks.map { "not through oneDNN: \($0)" },
                              int8Policy: o.int8, sqnr: sqnr, decisions: quantizer?.plan(keeping: quantizer!.keep).precisionOf ?? [:])
     report.layers = precisionPlan?.layers ?? []
-    let dir = URL(fileURLWithPath: o.outputDirectory).standardizedFileURL.path as NSString
+    let dir = stage as NSString
     var files = [dir.appendingPathComponent("\(o.name).report.md"), dir.appendingPathComponent("\(o.name).report.json"),
                  dir.appendingPathComponent("\(o.name).report.html")]
     if precisionPlan != nil { files.append(dir.appendingPathComponent("\(o.name).precision.json")) }
@@ -256,6 +268,17 @@ public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressH
     } catch {
         throw KilnError("cannot write the report into \(o.outputDirectory): \(error.localizedDescription)")
     }
+    // Into place: each file replaces its old version at once (rename(2)).
+    progress("move the files into \(outputDirectory)")
+    let staged = (try? fm.contentsOfDirectory(atPath: stage)) ?? []
+    for f in staged.sorted() {
+        let from = (stage as NSString).appendingPathComponent(f), to = (outputDirectory as NSString).appendingPathComponent(f)
+        guard rename(from, to) == 0 else {
+            throw KilnError("cannot move \(f) into \(outputDirectory): \(String(cString: strerror(errno)))")
+        }
+    }
+    products = products.moved(from: stage, to: outputDirectory)
+    files = files.map { ($0 as NSString).lastPathComponent }.map { (outputDirectory as NSString).appendingPathComponent($0) }
     return CompileReport(products: products, arenaBytes: emitted.arenaBytes, weightsBytes: emitted.weights.count,
                          oneDNNNodes: emitted.oneDNNNodes, loopNodes: emitted.loopNodes, fallbacks: emitted.fallbacks,
                          report: report, reportFiles: files, quantizationLines: quantizationLines)

@@ -64,6 +64,15 @@ public struct BuildProducts: Sendable {
     /// `NAME.pc` for the shared library, `NAME-static.pc` for the static one (those built).
     public var pkgConfig: [String]
     public var cmakeConfig: String
+
+    /// The same products moved from folder `from` to folder `to`.
+    public func moved(from: String, to: String) -> BuildProducts {
+        func m(_ p: String) -> String {
+            p.hasPrefix(from + "/") ? (to as NSString).appendingPathComponent(String(p.dropFirst(from.count + 1))) : p
+        }
+        return BuildProducts(header: m(header), source: m(source), staticLibrary: staticLibrary.map(m), sharedLibrary: sharedLibrary.map(m),
+                             pkgConfig: pkgConfig.map(m), cmakeConfig: m(cmakeConfig))
+    }
 }
 
 /// The C ABI version, stamped into the pkg-config and CMake version files.
@@ -121,8 +130,11 @@ public func buildLibrary(header: String, source: String, weights: [UInt8], optio
     // code (a clamp in a loop otherwise stops g++ from vectorizing it); values are unchanged.
     let cflags = ["-std=c++17", o.optimization, "-ffp-contract=off", "-fno-trapping-math", "-fPIC", "-fopenmp", "-fvisibility=hidden",
                   "-fvisibility-inlines-hidden", o.cpu.marchFlag, "-I", o.includeDirectory, "-I", dir] + o.extraFlags
-    try run(o.compiler, cflags + ["-c", path("\(n).cpp"), "-o", path("\(n).o")], in: dir, log: log)
-    try run(o.compiler, ["-c", path("\(n)_weights.S"), "-o", path("\(n)_weights.o")], in: dir, log: log)
+    try run(o.compiler, cflags + ["-c", path("\(n).cpp"), "-o", path("\(n).o")], in: dir, doing: "compiling \(n).cpp", log: log)
+    try run(o.compiler, ["-c", path("\(n)_weights.S"), "-o", path("\(n)_weights.o")], in: dir, doing: "assembling the weights", log: log)
+    // The weights are in the object now: their blob and its assembler file are not for the user.
+    try? fm.removeItem(atPath: path("\(n)_weights.bin"))
+    try? fm.removeItem(atPath: path("\(n)_weights.S"))
 
     var products = BuildProducts(header: path("\(n).h"), source: path("\(n).cpp"), staticLibrary: nil, sharedLibrary: nil,
                                  pkgConfig: (o.library.wantsShared ? [path("\(n).pc")] : []) + (o.library.wantsStatic ? [path("\(n)-static.pc")] : []),
@@ -142,7 +154,7 @@ public func buildLibrary(header: String, source: String, weights: [UInt8], optio
         try run("objcopy", ["--localize-hidden", "--keep-global-symbols=\(path("\(n).api"))", combined], in: dir, log: log)
         let lib = path("lib\(n).a")
         try? fm.removeItem(atPath: lib)
-        try run("ar", ["rcs", lib, combined], in: dir, log: log)
+        try run("ar", ["rcs", lib, combined], in: dir, doing: "archiving lib\(n).a", log: log)
         try? fm.removeItem(atPath: combined)
         try? fm.removeItem(atPath: path("\(n).api"))
         products.staticLibrary = lib
@@ -154,7 +166,7 @@ public func buildLibrary(header: String, source: String, weights: [UInt8], optio
         let lib = path("lib\(n).so")
         try run(o.compiler, ["-shared", "-fopenmp", "-o", lib, path("\(n).o"), path("\(n)_weights.o"),
                              "-Xlinker", "--version-script", "-Xlinker", script, "-Wl,-soname,lib\(n).so", "-Wl,--as-needed",
-                             "-ldnnl", "-Wl,--no-undefined"], in: dir, log: log)
+                             "-ldnnl", "-Wl,--no-undefined"], in: dir, doing: "linking lib\(n).so", log: log)
         try? fm.removeItem(atPath: script)
         products.sharedLibrary = lib
     }
@@ -254,7 +266,7 @@ public func buildLibrary(header: String, source: String, weights: [UInt8], optio
 
 /// Runs a tool, returning its standard output; a failure throws with the tool's own words.
 @discardableResult
-public func run(_ tool: String, _ args: [String], in dir: String, log: (String) -> Void = { _ in }) throws -> String {
+public func run(_ tool: String, _ args: [String], in dir: String, doing: String? = nil, log: (String) -> Void = { _ in }) throws -> String {
     log(([tool] + args).map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " "))
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -277,9 +289,16 @@ public func run(_ tool: String, _ args: [String], in dir: String, log: (String) 
     group.wait()
     let errData = errBox.data
     p.waitUntilExit()
+    let what = doing.map { " while \($0)" } ?? ""
+    if p.terminationReason == .uncaughtSignal {
+        let s = p.terminationStatus
+        let why = s == SIGKILL ? " (SIGKILL: out of memory, or killed by hand)" : s == SIGXFSZ ? " (SIGXFSZ: a file over the size limit)"
+            : s == SIGTERM ? " (SIGTERM)" : s == SIGINT ? " (SIGINT)" : s == SIGSEGV ? " (SIGSEGV)" : ""
+        throw KilnError("\(tool) was killed by signal \(s)\(why)\(what)")
+    }
     guard p.terminationStatus == 0 else {
         let msg = String(decoding: errData, as: UTF8.self).split(separator: "\n").prefix(20).joined(separator: "\n")
-        throw KilnError("\(tool) failed (status \(p.terminationStatus)):\n\(msg)")
+        throw KilnError("\(tool) failed (status \(p.terminationStatus))\(what):\n\(msg)")
     }
     return String(decoding: outData, as: UTF8.self)
 }

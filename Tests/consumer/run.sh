@@ -42,7 +42,7 @@ run_test() {
     if [[ $rc -eq 0 ]]; then
         passed=$((passed + 1))
         echo "PASS  $name (${secs}s)"
-        grep -E '^(accuracy|median latency|two models|C\+\+ consumer|threads|other CPU|python|html report):' "$log" | sed 's/^/      /' || true
+        grep -E '^(accuracy|median latency|two models|C\+\+ consumer|threads|other CPU|python|html report|full disk):' "$log" | sed 's/^/      /' || true
     else
         failed=$((failed + 1))
         failures+=("$name")
@@ -356,6 +356,42 @@ test_html_report() {
     [[ $bytes -gt 40000 ]] || die "the rendered page is nearly blank ($bytes bytes of PNG)"
 }
 
+test_failed_compile() {
+    # A compile that fails after code generation leaves the output folder as it was: files are
+    # built in a staging folder and moved into place at the end. A killed g++ (a wrapper that
+    # kills itself with SIGKILL, as the OOM killer would) and a full disk (a 400 KiB tmpfs) each
+    # give a message naming the step, and status 1.
+    local out=$tmp/failed before after rc msg
+    show "$kiln" compile "$model" -o "$out" --input-shape image=1x1x8x8 --library both --quiet
+    ! ls -A "$out" | grep -E '_weights\.(bin|S)$|^\.kiln-build' || die "intermediate files left in the output folder"
+    before=$(cd "$out" && ls -A | sort && md5sum -- *)
+    printf '#!/bin/sh\nfor a in "$@"; do case "$a" in *.cpp) kill -9 $$;; esac; done\nexec g++ "$@"\n' >"$tmp/killed-gxx"
+    chmod +x "$tmp/killed-gxx"
+    rc=0; msg=$(KILN_CXX=$tmp/killed-gxx "$kiln" compile "$model" -o "$out" --input-shape image=1x1x8x8 --no-time-steps 2>&1) || rc=$?
+    echo "$msg"
+    [[ $rc -eq 1 ]] || die "a killed g++ gave status $rc"
+    grep -q 'was killed by signal 9 (SIGKILL: out of memory, or killed by hand) while compiling digits.cpp' <<<"$msg" ||
+        die "the message does not name the signal and the step"
+    after=$(cd "$out" && ls -A | sort && md5sum -- *)
+    [[ $before == "$after" ]] || die "the failed compile changed the output folder"
+    local disk=$tmp/full-disk
+    mkdir -p "$disk"
+    if mount -t tmpfs -o size=400k tmpfs "$disk" 2>"$tmp/mount.err"; then
+        rc=0; msg=$("$kiln" compile "$model" -o "$disk/out" --input-shape image=1x1x8x8 --no-time-steps 2>&1) || rc=$?
+        echo "$msg"
+        local left
+        left=$(ls -A "$disk/out" 2>/dev/null || true)
+        umount "$disk" 2>/dev/null || true
+        [[ $rc -eq 1 ]] || die "a full disk gave status $rc"
+        [[ -z $left ]] || die "the failed compile left files on the full disk: $left"
+        grep -q "No space left on device\|enough space" <<<"$msg" && grep -q 'while assembling the weights\|cannot write' <<<"$msg" ||
+            die "the message does not say the disk is full and in which step"
+        echo "full disk: status 1, the step named, nothing left behind"
+    else
+        echo "full disk: not tried (cannot mount a tmpfs here: $(cat "$tmp/mount.err"))"
+    fi
+}
+
 test_exported_symbols() {
     local bad ok=1 declared exported_so exported_a missing
     exported_so=$(nm -D --defined-only "$lib/libdigits.so" | awk 'NF >= 3 { print $3 }' | sort -u)
@@ -487,6 +523,7 @@ if [[ $failed -eq 0 ]]; then
     run_test "CMake: find_package(Kiln) + kiln_add_model (Ninja, Make, incremental)" test_cmake_kiln_add_model
     run_test "kiln doctor (this machine, an empty prefix, no compiler) and kiln --version" test_doctor
     run_test "NAME.report.html in headless Chromium: no script errors, renders to a PNG" test_html_report
+    run_test "a failed compile (g++ killed, a full disk) names the step and leaves the output folder as it was" test_failed_compile
     run_test "exported symbols carry the digits_ prefix" test_exported_symbols
     run_test "libdigits.so NEEDED entries" test_needed
     run_test "C API misuse" test_misuse
