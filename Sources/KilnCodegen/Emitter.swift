@@ -125,9 +125,11 @@ public func emitModel(_ graph: Graph, options: CodegenOptions) throws -> Emitted
     let source = e.source()
     let header = emitHeader(g, plan: plan, options: options)
     var weights = [UInt8](repeating: 0, count: plan.weightsBytes)
-    for (v, off) in plan.constants {
-        let bytes = g.values[v].constant!.rawBytes()
-        weights.replaceSubrange(off..<(off + bytes.count), with: bytes)
+    weights.withUnsafeMutableBytes { blob in
+        for (v, off) in plan.constants {
+            let t = g.values[v].constant!
+            t.writeRawBytes(into: UnsafeMutableRawBufferPointer(rebasing: blob[off..<(off + t.byteSize)]))
+        }
     }
     return EmittedModel(name: options.name, header: header, source: source, weights: weights,
                         arenaBytes: plan.arenaBytes, oneDNNNodes: e.oneDNNCount, loopNodes: e.loopCount,

@@ -83,26 +83,32 @@ public struct Tensor: Sendable, Equatable {
 
     /// The raw little-endian bytes of the tensor in its element type.
     public func rawBytes() -> [UInt8] {
-        var out = [UInt8]()
-        out.reserveCapacity(byteSize)
+        [UInt8](unsafeUninitializedCapacity: byteSize) { buf, c in
+            writeRawBytes(into: UnsafeMutableRawBufferPointer(buf))
+            c = byteSize
+        }
+    }
+
+    /// Writes the raw little-endian bytes (`byteSize` of them) at the start of `out`, with no
+    /// copy in between (the weights of a large model are written once).
+    public func writeRawBytes(into out: UnsafeMutableRawBufferPointer) {
+        precondition(out.count >= byteSize)
         switch elementType {
         case .f32:
-            for v in floats { appendLE(&out, v.bitPattern, 4) }
-        case .f16:
-            for v in floats { appendLE(&out, UInt32(Float16(v).bitPattern), 2) }
-        case .bf16:
-            for v in floats { appendLE(&out, bfloat16Round(v).bitPattern >> 16, 2) }
-        case .s8, .u8, .bool:
-            for v in ints { out.append(UInt8(truncatingIfNeeded: v)) }
-        case .s32:
-            for v in ints { appendLE(&out, UInt32(truncatingIfNeeded: v), 4) }
-        case .s64:
-            for v in ints {
-                let u = UInt64(bitPattern: v)
-                for k in 0..<8 { out.append(UInt8(truncatingIfNeeded: u >> (8 * UInt64(k)))) }
+            floats.withUnsafeBytes { src in
+                for i in 0..<floats.count { out.storeBytes(of: src.load(fromByteOffset: 4 * i, as: UInt32.self).littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
             }
+        case .f16:
+            for (i, v) in floats.enumerated() { out.storeBytes(of: Float16(v).bitPattern.littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+        case .bf16:
+            for (i, v) in floats.enumerated() { out.storeBytes(of: UInt16(truncatingIfNeeded: bfloat16Round(v).bitPattern >> 16).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+        case .s8, .u8, .bool:
+            for (i, v) in ints.enumerated() { out[i] = UInt8(truncatingIfNeeded: v) }
+        case .s32:
+            for (i, v) in ints.enumerated() { out.storeBytes(of: UInt32(truncatingIfNeeded: v).littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
+        case .s64:
+            for (i, v) in ints.enumerated() { out.storeBytes(of: UInt64(bitPattern: v).littleEndian, toByteOffset: 8 * i, as: UInt64.self) }
         }
-        return out
     }
 
     /// Builds a tensor from raw little-endian bytes. Returns nil when the byte count is wrong.
@@ -136,9 +142,4 @@ public struct Tensor: Sendable, Equatable {
             ints = (0..<n).map { i in Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)) }
         }
     }
-}
-
-@inline(__always)
-private func appendLE(_ out: inout [UInt8], _ v: UInt32, _ bytes: Int) {
-    for k in 0..<bytes { out.append(UInt8(truncatingIfNeeded: v >> (8 * UInt32(k)))) }
 }

@@ -8,21 +8,34 @@ import KilnIR
 /// list all of them; the verifier rejects such a graph before anything runs it. Problems with the
 /// file itself (not ONNX, truncated, missing external data, dangling names) are thrown.
 public func loadONNXModel(path: String) throws -> Graph {
+    // Memory: the file's bytes are freed once parsed, and each initializer's bytes in the parsed
+    // model once converted, so that a model's weights are held about twice at most, not three times.
+    var model = try parseModelFile(path)
+    return try importONNXModel(consuming: &model, baseDirectory: (path as NSString).deletingLastPathComponent, file: path)
+}
+
+/// Reads and parses an ONNX file; its bytes are released on return.
+private func parseModelFile(_ path: String) throws -> Onnx_ModelProto {
     guard FileManager.default.fileExists(atPath: path) else { throw KilnError("\(path): no such file") }
     guard let data = FileManager.default.contents(atPath: path) else { throw KilnError("\(path): cannot read file") }
-    let model: Onnx_ModelProto
     do {
         var options = BinaryDecodingOptions()
         options.messageDepthLimit = 200
-        model = try Onnx_ModelProto(serializedBytes: data, options: options)
+        return try Onnx_ModelProto(serializedBytes: data, options: options)
     } catch {
         throw KilnError("\(path): not a valid ONNX model (the protobuf does not parse: \(error)); is the file truncated?")
     }
-    return try importONNXModel(model, baseDirectory: (path as NSString).deletingLastPathComponent, file: path)
 }
 
 /// Converts a parsed ONNX model. `baseDirectory` is where external data files are looked up.
 public func importONNXModel(_ model: Onnx_ModelProto, baseDirectory: String?, file: String = "model") throws -> Graph {
+    var m = model
+    return try importONNXModel(consuming: &m, baseDirectory: baseDirectory, file: file)
+}
+
+/// Converts a parsed ONNX model, emptying each initializer of `model` as it goes (which frees
+/// its bytes when `model` is their only owner).
+func importONNXModel(consuming model: inout Onnx_ModelProto, baseDirectory: String?, file: String = "model") throws -> Graph {
     guard model.hasGraph else { throw KilnError("\(file): not an ONNX model (it has no graph); is the file truncated or of another format?") }
     var opset: Int?
     for o in model.opsetImport where o.domain == "" || o.domain == "ai.onnx" {
@@ -39,7 +52,7 @@ public func importONNXModel(_ model: Onnx_ModelProto, baseDirectory: String?, fi
         throw KilnError("\(file): opset \(opset) is newer than Kiln knows (up to \(maxKnownOpset))", unsupported: true)
     }
     var importer = Importer(file: file, opset: opset, baseDirectory: baseDirectory)
-    try importer.run(model.graph)
+    try importer.run(&model.graph)
     return importer.graph
 }
 
@@ -69,14 +82,18 @@ struct Importer {
         self.graph = Graph(opset: opset)
     }
 
-    mutating func run(_ g: Onnx_GraphProto) throws {
+    mutating func run(_ g: inout Onnx_GraphProto) throws {
         graph.name = g.name.isEmpty ? "model" : g.name
-        // Initializers first: old exporters also list them among the inputs.
-        for (i, t) in g.initializer.enumerated() {
+        // Initializers first: old exporters also list them among the inputs. Each is emptied
+        // once converted (only its name is read again).
+        for i in g.initializer.indices {
+            let t = g.initializer[i]
             let name = t.name.isEmpty ? "initializer_\(i)" : t.name
             guard byName[name] == nil else { throw KilnError("\(file): initializer '\(name)' is defined twice") }
             let tensor = try importTensor(t, baseDirectory: baseDirectory, what: "\(file): initializer '\(name)'")
             byName[name] = graph.addConstant(name, tensor)
+            g.initializer[i] = Onnx_TensorProto()
+            g.initializer[i].name = t.name
         }
         if !g.sparseInitializer.isEmpty {
             throw KilnError("\(file): sparse initializers are not supported", unsupported: true)
