@@ -225,6 +225,23 @@ public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressH
         let notes = m.notes
         quantizationNotes = [notes[0]] + quantizationLines.filter { $0.hasPrefix("int8 against FP32") } + notes.dropFirst()
     }
+    var precisionPlan = quantizer?.precisionPlan
+    precisionPlan?.model = (o.modelPath as NSString).lastPathComponent
+    var report = ModelReport(graph: graph, name: o.name, model: o.modelPath, kilnVersion: o.kilnVersion, arenaBytes: emitted.arenaBytes,
+                             weightsBytes: emitted.weights.count, notes: quantizationNotes + keptFloat.filter { k in !quantizationNotes.contains { $0.hasPrefix((k.components(separatedBy: ": FP32").first ?? k) + ": FP32") } } + emitted.fallbacks.map { "not through oneDNN: \($0)" },
+                             int8Policy: o.int8, sqnr: sqnr, decisions: quantizer?.plan(keeping: quantizer!.keep).precisionOf ?? [:])
+    report.layers = precisionPlan?.layers ?? []
+    let dir = stage as NSString
+    var files = [dir.appendingPathComponent("\(o.name).report.md"), dir.appendingPathComponent("\(o.name).report.json"),
+                 dir.appendingPathComponent("\(o.name).report.html")]
+    if precisionPlan != nil { files.append(dir.appendingPathComponent("\(o.name).precision.json")) }
+    var html = HTMLReport(report: report)
+    for n in graph.nodes where html.results[n.name] == nil { html.results[n.name] = ModelReport.tensorName(graph.values[n.outputs[0]].name) }
+    // The weights are in the library now: let their copies go before the library runs here
+    // (its mapped weights and oneDNN's reordered ones then take their place).
+    let weightsBytes = emitted.weights.count
+    emitted.weights = []
+    graph = Graph()
     var stepProfile: [StepProfile]?
     var profileNote = "compiled with --no-time-steps."
     if o.timeSteps {
@@ -242,19 +259,7 @@ public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressH
             profileNote = "no shared library built (--library static); kiln bench --profile on a shared build measures it."
         }
     }
-    var precisionPlan = quantizer?.precisionPlan
-    precisionPlan?.model = (o.modelPath as NSString).lastPathComponent
-    var report = ModelReport(graph: graph, name: o.name, model: o.modelPath, kilnVersion: o.kilnVersion, arenaBytes: emitted.arenaBytes,
-                             weightsBytes: emitted.weights.count, notes: quantizationNotes + keptFloat.filter { k in !quantizationNotes.contains { $0.hasPrefix((k.components(separatedBy: ": FP32").first ?? k) + ": FP32") } } + emitted.fallbacks.map { "not through oneDNN: \($0)" },
-                             int8Policy: o.int8, sqnr: sqnr, decisions: quantizer?.plan(keeping: quantizer!.keep).precisionOf ?? [:])
-    report.layers = precisionPlan?.layers ?? []
-    let dir = stage as NSString
-    var files = [dir.appendingPathComponent("\(o.name).report.md"), dir.appendingPathComponent("\(o.name).report.json"),
-                 dir.appendingPathComponent("\(o.name).report.html")]
-    if precisionPlan != nil { files.append(dir.appendingPathComponent("\(o.name).precision.json")) }
     stepTimes.finish()
-    var html = HTMLReport(report: report)
-    for n in graph.nodes where html.results[n.name] == nil { html.results[n.name] = ModelReport.tensorName(graph.values[n.outputs[0]].name) }
     html.arena = emitted.arena
     html.arenaNodes = emitted.nodeNames
     html.compileSteps = stepTimes.steps
@@ -279,7 +284,7 @@ public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressH
     }
     products = products.moved(from: stage, to: outputDirectory)
     files = files.map { ($0 as NSString).lastPathComponent }.map { (outputDirectory as NSString).appendingPathComponent($0) }
-    return CompileReport(products: products, arenaBytes: emitted.arenaBytes, weightsBytes: emitted.weights.count,
+    return CompileReport(products: products, arenaBytes: emitted.arenaBytes, weightsBytes: weightsBytes,
                          oneDNNNodes: emitted.oneDNNNodes, loopNodes: emitted.loopNodes, fallbacks: emitted.fallbacks,
                          report: report, reportFiles: files, quantizationLines: quantizationLines)
 }

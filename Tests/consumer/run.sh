@@ -42,7 +42,7 @@ run_test() {
     if [[ $rc -eq 0 ]]; then
         passed=$((passed + 1))
         echo "PASS  $name (${secs}s)"
-        grep -E '^(accuracy|median latency|two models|C\+\+ consumer|threads|other CPU|python|html report|full disk):' "$log" | sed 's/^/      /' || true
+        grep -E '^(accuracy|median latency|two models|C\+\+ consumer|threads|other CPU|python|html report|full disk|limits):' "$log" | sed 's/^/      /' || true
     else
         failed=$((failed + 1))
         failures+=("$name")
@@ -392,6 +392,13 @@ test_failed_compile() {
     fi
 }
 
+test_limits() {
+    # The fast form of Tests/limits/run.sh: 256 MiB of weights (scripts/test --long runs 2.25 GB).
+    local python=${PYTHON:-$root/.venv/bin/python}
+    [[ -x $python ]] || python=python3
+    KILN=$kiln PYTHON=$python CC=$cc bash "$root/Tests/limits/run.sh" 268435456 1
+}
+
 test_exported_symbols() {
     local bad ok=1 declared exported_so exported_a missing
     exported_so=$(nm -D --defined-only "$lib/libdigits.so" | awk 'NF >= 3 { print $3 }' | sort -u)
@@ -524,6 +531,7 @@ if [[ $failed -eq 0 ]]; then
     run_test "kiln doctor (this machine, an empty prefix, no compiler) and kiln --version" test_doctor
     run_test "NAME.report.html in headless Chromium: no script errors, renders to a PNG" test_html_report
     run_test "a failed compile (g++ killed, a full disk) names the step and leaves the output folder as it was" test_failed_compile
+    run_test "limits: 256 MiB of weights, peak memory under 3x, static and shared libraries run" test_limits
     run_test "exported symbols carry the digits_ prefix" test_exported_symbols
     run_test "libdigits.so NEEDED entries" test_needed
     run_test "C API misuse" test_misuse
