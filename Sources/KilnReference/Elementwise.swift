@@ -203,8 +203,15 @@ func cast(_ x: Tensor, to t: ElementType) -> Tensor {
     return Tensor(t, shape: x.shape, ints: x.ints.map(t.wrap))
 }
 
-/// Index of the quantization parameter for each element: per tensor, or per `axis`.
-private func quantParamIndex(_ x: Tensor, _ scale: Tensor, axis: Int, _ what: String) throws -> (Int) -> Int {
+/// Index of the quantization parameter for each element: per tensor, or per `axis`. Checks that
+/// the scale is a float tensor and the zero point, when given, an integer one of the same count.
+private func quantParamIndex(_ x: Tensor, _ scale: Tensor, _ zp: Tensor?, axis: Int, _ what: String) throws -> (Int) -> Int {
+    guard scale.elementType.isFloat, scale.count > 0 else { throw KilnError("\(what): the scale must be a non-empty float tensor, not \(scale.type)") }
+    if let zp {
+        guard !zp.elementType.isFloat, zp.count == scale.count else {
+            throw KilnError("\(what): the zero point (\(zp.type)) must be an integer tensor with one value per scale (\(scale.count))")
+        }
+    }
     if scale.count == 1 && scale.rank <= 1 { return { _ in 0 } }
     guard scale.rank == 1 else { throw KilnError("\(what): scale must be a scalar or 1-D (blocked quantization is not supported)") }
     let ax = try normalizeAxis(axis, rank: x.rank, what)
@@ -218,7 +225,8 @@ private func quantParamIndex(_ x: Tensor, _ scale: Tensor, axis: Int, _ what: St
 
 /// ONNX QuantizeLinear: saturate(round_half_to_even(x / scale) + zero_point).
 func quantize(_ x: Tensor, _ scale: Tensor, _ zp: Tensor?, axis: Int, to t: ElementType, _ what: String) throws -> Tensor {
-    let p = try quantParamIndex(x, scale, axis: axis, what)
+    guard !t.isFloat else { throw KilnError("\(what): quantizes to \(t), not an integer type") }
+    let p = try quantParamIndex(x, scale, zp, axis: axis, what)
     let r = t.intRange
     let xs = x.floatValues
     let out: [Int64] = (0..<x.count).map { i in
@@ -233,7 +241,8 @@ func quantize(_ x: Tensor, _ scale: Tensor, _ zp: Tensor?, axis: Int, to t: Elem
 
 /// ONNX DequantizeLinear: (x - zero_point) * scale.
 func dequantize(_ x: Tensor, _ scale: Tensor, _ zp: Tensor?, axis: Int, to t: ElementType, _ what: String) throws -> Tensor {
-    let p = try quantParamIndex(x, scale, axis: axis, what)
+    guard !x.elementType.isFloat, t.isFloat else { throw KilnError("\(what): dequantizes \(x.elementType) to \(t); it takes an integer tensor to a float one") }
+    let p = try quantParamIndex(x, scale, zp, axis: axis, what)
     let out: [Float] = (0..<x.count).map { i in
         let k = p(i)
         return t.roundFloat(Float(x.ints[i] - (zp?.ints[k] ?? 0)) * scale.floats[k])
