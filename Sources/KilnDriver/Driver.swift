@@ -11,7 +11,7 @@ public func loadModel(path: String, inputShapes: [String: [Int]] = [:],
                       progress: ProgressHandler = { _ in }) throws -> Graph {
     let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
     progress(ProgressUpdate("import \(path)" + (bytes.map { $0 >= 1 << 20 ? " (\($0 >> 20) MB)" : "" } ?? "")))
-    var g = try loadONNXModel(path: path)
+    var g = try loadONNXModel(path: path, inputShapes: inputShapes)
     try Pipeline.simplify(&g, inputShapes: inputShapes, progress: { progress(ProgressUpdate($0)) })
     return g
 }

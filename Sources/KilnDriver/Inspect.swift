@@ -43,7 +43,7 @@ public struct Inspection: Codable, Sendable {
 }
 
 public func inspectModel(path: String, inputShapes: [String: [Int]] = [:]) throws -> Inspection {
-    let imported = try loadONNXModel(path: path)
+    let imported = try loadONNXModel(path: path, inputShapes: inputShapes)
     var g = imported
     try pinInputShapes(&g, inputShapes)
     let unpinned = unpinnedDimensions(g)

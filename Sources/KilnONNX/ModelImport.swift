@@ -7,11 +7,13 @@ import KilnIR
 /// Nodes Kiln cannot handle become `.unsupported` nodes naming the reason, so that `inspect` can
 /// list all of them; the verifier rejects such a graph before anything runs it. Problems with the
 /// file itself (not ONNX, truncated, missing external data, dangling names) are thrown.
-public func loadONNXModel(path: String) throws -> Graph {
+/// `inputShapes`: shapes for graph inputs the model declares without any shape (some tf2onnx and
+/// Keras exports), as `--input-shape` gives them.
+public func loadONNXModel(path: String, inputShapes: [String: [Int]] = [:]) throws -> Graph {
     // Memory: the file's bytes are freed once parsed, and each initializer's bytes in the parsed
     // model once converted, so that a model's weights are held about twice at most, not three times.
     var model = try parseModelFile(path)
-    return try importONNXModel(consuming: &model, baseDirectory: (path as NSString).deletingLastPathComponent, file: path)
+    return try importONNXModel(consuming: &model, baseDirectory: (path as NSString).deletingLastPathComponent, file: path, inputShapes: inputShapes)
 }
 
 /// Reads and parses an ONNX file; its bytes are released on return.
@@ -35,7 +37,8 @@ public func importONNXModel(_ model: Onnx_ModelProto, baseDirectory: String?, fi
 
 /// Converts a parsed ONNX model, emptying each initializer of `model` as it goes (which frees
 /// its bytes when `model` is their only owner).
-func importONNXModel(consuming model: inout Onnx_ModelProto, baseDirectory: String?, file: String = "model") throws -> Graph {
+func importONNXModel(consuming model: inout Onnx_ModelProto, baseDirectory: String?, file: String = "model",
+                     inputShapes: [String: [Int]] = [:]) throws -> Graph {
     guard model.hasGraph else { throw KilnError("\(file): not an ONNX model (it has no graph); is the file truncated or of another format?") }
     var opset: Int?
     for o in model.opsetImport where o.domain == "" || o.domain == "ai.onnx" {
@@ -52,6 +55,7 @@ func importONNXModel(consuming model: inout Onnx_ModelProto, baseDirectory: Stri
         throw KilnError("\(file): opset \(opset) is newer than Kiln knows (up to \(maxKnownOpset))", unsupported: true)
     }
     var importer = Importer(file: file, opset: opset, baseDirectory: baseDirectory)
+    importer.inputShapes = inputShapes
     try importer.run(&model.graph)
     return importer.graph
 }
@@ -74,6 +78,8 @@ struct Importer {
     var graph: Graph
     var byName: [String: ValueID] = [:]
     var declaredTypes: [String: TensorType] = [:]
+    /// Shapes given for inputs declared without one.
+    var inputShapes: [String: [Int]] = [:]
 
     init(file: String, opset: Int, baseDirectory: String?) {
         self.file = file
@@ -104,7 +110,14 @@ struct Importer {
         for vi in g.input {
             if byName[vi.name] != nil { continue }  // an initializer listed as an input: a constant
             guard !vi.name.isEmpty else { throw KilnError("\(file): a graph input has no name") }
-            let t = try tensorType(vi)
+            let t: TensorType
+            if case .tensorType(let tt)? = vi.type.value, !tt.hasShape, let pinned = inputShapes[vi.name],
+               let et = elementType(onnx: Int(tt.elemType)) {
+                // Declared without a shape (not even a rank): the pinned shape is all there is.
+                t = TensorType(et, pinned)
+            } else {
+                t = try tensorType(vi)
+            }
             let id = graph.addValue(vi.name, t)
             byName[vi.name] = id
             graph.inputs.append(id)
