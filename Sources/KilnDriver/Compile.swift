@@ -1,5 +1,6 @@
 @_exported import enum KilnToolchain.LibraryKind
 @_exported import enum KilnToolchain.TargetCPU
+@_exported import enum KilnToolchain.Sanitizer
 @_exported import enum KilnCodegen.WinogradPolicy
 @_exported import enum KilnCodegen.Int8Policy
 @_exported import enum KilnCodegen.DirectConvPolicy
@@ -26,6 +27,9 @@ public struct CompileOptions: Sendable {
     /// Run the built library on this machine (zero inputs, about a quarter of a second) and show
     /// each step's share of the time in NAME.report.html. `kiln compile` does unless --no-time-steps.
     public var timeSteps = false
+    /// g++'s sanitizers to build the library with (`--sanitize`). Such a library cannot be loaded
+    /// into Kiln's own process: nothing is measured on it.
+    public var sanitize: [Sanitizer] = []
     public var kilnVersion: String
 
     public init(modelPath: String, outputDirectory: String, name: String, kilnVersion: String) {
@@ -158,6 +162,9 @@ public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressH
     var build = BuildOptions(outputDirectory: stage, name: o.name, library: o.library,
                              includeDirectory: runtimeIncludeDirectory())
     build.cpu = o.cpu
+    build.sanitizers = o.sanitize
+    /// Whether the built library may be loaded here (a sanitized one needs its runtime first in the process).
+    let loadable = o.sanitize.isEmpty
     progress("generate C++")
     var emitted = try emitModel(graph, options: codegen)
     progress("compile with g++")
@@ -173,7 +180,10 @@ public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressH
         quantizationLines += m.budgetLines
         // Per-layer precision by measured speed: layers whose int8 step is slower than their f32
         // one go FP32 if the whole model is then faster. A replayed plan measures nothing.
-        if o.quantize?.precisionPlan == nil, o.quantize?.speedCheck == true {
+        if !loadable {
+            m.noteSpeed("speed: not measured (a library built with --sanitize cannot run inside kiln)")
+            quantizationLines += m.speedLines
+        } else if o.quantize?.precisionPlan == nil, o.quantize?.speedCheck == true {
             do {
                 guard let so = products.sharedLibrary else { throw KilnError("no shared library built; --library shared or both measures it") }
                 let lib = try CLibrary(path: so, name: o.name)
@@ -207,7 +217,9 @@ public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressH
             }
             quantizationLines += m.speedLines
         }
-        if let so = products.sharedLibrary {
+        if !loadable {
+            quantizationLines.append("int8 against FP32: not measured (a library built with --sanitize cannot run inside kiln)")
+        } else if let so = products.sharedLibrary {
             do {
                 let lib = try measured ?? CLibrary(path: so, name: o.name)
                 measured = lib
@@ -228,7 +240,7 @@ public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressH
     var precisionPlan = quantizer?.precisionPlan
     precisionPlan?.model = (o.modelPath as NSString).lastPathComponent
     var report = ModelReport(graph: graph, name: o.name, model: o.modelPath, kilnVersion: o.kilnVersion, arenaBytes: emitted.arenaBytes,
-                             weightsBytes: emitted.weights.count, notes: quantizationNotes + keptFloat.filter { k in !quantizationNotes.contains { $0.hasPrefix((k.components(separatedBy: ": FP32").first ?? k) + ": FP32") } } + emitted.fallbacks.map { "not through oneDNN: \($0)" },
+                             weightsBytes: emitted.weights.count, notes: (loadable ? [] : ["built with \(Sanitizer.flag(o.sanitize)) for testing: link programs with the same flag (the pkg-config and CMake files add it); not for shipping"]) + quantizationNotes + keptFloat.filter { k in !quantizationNotes.contains { $0.hasPrefix((k.components(separatedBy: ": FP32").first ?? k) + ": FP32") } } + emitted.fallbacks.map { "not through oneDNN: \($0)" },
                              int8Policy: o.int8, sqnr: sqnr, decisions: quantizer?.plan(keeping: quantizer!.keep).precisionOf ?? [:])
     report.layers = precisionPlan?.layers ?? []
     let dir = stage as NSString
@@ -244,7 +256,9 @@ public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressH
     graph = Graph()
     var stepProfile: [StepProfile]?
     var profileNote = "compiled with --no-time-steps."
-    if o.timeSteps {
+    if o.timeSteps && !loadable {
+        profileNote = "built with --sanitize, which cannot run inside kiln; kiln bench --profile on a normal build measures it."
+    } else if o.timeSteps {
         if let so = products.sharedLibrary {
             progress("time each step on this machine")
             do {

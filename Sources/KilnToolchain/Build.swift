@@ -29,6 +29,30 @@ public enum TargetCPU: String, CaseIterable, Sendable {
     }
 }
 
+/// g++'s sanitizers a library can be built with (`kiln compile --sanitize`): for testing a
+/// program with the library, never for shipping it.
+public enum Sanitizer: String, CaseIterable, Sendable {
+    case address, undefined, thread
+
+    /// Parses "address,undefined" or "thread" (thread goes with neither of the others).
+    public static func parse(_ text: String) throws -> [Sanitizer] {
+        var out: [Sanitizer] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let s = Sanitizer(rawValue: part.trimmingCharacters(in: .whitespaces)) else {
+                throw KilnError("--sanitize takes address, undefined and thread (comma-separated), not '\(part)'")
+            }
+            if !out.contains(s) { out.append(s) }
+        }
+        if out.contains(.thread) && out.count > 1 {
+            throw KilnError("--sanitize thread cannot go with address or undefined (g++ builds one or the other)")
+        }
+        return out
+    }
+
+    /// `-fsanitize=...` for compiling and linking, the library's and its users'.
+    public static func flag(_ list: [Sanitizer]) -> String { "-fsanitize=" + list.map(\.rawValue).joined(separator: ",") }
+}
+
 /// The C++ compiler every build runs: $KILN_CXX when set (a g++: the libraries use GNU OpenMP),
 /// else g++ from PATH.
 public func configuredCompiler() -> String {
@@ -46,6 +70,16 @@ public struct BuildOptions: Sendable {
     public var optimization: String = "-O3"
     public var cpu: TargetCPU = .x86_64_v3
     public var extraFlags: [String] = []
+    /// g++'s sanitizers to build with (none: a normal build). Programs linking the library must
+    /// be linked with the same `-fsanitize=` (the pkg-config and CMake files say so).
+    public var sanitizers: [Sanitizer] = []
+
+    /// The compile and link flags the sanitizers add: instrumented code with frame pointers and
+    /// debug lines for readable reports; undefined behaviour stops the program.
+    var sanitizerFlags: [String] {
+        guard !sanitizers.isEmpty else { return [] }
+        return [Sanitizer.flag(sanitizers), "-fno-omit-frame-pointer", "-g"] + (sanitizers.contains(.undefined) ? ["-fno-sanitize-recover=undefined"] : [])
+    }
 
     public init(outputDirectory: String, name: String, library: LibraryKind, includeDirectory: String) {
         self.outputDirectory = outputDirectory
@@ -130,7 +164,7 @@ public func buildLibrary(header: String, source: String, weights: [UInt8], optio
     // floating-point exception flags, so comparisons and selects may be if-converted into vector
     // code (a clamp in a loop otherwise stops g++ from vectorizing it); values are unchanged.
     let cflags = ["-std=c++17", o.optimization, "-ffp-contract=off", "-fno-trapping-math", "-fPIC", "-fopenmp", "-fvisibility=hidden",
-                  "-fvisibility-inlines-hidden", o.cpu.marchFlag, "-I", o.includeDirectory, "-I", dir] + o.extraFlags
+                  "-fvisibility-inlines-hidden", o.cpu.marchFlag, "-I", o.includeDirectory, "-I", dir] + o.sanitizerFlags + o.extraFlags
     try run(o.compiler, cflags + ["-c", path("\(n).cpp"), "-o", path("\(n).o")], in: dir, doing: "compiling \(n).cpp", log: log)
     try run(o.compiler, ["-c", path("\(n)_weights.S"), "-o", path("\(n)_weights.o")], in: dir, doing: "assembling the weights", log: log)
     // The weights are in the object now: their blob and its assembler file are not for the user.
@@ -165,7 +199,7 @@ public func buildLibrary(header: String, source: String, weights: [UInt8], optio
         let script = path("\(n).map")
         try "{ global: \(n)_*; local: *; };\n".write(toFile: script, atomically: true, encoding: .utf8)
         let lib = path("lib\(n).so")
-        try run(o.compiler, ["-shared", "-fopenmp", "-o", lib, path("\(n).o"), path("\(n)_weights.o"),
+        try run(o.compiler, ["-shared", "-fopenmp"] + o.sanitizerFlags + ["-o", lib, path("\(n).o"), path("\(n)_weights.o"),
                              "-Xlinker", "--version-script", "-Xlinker", script, "-Wl,-soname,lib\(n).so", "-Wl,--as-needed",
                              "-ldnnl", "-Wl,--no-undefined"], in: dir, doing: "linking lib\(n).so", log: log)
         try? fm.removeItem(atPath: script)
@@ -175,6 +209,8 @@ public func buildLibrary(header: String, source: String, weights: [UInt8], optio
     try? fm.removeItem(atPath: path("\(n)_weights.o"))
 
     let libs = consumerLinkLibraries.map { "-l\($0)" }.joined(separator: " ")
+    // A sanitized library needs its runtime in the program: linked with the same flag.
+    let sanitize = o.sanitizers.isEmpty ? "" : " " + Sanitizer.flag(o.sanitizers)
     let pcHeader = """
         prefix=${pcfiledir}
         libdir=${prefix}
@@ -189,7 +225,7 @@ public func buildLibrary(header: String, source: String, weights: [UInt8], optio
             Name: \(n)
             Description: Kiln-compiled model \(n) (shared library)
             Version: \(kilnABIVersionForBuild)
-            Libs: -L${libdir} -l\(n)
+            Libs: -L${libdir} -l\(n)\(sanitize)
             Libs.private: \(libs)
             Cflags: -I${includedir}
 
@@ -203,7 +239,7 @@ public func buildLibrary(header: String, source: String, weights: [UInt8], optio
             Name: \(n)-static
             Description: Kiln-compiled model \(n) (static library)
             Version: \(kilnABIVersionForBuild)
-            Libs: ${libdir}/lib\(n).a \(libs)
+            Libs: ${libdir}/lib\(n).a \(libs)\(sanitize)
             Cflags: -I${includedir}
 
             """)
@@ -244,7 +280,7 @@ public func buildLibrary(header: String, source: String, weights: [UInt8], optio
         if(NOT TARGET \(n)::\(n))
           add_library(\(n)::\(n) INTERFACE IMPORTED)
           set_target_properties(\(n)::\(n) PROPERTIES INTERFACE_LINK_LIBRARIES "\(n)::\(o.library.wantsStatic ? "static" : "shared")")
-        endif()
+        \(o.sanitizers.isEmpty ? "" : "  # Built with \(Sanitizer.flag(o.sanitizers)): programs link its runtime.\n  set_property(TARGET \(n)::\(n) APPEND PROPERTY INTERFACE_LINK_OPTIONS \"\(Sanitizer.flag(o.sanitizers))\")\n")endif()
         set(\(n)_FOUND TRUE)
 
         """

@@ -67,6 +67,9 @@ struct Compile: ParsableCommand {
     @Flag(name: .customLong("time-steps"), inversion: .prefixedNo, help: "Run the built library on this machine (zeros as inputs, about a quarter of a second) to show each step's share of the time in NAME.report.html. --no-time-steps: nothing runs (a library for a CPU this machine lacks never runs anyway).")
     var timeSteps = true
 
+    @Option(help: "Build the library with g++'s sanitizers, to test a program with it: address,undefined (AddressSanitizer, UndefinedBehaviorSanitizer; either alone too) or thread (ThreadSanitizer). Programs must be compiled and linked with the same -fsanitize= (NAME.pc and NAMEConfig.cmake add it to the link). Slower and larger: for tests, not for shipping. Nothing is measured on such a library while compiling.")
+    var sanitize: String?
+
     @Flag(help: "Print nothing but warnings and errors: no progress, no summary.")
     var quiet = false
 
@@ -127,6 +130,9 @@ struct Compile: ParsableCommand {
         quantizeOptions?.speedCheck = speedCheck
         o.quantize = quantizeOptions
         o.timeSteps = timeSteps
+        if let sanitize {
+            do { o.sanitize = try Sanitizer.parse(sanitize) } catch let e as KilnError { throw ValidationError(e.message) }
+        }
         if calibrationRandom != nil {
             FileHandle.standardError.write(Data("kiln: warning: calibrating on random samples (--calibration-random): the int8 library's scales mean nothing; use it to test the flow, not to run the model\n".utf8))
         }
