@@ -25,7 +25,8 @@ public struct CompileOptions: Sendable {
     /// Kiln's own int8 quantization of an f32 model (`--quantize int8`), nil to keep the model's precision.
     public var quantize: QuantizeOptions?
     /// Run the built library on this machine (zero inputs, about a quarter of a second) and show
-    /// each step's share of the time in NAME.report.html. `kiln compile` does unless --no-time-steps.
+    /// each step's share of the time and each compile step's duration in NAME.report.html.
+    /// `kiln compile` does unless --no-time-steps; without, every file is the same from compile to compile.
     public var timeSteps = false
     /// g++'s sanitizers to build the library with (`--sanitize`). Such a library cannot be loaded
     /// into Kiln's own process: nothing is measured on it.
@@ -276,7 +277,8 @@ public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressH
     stepTimes.finish()
     html.arena = emitted.arena
     html.arenaNodes = emitted.nodeNames
-    html.compileSteps = stepTimes.steps
+    // Without step times the report holds no timings at all: two compiles give the same files.
+    html.compileSteps = o.timeSteps ? stepTimes.steps : []
     html.profile = stepProfile
     html.profileNote = profileNote
     do {

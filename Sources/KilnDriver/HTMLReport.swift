@@ -215,7 +215,9 @@ public struct HTMLReport {
 
     private func stepsSection(total: Double) -> String {
         var h = "<section id=\"steps\"><h2>Compile steps</h2>\n"
-        guard !compileSteps.isEmpty else { return h + "<p>Not recorded.</p></section>\n" }
+        guard !compileSteps.isEmpty else {
+            return h + "<p>Not recorded: compiled with --no-time-steps, so that the report holds no timings and two compiles of the model give the same files.</p></section>\n"
+        }
         let top = max(compileSteps.map(\.seconds).max() ?? 0, 1e-9)
         h += String(format: "<p>%.2f s in all, on this machine.</p>\n", total) + "<table class=\"bars\">"
         // Runs of steps under 1% of the whole (the graph passes) share one row.

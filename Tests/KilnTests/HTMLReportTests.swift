@@ -45,13 +45,23 @@ import KilnIR
         // The compile's steps, from its progress updates, with their durations.
         #expect(updates.contains { $0.step == "compile with g++" } && updates.contains { $0.step == "time each step on this machine" })
         #expect(html.contains("compile with g++</th>"))
-        // The Markdown and JSON reports hold no timings: the same model and options give the same files.
-        let again = temporaryDirectory()
+        // The Markdown and JSON reports hold no timings: the same model and options give the same
+        // files; without step times, the HTML report too (and the libraries).
         var o2 = o
+        o2.timeSteps = false
+        o2.library = .both
+        let (first, again) = (temporaryDirectory(), temporaryDirectory())
+        o2.outputDirectory = first
+        _ = try compileModel(o2)
         o2.outputDirectory = again
         _ = try compileModel(o2)
-        for f in ["page.report.md", "page.report.json", "page.h", "page.cpp"] {
-            let a = try Data(contentsOf: URL(fileURLWithPath: (dir as NSString).appendingPathComponent(f)))
+        let files = try FileManager.default.contentsOfDirectory(atPath: first).sorted()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: again).sorted() == files)
+        #expect(files.contains("page.report.html") && files.contains("libpage.a") && files.contains("libpage.so"))
+        let html2 = try String(contentsOfFile: (first as NSString).appendingPathComponent("page.report.html"), encoding: .utf8)
+        #expect(html2.contains("Not recorded: compiled with --no-time-steps"))
+        for f in files {
+            let a = try Data(contentsOf: URL(fileURLWithPath: (first as NSString).appendingPathComponent(f)))
             let b = try Data(contentsOf: URL(fileURLWithPath: (again as NSString).appendingPathComponent(f)))
             #expect(a == b, "\(f) differs between two compiles")
         }
