@@ -197,9 +197,10 @@ public func resolveSlice(shape: [Int], starts: [Int64], ends: [Int64], axes: [In
             s = min(max(s, 0), dim - 1)
             e = min(max(e, -1), dim - 1)
         }
+        // ceil(span / |step|) without overflow for any step (a file may hold Int64.min).
         let count: Int64
-        if step > 0 { count = e > s ? (e - s + step - 1) / step : 0 }
-        else { count = s > e ? (s - e + (-step) - 1) / (-step) : 0 }
+        if step > 0 { count = e > s ? (e - s - 1) / step + 1 : 0 }
+        else { count = s > e ? (s - e - 1) / (step == .min ? .max : -step) + 1 : 0 }
         result[axis] = SliceAxis(start: Int(s), step: Int(step), count: Int(count))
     }
     return result
