@@ -73,7 +73,7 @@ public enum NPY {
             guard let v = Int(s), v >= 0, v < Int(Int32.max) else { throw KilnError("\(name): bad shape \(shapeText)") }
             shape.append(v)
         }
-        let expected = shapeProduct(shape) * type.byteSize
+        let expected = satMul(shapeProduct(shape), type.byteSize)  // saturates: a header may claim any shape
         guard bytes.count - offset == expected else {
             throw KilnError("\(name): holds \(bytes.count - offset) bytes of data but \(d)[\(shapeString(shape))] needs \(expected)")
         }
