@@ -183,11 +183,19 @@ extension ModelEmitter {
             return
         }
         declareArguments(prim, args: args)
-        if winograd { emitWinogradForm(n, prim: prim, direct: args, src: src, dst: dst, geo: geo) }
+        // Kiln's Winograd on every CPU with AVX2, AVX-512 ones included (kilnWinogradOnAVX512).
+        let ys = shape(y)
+        let kilnWinograd = direct && kilnWinogradApplies(n, geo)
+            && kilnWinogradOnAVX512(inputChannels: xs[1], outputHeight: ys[2], outputWidth: ys[3], oneDNNWinograd: winograd)
+        if winograd {
+            emitWinogradForm(n, prim: prim, direct: args, src: src, dst: dst, geo: geo,
+                             unless: kilnWinograd ? "kiln::DirectConv::compiled_in()" : nil)
+        }
         if direct {
             let preferred = kilnDirectConvPreferred(inputChannels: xs[1], group: a.group, postOps: a.postOps)
-            emitDirectConvForm(n, a, prim: prim, weightsMember: args[1].1, winograd: winograd, geo: geo,
-                               when: options.directConv == .always || preferred ? kilnKernelWanted : kilnKernelWanted + " && kiln::onednn_im2col(pd)")
+            let when = options.directConv == .always || kilnWinograd ? "kiln::DirectConv::compiled_in()"
+                : preferred ? kilnKernelWanted : kilnKernelWanted + " && kiln::onednn_im2col(pd)"
+            emitDirectConvForm(n, a, prim: prim, weightsMember: args[1].1, winograd: winograd, geo: geo, when: when)
         }
         if grouped { emitGroupedConvForm(n, a, prim: prim, weightsMember: args[1].1, geo: geo) }
         var first = true
@@ -353,12 +361,15 @@ extension ModelEmitter {
     /// reorder into Winograd's blocked layout, convolve, reorder back). `auto` times both forms on
     /// this CPU, once per process, and keeps the faster; the loser's primitives and weights are
     /// released.
+    /// `unless`: a C++ condition under which Kiln's own Winograd takes the conv instead (the form
+    /// is then neither created nor timed).
     mutating func emitWinogradForm(_ n: Node, prim: String, direct: [(String, String)], src: String, dst: String,
-                                   geo: WindowGeometry) {
+                                   geo: WindowGeometry, unless: String? = nil) {
         let w = "m->\(prim)w"
         members.append("kiln::WinogradConv \(prim)w;")
         let bias = direct.first { $0.0 == "DNNL_ARG_BIAS" }.map { "m->\($0.1)" } ?? "memory()"
         guard case .constant(let weightsOffset) = plan.storage[n.inputs[1]!]! else { return }
+        if let unless { create.open("if (!(\(unless)))") }
         create.open("try")
         // In the blocked layout the Winograd conv reads and writes the graph's own buffers.
         let srcDesc = layout(n.inputs[0]!) == .blocked16 ? "src_md" : "memory::desc(src_md.dims(), dt::f32, tag::any)"
@@ -375,6 +386,7 @@ extension ModelEmitter {
         create.line("\(w).active = false;  // no Winograd kernel for this conv on this CPU")
         create.close()
         create.line("if (\(w).active) { m->\(prim) = {}; m->\(direct[1].1) = {}; } else { \(w).release(); }")
+        if unless != nil { create.close() }
     }
 
     /// Pooling through oneDNN (f32, or max pooling of u8/s8; not empty; a window oneDNN can express).

@@ -503,7 +503,8 @@ public func tileRead(input s: [Int], repeats: [Int]) -> StridedRead {
     return StridedRead(shape: shape, strides: strides)
 }
 
-/// Kiln's own FP32 conv kernels for CPUs with AVX2 but without AVX-512 (include/kiln/direct_conv.hpp).
+/// Kiln's own FP32 conv kernels (include/kiln/direct_conv.hpp): for CPUs with AVX2 but without
+/// AVX-512, and their Winograd form where kilnWinogradOnAVX512 says on CPUs with AVX-512 too.
 public enum KilnConvKernel: Sendable, Equatable {
     /// kiln::DirectConv: one group, or groups whose output channels are a multiple of 8.
     case direct
@@ -530,4 +531,22 @@ public func kilnConvKernel(inputChannels c: Int, outputChannels k: Int, group: I
 /// computes the same bits on one machine.
 public func kilnDirectConvPreferred(inputChannels c: Int, group: Int, postOps: [PostOp]) -> Bool {
     c / max(group, 1) >= 8 || postOps.contains(.tanh)
+}
+
+/// Where Kiln's Winograd F(4×4, 3×3) (a conv kilnWinogradApplies to) also replaces oneDNN's
+/// kernels on CPUs with AVX-512, not only on AVX2 ones. When oneDNN's own Winograd cannot take the
+/// conv (`oneDNNWinograd` false: a residual sum in the channels-last layout, channel counts not
+/// multiples of 16), from 16 output tiles of 4×4 (14×14) on; when it can, from 784 tiles
+/// (112×112), or 196 (56×56) with at most 64 input channels: below, or with more channels,
+/// oneDNN's AVX-512 F(4×4, 3×3) is as fast or faster (1.2-1.3× on ResNet-18's 28×28 and 14×14,
+/// 1.0-1.15× on VGG-16's 56×56 with 128-256 channels). Measured on two Zen 4 cores, whose AVX2 FMA
+/// rate equals their AVX-512 one, Kiln's against oneDNN 2.6's: RepVGG-A0's 3×3 convs with their
+/// branches' sum 0.48× (48 channels on 56×56) to 0.73-0.95× (192 on 14×14); ResNet-18's second
+/// convs 0.53× (64 on 56×56), 0.60× (128 on 28×28), 0.86× (256 on 14×14); VGG-16's 112×112 and
+/// 224×224 convs 0.91×; ESPCN's 64 → 32 on 224×224 0.63×. A rule of the shapes and the CPU, not a
+/// timing.
+public func kilnWinogradOnAVX512(inputChannels c: Int, outputHeight oh: Int, outputWidth ow: Int,
+                                 oneDNNWinograd: Bool) -> Bool {
+    let tiles = ((oh + 3) / 4) * ((ow + 3) / 4)
+    return oneDNNWinograd ? tiles >= 784 || (tiles >= 196 && c <= 64) : tiles >= 16
 }

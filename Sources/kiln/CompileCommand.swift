@@ -31,7 +31,7 @@ struct Compile: ParsableCommand {
     @Option(help: "Instruction set of the generated kernels: native, x86-64-v3 (AVX2) or x86-64-v4 (AVX-512). The library refuses to start (NAME_ERROR_UNSUPPORTED_CPU) on a CPU without it.")
     var cpu: String = TargetCPU.x86_64_v3.rawValue
 
-    @Option(help: "3×3 stride-1 convs as Winograd convs: auto (oneDNN's on CPUs with AVX-512: the first handle created in a process times both forms and keeps the faster, later handles reuse the choice; Kiln's F(4×4, 3×3) where Kiln's conv kernel runs, by rule: at least 16 input channels, a multiple of 8, 9 output tiles of 4×4 and 12 MFLOP), always, or off (direct only; outputs identical across machines).")
+    @Option(help: "3×3 stride-1 convs as Winograd convs: auto (oneDNN's on CPUs with AVX-512: the first handle created in a process times both forms and keeps the faster, later handles reuse the choice; Kiln's F(4×4, 3×3) where Kiln's conv kernel runs, by rule: at least 16 input channels, a multiple of 8, 9 output tiles of 4×4 and 12 MFLOP; on CPUs with AVX-512 also, by rule, from 14×14 outputs where oneDNN's Winograd cannot take the conv and from 56×56 (at most 64 input channels) or 112×112 where it can), always, or off (direct only; outputs identical across machines).")
     var winograd: String = WinogradPolicy.auto.rawValue
 
     @Option(help: "Quantized convs and matrix products on CPUs without VNNI: exact (the model's function on every CPU: oneDNN's int8 kernels where they cannot saturate, the f32 form of the definition elsewhere) or fast (oneDNN's int8 kernels everywhere, as ONNX Runtime and OpenVINO run them: about 2× faster without VNNI, where a pair of large u8·s8 products can saturate at 16 bits). The same on CPUs with VNNI.")

@@ -159,6 +159,53 @@ import KilnReference
         #expect(try chosen(.off).isEmpty)
     }
 
+    /// Convs for the rule of kilnWinogradOnAVX512, under the default policies: a residual sum on
+    /// 16×16 (oneDNN's Winograd cannot take it: Kiln's from 16 tiles on), the same without the sum
+    /// (oneDNN's can: stays with it below 196 tiles), 32 channels on 56×56 (196 tiles, at most 64
+    /// input channels: Kiln's), 80 channels on 56×56 (oneDNN's) and a sum on 12×12 (under 12
+    /// MFLOP: no Winograd at all).
+    static let avx512WinogradCases: [Case] = [
+        Case(c: 64, h: 16, w: 16, k: 64, kernel: [3, 3], pads: [1, 1, 1, 1], postOps: [.sum, .relu]),
+        Case(c: 64, h: 16, w: 16, k: 64, kernel: [3, 3], pads: [1, 1, 1, 1], postOps: [.relu]),
+        Case(c: 32, h: 56, w: 56, k: 16, kernel: [3, 3], pads: [1, 1, 1, 1], postOps: [.silu]),
+        Case(c: 80, h: 56, w: 56, k: 16, kernel: [3, 3], pads: [1, 1, 1, 1]),
+        Case(c: 32, h: 12, w: 12, k: 32, kernel: [3, 3], pads: [1, 1, 1, 1], postOps: [.sum]),
+    ]
+
+    /// On CPUs with AVX-512 too (`compiled_in()`, not `preferred_here()`), Kiln's Winograd takes
+    /// the convs of kilnWinogradOnAVX512 under `auto`, and oneDNN's Winograd form of such a conv
+    /// is then not even created; the library's results match the reference within Winograd's
+    /// bound on this machine, whichever CPU it has.
+    @Test func winogradOnEveryCPUWhereTheRuleSays() throws {
+        #expect(kilnWinogradOnAVX512(inputChannels: 32, outputHeight: 14, outputWidth: 14, oneDNNWinograd: false))
+        #expect(!kilnWinogradOnAVX512(inputChannels: 32, outputHeight: 12, outputWidth: 12, oneDNNWinograd: false))
+        #expect(!kilnWinogradOnAVX512(inputChannels: 32, outputHeight: 28, outputWidth: 28, oneDNNWinograd: true))
+        #expect(kilnWinogradOnAVX512(inputChannels: 64, outputHeight: 56, outputWidth: 56, oneDNNWinograd: true))
+        #expect(!kilnWinogradOnAVX512(inputChannels: 128, outputHeight: 56, outputWidth: 56, oneDNNWinograd: true))
+        #expect(kilnWinogradOnAVX512(inputChannels: 128, outputHeight: 112, outputWidth: 112, oneDNNWinograd: true))
+        var (g, inputs) = Self.network(Self.avx512WinogradCases)
+        try inferShapes(&g)
+        let want = try ReferenceInterpreter(g).run(inputs)
+        assignLayouts(&g, policy: .channelsLast)
+        let (got, emitted) = try compileAndRun(g, inputs, name: "wino512")
+        let source = emitted.source
+        func index(_ name: String) -> Int { g.nodes.firstIndex { $0.name == name }! }
+        // Each block Kiln's kernel is created in on every CPU with AVX2, up to its `active = true`.
+        let blocks = source.components(separatedBy: "if (kiln::DirectConv::compiled_in()) {").dropFirst()
+            .map { $0.components(separatedBy: ".active = true;")[0] }
+        let everywhere = g.nodes.indices.filter { i in blocks.contains { $0.contains("m->p\(i)d.winograd = true;") } }
+            .map { g.nodes[$0].name }
+        #expect(everywhere == ["conv0", "conv2"])
+        #expect(source.contains("if (!(kiln::DirectConv::compiled_in()))"))
+        #expect(!source.contains("m->p\(index("conv4"))d.winograd = true;"))
+        for i in Self.avx512WinogradCases.indices {
+            let k = "y\(i)"
+            let scale = want[k]!.floats.map { Double(abs($0)) }.max()!
+            let problem = Conformance.compare(got[k]!, want[k]!, rtol: 0, atol: 1e-4 * scale)
+            #expect(problem == nil, "case \(i): \(problem ?? "")")
+        }
+    }
+
     /// Winograd F(4×4, 3×3) against the reference: its transforms round more than the direct
     /// sums (≈5× the error on random data), so the bound is 1e-4 of each output's largest
     /// magnitude, the differential tests' rule.

@@ -11,7 +11,10 @@
 // read them tap by tap, from a row of zeros. A 3×3 stride-1 conv with at least
 // 16 input channels and enough output runs as Winograd F(4×4, 3×3) instead (`winograd`, set by
 // the generated code): 1.4-2.6× faster than the direct kernel on two Zen 3 cores, with errors
-// about 5× the direct kernel's (≈1e-5 of the largest output on random data).
+// about 5× the direct kernel's (≈1e-5 of the largest output on random data). The Winograd form
+// also runs on CPUs with AVX-512 where the generated code's rule says so (`compiled_in()`, see
+// kilnWinogradOnAVX512 in Sources/KilnIR/Geometry.swift): Zen 4's AVX2 FMA rate equals its
+// AVX-512 one, and Winograd does a quarter of the products.
 #pragma once
 
 #include <algorithm>
