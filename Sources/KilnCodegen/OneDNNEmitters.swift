@@ -342,14 +342,16 @@ extension ModelEmitter {
         return name
     }
 
-    /// A conv that may run as a Winograd conv: FP32 3×3, stride 1, no dilation, one group,
-    /// channel counts that fill oneDNN's 16-wide blocks, and constant weights and bias. Outside
-    /// the blocked layout, a conv with a sum post-op stays direct: its addend would have to move
-    /// into the Winograd layout too, and measured on 2 threads (ResNet-18's second convs) that
-    /// costs more than it saves.
+    /// A conv that may run as a oneDNN Winograd conv: FP32 3×3, stride 1, no dilation, one group,
+    /// channel counts that fill oneDNN's 16-wide blocks, constant weights and bias, and post-ops
+    /// its Winograd kernels implement (2.6: ReLU and sum only; SiLU, clip, tanh, ... are refused).
+    /// Outside the blocked layout, a conv with a sum post-op stays direct: its addend would have
+    /// to move into the Winograd layout too, and measured on 2 threads (ResNet-18's second convs)
+    /// that costs more than it saves.
     func winogradCandidate(_ n: Node, _ a: ConvAttributes, _ geo: WindowGeometry) -> Bool {
         let blocked = layout(n.outputs[0]) == .blocked16
-        guard options.winograd != .off, blocked || !a.postOps.contains(.sum), elem(n.outputs[0]) == .f32, geo.kernel == [3, 3],
+        guard options.winograd != .off, blocked || !a.postOps.contains(.sum), a.postOps.allSatisfy({ $0 == .relu || $0 == .sum }),
+              elem(n.outputs[0]) == .f32, geo.kernel == [3, 3],
               geo.strides == [1, 1], geo.dilations == [1, 1], a.group == 1,
               constant(n.inputs[1]) != nil, n.inputs.count < 3 || n.inputs[2] == nil || constant(n.inputs[2]) != nil
         else { return false }
