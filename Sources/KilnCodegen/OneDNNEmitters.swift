@@ -186,7 +186,8 @@ extension ModelEmitter {
         // Kiln's Winograd on every CPU with AVX2, AVX-512 ones included (kilnWinogradOnAVX512).
         let ys = shape(y)
         let kilnWinograd = direct && kilnWinogradApplies(n, geo)
-            && kilnWinogradOnAVX512(inputChannels: xs[1], outputHeight: ys[2], outputWidth: ys[3], oneDNNWinograd: winograd)
+            && kilnWinogradOnAVX512(inputChannels: xs[1], outputChannels: ys[1], outputHeight: ys[2], outputWidth: ys[3],
+                                 oneDNNWinograd: winograd)
         if winograd {
             emitWinogradForm(n, prim: prim, direct: args, src: src, dst: dst, geo: geo,
                              unless: kilnWinograd ? "kiln::DirectConv::compiled_in()" : nil)

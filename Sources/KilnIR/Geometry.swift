@@ -535,18 +535,20 @@ public func kilnDirectConvPreferred(inputChannels c: Int, group: Int, postOps: [
 
 /// Where Kiln's Winograd F(4×4, 3×3) (a conv kilnWinogradApplies to) also replaces oneDNN's
 /// kernels on CPUs with AVX-512, not only on AVX2 ones. When oneDNN's own Winograd cannot take the
-/// conv (`oneDNNWinograd` false: a residual sum in the channels-last layout, channel counts not
-/// multiples of 16), from 16 output tiles of 4×4 (14×14) on; when it can, from 784 tiles
-/// (112×112), or 196 (56×56) with at most 64 input channels: below, or with more channels,
-/// oneDNN's AVX-512 F(4×4, 3×3) is as fast or faster (1.2-1.3× on ResNet-18's 28×28 and 14×14,
-/// 1.0-1.15× on VGG-16's 56×56 with 128-256 channels). Measured on two Zen 4 cores, whose AVX2 FMA
-/// rate equals their AVX-512 one, Kiln's against oneDNN 2.6's: RepVGG-A0's 3×3 convs with their
-/// branches' sum 0.48× (48 channels on 56×56) to 0.73-0.95× (192 on 14×14); ResNet-18's second
-/// convs 0.53× (64 on 56×56), 0.60× (128 on 28×28), 0.86× (256 on 14×14); VGG-16's 112×112 and
-/// 224×224 convs 0.91×; ESPCN's 64 → 32 on 224×224 0.63×. A rule of the shapes and the CPU, not a
-/// timing.
-public func kilnWinogradOnAVX512(inputChannels c: Int, outputHeight oh: Int, outputWidth ow: Int,
+/// conv (`oneDNNWinograd` false: a residual sum in the channels-last layout, an activation other
+/// than ReLU, channel counts not multiples of 16), from 16 output tiles of 4×4 (14×14) on; when
+/// it can, from 196 tiles (56×56) with at most 256 input and output channels together (Kiln's
+/// kernel then keeps each thread's chunk of transformed tiles and products in L2): below, or
+/// with more channels, oneDNN's AVX-512 F(4×4, 3×3) is as fast or faster (1.2-1.3× on ResNet-18's
+/// 28×28 and 14×14, 1.0-1.15× on VGG-16's 56×56 with 128 → 256 and 256 → 256 channels).
+/// Measured on two Zen 4 cores, whose AVX2 FMA rate equals their AVX-512 one, Kiln's against
+/// oneDNN 2.6's: RepVGG-A0's 3×3 convs with their branches' sum 0.50× (48 channels on 56×56) to
+/// 0.90× (192 on 14×14); YOLOv8n's SiLU convs 0.4-0.6×; ResNet-18's second convs 0.53× (64 on
+/// 56×56), 0.60× (128 on 28×28), 0.86× (256 on 14×14); DenseNet-121's 128 → 32 on 56×56
+/// 0.64-0.79×; VGG-16's 112×112 and 224×224 convs 0.91×; ESPCN's 64 → 32 on 224×224 0.63×.
+/// A rule of the shapes and the CPU, not a timing.
+public func kilnWinogradOnAVX512(inputChannels c: Int, outputChannels k: Int, outputHeight oh: Int, outputWidth ow: Int,
                                  oneDNNWinograd: Bool) -> Bool {
     let tiles = ((oh + 3) / 4) * ((ow + 3) / 4)
-    return oneDNNWinograd ? tiles >= 784 || (tiles >= 196 && c <= 64) : tiles >= 16
+    return oneDNNWinograd ? tiles >= 196 && c + k <= 256 : tiles >= 16
 }

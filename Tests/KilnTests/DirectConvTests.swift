@@ -161,14 +161,14 @@ import KilnReference
 
     /// Convs for the rule of kilnWinogradOnAVX512, under the default policies: a residual sum on
     /// 16×16 (oneDNN's Winograd cannot take it: Kiln's from 16 tiles on), the same without the sum
-    /// (oneDNN's can: stays with it below 196 tiles), 32 channels on 56×56 (196 tiles, at most 64
-    /// input channels: Kiln's), 80 channels on 56×56 (oneDNN's), a sum on 12×12 (under 12
+    /// (oneDNN's can: stays with it below 196 tiles), 32 → 16 channels on 56×56 (196 tiles, at most
+    /// 256 channels in and out: Kiln's), 240 → 32 on 56×56 (oneDNN's), a sum on 12×12 (under 12
     /// MFLOP: no Winograd at all) and a SiLU on 16×16 (oneDNN's Winograd refuses it: Kiln's).
     static let avx512WinogradCases: [Case] = [
         Case(c: 64, h: 16, w: 16, k: 64, kernel: [3, 3], pads: [1, 1, 1, 1], postOps: [.sum, .relu]),
         Case(c: 64, h: 16, w: 16, k: 64, kernel: [3, 3], pads: [1, 1, 1, 1], postOps: [.relu]),
         Case(c: 32, h: 56, w: 56, k: 16, kernel: [3, 3], pads: [1, 1, 1, 1], postOps: [.relu]),
-        Case(c: 80, h: 56, w: 56, k: 16, kernel: [3, 3], pads: [1, 1, 1, 1]),
+        Case(c: 240, h: 56, w: 56, k: 32, kernel: [3, 3], pads: [1, 1, 1, 1]),
         Case(c: 32, h: 12, w: 12, k: 32, kernel: [3, 3], pads: [1, 1, 1, 1], postOps: [.sum]),
         Case(c: 64, h: 16, w: 16, k: 64, kernel: [3, 3], pads: [1, 1, 1, 1], postOps: [.silu]),
     ]
@@ -178,12 +178,12 @@ import KilnReference
     /// is then not even created; the library's results match the reference within Winograd's
     /// bound on this machine, whichever CPU it has.
     @Test func winogradOnEveryCPUWhereTheRuleSays() throws {
-        #expect(kilnWinogradOnAVX512(inputChannels: 32, outputHeight: 14, outputWidth: 14, oneDNNWinograd: false))
-        #expect(!kilnWinogradOnAVX512(inputChannels: 32, outputHeight: 12, outputWidth: 12, oneDNNWinograd: false))
-        #expect(!kilnWinogradOnAVX512(inputChannels: 32, outputHeight: 28, outputWidth: 28, oneDNNWinograd: true))
-        #expect(kilnWinogradOnAVX512(inputChannels: 64, outputHeight: 56, outputWidth: 56, oneDNNWinograd: true))
-        #expect(!kilnWinogradOnAVX512(inputChannels: 128, outputHeight: 56, outputWidth: 56, oneDNNWinograd: true))
-        #expect(kilnWinogradOnAVX512(inputChannels: 128, outputHeight: 112, outputWidth: 112, oneDNNWinograd: true))
+        #expect(kilnWinogradOnAVX512(inputChannels: 32, outputChannels: 32, outputHeight: 14, outputWidth: 14, oneDNNWinograd: false))
+        #expect(!kilnWinogradOnAVX512(inputChannels: 32, outputChannels: 32, outputHeight: 12, outputWidth: 12, oneDNNWinograd: false))
+        #expect(!kilnWinogradOnAVX512(inputChannels: 32, outputChannels: 32, outputHeight: 28, outputWidth: 28, oneDNNWinograd: true))
+        #expect(kilnWinogradOnAVX512(inputChannels: 128, outputChannels: 128, outputHeight: 56, outputWidth: 56, oneDNNWinograd: true))
+        #expect(!kilnWinogradOnAVX512(inputChannels: 128, outputChannels: 256, outputHeight: 56, outputWidth: 56, oneDNNWinograd: true))
+        #expect(!kilnWinogradOnAVX512(inputChannels: 256, outputChannels: 256, outputHeight: 112, outputWidth: 112, oneDNNWinograd: true))
         var (g, inputs) = Self.network(Self.avx512WinogradCases)
         try inferShapes(&g)
         let want = try ReferenceInterpreter(g).run(inputs)
