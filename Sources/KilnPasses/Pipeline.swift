@@ -34,6 +34,7 @@ public enum Pipeline {
         progress("channel shuffles");   recognizeChannelShuffle(&g)
         progress("global pooling");     recognizeGlobalPooling(&g)
         progress("fold batch norm");    foldBatchNorm(&g)
+        progress("fold into concats");  foldIntoConcatProducers(&g)
         progress("lower batch norm");   lowerBatchNorm(&g)
         progress("fuse post-ops");      fusePostOps(&g)
         progress("fuse residual sums"); fuseSum(&g)

@@ -93,6 +93,64 @@ import KilnToolchain
         #expect(Conformance.compare(after, before, rtol: 1e-5, atol: 1e-6) == nil)
     }
 
+    /// MixNet's mixed conv: a Split, a 3×3 and a 5×5 depthwise conv, a Concat, BatchNormalization
+    /// and `then` (SiLU as sigmoid and mul, or ReLU). The statistics and the activation move into
+    /// the convs; the concat is left. A second concat whose input is also read elsewhere keeps
+    /// its BatchNormalization (as a scale-and-shift).
+    @Test(arguments: ["silu", "relu"])
+    func batchNormAndActivationMoveIntoTheConvsOfAConcat(_ then: String) throws {
+        var g = Graph(name: "mixed")
+        let x = g.addValue("x", TensorType(.f32, [1, 6, 7, 7]))
+        g.inputs = [x]
+        func c(_ name: String, _ shape: [Int], _ seed: Int, positive: Bool = false) -> ValueID {
+            g.addConstant(name, CodegenTests.random(.f32, shape, seed: seed, positive: positive))
+        }
+        func v(_ name: String) -> ValueID { g.addValue(name, TensorType(.f32, dims: [.symbolic("?")])) }
+        let (x0, x1, a, b, cat, bn, sig, y) = (v("x0"), v("x1"), v("a"), v("b"), v("cat"), v("bn"), v("sig"), v("y"))
+        let (a2, b2, cat2, bn2) = (v("a2"), v("b2"), v("cat2"), v("bn2"))
+        func dw(_ k: Int) -> ConvAttributes { ConvAttributes(pads: [k / 2, k / 2, k / 2, k / 2], group: 2) }
+        func stats(_ name: String, _ n: Int, _ seed: Int) -> [ValueID?] {
+            [c("\(name)s", [n], seed, positive: true), c("\(name)b", [n], seed + 1), c("\(name)m", [n], seed + 2), c("\(name)v", [n], seed + 3, positive: true)]
+        }
+        g.nodes = [
+            Node(name: "split", op: .split(axis: 1), inputs: [x, g.addConstant("sizes", Tensor(.s64, shape: [2], ints: [2, 4]))], outputs: [x0, x1], origin: Self.origin),
+            Node(name: "dw3", op: .conv(dw(3)), inputs: [x0, c("w3", [2, 1, 3, 3], 1), c("b3", [2], 2)], outputs: [a], origin: Self.origin),
+            Node(name: "dw5", op: .conv(ConvAttributes(pads: [2, 2, 2, 2], group: 4)), inputs: [x1, c("w5", [4, 1, 5, 5], 3)], outputs: [b], origin: Self.origin),
+            Node(name: "cat", op: .concat(axis: 1), inputs: [a, b], outputs: [cat], origin: Self.origin),
+            Node(name: "bn", op: .batchNormalization(epsilon: 1e-5), inputs: [cat] + stats("bn", 6, 10), outputs: [bn], origin: Self.origin),
+        ]
+        if then == "silu" {
+            g.nodes += [Node(name: "sigmoid", op: .unary(.sigmoid), inputs: [bn], outputs: [sig], origin: Self.origin),
+                        Node(name: "mul", op: .binary(.mul), inputs: [bn, sig], outputs: [y], origin: Self.origin)]
+        } else {
+            g.nodes.append(Node(name: "relu", op: .unary(.relu), inputs: [bn], outputs: [y], origin: Self.origin))
+        }
+        // The second: conv a2 is also a graph output, so nothing moves.
+        g.nodes += [
+            Node(name: "dw3b", op: .conv(dw(3)), inputs: [x0, c("w3b", [2, 1, 3, 3], 20)], outputs: [a2], origin: Self.origin),
+            Node(name: "dw5b", op: .conv(ConvAttributes(pads: [2, 2, 2, 2], group: 4)), inputs: [x1, c("w5b", [4, 1, 5, 5], 21)], outputs: [b2], origin: Self.origin),
+            Node(name: "cat2", op: .concat(axis: 1), inputs: [a2, b2], outputs: [cat2], origin: Self.origin),
+            Node(name: "bn2", op: .batchNormalization(epsilon: 1e-5), inputs: [cat2] + stats("bn2", 6, 30), outputs: [bn2], origin: Self.origin),
+        ]
+        g.outputs = [y, bn2, a2]
+        try inferShapes(&g)
+        let input = CodegenTests.random(.f32, [1, 6, 7, 7], seed: 5)
+        let want = try ReferenceInterpreter(g).run(["x": input])
+        var fused = g
+        try Pipeline.fuse(&fused)
+        let post: PostOp = then == "silu" ? .silu : .relu
+        let convs = fused.nodes.filter { if case .conv = $0.op { return true } else { return false } }
+        #expect(convs.map(\.name) == ["dw3", "dw5", "dw3b", "dw5b"])
+        #expect(convs.map { if case .conv(let a) = $0.op { return a.postOps } else { return [] } } == [[post], [post], [], []])
+        #expect(fused.nodes.filter { $0.op == .concat(axis: 1) }.count == 2)
+        #expect(!fused.nodes.contains { $0.op == .batchNormalization(epsilon: 1e-5) })
+        #expect(fused.nodes.filter { if case .channelScaleShift = $0.op { return true } else { return false } }.count == 1)
+        let got = try ReferenceInterpreter(fused).run(["x": input])
+        for k in ["y", "bn2", "a2"] { #expect(Conformance.compare(got[k]!, want[k]!, rtol: 1e-5, atol: 1e-6) == nil, "\(k)") }
+        let (compiled, _) = try compileAndRun(fused, ["x": input], name: "mixed_\(then)")
+        for k in ["y", "bn2", "a2"] { #expect(Conformance.compare(compiled[k]!, want[k]!, rtol: 1e-4, atol: 1e-5) == nil, "compiled \(k)") }
+    }
+
     @Test func decomposedGeluAndHardSwishAreRecognised() throws {
         var g = Graph(name: "acts")
         let x = g.addValue("x", TensorType(.f32, [2, 7]))
