@@ -32,14 +32,8 @@ public var writtenABIVersion: Int { kilnABIVersion }
 
 /// The CPU's model name and the x86 features Kiln's kernels and oneDNN's care about.
 public func cpuDescription() -> (model: String, features: [String]) {
-    let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-    var model = "unknown CPU", flags: Set<String> = []
-    for line in info.split(separator: "\n") {
-        let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-        guard parts.count == 2 else { continue }
-        if parts[0] == "model name", model == "unknown CPU" { model = parts[1] }
-        if parts[0] == "flags", flags.isEmpty { flags = Set(parts[1].split(separator: " ").map(String.init)) }
-    }
+    let cpu = HostCPU.read()
+    let (model, flags) = (cpu.model, cpu.flags)
     let interesting = ["sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni",
                        "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16"]
     return (model, interesting.filter { flags.contains($0) })

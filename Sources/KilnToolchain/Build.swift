@@ -22,10 +22,36 @@ public enum TargetCPU: String, CaseIterable, Sendable {
         switch self {
         case .x86_64_v4: return true
         case .x86_64_v3: return false
-        case .native:
-            let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-            return info.contains(" avx512f")
+        case .native: return HostCPU.read().flags.contains("avx512f")
         }
+    }
+}
+
+/// The machine's CPU as /proc/cpuinfo describes its first processor: the model name and the
+/// feature flags, each a whole word ("avx512f" is not "avx512_fp16").
+public struct HostCPU: Sendable, Equatable {
+    public var model: String
+    public var flags: Set<String>
+
+    public init(model: String, flags: Set<String>) {
+        self.model = model
+        self.flags = flags
+    }
+
+    public static func read(path: String = "/proc/cpuinfo") -> HostCPU {
+        parse((try? String(contentsOfFile: path, encoding: .utf8)) ?? "")
+    }
+
+    public static func parse(_ info: String) -> HostCPU {
+        var cpu = HostCPU(model: "unknown CPU", flags: [])
+        var sawModel = false, sawFlags = false
+        for line in info.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2 else { continue }
+            if parts[0] == "model name", !sawModel { cpu.model = parts[1]; sawModel = true }
+            if parts[0] == "flags", !sawFlags { cpu.flags = Set(parts[1].split(separator: " ").map(String.init)); sawFlags = true }
+        }
+        return cpu
     }
 }
 

@@ -39,6 +39,18 @@ import KilnToolchain
         return (g, ["x": CodegenTests.random(.f32, [1, 3, 9, 9], seed: 11)])
     }
 
+    /// `--cpu native` guarantees AVX-512 (and gets the blocked layout's choice) by the whole
+    /// flag avx512f of the first processor, not by a prefix: avx512_fp16 alone is not it.
+    @Test func hostCPUFlagsAreWholeWords() {
+        let two = "processor\t: 0\nmodel name\t: CPU A\nflags\t\t: fpu avx2 avx512_fp16\n\nprocessor\t: 1\nmodel name\t: CPU B\nflags\t\t: fpu avx512f\n"
+        let cpu = HostCPU.parse(two)
+        #expect(cpu.model == "CPU A")
+        #expect(cpu.flags == ["fpu", "avx2", "avx512_fp16"])
+        #expect(!cpu.flags.contains("avx512f"))
+        #expect(HostCPU.parse("flags : sse avx512f avx512bw\n").flags.contains("avx512f"))
+        #expect(HostCPU.parse("") == HostCPU(model: "unknown CPU", flags: []))
+    }
+
     @Test func convolutionsAndTheirNeighboursStayChannelsLast() throws {
         var (g, _) = Self.network()
         try inferShapes(&g)
