@@ -289,9 +289,11 @@ extension ModelEmitter {
             let s = shape(x0)
             let inner = shapeProduct(Array(s.dropFirst(2)))
             let body = postOps.reduce("v") { expr, p in "[](float v) { return \(postOpExpression(p)); }(\(expr))" }
-            run.line("kiln::scale_shift(\(v(x0)), \(v(n.inputs[1]!)), \(v(n.inputs[2]!)), \(v(y)), \(s[0]), \(s[1]), \(inner), \(layout(x0) == .channelsLast), "
-                     + "[](float v) { return \(body); }, kiln::dequantizer{\(floatLiteral(input.scales[0])), \(input.zeroPoints[0])}, "
-                     + "kiln::quantizer<\(outType)>{\(floatLiteral(out.scales[0])), \(out.zeroPoints[0])});")
+            // The identity and ReLU commute with the division by a positive output scale.
+            let homogeneous = postOps.allSatisfy { $0 == .relu } && out.scales[0] > 0
+            run.line("kiln::scale_shift_quantized<\(homogeneous)>(\(v(x0)), \(v(n.inputs[1]!)), \(v(n.inputs[2]!)), \(v(y)), \(s[0]), \(s[1]), \(inner), "
+                     + "\(layout(x0) == .channelsLast), [](float v) { return \(body); }, \(floatLiteral(input.scales[0])), \(input.zeroPoints[0]), "
+                     + "\(floatLiteral(out.scales[0])), \(out.zeroPoints[0]));")
         default:
             throw KilnError("\(n.label): internal error: no kernel for quantized \(q.op.name)")
         }

@@ -308,6 +308,31 @@ import KilnToolchain
         }
     }
 
+    /// An unfolded BatchNormalization between quantized tensors, alone and with an activation
+    /// (ReLU lets the kernel fold the output's scale into its per-channel factors, sigmoid does
+    /// not), into u8 and s8: one requantizing scale-and-shift, within one step of the reference
+    /// in both layouts (channels-last and planar loops).
+    @Test(arguments: [ElementType.u8, .s8])
+    func requantizingScaleShift(type: ElementType) throws {
+        for act in [nil, UnaryOp.relu, .sigmoid] {
+            var b = Builder()
+            let x = b.input("x", [2, 24, 5, 7])
+            let (_, xd) = b.fakeQuantize(x, .u8, scale: 0.03, zero: 120, "x")
+            var stats: [ValueID?] = []
+            for (k, name) in ["gamma", "beta", "mean", "var"].enumerated() {
+                stats.append(b.g.addConstant("bn_\(name)", floats([24]) { i in k == 3 ? 0.5 + Float(i % 5) * 0.3 : Float((i * 7 + k * 3) % 11) * 0.2 - 0.9 }))
+            }
+            let bn = b.node(.batchNormalization(epsilon: 1e-5), [xd] + stats, "bn")
+            let a = act.map { b.node(.unary($0), [bn], "act") } ?? bn
+            let (yq, _) = b.fakeQuantize(a, type, scale: act == .sigmoid ? 0.004 : 0.02, zero: type == .u8 ? 7 : -5, "y")
+            b.g.outputs = [yq]
+            try Self.check(b, quantizedConvs: 0) { g in
+                let requantizing = g.nodes.compactMap { n -> String? in if case .quantized(let q) = n.op { return q.op.name } else { return nil } }
+                #expect(requantizing == ["scale_shift"], "\(act.map { "\($0)" } ?? "none"): \(printIR(g))")
+            }
+        }
+    }
+
     /// An image's stem and a mean-pooled head as quantize_static writes them: the input's
     /// quantization writes the conv's channels-last u8 source in one pass (no layout conversion;
     /// 1, 3 and 4 channels, two images of 20×17 pixels: 256-pixel tasks with a tail), and
