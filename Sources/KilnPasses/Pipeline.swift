@@ -27,6 +27,7 @@ public enum Pipeline {
 
     /// The f32 fusions: what a conv, a matrix product and their post-ops become.
     public static func fuseFloat(_ g: inout Graph, kilnConvKernels: Bool = true, progress: (String) -> Void = { _ in }) {
+        progress("grouped convs");      mergeGroupedConvs(&g)
         progress("trim conv taps");     trimConvTaps(&g)
         progress("pad conv inputs");    padConvInputs(&g, kilnConvKernels: kilnConvKernels)
         progress("activations");        recognizeActivations(&g)

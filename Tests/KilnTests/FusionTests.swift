@@ -151,6 +151,66 @@ import KilnToolchain
         for k in ["y", "bn2", "a2"] { #expect(Conformance.compare(compiled[k]!, want[k]!, rtol: 1e-4, atol: 1e-5) == nil, "compiled \(k)") }
     }
 
+    /// MixNet's grouped pointwise conv written out: a Split into equal parts, a 1×1 conv per part
+    /// (one without bias), a Concat, then BatchNormalization and ReLU. It becomes one conv with
+    /// group 2 (the BatchNormalization folded into it, ReLU its post-op), nothing copied. Left as
+    /// they are: a mixed conv (3×3 and 5×5 parts), unequal parts, and convs read elsewhere too.
+    @Test func splitConvsAndConcatBecomeOneGroupedConv() throws {
+        var g = Graph(name: "grouped")
+        let x = g.addValue("x", TensorType(.f32, [2, 8, 5, 6]))
+        g.inputs = [x]
+        func c(_ name: String, _ shape: [Int], _ seed: Int, positive: Bool = false) -> ValueID {
+            g.addConstant(name, CodegenTests.random(.f32, shape, seed: seed, positive: positive))
+        }
+        func v(_ name: String) -> ValueID { g.addValue(name, TensorType(.f32, dims: [.symbolic("?")])) }
+        func node(_ name: String, _ op: Op, _ inputs: [ValueID?], _ outputs: [ValueID]) -> Node {
+            Node(name: name, op: op, inputs: inputs, outputs: outputs, origin: Self.origin)
+        }
+        let stats: [ValueID?] = [c("s", [12], 1, positive: true), c("sb", [12], 2), c("m", [12], 3), c("var", [12], 4, positive: true)]
+        let (x0, x1, a, b, cat, bn, y) = (v("x0"), v("x1"), v("a"), v("b"), v("cat"), v("bn"), v("y"))
+        // Not merged: 3×3 and 5×5 parts; parts of 3 and 5 channels; a conv also a graph output.
+        let (m0, m1, ma, mb, mcat) = (v("m0"), v("m1"), v("ma"), v("mb"), v("mcat"))
+        let (u0, u1, ua, ub, ucat) = (v("u0"), v("u1"), v("ua"), v("ub"), v("ucat"))
+        let (o0, o1, oa, ob, ocat) = (v("o0"), v("o1"), v("oa"), v("ob"), v("ocat"))
+        g.nodes = [
+            node("split", .split(axis: 1), [x], [x0, x1]),
+            node("pw0", .conv(ConvAttributes()), [x0, c("w0", [6, 4, 1, 1], 5), c("b0", [6], 6)], [a]),
+            node("pw1", .conv(ConvAttributes()), [x1, c("w1", [6, 4, 1, 1], 7)], [b]),
+            node("cat", .concat(axis: 1), [a, b], [cat]),
+            node("bn", .batchNormalization(epsilon: 1e-5), [cat] + stats, [bn]),
+            node("relu", .unary(.relu), [bn], [y]),
+            node("msplit", .split(axis: 1), [x], [m0, m1]),
+            node("mix3", .conv(ConvAttributes(pads: [1, 1, 1, 1])), [m0, c("mw3", [3, 4, 3, 3], 8)], [ma]),
+            node("mix5", .conv(ConvAttributes(pads: [2, 2, 2, 2])), [m1, c("mw5", [3, 4, 5, 5], 9)], [mb]),
+            node("mcat", .concat(axis: 1), [ma, mb], [mcat]),
+            node("usplit", .split(axis: 1), [x, g.addConstant("sizes", Tensor(.s64, shape: [2], ints: [3, 5]))], [u0, u1]),
+            node("u3", .conv(ConvAttributes()), [u0, c("uw3", [4, 3, 1, 1], 10)], [ua]),
+            node("u5", .conv(ConvAttributes()), [u1, c("uw5", [4, 5, 1, 1], 11)], [ub]),
+            node("ucat", .concat(axis: 1), [ua, ub], [ucat]),
+            node("osplit", .split(axis: 1), [x], [o0, o1]),
+            node("o0", .conv(ConvAttributes()), [o0, c("ow0", [2, 4, 1, 1], 12)], [oa]),
+            node("o1", .conv(ConvAttributes()), [o1, c("ow1", [2, 4, 1, 1], 13)], [ob]),
+            node("ocat", .concat(axis: 1), [oa, ob], [ocat]),
+        ]
+        g.outputs = [y, mcat, ucat, ocat, oa]
+        try inferShapes(&g)
+        let input = CodegenTests.random(.f32, [2, 8, 5, 6], seed: 14)
+        let want = try ReferenceInterpreter(g).run(["x": input])
+        var fused = g
+        try Pipeline.fuse(&fused)
+        let convs = fused.nodes.compactMap { n -> (String, ConvAttributes)? in if case .conv(let a) = n.op { return (n.name, a) } else { return nil } }
+        #expect(convs.map(\.0) == ["pw0", "mix3", "mix5", "u3", "u5", "o0", "o1"], "\(printIR(fused))")
+        #expect(convs.map(\.1.group) == [2, 1, 1, 1, 1, 1, 1])
+        #expect(convs[0].1.postOps == [.relu])
+        #expect(!fused.nodes.contains { $0.name == "split" || $0.name == "cat" || $0.name == "bn" }, "\(printIR(fused))")
+        #expect(fused.nodes.filter { if case .split = $0.op { return true } else { return false } }.count == 3)
+        let outputs = ["y", "mcat", "ucat", "ocat", "oa"]
+        let got = try ReferenceInterpreter(fused).run(["x": input])
+        for k in outputs { #expect(Conformance.compare(got[k]!, want[k]!, rtol: 1e-5, atol: 1e-6) == nil, "\(k)") }
+        let (compiled, _) = try compileAndRun(fused, ["x": input], name: "grouped")
+        for k in outputs { #expect(Conformance.compare(compiled[k]!, want[k]!, rtol: 1e-4, atol: 1e-5) == nil, "compiled \(k)") }
+    }
+
     @Test func decomposedGeluAndHardSwishAreRecognised() throws {
         var g = Graph(name: "acts")
         let x = g.addValue("x", TensorType(.f32, [2, 7]))
