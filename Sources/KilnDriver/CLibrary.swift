@@ -121,6 +121,21 @@ public final class CLibrary {
             }
         }
 
+        /// Runs `run` 3 times to warm up, then with profiling on at least `minRuns` times and for
+        /// `seconds` (at most `maxRuns` times); returns each step's profile per run, and the runs.
+        public func profiledRuns(minRuns: Int, seconds: Double, maxRuns: Int = .max,
+                                 _ run: () throws -> Void) throws -> (steps: [(name: String, ms: Double, bytes: Double, ops: Double)], runs: Int) {
+            for _ in 0..<3 { try run() }
+            try setProfiling(true)
+            let start = Date()
+            var runs = 0
+            while runs < minRuns || (Date().timeIntervalSince(start) < seconds && runs < maxRuns) {
+                try run()
+                runs += 1
+            }
+            return (profile().map { ($0.name, $0.ms / Double(runs), $0.bytes, $0.ops) }, runs)
+        }
+
         public func setThreads(_ n: Int) throws {
             let s = lib.threadsFn(model, Int32(n))
             if s != 0 { throw lib.error(s, model) }

@@ -317,14 +317,8 @@ func timeSteps(_ lib: CLibrary) throws -> (steps: [StepProfile], runs: Int) {
     let outputs = lib.outputs.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.bytes, 1), alignment: 64) }
     defer { (inputs + outputs).forEach { $0.deallocate() } }
     let (ib, ob) = (lib.inputs.map(\.bytes), lib.outputs.map(\.bytes))
-    func run() throws { try instance.run(inputs: inputs.map { UnsafeRawPointer($0) }, inputBytes: ib, outputs: outputs, outputBytes: ob) }
-    for _ in 0..<3 { try run() }
-    try instance.setProfiling(true)
-    let start = Date()
-    var runs = 0
-    while runs < 5 || (Date().timeIntervalSince(start) < 0.25 && runs < 1000) {
-        try run()
-        runs += 1
+    let (steps, runs) = try instance.profiledRuns(minRuns: 5, seconds: 0.25, maxRuns: 1000) {
+        try instance.run(inputs: inputs.map { UnsafeRawPointer($0) }, inputBytes: ib, outputs: outputs, outputBytes: ob)
     }
-    return (instance.profile().map { StepProfile(name: $0.name, ms: $0.ms / Double(runs), bytes: $0.bytes, ops: $0.ops) }, runs)
+    return (steps.map { StepProfile(name: $0.name, ms: $0.ms, bytes: $0.bytes, ops: $0.ops) }, runs)
 }

@@ -101,18 +101,11 @@ final class ModelQuantizer {
         let instance = try lib.makeInstance(threads: 0)
         let outputs = lib.outputs.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.bytes, 1), alignment: 64) }
         defer { outputs.forEach { $0.deallocate() } }
-        for _ in 0..<3 { try calibration.run(instance, of: lib, sample, outputs) }
-        try instance.setProfiling(true)
-        let start = Date()
-        var runs = 0
-        while runs < 10 || Date().timeIntervalSince(start) < 0.3 {
-            try calibration.run(instance, of: lib, sample, outputs)
-            runs += 1
-        }
+        let (steps, _) = try instance.profiledRuns(minRuns: 10, seconds: 0.3) { try calibration.run(instance, of: lib, sample, outputs) }
         var ms: [String: Double] = [:]
-        for step in instance.profile() {
+        for step in steps {
             let name = step.name.range(of: " (", options: .backwards).map { String(step.name[..<$0.lowerBound]) } ?? step.name
-            ms[name, default: 0] += step.ms / Double(runs)
+            ms[name, default: 0] += step.ms
         }
         return ms
     }

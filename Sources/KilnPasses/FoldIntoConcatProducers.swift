@@ -36,7 +36,7 @@ public func foldIntoConcatProducers(_ g: inout Graph) {
                       !convs.contains(p) else { break }
                 convs.append(p)
             }
-            guard convs.count == concat.inputs.count, consumers[y].count >= 1 else { continue }
+            guard convs.count == concat.inputs.count else { continue }
             let readers = consumers[y]
             if readers.count == 1, case .batchNormalization(let eps) = g.nodes[readers[0]].op {
                 if foldBatchNorm(&g, readers[0], eps: eps, into: convs) {
@@ -48,27 +48,8 @@ public func foldIntoConcatProducers(_ g: inout Graph) {
                 continue
             }
             // An activation: one reader (relu, clip, ...) or SiLU's sigmoid and mul.
-            var postOp: PostOp?
-            var gone: [Int] = []
-            if readers.count == 1 {
-                let r = g.nodes[readers[0]]
-                let consts = r.inputs.map { $0.flatMap { g.values[$0].constant } }
-                if r.inputs.first == y, r.inputs.dropFirst().allSatisfy({ $0 == nil || g.values[$0!].constant != nil }),
-                   let p = PostOp.from(r.op, constants: consts) {
-                    postOp = p
-                    gone = [readers[0]]
-                }
-            } else if readers.count == 2 {
-                for (si, mi) in [(readers[0], readers[1]), (readers[1], readers[0])] {
-                    let (s, m) = (g.nodes[si], g.nodes[mi])
-                    guard case .unary(.sigmoid) = s.op, case .binary(.mul) = m.op, consumers[s.outputs[0]] == [mi],
-                          !outputs.contains(s.outputs[0]), Set(m.inputs.compactMap { $0 }) == Set([y, s.outputs[0]]) else { continue }
-                    postOp = .silu
-                    gone = [si, mi]
-                    break
-                }
-            }
-            guard let postOp, convs.allSatisfy({ expressible(g.nodes[$0], fusablePostOps(g.nodes[$0])! + [postOp]) }) else { continue }
+            guard let (postOp, gone) = activation(reading: y, readers: readers, in: g, consumers: consumers, outputs: outputs),
+                  convs.allSatisfy({ expressible(g.nodes[$0], fusablePostOps(g.nodes[$0])! + [postOp]) }) else { continue }
             for p in convs { g.nodes[p].op = withPostOps(g.nodes[p].op, fusablePostOps(g.nodes[p])! + [postOp]) }
             g.nodes[ci].outputs = g.nodes[gone.last!].outputs
             for i in gone.sorted(by: >) { g.nodes.remove(at: i) }

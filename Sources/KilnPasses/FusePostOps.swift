@@ -40,28 +40,11 @@ public func fusePostOps(_ g: inout Graph) {
                 changed = true
                 continue
             }
-            if readers.count == 1 {
-                let c = g.nodes[readers[0]]
-                let consts = c.inputs.map { $0.flatMap { g.values[$0].constant } }
-                let operandsConstant = c.inputs.dropFirst().allSatisfy { $0 == nil || g.values[$0!].constant != nil }
-                if c.inputs.first == y, operandsConstant, let p = PostOp.from(c.op, constants: consts), expressible(n, postOps + [p]) {
-                    postOps.append(p)
-                    newOutputs = c.outputs
-                    gone = [readers[0]]
-                }
-            } else if readers.count == 2 {
-                // SiLU: sigmoid(y) read only by mul(y, sigmoid(y)).
-                let (a, b) = (g.nodes[readers[0]], g.nodes[readers[1]])
-                for (s, m, si, mi) in [(a, b, readers[0], readers[1]), (b, a, readers[1], readers[0])] {
-                    guard case .unary(.sigmoid) = s.op, case .binary(.mul) = m.op, expressible(n, postOps + [.silu]) else { continue }
-                    let sig = s.outputs[0]
-                    guard consumers[sig] == [mi], !outputs.contains(sig),
-                          Set(m.inputs.compactMap { $0 }) == Set([y, sig]) else { continue }
-                    postOps.append(.silu)
-                    newOutputs = m.outputs
-                    gone = [si, mi]
-                    break
-                }
+            if let (p, nodes) = activation(reading: y, readers: readers, in: g, consumers: consumers, outputs: outputs),
+               expressible(n, postOps + [p]) {
+                postOps.append(p)
+                newOutputs = g.nodes[nodes.last!].outputs
+                gone = nodes
             }
             guard let outs = newOutputs else { continue }
             g.nodes[i].op = withPostOps(n.op, postOps)
@@ -71,6 +54,29 @@ public func fusePostOps(_ g: inout Graph) {
         }
         g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
     }
+}
+
+/// The activation that alone reads `y` (`readers`, its readers): one node with constant operands
+/// that is a post-op (ReLU, Clip, LeakyRelu, ...), or SiLU written as mul(y, sigmoid(y)) with the
+/// sigmoid read by the mul alone; with the nodes it replaces, the last writing its result.
+func activation(reading y: ValueID, readers: [Int], in g: Graph, consumers: [[Int]],
+                outputs: Set<ValueID>) -> (postOp: PostOp, nodes: [Int])? {
+    if readers.count == 1 {
+        let c = g.nodes[readers[0]]
+        let consts = c.inputs.map { $0.flatMap { g.values[$0].constant } }
+        guard c.inputs.first == y, c.inputs.dropFirst().allSatisfy({ $0 == nil || g.values[$0!].constant != nil }),
+              let p = PostOp.from(c.op, constants: consts) else { return nil }
+        return (p, [readers[0]])
+    }
+    guard readers.count == 2 else { return nil }
+    for (si, mi) in [(readers[0], readers[1]), (readers[1], readers[0])] {
+        let (s, m) = (g.nodes[si], g.nodes[mi])
+        guard case .unary(.sigmoid) = s.op, case .binary(.mul) = m.op, s.inputs.first == y else { continue }
+        let sig = s.outputs[0]
+        guard consumers[sig] == [mi], !outputs.contains(sig), Set(m.inputs.compactMap { $0 }) == Set([y, sig]) else { continue }
+        return (.silu, [si, mi])
+    }
+    return nil
 }
 
 /// Whether `postOps` can be the post-ops of `n`: oneDNN runs those of convolutions, Gemm and MatMul,
