@@ -135,14 +135,19 @@ template <> inline int32_t store<int32_t>(float v) { return (int32_t)(uint32_t)(
 template <> inline int64_t store<int64_t>(float v) { return f2i(v); }
 template <> inline bool store<bool>(float v) { return v != 0; }
 
+// A rounded value (an integer held in a float) saturated to Q's range, as Q; NaN gives 0.
+template <class Q>
+inline Q saturate_rounded(float v) {
+    const float lo = (float)std::numeric_limits<Q>::min(), hi = (float)std::numeric_limits<Q>::max();
+    v = v != v ? 0.0f : (v < lo ? lo : (v > hi ? hi : v));
+    return (Q)(int32_t)v;
+}
+
 // ONNX's QuantizeLinear of one value: real / scale rounded half to even, plus the zero point,
 // saturated to Q's range; NaN gives 0.
 template <class Q>
 inline Q quantize_value(float real, float scale, int32_t zp) {
-    const float lo = (float)std::numeric_limits<Q>::min(), hi = (float)std::numeric_limits<Q>::max();
-    float v = std::nearbyint(real / scale) + (float)zp;
-    v = v != v ? 0.0f : (v < lo ? lo : (v > hi ? hi : v));
-    return (Q)(int32_t)v;
+    return saturate_rounded<Q>(std::nearbyint(real / scale) + (float)zp);
 }
 
 // dequantize(quantize(real)): real rounded to the grid of (scale, zp) and saturated to Q's range.

@@ -153,7 +153,6 @@ inline void scale_shift(const T* x, const float* scale, const float* shift, U* y
     ATTRIBUTES inline void NAME(const T* __restrict x, const float* __restrict a, const float* __restrict b, \
                                 U* __restrict y, int64_t outer, int64_t c, int64_t inner, bool channels_last, F f, \
                                 float inv, int32_t zy) {                                                    \
-        const float lo = (float)std::numeric_limits<U>::min(), hi = (float)std::numeric_limits<U>::max();    \
         const float zero = (float)zy;                                                                       \
         if (channels_last) {                                                                                \
             _Pragma("omp parallel for if (outer * inner * c >= kParallelThreshold)")                        \
@@ -161,8 +160,7 @@ inline void scale_shift(const T* x, const float* scale, const float* shift, U* y
                 const T* __restrict src = x + p * c;                                                        \
                 U* __restrict dst = y + p * c;                                                              \
                 for (int64_t k = 0; k < c; k++) {                                                           \
-                    float q = std::nearbyint(f((float)(int32_t)src[k] * a[k] + b[k]) * inv) + zero;          \
-                    dst[k] = (U)(int32_t)(q != q ? 0.0f : (q < lo ? lo : (q > hi ? hi : q)));               \
+                    dst[k] = saturate_rounded<U>(std::nearbyint(f((float)(int32_t)src[k] * a[k] + b[k]) * inv) + zero); \
                 }                                                                                           \
             }                                                                                               \
         } else {                                                                                            \
@@ -173,8 +171,7 @@ inline void scale_shift(const T* x, const float* scale, const float* shift, U* y
                     U* __restrict dst = y + (n * c + ch) * inner;                                           \
                     const float sa = a[ch], sb = b[ch];                                                     \
                     for (int64_t i = 0; i < inner; i++) {                                                   \
-                        float q = std::nearbyint(f((float)(int32_t)src[i] * sa + sb) * inv) + zero;          \
-                        dst[i] = (U)(int32_t)(q != q ? 0.0f : (q < lo ? lo : (q > hi ? hi : q)));           \
+                        dst[i] = saturate_rounded<U>(std::nearbyint(f((float)(int32_t)src[i] * sa + sb) * inv) + zero); \
                     }                                                                                       \
                 }                                                                                           \
         }                                                                                                   \
