@@ -13,24 +13,30 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
+        // Layers, each importing only those below it:
+        // IR ← ONNX, Reference, Target ← Passes, Quantization ← Codegen ← Toolchain, Driver ← kiln.
         .target(name: "KilnIR"),
         .target(
             name: "KilnONNX",
             dependencies: ["KilnIR", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["proto"]),
-        .target(name: "KilnPasses", dependencies: ["KilnIR", "KilnReference"]),
         .target(name: "KilnReference", dependencies: ["KilnIR"]),
-        .target(name: "KilnCodegen", dependencies: ["KilnIR"]),
-        .target(name: "KilnToolchain", dependencies: ["KilnIR"]),
+        .target(name: "KilnTarget", dependencies: ["KilnIR"]),
+        .target(name: "KilnPasses", dependencies: ["KilnIR", "KilnReference", "KilnTarget"]),
+        .target(name: "KilnQuantization", dependencies: ["KilnIR"]),
+        .target(name: "KilnCodegen", dependencies: ["KilnIR", "KilnTarget"]),
+        .target(name: "KilnToolchain", dependencies: ["KilnIR", "KilnTarget"]),
         .target(
             name: "KilnDriver",
-            dependencies: ["KilnIR", "KilnONNX", "KilnPasses", "KilnReference", "KilnCodegen", "KilnToolchain"]),
+            dependencies: ["KilnIR", "KilnONNX", "KilnReference", "KilnTarget", "KilnPasses", "KilnQuantization",
+                           "KilnCodegen", "KilnToolchain"]),
         .executableTarget(
             name: "kiln",
             dependencies: ["KilnDriver", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(
             name: "KilnTests",
-            dependencies: ["KilnIR", "KilnONNX", "KilnPasses", "KilnReference", "KilnCodegen", "KilnToolchain", "KilnDriver",
+            dependencies: ["KilnIR", "KilnONNX", "KilnPasses", "KilnReference", "KilnTarget", "KilnQuantization", "KilnCodegen",
+                           "KilnToolchain", "KilnDriver",
                            .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["Snapshots"]),
     ],

@@ -1,4 +1,5 @@
 import KilnIR
+import KilnTarget
 
 /// Convolutions and matrix products through oneDNN: the primitive is created and its constant
 /// weights reordered into the layout it prefers once, at create time; the run function only
@@ -313,21 +314,11 @@ extension ModelEmitter {
         create.close()
     }
 
-    /// Where Kiln's direct form runs as Winograd F(4×4, 3×3) (include/kiln/direct_conv.hpp): a
-    /// 3×3 stride-1 conv of one group without dilation whose input channels are a multiple of 8; under
-    /// `--winograd auto` also at least 16 input channels, 9 output tiles of 4×4 and 12 MFLOP
-    /// (below, the transforms, the 4× larger transformed weights or the threads' start cost more
-    /// than the products save: measured on two Zen 3 cores, 64 channels on 12×12 0.9×, 16 on
-    /// 56×56 1.3×, 256 on 14×14 1.7×). A rule of the shapes: every library and handle of a model
-    /// computes the same bits.
+    /// Where Kiln's direct form runs as Winograd F(4×4, 3×3): `kilnWinogradApplies` of KilnTarget.
     func kilnWinogradApplies(_ n: Node, _ geo: WindowGeometry) -> Bool {
-        let c = shape(n.inputs[0]!)[1], ys = shape(n.outputs[0])
-        guard options.winograd != .off, case .conv(let a) = n.op, a.group == 1, geo.kernel == [3, 3], geo.strides == [1, 1],
-              geo.dilations == [1, 1], c % 8 == 0
-        else { return false }
-        let tiles = ((ys[2] + 3) / 4) * ((ys[3] + 3) / 4)
-        let flops = 2 * 9 * c * shapeProduct(ys)
-        return options.winograd == .always || (c >= 16 && tiles >= 9 && flops >= 12_000_000)
+        guard case .conv(let a) = n.op else { return false }
+        return KilnTarget.kilnWinogradApplies(policy: options.winograd, group: a.group, geometry: geo,
+                                              inputChannels: shape(n.inputs[0]!)[1], output: shape(n.outputs[0]))
     }
 
     /// The post-ops after the sum of a conv run by Kiln's direct kernel, as a functor object.
@@ -351,13 +342,13 @@ extension ModelEmitter {
     /// that costs more than it saves.
     func winogradCandidate(_ n: Node, _ a: ConvAttributes, _ geo: WindowGeometry) -> Bool {
         let blocked = layout(n.outputs[0]) == .blocked16
-        guard options.winograd != .off, blocked || !a.postOps.contains(.sum), a.postOps.allSatisfy({ $0 == .relu || $0 == .sum }),
+        guard options.winograd != .off, blocked || !a.postOps.contains(.sum),
               elem(n.outputs[0]) == .f32, geo.kernel == [3, 3],
               geo.strides == [1, 1], geo.dilations == [1, 1], a.group == 1,
               constant(n.inputs[1]) != nil, n.inputs.count < 3 || n.inputs[2] == nil || constant(n.inputs[2]) != nil
         else { return false }
         let ws = shape(n.inputs[1]!)
-        return ws[0] % 16 == 0 && ws[1] % 16 == 0
+        return oneDNNWinogradTakes(outputChannels: ws[0], inputChannels: ws[1], postOps: a.postOps)
     }
 
     /// Creates the Winograd form of conv `prim` next to its direct form (kiln::WinogradConv:

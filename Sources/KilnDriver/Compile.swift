@@ -1,15 +1,20 @@
 @_exported import enum KilnToolchain.LibraryKind
-@_exported import enum KilnToolchain.TargetCPU
+@_exported import enum KilnTarget.TargetCPU
 @_exported import enum KilnToolchain.Sanitizer
-@_exported import enum KilnCodegen.WinogradPolicy
-@_exported import enum KilnCodegen.Int8Policy
-@_exported import enum KilnCodegen.DirectConvPolicy
+@_exported import enum KilnTarget.WinogradPolicy
+@_exported import enum KilnTarget.Int8Policy
+@_exported import enum KilnTarget.DirectConvPolicy
 @_exported import enum KilnPasses.LayoutPolicy
+@_exported import struct KilnPasses.PassOptions
+@_exported import enum KilnPasses.Pipeline
+@_exported import enum KilnQuantization.CalibrationMethod
 import Foundation
 import KilnCodegen
 import KilnIR
 import KilnPasses
 import KilnToolchain
+import KilnTarget
+import KilnQuantization
 
 public struct CompileOptions: Sendable {
     public var modelPath: String
@@ -31,6 +36,8 @@ public struct CompileOptions: Sendable {
     /// g++'s sanitizers to build the library with (`--sanitize`). Such a library cannot be loaded
     /// into Kiln's own process: nothing is measured on it.
     public var sanitize: [Sanitizer] = []
+    /// Passes to skip, and after which to print the IR (`--disable-pass`, `--print-after`).
+    public var passes = PassOptions()
     public var kilnVersion: String
 
     public init(modelPath: String, outputDirectory: String, name: String, kilnVersion: String) {
@@ -115,7 +122,8 @@ public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressH
         stepTimes.note(u)
         show(u)
     }
-    var graph = try loadModel(path: o.modelPath, inputShapes: o.inputShapes, progress: progress)
+    try Pipeline.checkPassNames(o.passes)
+    var graph = try loadModel(path: o.modelPath, inputShapes: o.inputShapes, passes: o.passes, progress: progress)
     // oneDNN 2.6 has fast blocked (nChw16c) kernels only for AVX-512: elsewhere its reference
     // kernels would run, a thousand times slower. Choose blocked only when the target has it.
     let layout: LayoutPolicy = o.layout == .auto && !o.cpu.guaranteesAVX512 ? .channelsLast : o.layout
@@ -146,7 +154,7 @@ public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressH
         progress("quantize: insert quantization")
         (g, sqnr) = m.quantizedGraph()
         quantizer = m
-    }, progress: { progress(ProgressUpdate($0)) })
+    }, options: o.passes, progress: { progress(ProgressUpdate($0)) })
     let codegen = CodegenOptions(name: o.name, kilnVersion: o.kilnVersion, modelPath: o.modelPath, winograd: o.winograd, int8: o.int8, directConv: o.directConv)
     // Everything is written into a staging folder inside the output folder and moved into place
     // at the end: a compile that fails (g++ killed, a full disk) leaves the output folder as it
@@ -195,7 +203,7 @@ public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressH
                 } else {
                     progress("speed: the whole model with \(slower.count) layer\(slower.count == 1 ? "" : "s") FP32")
                     var (g, trialSQNR) = m.quantizedGraph(keeping: m.keep.merging(slower) { a, _ in a })
-                    let trialKept = try Pipeline.finish(&g, layout: layout)
+                    let trialKept = try Pipeline.finish(&g, layout: layout, options: o.passes.printingNothing)
                     let trialEmitted = try emitModel(g, options: codegen)
                     var trialBuild = build
                     trialBuild.outputDirectory = (c.directory as NSString).appendingPathComponent("speed")

@@ -3,6 +3,7 @@ import KilnCodegen
 import KilnIR
 import KilnPasses
 import KilnToolchain
+import KilnTarget
 
 /// Runs conformance cases through the compiled path: many cases merged into one graph, one
 /// library built per batch (one g++ run), each output compared with ONNX's expected output.

@@ -1,6 +1,7 @@
 import Foundation
 import KilnCodegen
 import KilnToolchain
+import KilnTarget
 
 /// What `kiln doctor` and `kiln --version` report about the machine: each thing a compile needs,
 /// found the way a compile finds it (the same compiler, search paths and headers), with the

@@ -7,12 +7,12 @@ import KilnReference
 /// The front half of Kiln's pipeline as one list: read the model, pin its input shapes,
 /// simplify. The CLI and the tests call this; nothing here prints (progress goes through
 /// the callback).
-public func loadModel(path: String, inputShapes: [String: [Int]] = [:],
+public func loadModel(path: String, inputShapes: [String: [Int]] = [:], passes: PassOptions = PassOptions(),
                       progress: ProgressHandler = { _ in }) throws -> Graph {
     let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
     progress(ProgressUpdate("import \(path)" + (bytes.map { $0 >= 1 << 20 ? " (\($0 >> 20) MB)" : "" } ?? "")))
     var g = try loadONNXModel(path: path, inputShapes: inputShapes)
-    try Pipeline.simplify(&g, inputShapes: inputShapes, progress: { progress(ProgressUpdate($0)) })
+    try Pipeline.simplify(&g, inputShapes: inputShapes, options: passes, progress: { progress(ProgressUpdate($0)) })
     return g
 }
 

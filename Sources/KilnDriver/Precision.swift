@@ -1,6 +1,7 @@
 import Foundation
 import KilnIR
 import KilnPasses
+import KilnQuantization
 
 /// `--accuracy-budget`: how far the int8 library's outputs may stray from FP32's on the
 /// calibration samples.

@@ -1,6 +1,8 @@
 import Foundation
 import KilnIR
 import KilnPasses
+import KilnTarget
+import KilnQuantization
 
 /// Kiln's own quantization of one model (`--quantize int8`), from the fused f32 graph: the X86
 /// recipe's plan, the calibration, the layers kept FP32 (by a replayed precision plan, by the

@@ -2,6 +2,7 @@ import Foundation
 import KilnCodegen
 import KilnIR
 import KilnPasses
+import KilnTarget
 
 /// What `kiln compile` writes next to the library, as `NAME.report.md` (for people) and
 /// `NAME.report.json` (for scripts): each node with its op and result, the precision of each

@@ -420,38 +420,6 @@ public func resizeTables(input: [Int], output: [Int], scales: [Float], roi: [Flo
     }
 }
 
-/// The right padding that makes oneDNN's pooling produce the output size ONNX asks for (oneDNN
-/// derives the output size from the padding), or nil when oneDNN cannot run the window: not
-/// 2-D, dilated, a padding outside [0, kernel), or an average with counted padding whose
-/// divisor oneDNN would compute differently (ONNX leaves a ceil-mode overhang out of it).
-/// The code generator and the layout pass both decide by it.
-public func oneDNNPoolingRightPadding(_ geo: WindowGeometry, average: Bool, countIncludePad: Bool) -> [Int]? {
-    guard geo.input.count == 2, geo.dilations.allSatisfy({ $0 == 1 }) else { return nil }
-    var right: [Int] = []
-    for i in 0..<2 {
-        let r = (geo.output[i] - 1) * geo.strides[i] + geo.kernel[i] - geo.input[i] - geo.padsBegin[i]
-        if r < 0 || r >= geo.kernel[i] || geo.padsBegin[i] >= geo.kernel[i] { return nil }
-        if average && countIncludePad && r != geo.padsEnd[i] { return nil }
-        right.append(r)
-    }
-    return right
-}
-
-/// Whether oneDNN 2.6's deconvolution primitive computes this transposed convolution exactly as
-/// ONNX does (1 to 3 spatial axes, the output size consistent with oneDNN's rule
-/// `(dst − kernel_extent + pad_l + pad_r) / stride + 1 == src`, with ONNX's output padding
-/// inside pad_r's slack). The code generator and the layout pass both decide by it.
-public func oneDNNDeconvolutionApplies(_ geo: WindowGeometry) -> Bool {
-    guard (1...3).contains(geo.input.count) else { return false }
-    for i in geo.input.indices {
-        let extent = (geo.kernel[i] - 1) * geo.dilations[i] + 1
-        let span = geo.output[i] - extent + geo.padsBegin[i] + geo.padsEnd[i]
-        guard geo.padsBegin[i] >= 0, geo.padsEnd[i] + geo.strides[i] > 0, span >= 0,
-              span / geo.strides[i] + 1 == geo.input[i] else { return false }
-    }
-    return true
-}
-
 /// A data movement that is one strided read: the (contiguous) output iterated as `shape`, row
 /// major, reads the input at Σ index·`strides`. The code generator emits it as one strided copy.
 public struct StridedRead: Sendable, Equatable {
@@ -501,54 +469,4 @@ public func tileRead(input s: [Int], repeats: [Int]) -> StridedRead {
         strides += [0, st[k]]
     }
     return StridedRead(shape: shape, strides: strides)
-}
-
-/// Kiln's own FP32 conv kernels (include/kiln/direct_conv.hpp): for CPUs with AVX2 but without
-/// AVX-512, and their Winograd form where kilnWinogradOnAVX512 says on CPUs with AVX-512 too.
-public enum KilnConvKernel: Sendable, Equatable {
-    /// kiln::DirectConv: one group, or groups whose output channels are a multiple of 8.
-    case direct
-    /// kiln::GroupedConv: groups of 2 or 4 channels in and as many out, channels a multiple of 8.
-    case grouped
-}
-
-/// The kernel of Kiln's that can take a 2-D conv of `c` input and `k` output channels in `group`
-/// groups with window `kernel`, by shape alone: the code generator adds the element type, the
-/// layout, constant weights and, for `--direct-conv auto`, the rule of kilnDirectConvPreferred.
-/// One group with a 1×1 window stays with oneDNN, whose 1×1 kernels are as fast.
-public func kilnConvKernel(inputChannels c: Int, outputChannels k: Int, group: Int, kernel: [Int]) -> KilnConvKernel? {
-    guard kernel.count == 2, group >= 1, c % group == 0, k % group == 0 else { return nil }
-    if group == 1 { return kernel == [1, 1] ? nil : .direct }
-    if (k / group) % 8 == 0 { return .direct }
-    if c == k, c % 8 == 0, [2, 4].contains(c / group) { return .grouped }
-    return nil
-}
-
-/// Where `--direct-conv auto` gives a conv the direct kernel takes that kernel: at least 8 input
-/// channels per group (below, oneDNN's kernel is up to 2× faster: the first convs of ResNet and
-/// VGG), or a tanh after the conv (oneDNN 2.6's AVX2 tanh costs 5× the conv: ESPCN's 1-channel
-/// 5×5 conv, 9 → 4.4 ms). A rule of the shapes, not a timing: every library and handle of a model
-/// computes the same bits on one machine.
-public func kilnDirectConvPreferred(inputChannels c: Int, group: Int, postOps: [PostOp]) -> Bool {
-    c / max(group, 1) >= 8 || postOps.contains(.tanh)
-}
-
-/// Where Kiln's Winograd F(4×4, 3×3) (a conv kilnWinogradApplies to) also replaces oneDNN's
-/// kernels on CPUs with AVX-512, not only on AVX2 ones. When oneDNN's own Winograd cannot take the
-/// conv (`oneDNNWinograd` false: a residual sum in the channels-last layout, an activation other
-/// than ReLU, channel counts not multiples of 16), from 16 output tiles of 4×4 (14×14) on; when
-/// it can, from 196 tiles (56×56) with at most 256 input and output channels together (Kiln's
-/// kernel then keeps each thread's chunk of transformed tiles and products in L2): below, or
-/// with more channels, oneDNN's AVX-512 F(4×4, 3×3) is as fast or faster (1.2-1.3× on ResNet-18's
-/// 28×28 and 14×14, 1.0-1.15× on VGG-16's 56×56 with 128 → 256 and 256 → 256 channels).
-/// Measured on two Zen 4 cores, whose AVX2 FMA rate equals their AVX-512 one, Kiln's against
-/// oneDNN 2.6's: RepVGG-A0's 3×3 convs with their branches' sum 0.50× (48 channels on 56×56) to
-/// 0.90× (192 on 14×14); YOLOv8n's SiLU convs 0.4-0.6×; ResNet-18's second convs 0.53× (64 on
-/// 56×56), 0.60× (128 on 28×28), 0.86× (256 on 14×14); DenseNet-121's 128 → 32 on 56×56
-/// 0.64-0.79×; VGG-16's 112×112 and 224×224 convs 0.91×; ESPCN's 64 → 32 on 224×224 0.63×.
-/// A rule of the shapes and the CPU, not a timing.
-public func kilnWinogradOnAVX512(inputChannels c: Int, outputChannels k: Int, outputHeight oh: Int, outputWidth ow: Int,
-                                 oneDNNWinograd: Bool) -> Bool {
-    let tiles = ((oh + 3) / 4) * ((ow + 3) / 4)
-    return oneDNNWinograd ? tiles >= 196 && c + k <= 256 : tiles >= 16
 }

@@ -1,7 +1,8 @@
 /// Checks the structural invariants of a graph: value ids in range, every value written once,
-/// topological order, node arity, and (when `requireStaticShapes`) static shapes everywhere.
-/// Passes run it between steps in tests; the driver runs it before code generation.
-public func verify(_ g: Graph, requireStaticShapes: Bool = false) throws {
+/// topological order, node arity, and (when `requireStaticShapes`) static shapes everywhere;
+/// with `checkTypeRules`, that each node's outputs have the element types and shapes its op's type
+/// rule gives. Passes run it between steps in tests; the driver runs it before code generation.
+public func verify(_ g: Graph, requireStaticShapes: Bool = false, checkTypeRules: Bool = false) throws {
     var defined = [Bool](repeating: false, count: g.values.count)
     func check(_ v: ValueID, _ what: String) throws {
         guard v >= 0 && v < g.values.count else { throw KilnError("verifier: \(what) refers to value #\(v), which does not exist") }
@@ -44,6 +45,21 @@ public func verify(_ g: Graph, requireStaticShapes: Bool = false) throws {
     if requireStaticShapes {
         for (i, val) in g.values.enumerated() where defined[i] && !val.type.isStatic {
             throw KilnError("verifier: '\(val.name)' has a dynamic shape \(val.type); pin the inputs with --input-shape")
+        }
+    }
+    if checkTypeRules {
+        for n in g.nodes {
+            let inputs = n.inputs.map { $0.map { g.values[$0].type } }
+            let constants = n.inputs.map { $0.flatMap { g.values[$0].constant } }
+            let types: [TensorType]
+            do {
+                types = try inferOutputTypes(n, inputs: inputs, constants: constants)
+            } catch let e as KilnError {
+                throw KilnError("verifier: the type rule of \(n.label) fails: \(e.message)")
+            }
+            for (v, t) in zip(n.outputs, types) where g.values[v].type.elementType != t.elementType || g.values[v].type.shape != t.shape {
+                throw KilnError("verifier: \(n.label) writes '\(g.values[v].name)' as \(g.values[v].type), but its type rule gives \(t)")
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
 import KilnIR
+import KilnTarget
 
 /// Gives 4-D activations the channels-last layout (NHWC) that oneDNN's convolutions run fastest
 /// in, and inserts layout conversions only where a consumer needs the plain layout: at the

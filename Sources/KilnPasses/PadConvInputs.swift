@@ -1,4 +1,5 @@
 import KilnIR
+import KilnTarget
 
 /// Gives a convolution with begin pads wider than 3 an explicit zero Pad in front and no pads of
 /// its own. oneDNN 2.6's direct kernels without AVX-512 (jit:avx2, sse41, and jit_dw for

@@ -70,6 +70,12 @@ struct Compile: ParsableCommand {
     @Option(help: "Build the library with g++'s sanitizers, to test a program with it: address,undefined (AddressSanitizer, UndefinedBehaviorSanitizer; either alone too) or thread (ThreadSanitizer). Programs must be compiled and linked with the same -fsanitize= (NAME.pc and NAMEConfig.cmake add it to the link). Slower and larger: for tests, not for shipping. Nothing is measured on such a library while compiling.")
     var sanitize: String?
 
+    @Option(name: .customLong("print-after"), help: ArgumentHelp("Print the IR after this pass (repeatable; all: after every pass; a wrong name lists the passes).", valueName: "pass"))
+    var printAfter: [String] = []
+
+    @Option(name: .customLong("disable-pass"), help: ArgumentHelp("Skip this optimisation pass, for debugging: the library still computes the model (repeatable; a wrong name lists the passes).", valueName: "pass"))
+    var disablePass: [String] = []
+
     @Flag(help: "Print nothing but warnings and errors: no progress, no summary.")
     var quiet = false
 
@@ -130,6 +136,9 @@ struct Compile: ParsableCommand {
         quantizeOptions?.speedCheck = speedCheck
         o.quantize = quantizeOptions
         o.timeSteps = timeSteps
+        o.passes.disabled = Set(disablePass)
+        o.passes.printAfter = Set(printAfter)
+        o.passes.printIR = { pass, ir in print("// IR after \(pass)\n\(ir)") }
         if let sanitize {
             do { o.sanitize = try Sanitizer.parse(sanitize) } catch let e as KilnError { throw ValidationError(e.message) }
         }

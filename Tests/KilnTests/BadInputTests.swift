@@ -4,6 +4,7 @@ import KilnIR
 import KilnONNX
 import KilnDriver
 import KilnPasses
+import KilnQuantization
 
 /// Broken files of every kind give a KilnError (never a trap), and the CLI exits with status 1.
 @Suite struct BadInputTests {

@@ -6,6 +6,7 @@ import KilnIR
 import KilnPasses
 import KilnReference
 import KilnToolchain
+import KilnTarget
 
 /// The fusion passes, each with the IR before and after, and the fused graphs compiled and
 /// checked against the reference interpreter on the unfused graph.

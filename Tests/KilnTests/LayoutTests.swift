@@ -6,6 +6,7 @@ import KilnIR
 import KilnPasses
 import KilnReference
 import KilnToolchain
+import KilnTarget
 
 /// The layout pass: channels-last between convolutions, conversions only at the edges and
 /// before shape-reinterpreting ops; and the channels-last kernels, compiled and compared.

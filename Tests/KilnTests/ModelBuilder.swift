@@ -5,6 +5,7 @@ import KilnIR
 import KilnONNX
 import KilnToolchain
 import SwiftProtobuf
+import KilnTarget
 
 /// Builds small ONNX models in tests, the way an exporter would write them.
 struct ModelBuilder {

@@ -5,6 +5,7 @@ import KilnDriver
 import KilnIR
 import KilnPasses
 import KilnReference
+import KilnQuantization
 
 /// Kiln's own quantization (`kiln compile --quantize int8`): the recipe's plan, the QDQ it
 /// inserts, the calibration's choice of ranges, the samples' forms, and the digits model's
@@ -34,7 +35,7 @@ import KilnReference
     @Test func recipePlanOfAResidualNet() throws {
         var g = Self.residualNet().g
         try Pipeline.simplify(&g, inputShapes: [:])
-        Pipeline.fuseFloat(&g)
+        try Pipeline.fuseFloat(&g)
         let plan = planQuantization(g)
         func named(_ v: ValueID) -> String { g.values[v].name }
         // The image; the block's input (conv source and residual addend); the block's output
@@ -59,7 +60,7 @@ import KilnReference
         b.g.outputs = [y]
         var g = b.g
         try Pipeline.simplify(&g, inputShapes: [:])
-        Pipeline.fuseFloat(&g)
+        try Pipeline.fuseFloat(&g)
         let plan = planQuantization(g)
         #expect(Set(plan.groups.map { Set($0.map { g.values[$0].name }) }) == [["x"], ["r1", "half"]], "\(printIR(g))")
     }
@@ -71,7 +72,7 @@ import KilnReference
         let b = Self.residualNet()
         var g = b.g
         try Pipeline.simplify(&g, inputShapes: [:])
-        Pipeline.fuseFloat(&g)
+        try Pipeline.fuseFloat(&g)
         let plan = planQuantization(g)
         // Zero points 0 and ranges within [0, 5.1]: the convs' ReLU6 and ReLU are the output's
         // saturation, and go from the primitives' post-ops.
@@ -107,7 +108,7 @@ import KilnReference
             b.inputs["x"] = Tensor(.f32, shape: [1, 8, 5, 5], floats: channels.flatMap { [Float](repeating: $0, count: 25) })
             var g = b.g
             try Pipeline.simplify(&g, inputShapes: [:])
-            Pipeline.fuseFloat(&g)
+            try Pipeline.fuseFloat(&g)
             let want = try ReferenceInterpreter(g).run(b.inputs)["y"]!
             let plan = planQuantization(g)
             let params = plan.groups.map { _ in Quantization.perTensor(.u8, scale: 1 / 64, zeroPoint: 0) }

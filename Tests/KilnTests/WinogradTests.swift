@@ -6,6 +6,7 @@ import KilnIR
 import KilnPasses
 import KilnReference
 import KilnToolchain
+import KilnTarget
 
 /// Winograd convolutions: which convs may take them, and their results against the reference.
 @Suite(.serialized) struct WinogradTests {

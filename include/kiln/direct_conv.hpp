@@ -13,7 +13,7 @@
 // the generated code): 1.4-2.6× faster than the direct kernel on two Zen 3 cores, with errors
 // about 5× the direct kernel's (≈1e-5 of the largest output on random data). The Winograd form
 // also runs on CPUs with AVX-512 where the generated code's rule says so (`compiled_in()`, see
-// kilnWinogradOnAVX512 in Sources/KilnIR/Geometry.swift): Zen 4's AVX2 FMA rate equals its
+// kilnWinogradOnAVX512 in Sources/KilnTarget/KernelRules.swift): Zen 4's AVX2 FMA rate equals its
 // AVX-512 one, and Winograd does a quarter of the products.
 #pragma once
 
@@ -22,6 +22,7 @@
 #include <cstring>
 #include <vector>
 #include <omp.h>
+#include "limits.hpp"
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #endif
@@ -94,7 +95,7 @@ struct DirectConv {
     // 16 output channels when the groups have a multiple of 16, else per block of 8. Smaller
     // groups would leave lanes idle (kiln::GroupedConv below takes groups of 2 and 4).
     static bool grouped_supported(int c, int k, int group) {
-        return group == 1 || (c % group == 0 && k % group == 0 && (k / group) % 8 == 0);
+        return group == 1 || (c % group == 0 && k % group == 0 && (k / group) % limits::kDirectConvGroupMultiple == 0);
     }
     int block() const { return group == 1 || (k / group) % kGroup == 0 ? kGroup : 8; }  // output channels per weight block
     int groups() const { return (k + block() - 1) / block(); }                            // weight blocks
