@@ -25,52 +25,19 @@ import sys
 import time
 import warnings
 
-TORCHVISION_MODELS = [
-    "alexnet",
-    "densenet121",
-    "mnasnet1_0",
-    "mobilenet_v2",
-    "mobilenet_v3_large",
-    "resnet18",
-    "resnet50",
-    "resnet152",
-    "resnext50_32x4d",
-    "shufflenet_v2_x1_0",
-    "squeezenet1_1",
-    "vgg16",
-]
-DYNAMIC_MODELS = ["dynamic_reshape"]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+# The model lists, the seeded inputs and the atomic write (stdlib-only at import time).
+from kilnbench.models import DYNAMIC_MODELS, TORCHVISION_MODELS, make_input, model_paths, write_atomically  # noqa: E402
+from kilnbench.report import logger  # noqa: E402
+
 ALL_MODELS = TORCHVISION_MODELS + DYNAMIC_MODELS
 
 OPSET = 17
 INPUT_SHAPE = (1, 3, 224, 224)
 DYNAMIC_INPUT_SHAPE = (2, 3, 32, 32)  # the input file's shape for dynamic_reshape
-INPUT_SEED = 1234
 
-
-def log(msg):
-    print(f"export_models: {msg}", file=sys.stderr, flush=True)
-
-
-def write_atomically(path, write):
-    """Calls write(tmp_path), then renames tmp_path to path."""
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.tmp{os.getpid()}{ext}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def make_input(name, shape):
-    import numpy as np
-
-    # A distinct but fixed stream per model.
-    seed = INPUT_SEED + sum(map(ord, name))
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal(shape).astype(np.float32)
+log = logger("export_models")
 
 
 def build_torchvision(name):
@@ -159,8 +126,7 @@ def check_shape_subgraph(path):
 def export_one(name, out_dir, force):
     import numpy as np
 
-    onnx_path = os.path.join(out_dir, f"{name}.onnx")
-    npy_path = os.path.join(out_dir, f"{name}.input.npy")
+    onnx_path, npy_path = model_paths(out_dir, name)
     dynamic = name in DYNAMIC_MODELS
 
     if force or not os.path.exists(npy_path):

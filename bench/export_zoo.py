@@ -47,23 +47,15 @@ import time
 import warnings
 from collections import Counter
 
-# The same atomic write and seeded inputs as the 12 CNNs (stdlib-only at import time).
-from export_models import make_input, write_atomically  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-TIMM_MODELS = [
-    "efficientnet_b0",
-    "convnext_tiny",
-    "regnety_008",
-    "ghostnet_100",
-    "mobilevitv2_050",
-    "deit_tiny_patch16_224",
-    "repvgg_a0",
-    "mixnet_s",
-]
-SEGMENTATION_MODELS = ["deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"]
-YOLO_MODELS = {"yolov8n": "yolov8n.yaml", "yolo11n": "yolo11n.yaml"}
-CUSTOM_MODELS = ["unet", "crnn", "espcn"]
-ALL_MODELS = TIMM_MODELS + SEGMENTATION_MODELS + list(YOLO_MODELS) + CUSTOM_MODELS
+# The model lists, the same atomic write and seeded inputs as the 12 CNNs (stdlib-only at
+# import time).
+from kilnbench.models import SEGMENTATION_MODELS, TIMM_MODELS, YOLO_MODELS  # noqa: E402
+from kilnbench.models import ZOO_MODELS as ALL_MODELS  # noqa: E402
+from kilnbench.models import make_input, model_paths, write_atomically  # noqa: E402
+from kilnbench.peers import ort_session  # noqa: E402
+from kilnbench.report import logger  # noqa: E402
 
 OPSET = 17
 SEGMENTATION_SHAPE = (1, 3, 512, 512)
@@ -77,8 +69,7 @@ CRNN_CLASSES = 6625
 ESPCN_SCALE = 3
 
 
-def log(msg):
-    print(f"export_zoo: {msg}", file=sys.stderr, flush=True)
+log = logger("export_zoo")
 
 
 def input_shape(name):
@@ -308,17 +299,13 @@ def check(name, onnx_path, npy_path, threads):
     finite; logs the node count and the op histogram."""
     import numpy as np
     import onnx
-    import onnxruntime as ort
 
     graph = onnx.load(onnx_path, load_external_data=False).graph
     ops = Counter(node.op_type for node in graph.node)
     histogram = ", ".join(f"{op} {n}" for op, n in sorted(ops.items(), key=lambda kv: (-kv[1], kv[0])))
     log(f"{name}: {len(graph.node)} nodes: {histogram}")
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+    session = ort_session(onnx_path, threads)
     [inp] = session.get_inputs()
     outputs = session.run(None, {inp.name: np.load(npy_path)})
     for meta, value in zip(session.get_outputs(), outputs):
@@ -331,8 +318,7 @@ def check(name, onnx_path, npy_path, threads):
 def export_one(name, out_dir, force, threads):
     import numpy as np
 
-    onnx_path = os.path.join(out_dir, f"{name}.onnx")
-    npy_path = os.path.join(out_dir, f"{name}.input.npy")
+    onnx_path, npy_path = model_paths(out_dir, name)
     shape = input_shape(name)
 
     if force or not os.path.exists(npy_path):
