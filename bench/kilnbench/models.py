@@ -180,3 +180,13 @@ def read_calibration(directory):
 
     n = len([f for f in os.listdir(directory) if f.startswith("input_") and f.endswith(".npy")])
     return [np.load(os.path.join(directory, f"input_{k}.npy")) for k in range(n)]
+
+
+if __name__ == "__main__":
+    # For the shell scripts: `python3 bench/kilnbench/models.py cnn12` prints the set's models,
+    # comma-separated.
+    import sys
+
+    if len(sys.argv) != 2 or sys.argv[1] not in MODEL_SETS:
+        sys.exit(f"usage: {os.path.basename(__file__)} {'|'.join(MODEL_SETS)}")
+    print(",".join(MODEL_SETS[sys.argv[1]]))
