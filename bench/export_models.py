@@ -23,17 +23,15 @@ import argparse
 import os
 import sys
 import time
-import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # The model lists, the seeded inputs and the atomic write (stdlib-only at import time).
-from kilnbench.models import DYNAMIC_MODELS, TORCHVISION_MODELS, make_input, model_paths, write_atomically  # noqa: E402
+from kilnbench.models import DYNAMIC_MODELS, TORCHVISION_MODELS, export_onnx, model_paths, write_input  # noqa: E402
 from kilnbench.report import logger  # noqa: E402
 
 ALL_MODELS = TORCHVISION_MODELS + DYNAMIC_MODELS
 
-OPSET = 17
 INPUT_SHAPE = (1, 3, 224, 224)
 DYNAMIC_INPUT_SHAPE = (2, 3, 32, 32)  # the input file's shape for dynamic_reshape
 
@@ -67,24 +65,6 @@ def build_dynamic_reshape():
 
     torch.manual_seed(0)
     return DynamicReshape().eval()
-
-
-def export(model, example, path, dynamic_batch):
-    import torch
-
-    kwargs = dict(
-        opset_version=OPSET,
-        dynamo=False,
-        input_names=["input"],
-        output_names=["output"],
-        do_constant_folding=True,
-    )
-    if dynamic_batch:
-        kwargs["dynamic_axes"] = {"input": {0: "batch"}, "output": {0: "batch"}}
-    with torch.no_grad(), warnings.catch_warnings():
-        # "You are using the legacy TorchScript-based ONNX export": we mean to.
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export")
-        write_atomically(path, lambda tmp: torch.onnx.export(model, (example,), tmp, **kwargs))
 
 
 def check_shape_subgraph(path):
@@ -124,15 +104,9 @@ def check_shape_subgraph(path):
 
 
 def export_one(name, out_dir, force):
-    import numpy as np
-
     onnx_path, npy_path = model_paths(out_dir, name)
     dynamic = name in DYNAMIC_MODELS
-
-    if force or not os.path.exists(npy_path):
-        shape = DYNAMIC_INPUT_SHAPE if dynamic else INPUT_SHAPE
-        data = make_input(name, shape)
-        write_atomically(npy_path, lambda tmp: np.save(tmp, data))
+    write_input(npy_path, name, DYNAMIC_INPUT_SHAPE if dynamic else INPUT_SHAPE, force)
 
     if os.path.exists(onnx_path) and not force:
         log(f"{name}: exists, skipped")
@@ -146,7 +120,7 @@ def export_one(name, out_dir, force):
         else:
             model = build_torchvision(name)
             example = torch.zeros(*INPUT_SHAPE)
-        export(model, example, onnx_path, dynamic_batch=dynamic)
+        export_onnx(model, example, onnx_path, dynamic_batch=dynamic)
         size = os.path.getsize(onnx_path) / 1e6
         log(f"{name}: exported ({size:.1f} MB, {time.monotonic() - start:.1f} s)")
 

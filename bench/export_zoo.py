@@ -44,7 +44,6 @@ import shutil
 import sys
 import tempfile
 import time
-import warnings
 from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -53,11 +52,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # import time).
 from kilnbench.models import SEGMENTATION_MODELS, TIMM_MODELS, YOLO_MODELS  # noqa: E402
 from kilnbench.models import ZOO_MODELS as ALL_MODELS  # noqa: E402
-from kilnbench.models import make_input, model_paths, write_atomically  # noqa: E402
+from kilnbench.models import OPSET, export_onnx, model_paths, write_atomically, write_input  # noqa: E402
 from kilnbench.peers import ort_session  # noqa: E402
 from kilnbench.report import logger  # noqa: E402
 
-OPSET = 17
 SEGMENTATION_SHAPE = (1, 3, 512, 512)
 YOLO_IMGSZ = 640
 CUSTOM_SHAPES = {
@@ -250,24 +248,6 @@ def build_torch(name):
 # ---------------------------------------------------------------- export
 
 
-def export_torch(model, example, path):
-    import torch
-
-    kwargs = dict(
-        opset_version=OPSET,
-        dynamo=False,
-        input_names=["input"],
-        output_names=["output"],
-        do_constant_folding=True,
-    )
-    with torch.no_grad(), warnings.catch_warnings():
-        # "You are using the legacy TorchScript-based ONNX export": we mean to.
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export")
-        # Tracer warnings from timm's shape assertions (constant in a traced graph).
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        write_atomically(path, lambda tmp: torch.onnx.export(model, (example,), tmp, **kwargs))
-
-
 def export_yolo(name, path):
     """ultralytics' own export, in a scratch directory (it writes the .onnx
     next to the model's yaml name, in the working directory)."""
@@ -316,14 +296,9 @@ def check(name, onnx_path, npy_path, threads):
 
 
 def export_one(name, out_dir, force, threads):
-    import numpy as np
-
     onnx_path, npy_path = model_paths(out_dir, name)
     shape = input_shape(name)
-
-    if force or not os.path.exists(npy_path):
-        data = make_input(name, shape)
-        write_atomically(npy_path, lambda tmp: np.save(tmp, data))
+    write_input(npy_path, name, shape, force)
 
     if os.path.exists(onnx_path) and not force:
         log(f"{name}: exists, skipped")
@@ -335,7 +310,8 @@ def export_one(name, out_dir, force, threads):
             import torch
 
             model = build_torch(name)
-            export_torch(model, torch.zeros(*shape), onnx_path)
+            # Tracer warnings from timm's shape assertions (constant in a traced graph): silenced.
+            export_onnx(model, torch.zeros(*shape), onnx_path, tracer_warnings=False)
         size = os.path.getsize(onnx_path) / 1e6
         log(f"{name}: exported ({size:.1f} MB, {time.monotonic() - start:.1f} s)")
 

@@ -46,6 +46,7 @@ MODEL_SETS = {"cnn12": list(TORCHVISION_MODELS), "zoo": list(ZOO_MODELS),
               "all": list(TORCHVISION_MODELS) + list(ZOO_MODELS)}
 
 INPUT_SEED = 1234
+OPSET = 17  # of the ONNX exports
 
 
 def model_set(name):
@@ -132,6 +133,32 @@ def write_atomically(path, write):
             os.remove(tmp)
 
 
+def export_onnx(model, example, path, dynamic_batch=False, tracer_warnings=True):
+    """torch.onnx.export of model on example to path (atomically): the TorchScript exporter
+    (dynamo=False), opset OPSET, input "input", output "output", constants folded; with
+    dynamic_batch, their axis 0 "batch"; without tracer_warnings, torch.jit.TracerWarning
+    silenced (timm's shape assertions, constant in a traced graph)."""
+    import warnings
+
+    import torch
+
+    kwargs = dict(
+        opset_version=OPSET,
+        dynamo=False,
+        input_names=["input"],
+        output_names=["output"],
+        do_constant_folding=True,
+    )
+    if dynamic_batch:
+        kwargs["dynamic_axes"] = {"input": {0: "batch"}, "output": {0: "batch"}}
+    with torch.no_grad(), warnings.catch_warnings():
+        # "You are using the legacy TorchScript-based ONNX export": we mean to.
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export")
+        if not tracer_warnings:
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        write_atomically(path, lambda tmp: torch.onnx.export(model, (example,), tmp, **kwargs))
+
+
 # --------------------------------------------------------------------------------------------
 # Inputs and calibration samples.
 # --------------------------------------------------------------------------------------------
@@ -145,6 +172,15 @@ def make_input(name, shape):
     seed = INPUT_SEED + sum(map(ord, name))
     rng = np.random.default_rng(seed)
     return rng.standard_normal(shape).astype(np.float32)
+
+
+def write_input(path, name, shape, force=False):
+    """The model's input file (make_input) at path, unless it exists (and not force)."""
+    import numpy as np
+
+    if force or not os.path.exists(path):
+        data = make_input(name, shape)
+        write_atomically(path, lambda tmp: np.save(tmp, data))
 
 
 def calibration_samples(x, n):
