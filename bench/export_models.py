@@ -19,7 +19,6 @@ Models (and inputs) that already exist are skipped unless --force.
 Needs torch, torchvision, onnx and numpy (scripts/lib.sh ensure_torch_venv).
 """
 
-import argparse
 import os
 import sys
 import time
@@ -27,7 +26,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # The model lists, the seeded inputs and the atomic write (stdlib-only at import time).
-from kilnbench.models import DYNAMIC_MODELS, TORCHVISION_MODELS, export_onnx, model_paths, write_input  # noqa: E402
+from kilnbench.models import DYNAMIC_MODELS, TORCHVISION_MODELS, export_onnx, export_parser, model_names  # noqa: E402
+from kilnbench.models import model_paths, write_input  # noqa: E402
 from kilnbench.report import logger  # noqa: E402
 
 ALL_MODELS = TORCHVISION_MODELS + DYNAMIC_MODELS
@@ -129,20 +129,10 @@ def export_one(name, out_dir, force):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument(
-        "--models",
-        default=",".join(ALL_MODELS),
-        help="comma-separated subset of: " + ", ".join(ALL_MODELS),
-    )
-    parser.add_argument("--force", action="store_true", help="re-export existing models")
+    parser = export_parser(__doc__, ALL_MODELS)
     args = parser.parse_args()
 
-    names = [n.strip() for n in args.models.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ALL_MODELS]
-    if unknown:
-        parser.error(f"unknown model(s): {', '.join(unknown)}")
+    names = model_names(parser, args.models, ALL_MODELS)
     os.makedirs(args.out, exist_ok=True)
     for name in names:
         export_one(name, args.out, args.force)

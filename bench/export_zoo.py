@@ -38,7 +38,6 @@ bench/requirements-torch.txt (scripts/lib.sh ensure_torch_venv), timm and
 ultralytics among them.
 """
 
-import argparse
 import os
 import shutil
 import sys
@@ -52,7 +51,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # import time).
 from kilnbench.models import SEGMENTATION_MODELS, TIMM_MODELS, YOLO_MODELS  # noqa: E402
 from kilnbench.models import ZOO_MODELS as ALL_MODELS  # noqa: E402
-from kilnbench.models import OPSET, export_onnx, model_paths, write_atomically, write_input  # noqa: E402
+from kilnbench.models import OPSET, export_onnx, export_parser, model_names, model_paths  # noqa: E402
+from kilnbench.models import write_atomically, write_input  # noqa: E402
 from kilnbench.peers import ort_session  # noqa: E402
 from kilnbench.report import logger  # noqa: E402
 
@@ -319,14 +319,7 @@ def export_one(name, out_dir, force, threads):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument(
-        "--models",
-        default=",".join(ALL_MODELS),
-        help="comma-separated subset of: " + ", ".join(ALL_MODELS),
-    )
-    parser.add_argument("--force", action="store_true", help="re-export existing models")
+    parser = export_parser(__doc__, ALL_MODELS)
     parser.add_argument(
         "--threads",
         type=int,
@@ -335,10 +328,7 @@ def main():
     )
     args = parser.parse_args()
 
-    names = [n.strip() for n in args.models.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ALL_MODELS]
-    if unknown:
-        parser.error(f"unknown model(s): {', '.join(unknown)}")
+    names = model_names(parser, args.models, ALL_MODELS)
     os.makedirs(args.out, exist_ok=True)
     import torch
 

@@ -133,6 +133,32 @@ def write_atomically(path, write):
             os.remove(tmp)
 
 
+def export_parser(doc, models):
+    """The export scripts' command line (description: doc's first paragraph): --out, --models
+    (a comma-separated subset of models, all by default), --force. Parse --models with
+    model_names."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument(
+        "--models",
+        default=",".join(models),
+        help="comma-separated subset of: " + ", ".join(models),
+    )
+    parser.add_argument("--force", action="store_true", help="re-export existing models")
+    return parser
+
+
+def model_names(parser, text, known):
+    """The names of the comma-separated text; parser.error when one is not in known."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        parser.error(f"unknown model(s): {', '.join(unknown)}")
+    return names
+
+
 def export_onnx(model, example, path, dynamic_batch=False, tracer_warnings=True):
     """torch.onnx.export of model on example to path (atomically): the TorchScript exporter
     (dynamo=False), opset OPSET, input "input", output "output", constants folded; with
