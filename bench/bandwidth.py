@@ -21,15 +21,19 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from kilnbench import kiln as kilnbin  # noqa: E402  (standard library only)
+from kilnbench.models import bench_cache, model_paths  # noqa: E402
+
 
 def main():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    cache = os.path.join(os.environ.get("KILN_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "kiln")), "bench")
+    cache = bench_cache()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kiln-dir", required=True, help="folder with one folder per model holding lib<model>.so")
     p.add_argument("--models", help="comma-separated model names (default: every folder of --kiln-dir)")
     p.add_argument("--compile", action="store_true", help="compile the models (from the bench cache) into --kiln-dir first")
-    p.add_argument("--kiln", default=os.environ.get("KILN", os.path.join(root, ".build", "release", "kiln")))
+    p.add_argument("--kiln", default=kilnbin.binary(env=True))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seconds", type=float, default=2.0, help="timing per model (default 2)")
     p.add_argument("--min-bytes", type=float, default=1e6, help="steps moving more than this per inference (default 1e6)")
@@ -50,11 +54,10 @@ def main():
     for m in models:
         out = os.path.join(a.kiln_dir, m)
         lib = os.path.join(out, f"lib{m}.so")
+        onnx, inp = model_paths(cache, m)
         if a.compile:
-            onnx = os.path.join(cache, f"{m}.onnx")
             os.makedirs(out, exist_ok=True)
-            r = subprocess.run([a.kiln, "compile", onnx, "-o", out, "--name", m, "--library", "shared"],
-                               capture_output=True, text=True)
+            r = subprocess.run(kilnbin.compile_argv(a.kiln, [onnx], out, m), capture_output=True, text=True)
             if r.returncode != 0:
                 problems.append(f"{m}: compile failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
                 continue
@@ -63,7 +66,6 @@ def main():
             continue
         cmd = [a.kiln, "bench", lib, "--name", m, "--threads", str(a.threads), "--seconds", str(a.seconds),
                "--profile", "--json"]
-        inp = os.path.join(cache, f"{m}.input.npy")
         if os.path.exists(inp):
             cmd += ["--input", inp]
         r = subprocess.run(cmd, capture_output=True, text=True, env=env)

@@ -10,13 +10,14 @@
 set -euo pipefail
 here="$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 source "$here/../scripts/lib.sh"
-models="alexnet,densenet121,mnasnet1_0,mobilenet_v2,mobilenet_v3_large,resnet18,resnet50,resnet152,resnext50_32x4d,shufflenet_v2_x1_0,squeezenet1_1,vgg16"
+models=""  # default: the 12 torchvision CNNs (bench/kilnbench/models.py), once the venv is there
 [[ "${1:-}" == "--models" ]] && models="$2"
 KILN="${KILN:-$kiln_root/.build/release/kiln}"
 cache="${KILN_CACHE:-$HOME/.cache/kiln}/bench"
 work="$cache/codegen"
 mkdir -p "$work"
 ensure_torch_venv
+[[ -n "$models" ]] || models="$("$KILN_TORCH_PY" "$here/kilnbench/models.py" cnn12)"
 "$KILN_TORCH_PY" "$here/export_models.py" --out "$cache" --models "$models" >&2
 
 rows=()

@@ -30,9 +30,9 @@ here="$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 # shellcheck source=../scripts/lib.sh
 source "$here/../scripts/lib.sh"
 
-all_models="alexnet,densenet121,mnasnet1_0,mobilenet_v2,mobilenet_v3_large,resnet18,resnet50,resnet152,resnext50_32x4d,shufflenet_v2_x1_0,squeezenet1_1,vgg16"
 default_eval="resnet18,mobilenet_v3_large"
-models="${KILN_BENCH_MODELS:-$all_models}"
+# Default: the 12 torchvision CNNs (bench/kilnbench/models.py), read once the venv is there.
+models="${KILN_BENCH_MODELS:-}"
 eval_models="${KILN_BENCH_EVAL:-$default_eval}"
 write_results=auto
 tol=1e-4
@@ -53,6 +53,17 @@ while [[ $# -gt 0 ]]; do
         *) printf 'check_foundation: unknown argument %s\n' "$1" >&2; usage >&2; exit 2 ;;
     esac
 done
+
+KILN="${KILN:-$kiln_root/.build/release/kiln}"
+if [[ ! -x "$KILN" ]]; then
+    printf 'check_foundation: no kiln binary at %s (swift build -c release, or set KILN)\n' "$KILN" >&2
+    exit 2
+fi
+
+ensure_torch_venv
+py="$KILN_TORCH_PY"
+all_models="$("$py" "$here/kilnbench/models.py" cnn12)"
+models="${models:-$all_models}"
 case "$eval_models" in
     all) eval_models="$models" ;;
     none) eval_models="" ;;
@@ -65,14 +76,6 @@ if [[ "$write_results" == auto ]]; then
     fi
 fi
 
-KILN="${KILN:-$kiln_root/.build/release/kiln}"
-if [[ ! -x "$KILN" ]]; then
-    printf 'check_foundation: no kiln binary at %s (swift build -c release, or set KILN)\n' "$KILN" >&2
-    exit 2
-fi
-
-ensure_torch_venv
-py="$KILN_TORCH_PY"
 cache="${KILN_CACHE:-${HOME:-/root}/.cache/kiln}"
 dir="$cache/bench"
 scratch="$dir/foundation"

@@ -20,16 +20,15 @@ Exit status: 0 when everything passes, 1 on a mismatch or a missing output,
 
 import argparse
 import os
-import re
 import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-def sanitise(name):
-    """The file name `kiln eval` gives an output: chars other than
-    [A-Za-z0-9._-] become '_'."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+from kilnbench.kiln import output_file_name  # noqa: E402
+from kilnbench.peers import ort_session  # noqa: E402
+from kilnbench.report import rel_diff  # noqa: E402
 
 
 def parse_inputs(pairs):
@@ -43,28 +42,10 @@ def parse_inputs(pairs):
 
 
 def ort_sessions(model):
-    import onnxruntime as ort
-
-    off = ort.SessionOptions()
-    off.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    providers = ["CPUExecutionProvider"]
     return {
-        "ort-noopt": ort.InferenceSession(model, off, providers=providers),
-        "ort-default": ort.InferenceSession(model, providers=providers),
+        "ort-noopt": ort_session(model, optimization="ORT_DISABLE_ALL"),
+        "ort-default": ort_session(model),
     }
-
-
-def rel_diff(got, ref):
-    """max|got - ref| / max|ref| (in float64), and max|got - ref| itself."""
-    got64 = got.astype(np.float64)
-    ref64 = ref.astype(np.float64)
-    if ref64.size == 0:
-        return 0.0, 0.0
-    abs_diff = float(np.max(np.abs(got64 - ref64)))
-    scale = float(np.max(np.abs(ref64)))
-    if not np.isfinite(abs_diff):
-        return float("inf"), abs_diff
-    return (abs_diff / scale if scale > 0 else abs_diff), abs_diff
 
 
 def main():
@@ -87,7 +68,7 @@ def main():
     output_names = [o.name for o in next(iter(sessions.values())).get_outputs()]
     kiln_out = {}
     for name in output_names:
-        path = os.path.join(args.kiln_dir, sanitise(name) + ".npy")
+        path = os.path.join(args.kiln_dir, output_file_name(name) + ".npy")
         if not os.path.exists(path):
             print(f"{name}: MISSING kiln output {path}")
             ok = False

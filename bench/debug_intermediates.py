@@ -18,7 +18,6 @@ count as disagreements. Exit status: 0 when nothing disagrees, 1 otherwise.
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -28,11 +27,10 @@ import time
 import numpy as np
 import onnx
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-
-def sanitise(name):
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+from kilnbench import kiln as kilnbin  # noqa: E402
+from kilnbench.peers import ort_session  # noqa: E402
 
 
 def with_all_outputs(model):
@@ -60,10 +58,8 @@ def main():
     parser.add_argument("--first", type=int, default=5, help="how many disagreements to print")
     parser.add_argument("--tol", type=float, default=1e-4)
     parser.add_argument("--work", help="scratch directory to keep (default: a temporary one)")
-    parser.add_argument("--kiln", default=os.environ.get("KILN", os.path.join(REPO, ".build/release/kiln")))
+    parser.add_argument("--kiln", default=kilnbin.binary(env=True))
     args = parser.parse_args()
-
-    import onnxruntime as ort
 
     model = onnx.load(args.model)
     inits = {i.name: list(i.dims) for i in model.graph.initializer}
@@ -104,9 +100,7 @@ def main():
             return 1
         print(f"kiln eval: {kiln_s:.1f} s, {len(order)} node outputs")
 
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        sess = ort.InferenceSession(debug_model, opts, providers=["CPUExecutionProvider"])
+        sess = ort_session(debug_model, optimization="ORT_DISABLE_ALL")
         names = [o.name for o in sess.get_outputs()]
         refs = dict(zip(names, sess.run(names, {name: data})))
         refs.setdefault(name, data)
@@ -115,7 +109,7 @@ def main():
         missing = []
         for tensor, node in order:
             ref = np.asarray(refs[tensor])
-            path = os.path.join(out_dir, sanitise(tensor) + ".npy")
+            path = os.path.join(out_dir, kilnbin.output_file_name(tensor) + ".npy")
             if not os.path.exists(path):
                 missing.append(tensor)
                 continue

@@ -19,58 +19,23 @@ Models (and inputs) that already exist are skipped unless --force.
 Needs torch, torchvision, onnx and numpy (scripts/lib.sh ensure_torch_venv).
 """
 
-import argparse
 import os
 import sys
 import time
-import warnings
 
-TORCHVISION_MODELS = [
-    "alexnet",
-    "densenet121",
-    "mnasnet1_0",
-    "mobilenet_v2",
-    "mobilenet_v3_large",
-    "resnet18",
-    "resnet50",
-    "resnet152",
-    "resnext50_32x4d",
-    "shufflenet_v2_x1_0",
-    "squeezenet1_1",
-    "vgg16",
-]
-DYNAMIC_MODELS = ["dynamic_reshape"]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+# The model lists, the seeded inputs and the atomic write (stdlib-only at import time).
+from kilnbench.models import DYNAMIC_MODELS, TORCHVISION_MODELS, export_onnx, export_parser, model_names  # noqa: E402
+from kilnbench.models import model_paths, write_input  # noqa: E402
+from kilnbench.report import logger  # noqa: E402
+
 ALL_MODELS = TORCHVISION_MODELS + DYNAMIC_MODELS
 
-OPSET = 17
 INPUT_SHAPE = (1, 3, 224, 224)
 DYNAMIC_INPUT_SHAPE = (2, 3, 32, 32)  # the input file's shape for dynamic_reshape
-INPUT_SEED = 1234
 
-
-def log(msg):
-    print(f"export_models: {msg}", file=sys.stderr, flush=True)
-
-
-def write_atomically(path, write):
-    """Calls write(tmp_path), then renames tmp_path to path."""
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.tmp{os.getpid()}{ext}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def make_input(name, shape):
-    import numpy as np
-
-    # A distinct but fixed stream per model.
-    seed = INPUT_SEED + sum(map(ord, name))
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal(shape).astype(np.float32)
+log = logger("export_models")
 
 
 def build_torchvision(name):
@@ -100,24 +65,6 @@ def build_dynamic_reshape():
 
     torch.manual_seed(0)
     return DynamicReshape().eval()
-
-
-def export(model, example, path, dynamic_batch):
-    import torch
-
-    kwargs = dict(
-        opset_version=OPSET,
-        dynamo=False,
-        input_names=["input"],
-        output_names=["output"],
-        do_constant_folding=True,
-    )
-    if dynamic_batch:
-        kwargs["dynamic_axes"] = {"input": {0: "batch"}, "output": {0: "batch"}}
-    with torch.no_grad(), warnings.catch_warnings():
-        # "You are using the legacy TorchScript-based ONNX export": we mean to.
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export")
-        write_atomically(path, lambda tmp: torch.onnx.export(model, (example,), tmp, **kwargs))
 
 
 def check_shape_subgraph(path):
@@ -157,16 +104,9 @@ def check_shape_subgraph(path):
 
 
 def export_one(name, out_dir, force):
-    import numpy as np
-
-    onnx_path = os.path.join(out_dir, f"{name}.onnx")
-    npy_path = os.path.join(out_dir, f"{name}.input.npy")
+    onnx_path, npy_path = model_paths(out_dir, name)
     dynamic = name in DYNAMIC_MODELS
-
-    if force or not os.path.exists(npy_path):
-        shape = DYNAMIC_INPUT_SHAPE if dynamic else INPUT_SHAPE
-        data = make_input(name, shape)
-        write_atomically(npy_path, lambda tmp: np.save(tmp, data))
+    write_input(npy_path, name, DYNAMIC_INPUT_SHAPE if dynamic else INPUT_SHAPE, force)
 
     if os.path.exists(onnx_path) and not force:
         log(f"{name}: exists, skipped")
@@ -180,7 +120,7 @@ def export_one(name, out_dir, force):
         else:
             model = build_torchvision(name)
             example = torch.zeros(*INPUT_SHAPE)
-        export(model, example, onnx_path, dynamic_batch=dynamic)
+        export_onnx(model, example, onnx_path, dynamic_batch=dynamic)
         size = os.path.getsize(onnx_path) / 1e6
         log(f"{name}: exported ({size:.1f} MB, {time.monotonic() - start:.1f} s)")
 
@@ -189,20 +129,10 @@ def export_one(name, out_dir, force):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument(
-        "--models",
-        default=",".join(ALL_MODELS),
-        help="comma-separated subset of: " + ", ".join(ALL_MODELS),
-    )
-    parser.add_argument("--force", action="store_true", help="re-export existing models")
+    parser = export_parser(__doc__, ALL_MODELS)
     args = parser.parse_args()
 
-    names = [n.strip() for n in args.models.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ALL_MODELS]
-    if unknown:
-        parser.error(f"unknown model(s): {', '.join(unknown)}")
+    names = model_names(parser, args.models, ALL_MODELS)
     os.makedirs(args.out, exist_ok=True)
     for name in names:
         export_one(name, args.out, args.force)

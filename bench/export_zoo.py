@@ -38,34 +38,24 @@ bench/requirements-torch.txt (scripts/lib.sh ensure_torch_venv), timm and
 ultralytics among them.
 """
 
-import argparse
 import os
 import shutil
 import sys
 import tempfile
 import time
-import warnings
 from collections import Counter
 
-# The same atomic write and seeded inputs as the 12 CNNs (stdlib-only at import time).
-from export_models import make_input, write_atomically  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-TIMM_MODELS = [
-    "efficientnet_b0",
-    "convnext_tiny",
-    "regnety_008",
-    "ghostnet_100",
-    "mobilevitv2_050",
-    "deit_tiny_patch16_224",
-    "repvgg_a0",
-    "mixnet_s",
-]
-SEGMENTATION_MODELS = ["deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"]
-YOLO_MODELS = {"yolov8n": "yolov8n.yaml", "yolo11n": "yolo11n.yaml"}
-CUSTOM_MODELS = ["unet", "crnn", "espcn"]
-ALL_MODELS = TIMM_MODELS + SEGMENTATION_MODELS + list(YOLO_MODELS) + CUSTOM_MODELS
+# The model lists, the same atomic write and seeded inputs as the 12 CNNs (stdlib-only at
+# import time).
+from kilnbench.models import SEGMENTATION_MODELS, TIMM_MODELS, YOLO_MODELS  # noqa: E402
+from kilnbench.models import ZOO_MODELS as ALL_MODELS  # noqa: E402
+from kilnbench.models import OPSET, export_onnx, export_parser, model_names, model_paths  # noqa: E402
+from kilnbench.models import write_atomically, write_input  # noqa: E402
+from kilnbench.peers import ort_session  # noqa: E402
+from kilnbench.report import logger  # noqa: E402
 
-OPSET = 17
 SEGMENTATION_SHAPE = (1, 3, 512, 512)
 YOLO_IMGSZ = 640
 CUSTOM_SHAPES = {
@@ -77,8 +67,7 @@ CRNN_CLASSES = 6625
 ESPCN_SCALE = 3
 
 
-def log(msg):
-    print(f"export_zoo: {msg}", file=sys.stderr, flush=True)
+log = logger("export_zoo")
 
 
 def input_shape(name):
@@ -259,24 +248,6 @@ def build_torch(name):
 # ---------------------------------------------------------------- export
 
 
-def export_torch(model, example, path):
-    import torch
-
-    kwargs = dict(
-        opset_version=OPSET,
-        dynamo=False,
-        input_names=["input"],
-        output_names=["output"],
-        do_constant_folding=True,
-    )
-    with torch.no_grad(), warnings.catch_warnings():
-        # "You are using the legacy TorchScript-based ONNX export": we mean to.
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export")
-        # Tracer warnings from timm's shape assertions (constant in a traced graph).
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        write_atomically(path, lambda tmp: torch.onnx.export(model, (example,), tmp, **kwargs))
-
-
 def export_yolo(name, path):
     """ultralytics' own export, in a scratch directory (it writes the .onnx
     next to the model's yaml name, in the working directory)."""
@@ -308,17 +279,13 @@ def check(name, onnx_path, npy_path, threads):
     finite; logs the node count and the op histogram."""
     import numpy as np
     import onnx
-    import onnxruntime as ort
 
     graph = onnx.load(onnx_path, load_external_data=False).graph
     ops = Counter(node.op_type for node in graph.node)
     histogram = ", ".join(f"{op} {n}" for op, n in sorted(ops.items(), key=lambda kv: (-kv[1], kv[0])))
     log(f"{name}: {len(graph.node)} nodes: {histogram}")
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+    session = ort_session(onnx_path, threads)
     [inp] = session.get_inputs()
     outputs = session.run(None, {inp.name: np.load(npy_path)})
     for meta, value in zip(session.get_outputs(), outputs):
@@ -329,15 +296,9 @@ def check(name, onnx_path, npy_path, threads):
 
 
 def export_one(name, out_dir, force, threads):
-    import numpy as np
-
-    onnx_path = os.path.join(out_dir, f"{name}.onnx")
-    npy_path = os.path.join(out_dir, f"{name}.input.npy")
+    onnx_path, npy_path = model_paths(out_dir, name)
     shape = input_shape(name)
-
-    if force or not os.path.exists(npy_path):
-        data = make_input(name, shape)
-        write_atomically(npy_path, lambda tmp: np.save(tmp, data))
+    write_input(npy_path, name, shape, force)
 
     if os.path.exists(onnx_path) and not force:
         log(f"{name}: exists, skipped")
@@ -349,7 +310,8 @@ def export_one(name, out_dir, force, threads):
             import torch
 
             model = build_torch(name)
-            export_torch(model, torch.zeros(*shape), onnx_path)
+            # Tracer warnings from timm's shape assertions (constant in a traced graph): silenced.
+            export_onnx(model, torch.zeros(*shape), onnx_path, tracer_warnings=False)
         size = os.path.getsize(onnx_path) / 1e6
         log(f"{name}: exported ({size:.1f} MB, {time.monotonic() - start:.1f} s)")
 
@@ -357,14 +319,7 @@ def export_one(name, out_dir, force, threads):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument(
-        "--models",
-        default=",".join(ALL_MODELS),
-        help="comma-separated subset of: " + ", ".join(ALL_MODELS),
-    )
-    parser.add_argument("--force", action="store_true", help="re-export existing models")
+    parser = export_parser(__doc__, ALL_MODELS)
     parser.add_argument(
         "--threads",
         type=int,
@@ -373,10 +328,7 @@ def main():
     )
     args = parser.parse_args()
 
-    names = [n.strip() for n in args.models.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ALL_MODELS]
-    if unknown:
-        parser.error(f"unknown model(s): {', '.join(unknown)}")
+    names = model_names(parser, args.models, ALL_MODELS)
     os.makedirs(args.out, exist_ok=True)
     import torch
 

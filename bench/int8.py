@@ -39,7 +39,7 @@ conv(+bn)+add+relu is annotated as one fused pattern (resnet18: 21 per-channel w
 quantizations, every relu followed by a quantize). The FP32 Inductor and AOTInductor entries run
 the unpatched module.
 
-Each runtime that loads torch or OpenVINO runs in a worker process (bench/qdq.py's Worker) that
+Each runtime that loads torch or OpenVINO runs in a worker process (kilnbench's LineWorker) that
 stays for the model's rounds, so that a crash (OpenVINO dies of SIGSEGV compiling densenet121's
 QDQ graph) is an "error" cell, not a dead script; the NNCF quantization runs in a child process
 too. ONNX Runtime runs in this process; Kiln's libraries through `kiln run` and `kiln bench`.
@@ -76,7 +76,6 @@ Writes --out (default bench/results/int8.md) and prints it. Needs the torch venv
 (scripts/lib.sh ensure_torch_venv).
 """
 import argparse
-import datetime
 import json
 import os
 import platform
@@ -90,12 +89,17 @@ import types
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-import perf  # noqa: E402  (stdlib-only at import time)
-import qdq  # noqa: E402  (numpy only)
-from export_models import TORCHVISION_MODELS  # noqa: E402
+from kilnbench import kiln as kilnbin  # noqa: E402  (all of kilnbench: stdlib-only at import time)
+from kilnbench.machine import command_output, dist_version, git_commit, gxx_version, load_average  # noqa: E402
+from kilnbench.machine import machine_info, utc_now  # noqa: E402
+from kilnbench.models import QDQ_DIR, REPO, TORCHVISION_MODELS, bench_cache, calibration_samples  # noqa: E402
+from kilnbench.models import cosine_inputs, read_calibration, write_calibration  # noqa: E402
+from kilnbench.peers import TorchRunner, aoti_dir, aoti_key, ort_session, quantize_qdq  # noqa: E402
+from kilnbench.report import Notes, cos, fmt_ms, geomean, logger, short_error  # noqa: E402
+from kilnbench.timing import median_ms, take_turns  # noqa: E402
+from kilnbench.workers import LineWorker, OpenVINO, serve, worker_channel  # noqa: E402
 
 FP32 = ["ort", "openvino", "inductor", "aoti", "kiln"]
 INT8 = ["ort-qdq", "openvino-qdq", "openvino-nncf", "pt2e-inductor", "pt2e-aoti", "kiln-qdq", "kiln-self"]
@@ -114,8 +118,7 @@ TARGET = 3.19
 PT2E_RECIPE = "1"
 
 
-def log(msg):
-    print(f"int8 [{time.strftime('%H:%M:%S')}]: {msg}", file=sys.stderr, flush=True)
+log = logger("int8", stamp=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,12 +156,6 @@ def distinct_relus(model):
     return model, patched
 
 
-def read_calibration(directory):
-    """The samples of a calibration directory, input_0.npy, input_1.npy, ... in order."""
-    n = len([f for f in os.listdir(directory) if f.startswith("input_") and f.endswith(".npy")])
-    return [np.load(os.path.join(directory, f"input_{k}.npy")) for k in range(n)]
-
-
 def pt2e_model(name, calibration):
     """The torchvision module name (export_models.build_torchvision's, ResNet ReLUs made
     distinct) quantized by PT2E with X86InductorQuantizer's default configuration, calibrated on
@@ -182,10 +179,10 @@ def pt2e_model(name, calibration):
 
 
 def torch_worker(cfg_json):
-    """A Worker serving Inductor or AOTInductor (perf.TorchRunner) on the FP32 module or, with
+    """A LineWorker serving Inductor or AOTInductor (kilnbench's TorchRunner) on the FP32 module or, with
     cfg["int8"], on pt2e_model's; writes what it measured to cfg["info"] once ready."""
     cfg = json.loads(cfg_json)
-    channel = qdq.worker_channel()
+    channel = worker_channel()
     # Before torch is imported: an empty Inductor cache, so that compile times are cold.
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = cfg["inductor_cache"]
     import torch
@@ -207,7 +204,7 @@ def torch_worker(cfg_json):
                 model = pt2e_model(name, cfg["calibration"])
                 info["pt2e_s"] = time.perf_counter() - start
                 return model
-    runner = perf.TorchRunner(cfg, cfg["kind"], build)
+    runner = TorchRunner(cfg, cfg["kind"], build)
     info.update(runner.info)
     if cfg["int8"] and cfg["kind"] == "aoti" and "pt2e_s" in info:
         with open(package + ".pt2e.json", "w") as f:
@@ -218,7 +215,7 @@ def torch_worker(cfg_json):
     def output(y):
         return (y[0] if isinstance(y, (list, tuple)) else y).detach().numpy()
 
-    qdq.serve(channel, runner.fn, output, load=lambda path: torch.from_numpy(np.load(path)))
+    serve(channel, runner.fn, output, load=lambda path: torch.from_numpy(np.load(path)))
 
 
 def nncf_quantize(fp32, calibration, xml):
@@ -259,9 +256,9 @@ class Entry:
             result = fn(*args)
         except subprocess.CalledProcessError as exc:
             text = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr
-            result, self.error = None, perf.short_error(text or exc)
+            result, self.error = None, short_error(text or exc)
         except Exception as exc:  # noqa: BLE001 - an entry's failure is its cell, not the run's
-            result, self.error = None, perf.short_error(exc)
+            result, self.error = None, short_error(exc)
         if result is None and not self.error:
             self.error = self.why()
         return result
@@ -284,23 +281,18 @@ class Entry:
 class OrtEntry(Entry):
     def __init__(self, key, path, threads, inputs):
         super().__init__(key)
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        self.session, self.inputs = ort.InferenceSession(path, so), inputs
+        self.session, self.inputs = ort_session(path, threads, cpu_only=False), inputs
 
     def _output(self, k):
         return self.session.run(None, {"input": self.inputs[k]})[0].ravel()
 
     def _time(self, seconds):
         x = self.inputs[0]
-        return qdq.median_ms(lambda: self.session.run(None, {"input": x}), seconds)
+        return median_ms(lambda: self.session.run(None, {"input": x}), seconds)
 
 
 class WorkerEntry(Entry):
-    """An entry served by a qdq.Worker (OpenVINO, Inductor, AOTInductor)."""
+    """An entry served by a LineWorker (OpenVINO, Inductor, AOTInductor)."""
 
     def __init__(self, key, worker, paths, out):
         super().__init__(key)
@@ -325,18 +317,18 @@ class KilnEntry(Entry):
         self.kiln, self.lib, self.threads, self.paths = kiln, lib, threads, paths
 
     def _output(self, k):
-        return qdq.kiln_output(self.kiln, self.lib, self.paths[k], os.path.dirname(self.lib), self.threads)
+        return kilnbin.run_output(self.kiln, self.lib, self.paths[k], os.path.dirname(self.lib), self.threads)
 
     def _time(self, seconds):
-        return qdq.kiln_bench(self.kiln, self.lib, self.threads, seconds)
+        return kilnbin.bench_ms(self.kiln, self.lib, self.threads, seconds)
 
 
 def setup_kiln(key, m, a, files, work):
     args = {"kiln": [files["fp32"]], "kiln-qdq": [files["qdq"]],
             "kiln-self": [files["fp32"], "--quantize", "int8", "--calibration", files["calibration"]]}[key]
-    lib, summary, seconds = qdq.kiln_compile(a.kiln, args, os.path.join(work, key), m)
+    lib, summary, seconds = kilnbin.compile_library(a.kiln, args, os.path.join(work, key), m)
     if lib is None:
-        return Entry(key, error="kiln compile failed: " + perf.short_error(summary))
+        return Entry(key, error="kiln compile failed: " + short_error(summary))
     e = KilnEntry(key, a.kiln, lib, a.threads, files["inputs"])
     e.info.update(compile_s=seconds, summary=summary)
     return e
@@ -358,10 +350,10 @@ def setup_openvino(key, m, a, files, work, state):
             if c.returncode != 0 or not os.path.exists(meta):
                 lines = c.stderr.strip().splitlines()
                 why = lines[-1] if lines and c.returncode >= 0 else f"exit status {c.returncode}"
-                return Entry(key, error="nncf.quantize: " + perf.short_error(why))
+                return Entry(key, error="nncf.quantize: " + short_error(why))
         with open(meta) as f:
             info.update(compile_s=json.load(f)["quantize_s"], cached=cached)
-    e = WorkerEntry(key, qdq.OpenVINO(path, a.threads), files["inputs"], os.path.join(work, f"{key}.out.npy"))
+    e = WorkerEntry(key, OpenVINO(path, a.threads), files["inputs"], os.path.join(work, f"{key}.out.npy"))
     e.info.update(info)
     return e
 
@@ -380,7 +372,7 @@ def setup_torch(key, m, a, files, work, state):
            "info": os.path.join(work, f"{key}.info.json")}
     if os.path.exists(cfg["info"]):
         os.remove(cfg["info"])
-    worker = qdq.Worker([sys.executable, os.path.abspath(__file__), "--torch-worker", json.dumps(cfg)])
+    worker = LineWorker([sys.executable, os.path.abspath(__file__), "--torch-worker", json.dumps(cfg)])
     e = WorkerEntry(key, worker, files["inputs"], os.path.join(work, f"{key}.out.npy"))
     e.info["info_path"] = cfg["info"]
     return e
@@ -393,13 +385,13 @@ def model_files(m, a):
              "qdq": os.path.join(a.dir, f"{m}.qdq{suffix}.onnx"),
              "calibration": os.path.join(a.dir, f"calibration-{m}{suffix}")}
     x = np.load(files["input"])
-    samples = qdq.calibration_samples(x, a.calibration)
-    qdq.quantize_qdq(files["fp32"], files["qdq"], samples)
+    samples = calibration_samples(x, a.calibration)
+    quantize_qdq(files["fp32"], files["qdq"], samples)
     have = read_calibration(files["calibration"]) if os.path.isdir(files["calibration"]) else []
     if len(have) != len(samples) or not all(np.array_equal(h, s) for h, s in zip(have, samples)):
         log(f"{m}: writing the calibration samples to {files['calibration']}")
-        qdq.write_calibration(files["calibration"], samples)
-    return files, qdq.cosine_inputs(x, a.cosine_inputs)
+        write_calibration(files["calibration"], samples)
+    return files, cosine_inputs(x, a.cosine_inputs)
 
 
 def degenerate_output(refs):
@@ -421,17 +413,12 @@ def bench_model(m, a, state):
     for k, xi in enumerate(inputs):
         files["inputs"].append(os.path.join(work, f"in-{k}.npy"))
         np.save(files["inputs"][-1], xi)
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = a.threads
-    so.inter_op_num_threads = 1
-    reference = ort.InferenceSession(files["fp32"], so)
+    reference = ort_session(files["fp32"], a.threads, cpu_only=False)
     refs = [reference.run(None, {"input": xi})[0].ravel() for xi in inputs]
     degenerate = degenerate_output(refs)
     # What an output that ignores its input would score: the FP32 outputs of the other inputs
     # against the first's (with random weights they hardly depend on the input).
-    blind = float(np.mean([qdq.cos(r, refs[0]) for r in refs[1:]])) if len(refs) > 1 else None
+    blind = float(np.mean([cos(r, refs[0]) for r in refs[1:]])) if len(refs) > 1 else None
     del reference
     entries = {}
     try:
@@ -448,7 +435,7 @@ def bench_model(m, a, state):
                 else:
                     e = setup_torch(key, m, a, files, work, state)
             except Exception as exc:  # noqa: BLE001
-                e = Entry(key, error=perf.short_error(exc))
+                e = Entry(key, error=short_error(exc))
             entries[key] = e
             # The outputs: the first waits until a worker is ready.
             ys = [e.output(k) for k in range(len(inputs))]
@@ -456,15 +443,13 @@ def bench_model(m, a, state):
                 with open(e.info.pop("info_path")) as f:
                     e.info.update(json.load(f))
             if not e.error:
-                e.cos = [qdq.cos(y, r) for y, r in zip(ys, refs)]
+                e.cos = [cos(y, r) for y, r in zip(ys, refs)]
             e.info["setup_s"] = time.monotonic() - start
             how = f"failed: {e.error}" if e.error else f"ready in {e.info['setup_s']:.1f} s"
             log(f"{m}: {LABELS[key]} {how}")
         live = [k for k in entries if not entries[k].error]
-        for r in range(a.rounds):
-            for key in live[r % len(live):] + live[: r % len(live)] if live else []:
-                entries[key].time(a.seconds)
-                time.sleep(a.pause)  # the last one's threads go idle
+        # Each entry keeps its figures (Entry.ms); a pause after each, the last one's threads going idle.
+        take_turns([(k, lambda e=entries[k]: e.time(a.seconds)) for k in live], a.rounds, pause=a.pause)
     finally:
         for e in entries.values():
             e.close()
@@ -495,10 +480,8 @@ def get(rec, key, field):
 
 
 def report(results, a, meta):
-    notes = {}  # footnote text: number
-
-    def note(text):
-        return f"[^{notes.setdefault(text, len(notes) + 1)}]"
+    notes = Notes()
+    note = notes.mark
 
     shown = [k for k in ENTRIES if k in a.entries]
     int8_shown = [k for k in INT8 if k in shown]
@@ -530,10 +513,10 @@ def report(results, a, meta):
         ratio = peer_ms / self_ms if peer_ms and self_ms else None
         if ratio:
             speedups.append(ratio)
-        lat.append(f"| {rec['model']} | " + " | ".join(cell(rec, k, "ms", perf.fmt_ms) for k in shown)
-                   + f" | {LABELS[peer] + ' ' + perf.fmt_ms(peer_ms) if peer else '—'} | "
+        lat.append(f"| {rec['model']} | " + " | ".join(cell(rec, k, "ms", fmt_ms) for k in shown)
+                   + f" | {LABELS[peer] + ' ' + fmt_ms(peer_ms) if peer else '—'} | "
                    + f"{f'{ratio:.2f}×' if ratio else '—'} | {LABELS[int8_key] if int8_key else '—'} |")
-    gm = perf.geomean(speedups)
+    gm = geomean(speedups)
 
     cos_keys = [k for k in shown if k != "ort"]
     cos_rows = ["| model | input-blind | " + " | ".join(LABELS[k] for k in cos_keys)
@@ -632,7 +615,7 @@ def report(results, a, meta):
     ]
     if notes:
         lines.append("")
-        lines.extend(f"[^{i}]: {text}" for text, i in notes.items())
+        lines.extend(notes.lines())
     return "\n".join(lines) + "\n"
 
 
@@ -641,7 +624,7 @@ def parse_args(argv):
     ap.add_argument("--models", default=",".join(TORCHVISION_MODELS),
                     help="comma-separated subset of: " + ", ".join(TORCHVISION_MODELS))
     ap.add_argument("--entries", default=",".join(ENTRIES), help="comma-separated subset of: " + ", ".join(ENTRIES))
-    ap.add_argument("--dir", default=os.path.expanduser("~/.cache/kiln/qdq"),
+    ap.add_argument("--dir", default=QDQ_DIR,
                     help="bench/qdq.py's directory: the FP32 exports, inputs, QDQ graphs and calibration samples")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=1, help="seconds per entry and round")
@@ -649,7 +632,7 @@ def parse_args(argv):
     ap.add_argument("--pause", type=float, default=0.05, help="seconds between two timed entries")
     ap.add_argument("--cosine-inputs", type=int, default=8)
     ap.add_argument("--calibration", type=int, default=16, help="number of calibration samples")
-    ap.add_argument("--kiln", default=os.path.join(ROOT, ".build/release/kiln"))
+    ap.add_argument("--kiln", default=kilnbin.binary())
     ap.add_argument("--fresh-aoti", action="store_true", help="rebuild cached AOTInductor packages")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "int8.md"))
     a = ap.parse_args(argv)
@@ -672,15 +655,13 @@ def main(argv=None):
     # workers inherit it.
     os.environ["OMP_NUM_THREADS"] = str(a.threads)
     wall = time.monotonic()
-    load_start = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    load_start = load_average()
     os.makedirs(a.dir, exist_ok=True)
     subprocess.run([sys.executable, os.path.join(HERE, "export_models.py"), "--out", a.dir, "--models",
                     ",".join(a.models)], check=True)
-    v = perf.dist_version
-    cache = perf.cache_root()
-    aoti_key = f"torch-{v('torch')}_tv-{v('torchvision')}_cpu-{perf.cpu_key()}_r{perf.AOTI_RECIPE}"  # perf.py's
-    state = {"cache": os.path.join(cache, "bench"), "aoti_key": aoti_key, "torchao": v("torchao"),
-             "aoti_dir": os.path.join(cache, "bench", "aoti", aoti_key),
+    v = dist_version
+    key = aoti_key()  # perf.py's
+    state = {"cache": bench_cache(), "aoti_key": key, "torchao": v("torchao"), "aoti_dir": aoti_dir(key),
              "nncf_key": f"nncf-{v('nncf')}_ov-{v('openvino')}"}
     os.makedirs(state["cache"], exist_ok=True)
     state["inductor_cache"] = tempfile.mkdtemp(prefix="int8-inductor-", dir=state["cache"])
@@ -692,20 +673,17 @@ def main(argv=None):
             log(f"{m}: done in {time.monotonic() - start:.0f} s")
     finally:
         shutil.rmtree(state["inductor_cache"], ignore_errors=True)
-    kiln_version = perf.command_output([a.kiln, "--version"]) or "unknown"
-    commit = perf.command_output(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]) or "unknown"
-    if perf.command_output(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"]):
-        commit += " (with uncommitted changes)"
-    gxx = perf.command_output(["g++", "--version"]).splitlines()
+    kiln_version = command_output([a.kiln, "--version"]) or "unknown"
+    commit = git_commit(REPO)
     meta = {
         "command": "bench/int8.py " + " ".join(argv),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": utc_now(),
         "wall_min": (time.monotonic() - wall) / 60, "kiln": kiln_version, "commit": commit,
-        "machine": perf.machine_info(a.threads), "load_start": load_start,
-        "load_end": " ".join(f"{v:.2f}" for v in os.getloadavg()),
+        "machine": machine_info(a.threads), "load_start": load_start,
+        "load_end": load_average(),
         "versions": {name: v(name) for name in ("torch", "torchvision", "torchao", "onnxruntime", "openvino",
                                                   "nncf", "onnx", "numpy")}
-        | {"python": platform.python_version(), "g++": gxx[0].replace("g++ ", "") if gxx else None},
+        | {"python": platform.python_version(), "g++": gxx_version()},
     }
     text = report(results, a, meta)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)

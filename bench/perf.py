@@ -72,26 +72,25 @@ to be kept are counted in perf.md.
 """
 
 import argparse
-import datetime
 import json
-import math
 import os
 import platform
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from export_models import TORCHVISION_MODELS  # noqa: E402  (stdlib-only at import time)
-from export_zoo import ALL_MODELS as ZOO_MODELS  # noqa: E402  (likewise)
-from export_zoo import YOLO_MODELS  # noqa: E402
+# All of kilnbench is stdlib-only at import time.
+from kilnbench.machine import dist_version, gxx_version, load_average, machine_info, utc_now  # noqa: E402
+from kilnbench.models import MODEL_SETS, TORCHVISION_MODELS, YOLO_MODELS, ZOO_MODELS  # noqa: E402
+from kilnbench.models import cache_root, export_script, model_paths, model_set, resolve_models  # noqa: E402
+from kilnbench.peers import aoti_dir, aoti_key  # noqa: E402
+from kilnbench.report import Notes, compare, fmt_ms, fmt_s, geomean, logger, short_error, words  # noqa: E402
+from kilnbench.timing import LoadProbe, interleave, quiet  # noqa: E402
+from kilnbench.workers import Worker  # noqa: E402
 
 RUNTIMES = ["inductor", "aoti", "ort", "openvino", "kiln"]
 PEERS = ["inductor", "aoti", "ort", "openvino"]
@@ -99,578 +98,13 @@ ONNX_PEERS = ["ort", "openvino"]  # the project's target: Kiln against the best 
 TORCH_RUNTIMES = ["inductor", "aoti"]
 LABELS = {"inductor": "Inductor", "aoti": "AOTInductor", "ort": "ORT", "openvino": "OpenVINO", "kiln": "Kiln"}
 SETUP_ORDER = ["ort", "openvino", "kiln", "inductor", "aoti"]  # cheap ones first
-# Model sets, for --models and --set: the torchvision CNNs of export_models.py, the public zoo of
-# export_zoo.py, or both.
-MODEL_SETS = {"cnn12": list(TORCHVISION_MODELS), "zoo": list(ZOO_MODELS),
-              "all": list(TORCHVISION_MODELS) + list(ZOO_MODELS)}
 # The zoo models that Inductor and AOTInductor cannot run: the YOLO exports are ultralytics' own
 # (fused, post-processed), not a module built here.
 NO_TORCH_MODELS = set(YOLO_MODELS)
 NO_TORCH_REASON = "not run: PyTorch runtimes only for the models built in PyTorch here (not the YOLO exports)"
 TOLERANCE = 1e-3
-# Bump when the AOTInductor recipe changes, so that cached packages are rebuilt.
-AOTI_RECIPE = "2"
 
-
-def log(msg):
-    stamp = time.strftime("%H:%M:%S")
-    print(f"perf [{stamp}]: {msg}", file=sys.stderr, flush=True)
-
-
-def cache_root():
-    return os.environ.get("KILN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "kiln")
-
-
-class WorkerError(Exception):
-    """A worker's failure, its message already in words."""
-
-
-def short_error(exc_or_text, limit=400):
-    """One line (the last meaningful one) of an exception or an error text, cut to limit."""
-    if isinstance(exc_or_text, WorkerError):
-        text = str(exc_or_text)
-    elif isinstance(exc_or_text, BaseException):
-        text = f"{type(exc_or_text).__name__}: {exc_or_text}"
-    else:
-        text = str(exc_or_text)
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    if not lines:
-        return "unknown error"
-    line = lines[0] if len(lines) == 1 or isinstance(exc_or_text, BaseException) else lines[-1]
-    line = re.sub(r"\s+", " ", line)
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-# --------------------------------------------------------------------------------------------
-# Workers: one process per runtime and model.
-# --------------------------------------------------------------------------------------------
-
-
-class KilnRunner:
-    def __init__(self, cfg):
-        import ctypes
-
-        import numpy as np
-
-        self.name = "kiln"
-        lib_path, prefix = cfg["kiln_lib"], cfg["kiln_name"]
-        lib = ctypes.CDLL(lib_path)
-        c_size, c_int, c_void, c_str = ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p
-
-        def fn(suffix, restype, *argtypes):
-            f = getattr(lib, f"{prefix}_{suffix}")
-            f.restype = restype
-            f.argtypes = list(argtypes)
-            return f
-
-        create = fn("create", c_int, ctypes.POINTER(c_void))
-        self._destroy = fn("destroy", None, c_void)
-        self._last_error = fn("last_error", c_str, c_void)
-        set_threads = fn("set_num_threads", c_int, c_void, c_int)
-        run = fn("run", c_int, c_void, c_size, ctypes.POINTER(c_void), ctypes.POINTER(c_size),
-                 c_size, ctypes.POINTER(c_void), ctypes.POINTER(c_size))
-        num = {k: fn(f"num_{k}s", c_size) for k in ("input", "output")}
-        name = {k: fn(f"{k}_name", c_str, c_size) for k in ("input", "output")}
-        nbytes = {k: fn(f"{k}_bytes", c_size, c_size) for k in ("input", "output")}
-        rank = {k: fn(f"{k}_rank", c_size, c_size) for k in ("input", "output")}
-        shape = {k: fn(f"{k}_shape", ctypes.POINTER(ctypes.c_int64), c_size) for k in ("input", "output")}
-        etype = {k: fn(f"{k}_type", c_int, c_size) for k in ("input", "output")}
-        dtypes = {1: np.float32, 2: np.float16, 4: np.int8, 5: np.uint8, 6: np.int32, 7: np.int64, 8: np.bool_}
-
-        def describe(kind, i):
-            dims = tuple(shape[kind](i)[d] for d in range(rank[kind](i)))
-            code = etype[kind](i)
-            if code not in dtypes:
-                raise RuntimeError(f"{kind} {i}: element type {code} not supported by perf.py")
-            return name[kind](i).decode(), dims, np.dtype(dtypes[code]), nbytes[kind](i)
-
-        x = np.load(cfg["input_npy"])
-        n_in, n_out = num["input"](), num["output"]()
-        if n_in != 1:
-            raise RuntimeError(f"the library has {n_in} inputs; perf.py feeds exactly one")
-        in_name, in_dims, in_dtype, in_bytes = describe("input", 0)
-        if in_dims != x.shape or in_dtype != x.dtype or in_bytes != x.nbytes:
-            raise RuntimeError(f"input {in_name!r} is {in_dtype}{list(in_dims)} ({in_bytes} bytes), "
-                               f"the input file {x.dtype}{list(x.shape)}")
-        self.x = np.ascontiguousarray(x)
-        self.outputs = []
-        for i in range(n_out):
-            _, dims, dtype, size = describe("output", i)
-            out = np.zeros(dims, dtype)
-            if out.nbytes != size:
-                raise RuntimeError(f"output {i}: {size} bytes for {dtype}{list(dims)}")
-            self.outputs.append(out)
-
-        handle = c_void()
-        status = create(ctypes.byref(handle))
-        if status != 0 or not handle.value:
-            raise RuntimeError(f"{prefix}_create failed with status {status}")
-        self.handle = handle
-        status = set_threads(handle, cfg["threads"])
-        if status != 0:
-            raise RuntimeError(f"{prefix}_set_num_threads({cfg['threads']}) failed: {self.last_error()}")
-
-        # Everything the call needs, built once: no Python allocation per inference.
-        in_ptrs = (c_void * 1)(self.x.ctypes.data)
-        in_sizes = (c_size * 1)(self.x.nbytes)
-        out_ptrs = (c_void * n_out)(*[o.ctypes.data for o in self.outputs])
-        out_sizes = (c_size * n_out)(*[o.nbytes for o in self.outputs])
-        self._keep = (in_ptrs, in_sizes, out_ptrs, out_sizes)
-        self._run = run
-        self._args = (handle, 1, in_ptrs, in_sizes, n_out, out_ptrs, out_sizes)
-        self.info = {"library": lib_path}
-        self.block(1)  # the outputs that result() reports
-
-    def last_error(self):
-        msg = self._last_error(self.handle)
-        return msg.decode(errors="replace") if msg else ""
-
-    def block(self, k):
-        run, args = self._run, self._args
-        start = time.perf_counter()
-        for _ in range(k):
-            if run(*args):
-                break
-        else:
-            return time.perf_counter() - start
-        raise RuntimeError(f"run failed: {self.last_error()}")
-
-    def result(self):
-        return [o.copy() for o in self.outputs]
-
-
-class OrtRunner:
-    def __init__(self, cfg):
-        import numpy as np
-        import onnxruntime as ort
-
-        self.name = "ort"
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = cfg["threads"]
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        start = time.perf_counter()
-        sess = ort.InferenceSession(cfg["onnx"], opts, providers=["CPUExecutionProvider"])
-        setup_s = time.perf_counter() - start
-        x = np.ascontiguousarray(np.load(cfg["input_npy"]))
-        inputs = sess.get_inputs()
-        if len(inputs) != 1:
-            raise RuntimeError(f"the model has {len(inputs)} inputs; perf.py feeds exactly one")
-        first = sess.run(None, {inputs[0].name: x})  # also gives the output shapes
-        self.outputs = [np.empty_like(o) for o in first]
-        io = sess.io_binding()
-        io.bind_cpu_input(inputs[0].name, x)
-        for meta, out in zip(sess.get_outputs(), self.outputs):
-            io.bind_output(meta.name, "cpu", 0, out.dtype, list(out.shape), out.ctypes.data)
-        sess.run_with_iobinding(io)
-        self.x, self.sess, self.io = x, sess, io
-        self.info = {"session_create_s": round(setup_s, 3), "version": ort.__version__,
-                     "providers": sess.get_providers()}
-
-    def block(self, k):
-        run, io = self.sess.run_with_iobinding, self.io
-        start = time.perf_counter()
-        for _ in range(k):
-            run(io)
-        return time.perf_counter() - start
-
-    def result(self):
-        return [o.copy() for o in self.outputs]
-
-
-class OpenVinoRunner:
-    def __init__(self, cfg):
-        import numpy as np
-        import openvino as ov
-        import openvino.properties as props
-        import openvino.properties.hint as hints
-
-        self.name = "openvino"
-        core = ov.Core()
-        start = time.perf_counter()
-        model = core.read_model(cfg["onnx"])
-        if len(model.inputs) != 1:
-            raise RuntimeError(f"the model has {len(model.inputs)} inputs; perf.py feeds exactly one")
-        # FP32 throughout (no bf16/f16 where the CPU has them), one stream, --threads threads.
-        config = {hints.inference_precision: ov.Type.f32,
-                  hints.performance_mode: hints.PerformanceMode.LATENCY,
-                  props.inference_num_threads: cfg["threads"],
-                  props.num_streams: 1}
-        compiled = core.compile_model(model, "CPU", config)
-        setup_s = time.perf_counter() - start
-        x = np.ascontiguousarray(np.load(cfg["input_npy"]))
-        request = compiled.create_infer_request()
-        # The input tensor set once, sharing the numpy buffer; outputs stay in OpenVINO's tensors.
-        request.set_input_tensor(ov.Tensor(x, shared_memory=True))
-        request.infer(share_inputs=True, share_outputs=True)
-        self.x, self.compiled, self.request = x, compiled, request
-        self.n_out = len(compiled.outputs)
-        self.info = {"compile_model_s": round(setup_s, 3), "version": ov.get_version(),
-                     "config": {str(k): getattr(v, "to_string", lambda v=v: str(v))()
-                                for k, v in ((k, compiled.get_property(str(k))) for k in config)}}
-
-    def block(self, k):
-        infer = self.request.infer
-        start = time.perf_counter()
-        for _ in range(k):
-            infer(share_inputs=True, share_outputs=True)
-        return time.perf_counter() - start
-
-    def result(self):
-        return [self.request.get_output_tensor(i).data.copy() for i in range(self.n_out)]
-
-
-class TorchRunner:
-    """Inductor (torch.compile) or AOTInductor; of build(model name), the module the ONNX file
-    was exported from unless given (bench/int8.py gives its PT2E-quantized module)."""
-
-    def __init__(self, cfg, kind, build=None):
-        import numpy as np
-        import torch
-
-        from export_models import build_torchvision
-        from export_zoo import build_torch as build_zoo
-
-        self.name = kind
-        torch.set_num_threads(cfg["threads"])
-        torch.set_grad_enabled(False)
-        import torch._inductor.config as inductor_config
-
-        inductor_config.freezing = True
-        # The very module (seed 0) that the export wrote to the ONNX file.
-        if build is None:
-            build = build_torchvision if cfg["model"] in TORCHVISION_MODELS else build_zoo
-        model = build(cfg["model"])
-        x = torch.from_numpy(np.ascontiguousarray(np.load(cfg["input_npy"])))
-        self.x = x
-        self.info = {"torch": torch.__version__, "threads": torch.get_num_threads()}
-        if kind == "inductor":
-            self.eager = [model(x).numpy().copy()]
-            compiled = torch.compile(model)
-            start = time.perf_counter()
-            compiled(x)
-            self.info["compile_s"] = time.perf_counter() - start
-            self.fn = compiled
-        else:
-            self.fn = self._aoti(cfg, model, x)
-        self.out = None
-
-    def _aoti(self, cfg, model, x):
-        import torch
-
-        path = cfg["aoti_package"]
-        meta_path = path + ".json"
-        if os.path.exists(path) and os.path.exists(meta_path) and not cfg["fresh_aoti"]:
-            with open(meta_path) as f:
-                meta = json.load(f)
-            self.info.update(compile_s=meta["compile_s"], cached=True, freezing=meta.get("freezing"))
-        else:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path[:-len('.pt2')]}.tmp{os.getpid()}.pt2"
-            freezing = True
-            start = time.perf_counter()
-            try:
-                ep = torch.export.export(model, (x,))
-                try:
-                    torch._inductor.aoti_compile_and_package(
-                        ep, package_path=tmp, inductor_configs={"freezing": True})
-                except Exception as exc:  # freezing unsupported here: say so and do without
-                    self.info["freezing_error"] = short_error(exc)
-                    freezing = False
-                    torch._inductor.config.freezing = False
-                    torch._inductor.aoti_compile_and_package(ep, package_path=tmp)
-                compile_s = time.perf_counter() - start
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-            meta = {"compile_s": compile_s, "freezing": freezing, "key": cfg["aoti_key"],
-                    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-            with open(meta_path, "w") as f:
-                json.dump(meta, f, indent=1)
-            self.info.update(compile_s=compile_s, cached=False, freezing=freezing)
-        start = time.perf_counter()
-        runner = torch._inductor.aoti_load_package(path)
-        self.info["load_s"] = time.perf_counter() - start
-        self.info["package"] = path
-        return runner
-
-    def block(self, k):
-        fn, x = self.fn, self.x
-        start = time.perf_counter()
-        for _ in range(k):
-            out = fn(x)
-        elapsed = time.perf_counter() - start
-        self.out = out
-        return elapsed
-
-    def result(self):
-        out = self.fn(self.x)
-        outs = out if isinstance(out, (list, tuple)) else [out]
-        return [o.detach().numpy().copy() for o in outs]
-
-
-def worker_main(conn, runtime, cfg):
-    """Runs in the worker process: set up, report, then serve warm-up and block requests."""
-    import gc
-
-    try:
-        if runtime in ("inductor", "aoti"):
-            # Before torch is imported: a fresh Inductor cache, so that compile times are cold.
-            os.environ["TORCHINDUCTOR_CACHE_DIR"] = cfg["inductor_cache"]
-            runner = TorchRunner(cfg, runtime)
-        elif runtime == "ort":
-            runner = OrtRunner(cfg)
-        elif runtime == "openvino":
-            runner = OpenVinoRunner(cfg)
-        else:
-            runner = KilnRunner(cfg)
-        reply = {"ok": True, "info": runner.info, "outputs": runner.result()}
-        if runtime == "inductor":
-            reply["eager"] = runner.eager
-        conn.send(reply)
-    except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing raised
-        conn.send({"ok": False, "error": short_error(exc), "trace": traceback.format_exc()})
-        return
-    gc.collect()
-    gc.disable()
-    while True:
-        msg = conn.recv()
-        try:
-            if msg[0] == "quit":
-                break
-            if msg[0] == "warmup":
-                seconds, min_runs = msg[1], msg[2]
-                runs, start, estimate = 0, time.perf_counter(), float("inf")
-                while runs < min_runs or time.perf_counter() - start < seconds:
-                    t = runner.block(1)
-                    if runs >= 2:  # the first runs may still be allocating
-                        estimate = min(estimate, t)
-                    runs += 1
-                conn.send({"ok": True, "estimate": estimate, "runs": runs})
-            elif msg[0] == "block":
-                conn.send({"ok": True, "seconds": runner.block(msg[1])})
-        except BaseException as exc:  # noqa: BLE001
-            conn.send({"ok": False, "error": short_error(exc), "trace": traceback.format_exc()})
-
-
-# --------------------------------------------------------------------------------------------
-# The parent: workers, checks, timing, report.
-# --------------------------------------------------------------------------------------------
-
-
-class Worker:
-    def __init__(self, ctx, runtime, cfg):
-        self.runtime = runtime
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=worker_main, args=(child, runtime, cfg),
-                                name=f"perf-{runtime}", daemon=True)
-        self.proc.start()
-        child.close()
-
-    def died(self):
-        """A WorkerError saying how the worker process ended."""
-        self.proc.join(5)
-        code = self.proc.exitcode
-        how = f"exit code {code}"
-        if code is not None and code < 0:
-            import signal
-
-            try:
-                how = f"killed by {signal.Signals(-code).name}"
-            except ValueError:
-                how = f"killed by signal {-code}"
-        return WorkerError(f"the {LABELS[self.runtime]} worker process died ({how})")
-
-    def recv(self, timeout):
-        """The worker's next reply; raises WorkerError if it failed, died or timed out."""
-        deadline = time.monotonic() + timeout
-        while not self.conn.poll(1.0):
-            if not self.proc.is_alive():
-                # It may have sent something just before exiting.
-                if self.conn.poll(0):
-                    break
-                raise self.died()
-            if time.monotonic() > deadline:
-                self.kill()
-                raise WorkerError(f"no answer within {timeout:.0f} s (worker killed)")
-        try:
-            reply = self.conn.recv()
-        except (EOFError, OSError):
-            raise self.died() from None
-        if not reply.get("ok"):
-            if reply.get("trace"):
-                log(f"{self.runtime} worker traceback:\n{reply['trace']}")
-            raise WorkerError(reply.get("error", "unknown error"))
-        return reply
-
-    def ask(self, msg, timeout):
-        try:
-            self.conn.send(msg)
-        except (BrokenPipeError, OSError):
-            raise self.died() from None
-        return self.recv(timeout)
-
-    def close(self):
-        if self.proc.is_alive():
-            try:
-                self.conn.send(("quit",))
-            except (BrokenPipeError, OSError):
-                pass
-            self.proc.join(10)
-        self.kill()
-
-    def kill(self):
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join(5)
-
-
-class LoadProbe:
-    """CPU time used by processes other than ours (the parent and its workers) over an interval,
-    from /proc: jiffies the machine was busy (steal included) minus our processes' jiffies.
-    On another system (no /proc) it reports 0."""
-
-    def __init__(self):
-        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-        self._start = None
-
-    @staticmethod
-    def family(roots):
-        """roots and all their descendants (the pids alive now)."""
-        children = {}
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    text = f.read()
-                ppid = int(text[text.rindex(")") + 2:].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-        out, todo = set(), list(roots)
-        while todo:
-            pid = todo.pop()
-            if pid not in out:
-                out.add(pid)
-                todo.extend(children.get(pid, ()))
-        return sorted(out)
-
-    @staticmethod
-    def _busy():
-        with open("/proc/stat") as f:
-            vals = [int(v) for v in f.readline().split()[1:9]]
-        return sum(vals) - vals[3] - vals[4]  # all but idle and iowait
-
-    @staticmethod
-    def _proc(pid):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                text = f.read()
-        except OSError:
-            return 0
-        fields = text[text.rindex(")") + 2:].split()
-        return int(fields[11]) + int(fields[12])  # utime + stime, all threads
-
-    def _sample(self, pids):
-        try:
-            return self._busy() - sum(self._proc(p) for p in pids), time.monotonic()
-        except (OSError, ValueError, IndexError):
-            return None, time.monotonic()
-
-    def start(self, worker=None):
-        """Starts an interval. Foreign: CPU time of the processes other than this one and
-        worker and its descendants; without worker, other than this one and all its
-        descendants."""
-        try:
-            if worker is None:
-                self._pids = self.family([os.getpid()])
-            else:
-                self._pids = [os.getpid()] + self.family([worker])
-        except OSError:
-            self._pids = [os.getpid()] + ([] if worker is None else [worker])
-        self._start = self._sample(self._pids)
-
-    def stop(self):
-        """Foreign CPUs used since start() (0.5 = half a core on average)."""
-        (j0, t0), (j1, t1) = self._start, self._sample(self._pids)
-        if j0 is None or j1 is None or t1 <= t0:
-            return 0.0
-        # A jiffy or two of accounting skew is not load: forgive 2 jiffies.
-        return max(0, j1 - j0 - 2) / self.tick / (t1 - t0)
-
-    def wait_quiet(self, limit, max_wait, window=0.5):
-        """Waits until a window of `window` seconds has foreign load <= limit. Returns the
-        seconds waited, or None when it gave up after max_wait."""
-        start = time.monotonic()
-        while True:
-            self.start()
-            time.sleep(window)
-            if self.stop() <= limit:
-                return time.monotonic() - start
-            if time.monotonic() - start > max_wait:
-                return None
-
-
-def compare(got, ref):
-    """Worst max|got - ref| / max|ref| over outputs (inf on shape mismatch or non-finite)."""
-    import numpy as np
-
-    if len(got) != len(ref):
-        return float("inf")
-    worst = 0.0
-    for g, r in zip(got, ref):
-        if g.shape != r.shape:
-            return float("inf")
-        g64, r64 = g.astype(np.float64), r.astype(np.float64)
-        if r64.size == 0:
-            continue
-        diff = float(np.max(np.abs(g64 - r64)))
-        scale = float(np.max(np.abs(r64)))
-        if not math.isfinite(diff):
-            return float("inf")
-        worst = max(worst, diff / scale if scale > 0 else diff)
-    return worst
-
-
-def percentile(values, q):
-    import numpy as np
-
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
-
-
-def cpu_key():
-    """A short hash of the CPU model and flags: AOTInductor packages are built for the host."""
-    import hashlib
-
-    text = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("model name", "flags")):
-                    text += line
-                if line.strip() == "":
-                    break
-    except OSError:
-        text = platform.processor()
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def quiet(probe, args, what, budget):
-    """Waits (up to --quiet-wait seconds, and no more than the model's remaining budget[0])
-    until other processes leave the CPUs alone."""
-    if budget[0] <= 0:
-        return
-    limit = min(args.quiet_wait, budget[0])
-    waited = probe.wait_quiet(args.max_foreign, limit)
-    budget[0] = max(0.0, budget[0] - (limit if waited is None else waited))
-    if waited is None:
-        log(f"{what}: the machine is still busy after {limit:.0f} s; going on"
-            + ("" if budget[0] > 0 else " (no more waiting for this model)"))
-    elif waited > 2:
-        log(f"{what}: waited {waited:.0f} s for other processes to leave the CPUs")
+log = logger("perf", stamp=True)
 
 
 def aoti_package_name(model, state):
@@ -683,12 +117,9 @@ def aoti_package_name(model, state):
 
 def bench_model(model, args, ctx, state):
     """Sets up the runtimes for one model, checks and times them. Returns the model's record."""
-    bench_dir = args.models_dir
-    rec = {"model": model, "set": "cnn12" if model in TORCHVISION_MODELS else "zoo",
-           "runtimes": {rt: {} for rt in RUNTIMES}}
+    rec = {"model": model, "set": model_set(model), "runtimes": {rt: {} for rt in RUNTIMES}}
     R = rec["runtimes"]
-    onnx_path = os.path.join(bench_dir, f"{model}.onnx")
-    npy_path = os.path.join(bench_dir, f"{model}.input.npy")
+    onnx_path, npy_path = model_paths(args.models_dir, model)
     kiln_model_dir = os.path.join(args.kiln_dir, model)
     base_cfg = {
         "model": model, "onnx": onnx_path, "input_npy": npy_path, "threads": args.threads,
@@ -719,14 +150,14 @@ def bench_model(model, args, ctx, state):
         for rt in SETUP_ORDER:
             if rt not in args.runtimes or R[rt].get("error") or R[rt].get("skipped"):
                 continue
-            quiet(probe, args, f"{model}: before setting up {LABELS[rt]}", budget)
+            quiet(probe, args, f"{model}: before setting up {LABELS[rt]}", budget, log)
             log(f"{model}: setting up {LABELS[rt]}")
             start = time.monotonic()
             # Each torch worker gets an empty Inductor cache: cold compiles, nothing shared
             # between models or between Inductor and AOTInductor.
             cfg = dict(base_cfg, inductor_cache=os.path.join(state["inductor_cache"], f"{model}-{rt}"))
             try:
-                workers[rt] = Worker(ctx, rt, cfg)
+                workers[rt] = Worker(ctx, rt, cfg, LABELS[rt], log)
                 reply = workers[rt].recv(args.setup_timeout)
             except Exception as exc:  # noqa: BLE001
                 R[rt]["error"] = short_error(exc)
@@ -767,67 +198,9 @@ def bench_model(model, args, ctx, state):
             R[rt].pop("outputs", None)
         rec.pop("eager", None)
 
-        # Warm-up, then the block size per runtime.
+        # Warm-up, then interleaved rounds of blocks.
         live = [rt for rt in RUNTIMES if rt in workers]
-        estimate = {}
-        quiet(probe, args, f"{model}: before the warm-up", budget)
-        for rt in list(live):
-            try:
-                reply = workers[rt].ask(("warmup", args.warmup, 5), args.block_timeout)
-            except Exception as exc:  # noqa: BLE001
-                R[rt]["error"] = "warm-up: " + short_error(exc)
-                live.remove(rt)
-                continue
-            est = max(reply["estimate"], 1e-6)
-            estimate[rt] = est
-            R[rt]["block_runs"] = max(1, min(10000, round(args.block / est)))
-            R[rt]["warmup_runs"] = reply["runs"]
-            log(f"{model}: {LABELS[rt]} warm ({reply['runs']} runs, ~{est * 1e3:.2f} ms), "
-                f"blocks of {R[rt]['block_runs']}")
-
-        # Interleaved rounds. A block during which other processes used more than
-        # --max-foreign CPUs is run again (up to --retries times, after waiting for quiet).
-        samples = {rt: [] for rt in live}
-        foreign = {rt: [] for rt in live}
-        retried = {rt: 0 for rt in live}
-        for r in range(args.runs):
-            order = live[r % len(live):] + live[: r % len(live)] if live else []
-            for rt in order:
-                if R[rt].get("error"):
-                    continue
-                k = R[rt]["block_runs"]
-                try:
-                    for attempt in range(args.retries + 1):
-                        if attempt:
-                            retried[rt] += 1
-                            quiet(probe, args, f"{model}: before retrying a {LABELS[rt]} block", budget)
-                        # Only the parent and this worker: the other workers' threads, still
-                        # spinning after their block, would disturb this one too.
-                        probe.start(workers[rt].proc.pid)
-                        reply = workers[rt].ask(("block", k), args.block_timeout)
-                        load = probe.stop()
-                        time.sleep(args.pause)
-                        if load <= args.max_foreign:
-                            break
-                except Exception as exc:  # noqa: BLE001
-                    R[rt]["error"] = f"round {r + 1}: " + short_error(exc)
-                    log(f"{model}: {LABELS[rt]} failed: {R[rt]['error']}")
-                    continue
-                samples[rt].append(reply["seconds"] / k)
-                foreign[rt].append(load)
-                # A warm-up disturbed by other processes gives too small blocks: adjust.
-                if samples[rt][-1] < estimate[rt] and load <= args.max_foreign:
-                    estimate[rt] = samples[rt][-1]
-                    R[rt]["block_runs"] = max(1, min(10000, round(args.block / estimate[rt])))
-        for rt in live:
-            if R[rt].get("error") or not samples[rt]:
-                continue
-            ms = [s * 1e3 for s in samples[rt]]
-            R[rt].update(ms=percentile(ms, 50), p10=percentile(ms, 10), p90=percentile(ms, 90),
-                         samples_ms=[round(v, 4) for v in ms],
-                         foreign_cpus=[round(v, 3) for v in foreign[rt]],
-                         retried_blocks=retried[rt],
-                         disturbed_blocks=sum(1 for v in foreign[rt] if v > args.max_foreign))
+        interleave(workers, live, R, args, probe, budget, model, LABELS, log)
         summary = ", ".join(f"{LABELS[rt]} {R[rt]['ms']:.2f}" for rt in RUNTIMES if "ms" in R[rt])
         if summary:
             log(f"{model}: median ms: {summary}")
@@ -842,13 +215,6 @@ def bench_model(model, args, ctx, state):
 # --------------------------------------------------------------------------------------------
 # Report.
 # --------------------------------------------------------------------------------------------
-
-
-def geomean(values):
-    values = [v for v in values if v is not None and v > 0 and math.isfinite(v)]
-    if not values:
-        return None
-    return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
 def best_peer(rec, peers=PEERS):
@@ -891,12 +257,6 @@ def summarize(results):
     return summary
 
 
-def words(items):
-    """"a", "a and b", "a, b and c"."""
-    items = list(items)
-    return " and ".join(items) if len(items) < 3 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
 def onnx_peers_label(runtimes):
     shown = [LABELS[p] for p in ONNX_PEERS if p in runtimes]
     return "best of " + words(shown) if len(shown) > 1 else (shown[0] if shown else "ORT/OpenVINO (not run)")
@@ -919,50 +279,9 @@ def target_line(summary, runtimes, markdown=True):
     return head + (f" ({'; '.join(parts)})" if parts else "") + "."
 
 
-def fmt_ms(v):
-    if v is None:
-        return "—"
-    return f"{v:.2f}" if v < 100 else f"{v:.1f}"
-
-
-def fmt_s(v):
-    return "—" if v is None else f"{v:.1f}"
-
-
-def command_output(cmd):
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def machine_info(threads):
-    model_name = ""
-    for line in command_output(["lscpu"]).splitlines():
-        if line.startswith("Model name:"):
-            model_name = line.split(":", 1)[1].strip()
-    flags = set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
-    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
-    return {"cpu": model_name or platform.processor() or "unknown",
-            "logical_cpus": os.cpu_count(), "isa": isa, "threads": threads}
-
-
 def write_report(results, meta, out_dir):
-    notes = []
-
-    def note(text):
-        """A footnote mark; the same text gets the same footnote."""
-        if text not in notes:
-            notes.append(text)
-        return f"[^{notes.index(text) + 1}]"
+    notes = Notes()
+    note = notes.mark
 
     shown = meta["runtimes"]  # the runtimes asked for, in table order
     torch_shown = [rt for rt in TORCH_RUNTIMES if rt in shown]
@@ -1125,7 +444,7 @@ def write_report(results, meta, out_dir):
     ]
     if notes:
         lines.append("")
-        lines.extend(f"[^{i}]: {text}" for i, text in enumerate(notes, 1))
+        lines.extend(notes.lines())
     text = "\n".join(lines) + "\n"
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "perf.md"), "w") as f:
@@ -1211,29 +530,6 @@ def write_chart(results, meta, path):
 # --------------------------------------------------------------------------------------------
 
 
-def resolve_models(models, model_set):
-    """The model names of --models and --set, sets expanded, in order, each once."""
-    words = [m.strip() for m in (models or "").split(",") if m.strip()]
-    if model_set:
-        words.insert(0, model_set)
-    if not words:
-        words = ["cnn12"]
-    out, unknown = [], []
-    for w in words:
-        names = MODEL_SETS.get(w, [w])
-        for name in names:
-            if name not in MODEL_SETS["all"]:
-                unknown.append(name)
-            elif name not in out:
-                out.append(name)
-    if unknown:
-        raise ValueError(f"unknown model(s): {', '.join(unknown)} (models: {', '.join(MODEL_SETS['all'])}; "
-                         f"sets: {', '.join(MODEL_SETS)})")
-    if not out:
-        raise ValueError("no models")
-    return out
-
-
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kiln-dir",
@@ -1294,15 +590,6 @@ def parse_args(argv):
     return args
 
 
-def dist_version(name):
-    try:
-        from importlib.metadata import version
-
-        return version(name)
-    except Exception:  # noqa: BLE001
-        return None
-
-
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.print_models:
@@ -1316,13 +603,13 @@ def main(argv=None):
     import multiprocessing
 
     wall_start = time.monotonic()
-    load_start = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    load_start = load_average()
     ctx = multiprocessing.get_context("spawn")
 
     torch_v, tv_v = dist_version("torch"), dist_version("torchvision")
     root = cache_root()
-    aoti_key = f"torch-{torch_v}_tv-{tv_v}_cpu-{cpu_key()}_r{AOTI_RECIPE}"
-    state = {"aoti_key": aoti_key, "aoti_dir": os.path.join(root, "bench", "aoti", aoti_key)}
+    key = aoti_key()
+    state = {"aoti_key": key, "aoti_dir": aoti_dir(key)}
     # A zoo model's module is built by export_zoo.py, timm's models by timm.
     import hashlib
 
@@ -1335,11 +622,9 @@ def main(argv=None):
     results = []
     try:
         for model in args.models:
-            for path in (os.path.join(args.models_dir, f"{model}.onnx"),
-                         os.path.join(args.models_dir, f"{model}.input.npy")):
+            for path in model_paths(args.models_dir, model):
                 if not os.path.exists(path):
-                    script = "export_models.py" if model in TORCHVISION_MODELS else "export_zoo.py"
-                    raise SystemExit(f"perf: {path} missing (bench/{script} --out {args.models_dir})")
+                    raise SystemExit(f"perf: {path} missing (bench/{export_script(model)} --out {args.models_dir})")
             start = time.monotonic()
             rec = bench_model(model, args, ctx, state)
             rec["wall_s"] = round(time.monotonic() - start, 1)
@@ -1357,9 +642,8 @@ def main(argv=None):
         kiln_version, commit = km.get("version", kiln_version), km.get("commit", commit)
         compile_flags = km.get("compile_flags", compile_flags)
         binary = km.get("binary", binary)
-    gxx = command_output(["g++", "--version"]).splitlines()
     meta = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": utc_now(),
         "command": args.command or "perf.py " + " ".join(sys.argv[1:]),
         "kiln_version": kiln_version, "commit": commit, "kiln_binary": binary, "kiln_compile_flags": compile_flags,
         "machine": machine_info(args.threads),
@@ -1368,8 +652,8 @@ def main(argv=None):
                      "timm": dist_version("timm") if any(m in ZOO_MODELS for m in args.models) else None,
                      "onnx": dist_version("onnx"), "numpy": dist_version("numpy"),
                      "python": platform.python_version(),
-                     "g++": re.sub(r"^g\+\+\s*", "", gxx[0]) if gxx else None},
-        "load_start": load_start, "load_end": " ".join(f"{v:.2f}" for v in os.getloadavg()),
+                     "g++": gxx_version()},
+        "load_start": load_start, "load_end": load_average(),
         "runtimes": [rt for rt in RUNTIMES if rt in args.runtimes],
         "runs": args.runs, "block": args.block, "warmup": args.warmup, "pause": args.pause,
         "max_foreign": args.max_foreign, "retries": args.retries,
@@ -1387,8 +671,8 @@ def main(argv=None):
     with open(os.path.join(args.out_dir, "perf.json"), "w") as f:
         json.dump({"meta": meta, "results": results}, f, indent=1, default=str)
     print(table)
-    for i, text in enumerate(notes, 1):
-        print(f"[^{i}]: {text}")
+    for line in notes.lines():
+        print(line)
     print(target_line(meta["summary"], meta["runtimes"], markdown=False))
     log(f"wrote {os.path.join(args.out_dir, 'perf.md')}, perf.png, perf.json "
         f"({meta['wall_s'] / 60:.1f} min)")
