@@ -19,7 +19,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Untimed warm-up runs.")
     var warmup: Int = 10
 
-    @Flag(help: "Also print the time of every step (node or fused group), slowest first, with the bandwidth it reaches (bytes read and written per second, and as a share of this machine's memcpy bandwidth, measured after the runs) and, for convs and matrix products, its GOP/s.")
+    @Flag(help: "Also print every step's time (node or fused group, slowest first), its bandwidth (bytes per second, and as a share of this machine's memcpy bandwidth) and, for convs and matrix products, its GOP/s.")
     var profile = false
 
     @Flag(help: "Print the figures as one JSON object instead (latency_ms; with --profile also copy_bandwidth in bytes/s and steps in run order: name, ms, bytes, ops per run).")

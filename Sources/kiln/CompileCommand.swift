@@ -28,46 +28,46 @@ struct Compile: ParsableCommand {
     @Option(help: "Which libraries to build: static, shared or both.")
     var library: String = "both"
 
-    @Option(help: "Instruction set of the generated kernels: native, x86-64-v3 (AVX2) or x86-64-v4 (AVX-512). The library refuses to start (NAME_ERROR_UNSUPPORTED_CPU) on a CPU without it.")
+    @Option(help: "Instruction set of the generated kernels: native, x86-64-v3 (AVX2) or x86-64-v4 (AVX-512). On a CPU without it the library refuses to start (NAME_ERROR_UNSUPPORTED_CPU).")
     var cpu: String = TargetCPU.x86_64_v3.rawValue
 
-    @Option(help: "3×3 stride-1 convs as Winograd convs: auto (oneDNN's on CPUs with AVX-512: the first handle created in a process times both forms and keeps the faster, later handles reuse the choice; Kiln's F(4×4, 3×3) where Kiln's conv kernel runs, by rule: at least 16 input channels, a multiple of 8, 9 output tiles of 4×4 and 12 MFLOP; on CPUs with AVX-512 also, by rule, from 14×14 outputs where oneDNN's Winograd cannot take the conv and from 56×56 with at most 256 channels in and out together where it can), always, or off (direct only; outputs identical across machines).")
+    @Option(help: "3×3 stride-1 convs as Winograd convs: auto (oneDNN's on AVX-512 CPUs where timed 5% faster, Kiln's by a rule of the shapes), always, or off (direct only). Rules: docs/optimizations.md.")
     var winograd: String = WinogradPolicy.auto.rawValue
 
-    @Option(help: "Quantized convs and matrix products on CPUs without VNNI: exact (the model's function on every CPU: oneDNN's int8 kernels where they cannot saturate, the f32 form of the definition elsewhere) or fast (oneDNN's int8 kernels everywhere, as ONNX Runtime and OpenVINO run them: about 2× faster without VNNI, where a pair of large u8·s8 products can saturate at 16 bits). The same on CPUs with VNNI.")
+    @Option(help: "Quantized convs and matrix products on CPUs without VNNI: exact (the model's function on every CPU) or fast (oneDNN's int8 kernels everywhere: about 2× faster, may saturate). See docs/int8.md.")
     var int8: String = Int8Policy.exact.rawValue
 
-    @Option(name: .customLong("direct-conv"), help: "FP32 channels-last convs with constant weights, one group and a window larger than 1×1 or groups of a multiple of 8 output channels, and grouped convs with groups of 2 or 4 channels in and out, as Kiln's own AVX2 kernels: auto (where oneDNN has no AVX-512 kernels on the CPU the library runs on, ONEDNN_MAX_CPU_ISA included, for convs with at least 8 input channels per group or a tanh after them, and for the others where oneDNN would run an im2col GEMM), always, or off (oneDNN's kernels only).")
+    @Option(name: .customLong("direct-conv"), help: "FP32 convs as Kiln's own AVX2 kernels (direct, grouped, Winograd): auto (where oneDNN has no AVX-512 kernels, by a rule of the shapes), always, or off. Rules: docs/optimizations.md.")
     var directConv: String = DirectConvPolicy.auto.rawValue
 
-    @Option(help: "Layout of the activations around convolutions: auto (oneDNN's blocked nChw16c when the --cpu target has AVX-512, 3×3 stride-1 convs, Winograd's, dominate and nothing else reads the activations; channels-last otherwise), nhwc, or blocked (fast only on AVX-512 CPUs).")
+    @Option(help: "Activation layout around convs: auto (channels-last, or oneDNN's blocked nChw16c for Winograd-heavy graphs on AVX-512 targets), nhwc, or blocked. Rules: docs/optimizations.md.")
     var layout: String = LayoutPolicy.auto.rawValue
 
-    @Option(help: "Quantize an FP32 model: int8 (the X86 recipe: u8 activations per tensor, s8 weights per output channel, FP32 bias; convs with their post-ops and residual adds, matrix products, adds, poolings and the concatenations and reshapes between them run int8, the rest FP32; scales from --calibration). A model that is already quantized (QuantizeLinear/DequantizeLinear) needs no flag: its own scales are kept.")
+    @Option(help: "Quantize an FP32 model: int8 (the X86 recipe, scales from --calibration). A model already quantized (QuantizeLinear/DequantizeLinear) needs no flag. See docs/int8.md.")
     var quantize: String?
 
-    @Option(help: "Calibration samples for --quantize: a directory of <input name>_<k>.npy files (k = 0, 1, ...; the input name as the model spells it or with characters other than letters, digits, '.', '-' and '_' written '_'), or one .npy file for a model with one input. A file holds one sample, or a batch along its first axis (N samples for an input of batch 1, N / B for batch B).")
+    @Option(help: "Calibration samples for --quantize: a directory of <input name>_<k>.npy files (k = 0, 1, ...), or one .npy file for a model with one input. Forms: docs/int8.md.")
     var calibration: String?
 
-    @Option(name: .customLong("calibration-method"), help: "How each quantized tensor's range is chosen from the samples: histogram (the range minimising the squared quantization error over a 2048-bin histogram) or minmax (the observed minimum and maximum). Default: histogram.")
+    @Option(name: .customLong("calibration-method"), help: "How each quantized tensor's range is chosen from the samples: histogram (the least squared quantization error) or minmax (the observed range). Default: histogram.")
     var calibrationMethod: String?
 
     @Option(name: .customLong("calibration-random"), help: "Calibrate on N seeded random samples instead of --calibration: for smoke tests only, the scales mean nothing.")
     var calibrationRandom: Int?
 
-    @Option(name: .customLong("accuracy-budget"), help: "With --quantize: keep the layers whose int8 error is largest FP32 until the outputs meet the budget on the calibration samples, and say which and what each cost: N% (each output's top-1, the largest element along its last axis, agrees with FP32's on at least 100 - N percent of the samples' rows) or cosine=F (each output's mean cosine similarity to FP32 at least F). Each layer's own int8 error is measured once; each try builds a library (the fewest layers found by doubling, then bisection).")
+    @Option(name: .customLong("accuracy-budget"), help: "With --quantize: keep the layers with the largest int8 error FP32 until the outputs meet the budget on the samples: N% (top-1 differs from FP32's on at most N% of rows) or cosine=F.")
     var accuracyBudget: String?
 
-    @Option(name: .customLong("precision-plan"), help: "With --quantize: replay the layer precisions of an earlier compile (its OUTDIR/NAME.precision.json, which every --quantize compile writes; edit a layer's \"precision\" to \"fp32\" or \"int8\" by hand if you like): the same model, samples and plan give the same library, nothing is measured again.")
+    @Option(name: .customLong("precision-plan"), help: "With --quantize: replay the layer precisions of an earlier compile's NAME.precision.json (editable by hand): nothing is measured, the same inputs give the same library.")
     var precisionPlan: String?
 
-    @Flag(name: .customLong("speed-check"), inversion: .prefixedNo, help: "With --quantize: time each int8 layer's step against its FP32 one on the compiling machine (the final library against the calibration's f32 build, on the first sample) and, when some are slower in int8, build the model with them FP32 and keep it if the whole model is faster. --no-speed-check: every layer the recipe (and --accuracy-budget) allows runs int8. Timings vary from run to run: NAME.precision.json records the decisions, and --precision-plan replays them.")
+    @Flag(name: .customLong("speed-check"), inversion: .prefixedNo, help: "With --quantize: keep FP32 the layers whose int8 step is slower on this machine, if the whole model is then faster. --no-speed-check: every layer the recipe allows runs int8.")
     var speedCheck = true
 
-    @Flag(name: .customLong("time-steps"), inversion: .prefixedNo, help: "Run the built library on this machine (zeros as inputs, about a quarter of a second) to show each step's share of the time in NAME.report.html, with each compile step's duration. --no-time-steps: nothing runs (a library for a CPU this machine lacks never runs anyway) and the report holds no timings: the same model and options give byte-identical files.")
+    @Flag(name: .customLong("time-steps"), inversion: .prefixedNo, help: "Run the built library here (zeros, about 0.25 s) for each step's time share in NAME.report.html. --no-time-steps: no timings, and the same model and options give byte-identical files.")
     var timeSteps = true
 
-    @Option(help: "Build the library with g++'s sanitizers, to test a program with it: address,undefined (AddressSanitizer, UndefinedBehaviorSanitizer; either alone too) or thread (ThreadSanitizer). Programs must be compiled and linked with the same -fsanitize= (NAME.pc and NAMEConfig.cmake add it to the link). Slower and larger: for tests, not for shipping. Nothing is measured on such a library while compiling.")
+    @Option(help: "Build with g++'s sanitizers to test a program: address,undefined (either alone too) or thread. The program must link with the same -fsanitize= (NAME.pc adds it). Not for shipping.")
     var sanitize: String?
 
     @Option(name: .customLong("print-after"), help: ArgumentHelp("Print the IR after this pass (repeatable; all: after every pass; a wrong name lists the passes).", valueName: "pass"))
@@ -79,7 +79,7 @@ struct Compile: ParsableCommand {
     @Flag(help: "Print nothing but warnings and errors: no progress, no summary.")
     var quiet = false
 
-    @Flag(help: "Show each step, the g++ command lines, which convolutions and matrix products of a quantized model stay FP32, and which run as generic loops instead of oneDNN, and why (all of it is in NAME.report.md too).")
+    @Flag(help: "Show each step, the g++ command lines, and which convs and matrix products stay FP32 or run as generic loops instead of oneDNN, and why (all in NAME.report.md too).")
     var verbose = false
 
     func run() throws {
