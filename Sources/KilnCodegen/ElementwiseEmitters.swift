@@ -3,30 +3,13 @@ import KilnIR
 /// Elementwise code: the scalar formula of each unary, binary and activation op, maps,
 /// broadcasting binary loops, fused elementwise groups and reductions.
 extension ModelEmitter {
-    func activationExpression(_ op: Op) -> String {
-        switch op {
-        case .elu(let a): return "v > 0 ? v : (float)(\(Double(a)) * std::expm1((double)v))"
-        case .selu(let a, let g): return "(float)(\(Double(g)) * (v > 0 ? (double)v : \(Double(a)) * std::expm1((double)v)))"
-        default: preconditionFailure("\(op.name) is not an activation with an expression")
-        }
-    }
-
     /// A post-op as a C++ expression of the float `v`.
     func postOpExpression(_ p: PostOp) -> String {
         switch p {
         case .sum: return "v"
-        case .relu: return "v > 0 ? v : 0.0f"
-        case .leakyRelu(let a): return "v < 0 ? \(floatLiteral(a)) * v : v"
-        case .clip(let lo, let hi): return "std::isnan(v) ? v : std::min(std::max(v, \(floatLiteral(lo))), \(floatLiteral(hi)))"
-        case .sigmoid: return unaryExpression(.sigmoid, .f32)
-        case .tanh: return "kiln::tanh_f(v)"
-        case .hardSwish: return unaryExpression(.hardSwish, .f32)
-        case .hardSigmoid(let a, let b): return "std::max(0.0f, std::min(1.0f, \(floatLiteral(a)) * v + \(floatLiteral(b))))"
-        case .silu: return "kiln::silu_f(v)"
-        case .gelu(let t): return t ? "0.5f * v * (1.0f + kiln::tanh_f(0.7978845608f * (v + 0.044715f * v * v * v)))"
-                                    : "kiln::gelu_erf_f(v)"
         case .fakeQuantize(let q):
             return "kiln::fake_quantize<\(cType(q.type))>(v, \(floatLiteral(q.scales[0])), \(q.zeroPoints[0]))"
+        default: return p.function!.cpp
         }
     }
 
@@ -48,32 +31,16 @@ extension ModelEmitter {
         }
     }
 
+    /// A unary op as a C++ expression of `v`: its scalar function on floats, wrapping integer
+    /// arithmetic on integers.
     func unaryExpression(_ u: UnaryOp, _ t: ElementType) -> String {
-        let isFloat = t.isFloat
+        if t.isFloat, let f = ScalarFunction(u) { return f.cpp }
         switch u {
-        case .relu: return isFloat ? "v > 0 ? v : 0.0f" : "v > 0 ? v : (int64_t)0"
-        case .sigmoid: return "kiln::sigmoid_f(v)"
-        case .tanh: return "kiln::tanh_f(v)"
-        case .erf: return "(float)std::erf((double)v)"
-        case .exp: return "kiln::exp_f(v)"
-        case .log: return "std::log(v)"
-        case .sqrt: return "std::sqrt(v)"
-        case .neg: return isFloat ? "-v" : "kiln::wsub(0, v)"
-        case .abs: return isFloat ? "std::fabs(v)" : "(v < 0 ? kiln::wsub(0, v) : v)"
-        case .reciprocal: return "1.0f / v"
-        case .floor: return "std::floor(v)"
-        case .hardSwish: return "v * std::max(0.0f, std::min(1.0f, v / 6.0f + 0.5f))"
-        case .softplus: return "(float)std::log1p(std::exp((double)v))"
+        case .relu: return "v > 0 ? v : (int64_t)0"
+        case .neg: return "kiln::wsub(0, v)"
+        case .abs: return "(v < 0 ? kiln::wsub(0, v) : v)"
         case .not: return "(int64_t)(v == 0)"
-        }
-    }
-
-    /// Whether an elementwise step calls exp, tanh, erf or log (worth a table on 8-bit inputs).
-    static func isTranscendental(_ op: Op) -> Bool {
-        switch op {
-        case .unary(let u): return [.sigmoid, .tanh, .erf, .exp, .log, .softplus].contains(u)
-        case .gelu, .elu, .selu: return true
-        default: return false
+        default: return ScalarFunction(u)!.cpp
         }
     }
 
@@ -142,10 +109,7 @@ extension ModelEmitter {
             let expr: String
             switch step.op {
             case .unary(let u): expr = unaryExpression(u, .f32)
-            case .leakyRelu(let a): expr = postOpExpression(.leakyRelu(alpha: a))
-            case .elu, .selu: expr = activationExpression(step.op)
-            case .hardSigmoid(let a, let b): expr = postOpExpression(.hardSigmoid(alpha: a, beta: b))
-            case .gelu(let t): expr = postOpExpression(.gelu(tanhApproximation: t))
+            case .leakyRelu, .elu, .selu, .hardSigmoid, .gelu: expr = step.op.scalarFunction!.cpp
             case .clip:
                 let lo = args.count > 1 && step.operands[1] != .absent ? args[1] : "-INFINITY"
                 let hi = args.count > 2 && step.operands[2] != .absent ? args[2] : "INFINITY"
@@ -173,7 +137,7 @@ extension ModelEmitter {
         run.open()
         let store = elem(y) == .f32 ? "out[k] = \(last);" : "out[k] = (\(cType(elem(y))))\(last);"
         if flat, inputs.count == 1, [.u8, .s8].contains(elem(inputs[0])),
-           [.u8, .s8].contains(elem(y)) || e.steps.contains(where: { Self.isTranscendental($0.op) }) {
+           [.u8, .s8].contains(elem(y)) || e.steps.contains(where: { $0.op.scalarFunction?.isTranscendental == true }) {
             // A function of one 8-bit input (dequantize, activation, quantize) with an 8-bit result
             // or exp/tanh/erf in it: a 256-entry table, computed once by the same code (so exactly
             // the loop's values), then one lookup per element.

@@ -114,12 +114,6 @@ func cType(_ t: ElementType) -> String {
 /// A brace list of integers: `{1, 2, 3}` (`{0}` when empty, so C arrays stay valid).
 func list(_ v: [Int]) -> String { v.isEmpty ? "{0}" : "{" + v.map(String.init).joined(separator: ", ") + "}" }
 
-func floatLiteral(_ f: Float) -> String {
-    if f.isNaN { return "NAN" }
-    if f.isInfinite { return f > 0 ? "INFINITY" : "-INFINITY" }
-    return "\(f)f"
-}
-
 /// A C++ int64_t literal (INT64_MIN has no literal of its own).
 func int64Literal(_ i: Int64) -> String {
     i == .min ? "(-9223372036854775807LL - 1)" : "\(i)LL"

@@ -65,14 +65,8 @@ extension ModelEmitter {
             }
         case .unary(let u):
             emitMap(n, unaryExpression(u, elem(x0!)))
-        case .leakyRelu(let alpha):
-            emitMap(n, postOpExpression(.leakyRelu(alpha: alpha)))
-        case .elu, .selu:
-            emitMap(n, activationExpression(n.op))
-        case .hardSigmoid(let a, let b):
-            emitMap(n, postOpExpression(.hardSigmoid(alpha: a, beta: b)))
-        case .gelu(let tanhApprox):
-            emitMap(n, postOpExpression(.gelu(tanhApproximation: tanhApprox)))
+        case .leakyRelu, .elu, .selu, .hardSigmoid, .gelu:
+            emitMap(n, n.op.scalarFunction!.cpp)
         case .clip:
             emitClip(n)
         case .binary(let b):

@@ -37,25 +37,28 @@ public enum PostOp: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// The elementwise function (not defined for `.sum`, which needs the addend).
+    /// The scalar function this post-op applies (nil for the sum and the fake quantization).
+    public var function: ScalarFunction? {
+        switch self {
+        case .sum, .fakeQuantize: return nil
+        case .relu: return .relu
+        case .leakyRelu(let a): return .leakyRelu(alpha: a)
+        case .clip(let lo, let hi): return .clip(min: lo, max: hi)
+        case .sigmoid: return .sigmoid
+        case .tanh: return .tanh
+        case .hardSwish: return .hardSwish
+        case .hardSigmoid(let a, let b): return .hardSigmoid(alpha: a, beta: b)
+        case .silu: return .silu
+        case .gelu(let t): return .gelu(tanhApproximation: t)
+        }
+    }
+
+    /// The elementwise function (the identity for `.sum`, which needs the addend).
     public func apply(_ x: Float) -> Float {
         switch self {
         case .sum: return x
-        case .relu: return x > 0 ? x : 0
-        case .leakyRelu(let a): return x < 0 ? a * x : x
-        case .clip(let lo, let hi): return x.isNaN ? x : min(max(x, lo), hi)
-        case .sigmoid: return Float(1 / (1 + Foundation.exp(-Double(x))))
-        case .tanh: return Foundation.tanh(x)
-        case .hardSwish: return x * max(0, min(1, x / 6 + 0.5))
-        case .hardSigmoid(let a, let b): return max(0, min(1, a * x + b))
-        case .silu: return Float(Double(x) / (1 + Foundation.exp(-Double(x))))
-        case .gelu(let t):
-            if t {
-                let c = Float((2.0 / Double.pi).squareRoot())
-                return 0.5 * x * (1 + Foundation.tanh(c * (x + 0.044715 * x * x * x)))
-            }
-            return Float(0.5 * Double(x) * (1 + Foundation.erf(Double(x) / 2.0.squareRoot())))
         case .fakeQuantize(let q): return q.dequantize(q.quantize(x))
+        default: return function!.apply(x)
         }
     }
 
@@ -97,18 +100,10 @@ extension PostOp {
     var oneDNNSteps: [(OneDNNEltwise, Float, Float)] {
         switch self {
         case .sum: return []
-        case .relu: return [(.relu, 0, 0)]
-        case .leakyRelu(let a): return [(.relu, a, 0)]
-        case .clip(let lo, let hi): return [(.clip, lo, hi)]
-        case .sigmoid: return [(.logistic, 0, 0)]
-        case .tanh: return [(.tanh, 0, 0)]
-        case .hardSwish: return [(.hardswish, 0, 0)]
-        case .hardSigmoid(let a, let b): return [(.linear, a, b), (.clip, 0, 1)]
-        case .silu: return [(.swish, 1, 0)]
-        case .gelu(let t): return [(t ? .geluTanh : .geluErf, 0, 0)]
         case .fakeQuantize(let q):
             let r = q.type.intRange, z = Float(q.zeroPoints[0])
             return [(.linear, 1 / q.scales[0], 0), (.round, 0, 0), (.clip, Float(r.lowerBound) - z, Float(r.upperBound) - z), (.pow, q.scales[0], 1)]
+        default: return function!.oneDNN!
         }
     }
 

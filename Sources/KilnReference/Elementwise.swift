@@ -48,28 +48,13 @@ func unary(_ u: UnaryOp, _ x: Tensor) -> Tensor {
         }
         return Tensor(t, shape: x.shape, ints: x.ints.map { t.wrap(f($0)) })
     }
-    switch u {
-    case .relu: return mapFloat(x) { $0 > 0 ? $0 : 0 }
-    case .sigmoid: return mapFloat(x) { Float(1 / (1 + Foundation.exp(-Double($0)))) }
-    case .tanh: return mapFloat(x) { Foundation.tanh($0) }
-    case .erf: return mapFloat(x) { Float(Foundation.erf(Double($0))) }
-    case .exp: return mapFloat(x) { Foundation.exp($0) }
-    case .log: return mapFloat(x) { Foundation.log($0) }
-    case .sqrt: return mapFloat(x) { $0.squareRoot() }
-    case .neg: return mapFloat(x) { -$0 }
-    case .abs: return mapFloat(x) { Swift.abs($0) }
-    case .reciprocal: return mapFloat(x) { 1 / $0 }
-    case .floor: return mapFloat(x) { $0.rounded(.down) }
-    case .hardSwish: return mapFloat(x) { $0 * max(0, min(1, $0 / 6 + 0.5)) }
-    case .softplus: return mapFloat(x) { Float(Foundation.log1p(Foundation.exp(Double($0)))) }
-    case .not: return x
-    }
+    return ScalarFunction(u).map { mapFloat(x, $0.apply) } ?? x
 }
 
 func clip(_ x: Tensor, _ lo: Tensor?, _ hi: Tensor?) -> Tensor {
     if x.elementType.isFloat {
         let l = lo?.floats.first ?? -.infinity, h = hi?.floats.first ?? .infinity
-        return mapFloat(x) { v in v.isNaN ? v : min(max(v, l), h) }
+        return mapFloat(x, ScalarFunction.clip(min: l, max: h).apply)
     }
     let l = lo?.ints.first ?? Int64.min, h = hi?.ints.first ?? Int64.max
     return Tensor(x.elementType, shape: x.shape, ints: x.ints.map { min(max($0, l), h) })

@@ -91,22 +91,8 @@ public func evaluateNode(_ node: Node, _ inputs: [Tensor?]) throws -> [Tensor] {
         return [applyPostOps(a.postOps, y, addend: nil)]
     case .unary(let u):
         return [unary(u, x(0))]
-    case .leakyRelu(let alpha):
-        return [mapFloat(x(0)) { $0 < 0 ? alpha * $0 : $0 }]
-    case .elu(let alpha):
-        return [mapFloat(x(0)) { $0 > 0 ? $0 : Float(Double(alpha) * Foundation.expm1(Double($0))) }]
-    case .selu(let alpha, let gamma):
-        return [mapFloat(x(0)) { Float(Double(gamma) * ($0 > 0 ? Double($0) : Double(alpha) * Foundation.expm1(Double($0)))) }]
-    case .hardSigmoid(let alpha, let beta):
-        return [mapFloat(x(0)) { max(0, min(1, alpha * $0 + beta)) }]
-    case .gelu(let tanhApprox):
-        return [mapFloat(x(0)) { v in
-            if tanhApprox {
-                let c = Float((2.0 / Double.pi).squareRoot())
-                return 0.5 * v * (1 + Foundation.tanh(c * (v + 0.044715 * v * v * v)))
-            }
-            return Float(0.5 * Double(v) * (1 + Foundation.erf(Double(v) / 2.0.squareRoot())))
-        }]
+    case .leakyRelu, .elu, .selu, .hardSigmoid, .gelu:
+        return [mapFloat(x(0), node.op.scalarFunction!.apply)]
     case .clip:
         return [clip(x(0), opt(1), opt(2))]
     case .binary(let b):
