@@ -211,6 +211,8 @@ public enum Op: Sendable, Equatable {
 public enum UnaryOp: String, Sendable, CaseIterable {
     case relu, sigmoid, tanh, erf, exp, log, sqrt, neg, abs, reciprocal, floor, hardSwish = "hard_swish"
     case softplus
+    /// x · tanh(softplus(x))
+    case mish
     /// Logical not (bool).
     case not
 }

@@ -13,6 +13,8 @@ public enum ScalarFunction: Sendable, Equatable {
     case sigmoid, tanh, erf, exp, log, sqrt, neg, abs, reciprocal, floor
     /// log(1 + eˣ)
     case softplus
+    /// x · tanh(softplus(x))
+    case mish
     /// x · max(0, min(1, x/6 + 1/2))
     case hardSwish
     /// max(0, min(1, alpha·x + beta))
@@ -43,6 +45,7 @@ public enum ScalarFunction: Sendable, Equatable {
         case .reciprocal: return 1 / x
         case .floor: return x.rounded(.down)
         case .softplus: return Float(Foundation.log1p(Foundation.exp(Double(x))))
+        case .mish: return Float(Double(x) * Foundation.tanh(Foundation.log1p(Foundation.exp(Double(x)))))
         case .hardSwish: return x * max(0, min(1, x / 6 + 0.5))
         case .hardSigmoid(let a, let b): return max(0, min(1, a * x + b))
         case .silu: return Float(Double(x) / (1 + Foundation.exp(-Double(x))))
@@ -75,6 +78,7 @@ public enum ScalarFunction: Sendable, Equatable {
         case .reciprocal: return "1.0f / v"
         case .floor: return "std::floor(v)"
         case .softplus: return "(float)std::log1p(std::exp((double)v))"
+        case .mish: return "(float)((double)v * std::tanh(std::log1p(std::exp((double)v))))"
         case .hardSwish: return "v * std::max(0.0f, std::min(1.0f, v / 6.0f + 0.5f))"
         case .hardSigmoid(let a, let b): return "std::max(0.0f, std::min(1.0f, \(floatLiteral(a)) * v + \(floatLiteral(b))))"
         case .silu: return "kiln::silu_f(v)"
@@ -97,7 +101,7 @@ public enum ScalarFunction: Sendable, Equatable {
         case .hardSigmoid(let a, let b): return [(.linear, a, b), (.clip, 0, 1)]
         case .silu: return [(.swish, 1, 0)]
         case .gelu(let t): return [(t ? .geluTanh : .geluErf, 0, 0)]
-        case .erf, .exp, .log, .sqrt, .neg, .abs, .reciprocal, .floor, .softplus, .elu, .selu: return nil
+        case .erf, .exp, .log, .sqrt, .neg, .abs, .reciprocal, .floor, .softplus, .mish, .elu, .selu: return nil
         }
     }
 
@@ -105,7 +109,7 @@ public enum ScalarFunction: Sendable, Equatable {
     /// the same expression, is cheaper than the call.
     public var isTranscendental: Bool {
         switch self {
-        case .sigmoid, .tanh, .erf, .exp, .log, .softplus, .silu, .gelu, .elu, .selu: return true
+        case .sigmoid, .tanh, .erf, .exp, .log, .softplus, .mish, .silu, .gelu, .elu, .selu: return true
         case .relu, .leakyRelu, .clip, .sqrt, .neg, .abs, .reciprocal, .floor, .hardSwish, .hardSigmoid: return false
         }
     }
@@ -126,6 +130,7 @@ public enum ScalarFunction: Sendable, Equatable {
         case .floor: self = .floor
         case .hardSwish: self = .hardSwish
         case .softplus: self = .softplus
+        case .mish: self = .mish
         case .not: return nil
         }
     }

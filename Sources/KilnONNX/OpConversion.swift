@@ -147,6 +147,7 @@ extension Importer {
         case "Xor": return try binary(.xor)
         case "Not": return try unary(.not)
         case "Softplus": return try unary(.softplus)
+        case "Mish": return try unary(.mish)
         case "Mod": return try binary(try a.int("fmod", default: 0) != 0 ? .fmod : .mod)
         case "PRelu":
             try need(2)
