@@ -60,8 +60,6 @@ public struct CodegenOptions: Sendable {
     }
 }
 
-/// The C ABI version of generated libraries: bumped when the API changes incompatibly.
-public let kilnABIVersion = 1
 
 /// Checks that `name` can prefix C symbols.
 public func validateModelName(_ name: String) throws {

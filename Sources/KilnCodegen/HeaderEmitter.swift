@@ -1,16 +1,5 @@
 import KilnIR
-
-/// The status codes of the C API: fixed numbers, documented in every header.
-public let statusCodes: [(name: String, value: Int, meaning: String)] = [
-    ("OK", 0, "success"),
-    ("ERROR_NULL_POINTER", 1, "a required pointer argument is NULL"),
-    ("ERROR_INVALID_ARGUMENT", 2, "an argument is out of range (a count, an index, a thread number)"),
-    ("ERROR_SIZE_MISMATCH", 3, "a buffer's byte size differs from the tensor's"),
-    ("ERROR_OUT_OF_MEMORY", 4, "memory could not be allocated"),
-    ("ERROR_UNSUPPORTED_CPU", 5, "this CPU lacks the instruction set the library was built for"),
-    ("ERROR_BACKEND", 6, "oneDNN failed (see the last-error string)"),
-    ("ERROR_INTERNAL", 7, "an unexpected failure inside the library (see the last-error string)"),
-]
+import KilnTarget
 
 /// The public C header of a model: self-contained, `<stddef.h>` and `<stdint.h>` only.
 func emitHeader(_ g: Graph, plan: MemoryPlan, options: CodegenOptions) -> String {
@@ -47,7 +36,7 @@ func emitHeader(_ g: Graph, plan: MemoryPlan, options: CodegenOptions) -> String
     w.line("extern \"C\" {")
     w.line("#endif")
     w.line()
-    w.line("#define \(N)_ABI_VERSION \(kilnABIVersion)")
+    w.line("#define \(N)_ABI_VERSION \(ABI.version)")
     w.line("#define \(N)_KILN_VERSION \(cString(options.kilnVersion))")
     w.line("#define \(N)_NUM_INPUTS \(g.inputs.count)")
     w.line("#define \(N)_NUM_OUTPUTS \(g.outputs.count)")
@@ -57,7 +46,7 @@ func emitHeader(_ g: Graph, plan: MemoryPlan, options: CodegenOptions) -> String
     w.line("/* Status codes: the numbers are fixed; later versions may add codes (treat any code other")
     w.line("   than \(N)_OK as a failure, and \(n)_status_string describes each). */")
     w.line("typedef enum \(n)_status {")
-    for s in statusCodes { w.line("    \(N)_\(s.name) = \(s.value),  /* \(s.meaning) */") }
+    for s in ABI.statusCodes { w.line("    \(N)_\(s.name) = \(s.value),  /* \(s.meaning) */") }
     w.line("} \(n)_status;")
     w.line()
     w.line("/* Element types: the numbers are fixed. */")
@@ -166,11 +155,11 @@ extension ModelEmitter {
         w.line("}  // namespace")
         w.line()
         w.line("\(api) const char* \(n)_version(void) { return \(cString(options.kilnVersion)); }")
-        w.line("\(api) int \(n)_abi_version(void) { return \(kilnABIVersion); }")
+        w.line("\(api) int \(n)_abi_version(void) { return \(ABI.version); }")
         w.line()
         w.block("\(api) const char* \(n)_status_string(\(n)_status s)") { w in
             w.block("switch (s)") { w in
-                for s in statusCodes { w.line("case \(N)_\(s.name): return \(cString(s.meaning));") }
+                for s in ABI.statusCodes { w.line("case \(N)_\(s.name): return \(cString(s.meaning));") }
             }
             w.line("return \"unknown status\";")
         }

@@ -29,7 +29,7 @@ public struct Diagnosis: Sendable {
 }
 
 /// The C ABI version of the libraries this Kiln writes (NAME_ABI_VERSION).
-public var writtenABIVersion: Int { kilnABIVersion }
+public var writtenABIVersion: Int { ABI.version }
 
 /// The CPU's model name and the x86 features Kiln's kernels and oneDNN's care about.
 public func cpuDescription() -> (model: String, features: [String]) {
@@ -50,7 +50,7 @@ public func diagnose(kilnVersion: String, compiler: String? = nil, outputDirecto
     defer { try? fm.removeItem(atPath: scratch) }
     func tool(_ args: [String]) -> String? { try? KilnToolchain.run(cxx, args, in: scratch) }
 
-    d.checks.append(.init(what: "kiln", found: "version \(kilnVersion), writes C ABI version \(kilnABIVersion)", ok: true))
+    d.checks.append(.init(what: "kiln", found: "version \(kilnVersion), writes C ABI version \(ABI.version)", ok: true))
     let include = runtimeIncludeDirectory()
     let hasRuntime = fm.fileExists(atPath: (include as NSString).appendingPathComponent("kiln/runtime.hpp"))
     d.checks.append(.init(what: "runtime headers", found: hasRuntime ? include : "no kiln/runtime.hpp in \(include)", ok: hasRuntime,

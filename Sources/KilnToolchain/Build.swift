@@ -89,9 +89,6 @@ public struct BuildProducts: Sendable {
     }
 }
 
-/// The C ABI version, stamped into the pkg-config and CMake version files.
-public let kilnABIVersionForBuild = 1
-
 /// The libraries a consumer links besides the model's own, for static linking.
 public let consumerLinkLibraries = ["dnnl", "gomp", "stdc++", "m", "pthread"]
 
@@ -204,7 +201,7 @@ public func buildLibrary(header: String, source: String, weights: [UInt8], optio
             \(pcHeader)
             Name: \(n)
             Description: Kiln-compiled model \(n) (shared library)
-            Version: \(kilnABIVersionForBuild)
+            Version: \(ABI.version)
             Libs: -L${libdir} -l\(n)\(sanitize)
             Libs.private: \(libs)
             Cflags: -I${includedir}
@@ -218,7 +215,7 @@ public func buildLibrary(header: String, source: String, weights: [UInt8], optio
             \(pcHeader)
             Name: \(n)-static
             Description: Kiln-compiled model \(n) (static library)
-            Version: \(kilnABIVersionForBuild)
+            Version: \(ABI.version)
             Libs: ${libdir}/lib\(n).a \(libs)\(sanitize)
             Cflags: -I${includedir}
 
@@ -267,8 +264,8 @@ public func buildLibrary(header: String, source: String, weights: [UInt8], optio
     try write("\(n)Config.cmake", cmake)
     try write("\(n)ConfigVersion.cmake", """
         # Version file of the CMake package '\(n)': the version is the C ABI version.
-        set(PACKAGE_VERSION "\(kilnABIVersionForBuild)")
-        if(PACKAGE_FIND_VERSION_MAJOR AND NOT PACKAGE_FIND_VERSION_MAJOR STREQUAL "\(kilnABIVersionForBuild)")
+        set(PACKAGE_VERSION "\(ABI.version)")
+        if(PACKAGE_FIND_VERSION_MAJOR AND NOT PACKAGE_FIND_VERSION_MAJOR STREQUAL "\(ABI.version)")
           set(PACKAGE_VERSION_COMPATIBLE FALSE)
         else()
           set(PACKAGE_VERSION_COMPATIBLE TRUE)

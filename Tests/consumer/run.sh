@@ -174,6 +174,12 @@ test_cxx_wrapper() {
     "$tmp/classify-cxx" "$images" "$labels" | grep -q '^wrong size refused: digits_run: ' || die "no kiln::Error for a wrong-size buffer"
 }
 
+test_abi_numbers() {
+    # The header's status codes, element types and ABI version against include/kiln/abi.hpp (C++
+    # static_asserts); the Python module's against the library's (test_python).
+    show "${CXX:-c++}" -std=c++11 -fsyntax-only -Wall -Werror "$here/abi_numbers.cpp" -I "$lib" -I "$root/include"
+}
+
 test_python() {
     # samples/python/classify.py: kiln_runtime.py (ctypes + numpy) drives libdigits.so through
     # its introspection; then its checks: a wrong dtype, shape or thread count raises KilnError.
@@ -204,6 +210,12 @@ for bad, want in ((lambda: model.run(x.astype(np.float64)), "dtype float64"),
         assert want in str(e) + str(e.status_name), (want, str(e))
     else:
         raise AssertionError("accepted: " + want)
+# The module's ABI numbers (generated from the same Swift as the header) name the library's codes.
+import kiln_runtime
+unknown = lib.status_string(max(kiln_runtime._STATUS_NAMES) + 1)
+for code, name in kiln_runtime._STATUS_NAMES.items():
+    assert lib.status_string(code) != unknown, (code, name)
+assert lib.inputs[0].element_type == "f32", lib.inputs  # the library's f32 number, named by the module
 model.close()
 try:
     model.run(x)
@@ -575,6 +587,7 @@ if [[ $failed -eq 0 ]]; then
     run_test "two models in one program (digits_a + digits_b, static)" test_two_models
     run_test "C++ program with the static library" test_cxx_consumer
     run_test "C++ RAII wrapper (kiln/model.hpp), C++11" test_cxx_wrapper
+    run_test "ABI numbers: the header against kiln/abi.hpp (C++ static_assert)" test_abi_numbers
     run_test "Python host: kiln_runtime.py (ctypes + numpy)" test_python
     run_test "Rust host: extern \"C\" + build.rs, std only" test_rust
     run_test "Go host: cgo + pkg-config" test_go

@@ -30,39 +30,18 @@
 #include <string>
 #include <vector>
 
+#include "abi.hpp"
+
 namespace kiln {
-
-// The ABI's element types (NAME_element_type: the numbers are fixed).
-enum class ElementType : int { f32 = 1, f16 = 2, bf16 = 3, s8 = 4, u8 = 5, s32 = 6, s64 = 7, boolean = 8 };
-
-inline const char* element_type_name(int t) {
-    switch (t) {
-    case 1: return "f32";
-    case 2: return "f16";
-    case 3: return "bf16";
-    case 4: return "s8";
-    case 5: return "u8";
-    case 6: return "s32";
-    case 7: return "s64";
-    case 8: return "bool";
-    default: return "unknown";
-    }
-}
-
-// The ABI's status codes (NAME_status: the numbers are fixed; later versions may add codes).
-enum class Status : int {
-    ok = 0, null_pointer = 1, invalid_argument = 2, size_mismatch = 3, out_of_memory = 4,
-    unsupported_cpu = 5, backend = 6, internal = 7
-};
 
 // The element type a C++ type stands for in in()/out() (0: any, the bytes are taken as given).
 template <class T> struct element_type_of { static const int value = 0; };
-template <> struct element_type_of<float> { static const int value = 1; };
-template <> struct element_type_of<std::int8_t> { static const int value = 4; };
-template <> struct element_type_of<std::uint8_t> { static const int value = 5; };
-template <> struct element_type_of<std::int32_t> { static const int value = 6; };
-template <> struct element_type_of<std::int64_t> { static const int value = 7; };
-template <> struct element_type_of<bool> { static const int value = 8; };
+template <> struct element_type_of<float> { static const int value = static_cast<int>(ElementType::f32); };
+template <> struct element_type_of<std::int8_t> { static const int value = static_cast<int>(ElementType::s8); };
+template <> struct element_type_of<std::uint8_t> { static const int value = static_cast<int>(ElementType::u8); };
+template <> struct element_type_of<std::int32_t> { static const int value = static_cast<int>(ElementType::s32); };
+template <> struct element_type_of<std::int64_t> { static const int value = static_cast<int>(ElementType::s64); };
+template <> struct element_type_of<bool> { static const int value = static_cast<int>(ElementType::boolean); };
 
 class Error : public std::runtime_error {
 public:

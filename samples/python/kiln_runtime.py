@@ -25,15 +25,19 @@ import numpy as np
 
 __all__ = ["Library", "Model", "KilnError", "Tensor", "ABI_VERSION"]
 
+# BEGIN ABI (generated from Sources/KilnTarget/ABI.swift: KILN_UPDATE_SNAPSHOTS=1 swift test --filter abiTexts)
 # The C ABI version this module speaks (the header's NAME_ABI_VERSION).
 ABI_VERSION = 1
-
-# NAME_element_type: the numbers are fixed by the ABI. bf16 has no numpy dtype: its tensors
-# are exchanged as uint16 arrays holding the raw bits.
-_DTYPES = {1: np.float32, 2: np.float16, 3: np.uint16, 4: np.int8, 5: np.uint8, 6: np.int32, 7: np.int64, 8: np.bool_}
+# NAME_element_type and NAME_status: the numbers are fixed by the ABI.
 _TYPE_NAMES = {1: "f32", 2: "f16", 3: "bf16", 4: "s8", 5: "u8", 6: "s32", 7: "s64", 8: "bool"}
-_STATUS_NAMES = {0: "OK", 1: "NULL_POINTER", 2: "INVALID_ARGUMENT", 3: "SIZE_MISMATCH", 4: "OUT_OF_MEMORY",
-                 5: "UNSUPPORTED_CPU", 6: "BACKEND", 7: "INTERNAL"}
+_STATUS_NAMES = {0: "OK", 1: "NULL_POINTER", 2: "INVALID_ARGUMENT", 3: "SIZE_MISMATCH", 4: "OUT_OF_MEMORY", 5: "UNSUPPORTED_CPU", 6: "BACKEND", 7: "INTERNAL"}
+# END ABI
+
+# The numpy dtype of each element type, by name. bf16 has no numpy dtype: its tensors are
+# exchanged as uint16 arrays holding the raw bits.
+_DTYPE_OF = {"f32": np.float32, "f16": np.float16, "bf16": np.uint16, "s8": np.int8, "u8": np.uint8,
+             "s32": np.int32, "s64": np.int64, "bool": np.bool_}
+_DTYPES = {t: _DTYPE_OF[name] for t, name in _TYPE_NAMES.items()}
 
 Tensor = namedtuple("Tensor", "name dtype shape element_type")
 Tensor.__doc__ = "An input or output of the model: its name, numpy dtype, shape and the ABI's type name."
