@@ -257,6 +257,21 @@ import KilnPasses
         try verify(g)
     }
 
+    /// An input with a constant (an initializer the caller may override) is printed in the
+    /// header and as a constant; it reads back as one value.
+    @Test func inputThatIsAlsoAConstant() throws {
+        var g = Graph(name: "init")
+        let x = g.addValue("x", TensorType(.f32, [2]))
+        let s = g.addConstant("s", Tensor(.f32, shape: [2], floats: [0.5, 2]))
+        let y = g.addValue("y", TensorType(.f32, [2]))
+        g.inputs = [x, s]
+        g.nodes = [Node(name: "mul", op: .binary(.mul), inputs: [x, s], outputs: [y], origin: Self.origin)]
+        g.outputs = [y]
+        let parsed = try roundTrip(g)
+        #expect(parsed.values.count == 3 && parsed.inputs == [0, 1] && parsed.values[1].constant?.floats == [0.5, 2])
+        expectSameGraph(g, parsed, exactOps: true)
+    }
+
     // MARK: Models
 
     static func sample(_ file: String) -> String {
