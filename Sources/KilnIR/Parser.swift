@@ -208,16 +208,16 @@ struct IRLine {
         }
     }
 
-    /// `[e, e, ...]` (or `;` between elements when `semicolons`).
-    mutating func list<T>(_ what: String, semicolons: Bool = false, _ element: (inout IRLine) throws -> T) throws -> [T] {
+    /// `[e, e, ...]`.
+    mutating func list<T>(_ what: String, _ element: (inout IRLine) throws -> T) throws -> [T] {
         try expect("[", "to open \(what)")
         var out: [T] = []
         if eat("]") { return out }
         while true {
             out.append(try element(&self))
             if eat("]") { return out }
-            if eat(",") || (semicolons && eat(";")) { continue }
-            throw error("expected '\(semicolons ? ";" : ",")' or ']' in \(what)")
+            if eat(",") { continue }
+            throw error("expected ',' or ']' in \(what)")
         }
     }
 
@@ -612,7 +612,6 @@ struct IRParser {
     var names: [String: (id: ValueID, line: Int)] = [:]
 
     mutating func parse(_ text: String) throws -> Graph {
-        var header: IRLine?
         var outputs: [(name: String, column: Int)] = []
         var headerLine: IRLine?
         for (k, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -623,8 +622,7 @@ struct IRParser {
             if line.atEnd || line.peek == "#" || (line.peek == "/" && line.chars.count > line.i + 1 && line.chars[line.i + 1] == "/") {
                 continue
             }
-            if header == nil {
-                header = line
+            if headerLine == nil {
                 outputs = try parseHeader(&line)
                 headerLine = line
                 continue
@@ -1025,7 +1023,7 @@ struct IRParser {
     }
 }
 
-extension String {
+private extension String {
     func trimmingTrailingSpaces() -> String {
         var s = Substring(self)
         while let c = s.last, c == " " || c == "\t" { s = s.dropLast() }

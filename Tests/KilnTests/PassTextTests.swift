@@ -13,12 +13,16 @@ import KilnPasses
 /// `inferShapes`): the graphs are then verified without the type rules.
 func checkPass(_ pass: (inout Graph) throws -> Void, before: String, after: String, checkTypes: Bool = true,
                sourceLocation: SourceLocation = #_sourceLocation) throws {
-    var g = try parseIR(before)
-    try verify(g, checkTypeRules: checkTypes)
+    /// Errors say which text they are about.
+    func labelled<T>(_ which: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as KilnError { throw KilnError("\(which): \(e.message)") }
+    }
+    var g = try labelled("before") { try parseIR(before) }
+    try labelled("before") { try verify(g, checkTypeRules: checkTypes) }
     try pass(&g)
-    try verify(g, checkTypeRules: checkTypes)
-    let expected = try parseIR(after)
-    try verify(expected, checkTypeRules: checkTypes)
+    try labelled("the pass's result") { try verify(g, checkTypeRules: checkTypes) }
+    let expected = try labelled("after") { try parseIR(after) }
+    try labelled("after") { try verify(expected, checkTypeRules: checkTypes) }
     let want = withoutTrailers(printIR(expected)), got = withoutTrailers(printIR(g))
     if got != want {
         Issue.record(Comment(rawValue: "the pass's result differs from `after` (- expected, + got):\n" + textDiff(expected: want, actual: got)),
