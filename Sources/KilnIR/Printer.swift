@@ -3,16 +3,23 @@
 ///     graph digits(%image: f32[1x1x8x8]) -> (%logits)
 ///       %w1 = constant f32[16x1x3x3]
 ///       %y = conv(%image, %w1, %b1) {group=1 strides=[1, 1]} : f32[1x16x8x8]  # Conv_0 Conv-11
+///
+/// `parseIR` reads it back. Constants of more than 8 elements are printed without their values;
+/// every other part of a graph is printed in full, except: the opset, the parameters of a
+/// per-axis quantization (printed as their count and range), and the shape of
+/// `constant_of_shape`'s value. Names that would not read back (with spaces, brackets, quotes,
+/// `#`, `=`, a trailing `:`, or empty) are printed in double quotes, as are symbolic dimensions
+/// that are not plain identifiers without a lowercase `x` (the dimension separator).
 public func printIR(_ g: Graph) -> String {
-    func ref(_ v: ValueID?) -> String { v.map { "%" + g.values[$0].name } ?? "_" }
-    var s = "graph \(g.name)("
-    s += g.inputs.map { "%\(g.values[$0].name): \(g.values[$0].type)" }.joined(separator: ", ")
+    func ref(_ v: ValueID?) -> String { v.map { "%" + irName(g.values[$0].name) } ?? "_" }
+    var s = "graph \(irName(g.name, allowEmpty: true))("
+    s += g.inputs.map { "\(ref($0)): \(irType(g.values[$0].type))" }.joined(separator: ", ")
     s += ") -> (" + g.outputs.map { ref($0) }.joined(separator: ", ") + ")\n"
     var used = Set<ValueID>()
     for n in g.nodes { for case let v? in n.inputs { used.insert(v) } }
     for v in g.outputs { used.insert(v) }
     for (i, v) in g.values.enumerated() where v.constant != nil && used.contains(i) {
-        var line = "  %\(v.name) = constant \(v.type)"
+        var line = "  \(ref(i)) = constant \(irType(v.type))"
         if let c = v.constant, c.count <= 8 {
             line += c.elementType.isFloat ? " \(c.floats)" : " \(c.ints)"
         }
@@ -21,11 +28,52 @@ public func printIR(_ g: Graph) -> String {
     for n in g.nodes {
         let outs = n.outputs.map { ref($0) }.joined(separator: ", ")
         let ins = n.inputs.map(ref).joined(separator: ", ")
-        let types = n.outputs.map { g.values[$0].type.description + (g.values[$0].layout == .plain ? "" : " \(g.values[$0].layout)") }.joined(separator: ", ")
+        let types = n.outputs.map { irType(g.values[$0].type) + (g.values[$0].layout == .plain ? "" : " \(g.values[$0].layout)") }.joined(separator: ", ")
         let attrs = attributeText(n.op)
-        s += "  \(outs) = \(n.op.name)(\(ins))\(attrs.isEmpty ? "" : " {\(attrs)}") : \(types)  # \(n.name) \(n.origin.description)\n"
+        let name = n.name.contains(where: { $0.isNewline || $0 == "\t" }) || n.name.hasPrefix("\"") ? irQuoted(n.name) : n.name
+        s += "  \(outs) = \(n.op.name)(\(ins))\(attrs.isEmpty ? "" : " {\(attrs)}") : \(types)  # \(name) \(n.origin.description)\n"
     }
     return s
+}
+
+/// `s` in double quotes, with `\\`, `\"` and control characters escaped (`\n`, `\t`, `\r`, `\u{..}`).
+func irQuoted(_ s: String) -> String {
+    var out = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\\": out += "\\\\"
+        case "\"": out += "\\\""
+        case "\n": out += "\\n"
+        case "\t": out += "\\t"
+        case "\r": out += "\\r"
+        default:
+            if u.value < 0x20 || u.value == 0x7F { out += "\\u{\(String(u.value, radix: 16))}" } else { out.unicodeScalars.append(u) }
+        }
+    }
+    return out + "\""
+}
+
+/// A value (or graph) name as the text form writes it: as it is, or quoted when it would not
+/// read back.
+func irName(_ s: String, allowEmpty: Bool = false) -> String {
+    if s.isEmpty { return allowEmpty ? s : "\"\"" }
+    let special: Set<Character> = [",", "(", ")", "[", "]", "{", "}", "\"", "#", "=", "%"]
+    if s.hasSuffix(":") || s.contains(where: { $0.isWhitespace || special.contains($0) || $0.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } }) {
+        return irQuoted(s)
+    }
+    return s
+}
+
+/// A type as the text form writes it: `TensorType.description`, with symbolic dimensions that
+/// are not identifiers free of a lowercase `x` quoted (`f32["max_x"x3]`).
+func irType(_ t: TensorType) -> String {
+    func dim(_ d: Dim) -> String {
+        guard case .symbolic(let s) = d, !s.isEmpty, s != "?" else { return d.description }
+        let plain = s.first.map { $0 == "_" || ($0.isASCII && $0.isLetter) } == true
+            && s.allSatisfy { $0 != "x" && ($0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber))) }
+        return plain ? s : irQuoted(s)
+    }
+    return "\(t.elementType)[\(t.dims.map(dim).joined(separator: "x"))]"
 }
 
 private func attributeText(_ op: Op) -> String {
@@ -83,7 +131,11 @@ private func attributeText(_ op: Op) -> String {
     case .constantOfShape(let v): return "value=\(v.elementType):\(v.elementType.isFloat ? "\(v.floats)" : "\(v.ints)")"
     case .pad(let m): return "mode=\(m.rawValue)"
     case .resize(let a):
+        // The last four only when not ONNX's defaults.
         return "mode=\(a.mode.rawValue) coordinates=\(a.coordinateTransformation.rawValue) nearest=\(a.nearestMode.rawValue)"
+            + (a.excludeOutside ? " exclude_outside" : "") + (a.extrapolationValue != 0 ? " extrapolation=\(a.extrapolationValue)" : "")
+            + (a.axes.map { " axes=\($0)" } ?? "")
+            + (a.keepAspectRatioPolicy != .stretch ? " keep_aspect_ratio=\(a.keepAspectRatioPolicy.rawValue)" : "")
     case .softmax(let a, let l), .logSoftmax(let a, let l): return "axis=\(a)" + (l ? " legacy" : "")
     case .reduce(_, let k, let n): return "keepdims=\(k)" + (n ? " noop_with_empty_axes" : "")
     case .layerNormalization(let a, let e): return "axis=\(a) epsilon=\(e)"
@@ -99,8 +151,15 @@ private func attributeText(_ op: Op) -> String {
     case .quantized(let q):
         let inner = attributeText(q.op)
         return (inner.isEmpty ? "" : inner + " ") + "inputs=[\(q.inputs.map { $0?.description ?? "f32" }.joined(separator: ", "))] output=\(q.output)"
-    case .unsupported(let r): return "reason=\"\(r)\""
-    case .elementwiseGroup(let e): return "steps=\(e)"
+    case .unsupported(let r): return "reason=\(irQuoted(r))"
+    case .elementwiseGroup(let e):
+        // `ElementwiseGroup.description`, with each step's attributes (when it has any) after it.
+        let body = e.steps.enumerated().map { k, step in
+            let a = attributeText(step.op)
+            return "s\(k)=\(step.op.name)(\(step.operands.map(\.description).joined(separator: ", ")))" + (a.isEmpty ? "" : "{\(a)}")
+        }.joined(separator: "; ")
+        guard let r = e.reduction else { return "steps=[\(body)]" }
+        return "steps=[\(body)] reduce_\(r.kind.rawValue) axes=\(r.axes) keepdims=\(r.keepDims)"
     case .matMul(let a): return a.postOps.isEmpty ? "" : "post_ops=[\(a.postOps.map(\.description).joined(separator: ", "))]"
     case .unary, .clip, .binary, .variadic, .globalAveragePool, .globalMaxPool, .slice, .squeeze,
          .unsqueeze, .identity, .dropout, .expand, .range, .where, .layoutConvert:
