@@ -223,12 +223,10 @@ extension ModelEmitter {
     }
 
     /// The end of a post-op chain, from its first activation whose oneDNN 2.6 AVX2 injector is
-    /// slower than Kiln's vectorized loop (swish, logistic, tanh, tanh-GELU: swish 2 ns per
-    /// element on a Zen 3 core, Kiln's 0.8), when no sum follows; nil when there is none. On CPUs
-    /// without AVX-512 (where those injectors were measured) the conv runs without it and Kiln's
-    /// loop applies it to the output: a depthwise 3×3 conv with SiLU 0.63 → 0.52 ms
-    /// (128 × 64 × 64). (Erf-GELU stays in oneDNN: with Kiln's scalar erf ConvNeXt went 63 → 95 ms;
-    /// with kiln::gelu_erf_f, vectorized, the two are even.)
+    /// slower than Kiln's vectorized loop (swish, logistic, tanh, tanh-GELU), when no sum follows;
+    /// nil when there is none. On CPUs without AVX-512 (where those injectors were measured) the
+    /// conv runs without it and Kiln's loop applies it to the output. Erf-GELU stays in oneDNN
+    /// (even with kiln::gelu_erf_f). Measurements: docs/optimizations.md.
     func slowActivationTail(_ ops: [PostOp]) -> [PostOp]? {
         guard let i = ops.firstIndex(where: { p in
             switch p {
@@ -243,9 +241,8 @@ extension ModelEmitter {
     /// channels-last in and out, constant weights and bias, and the shapes of kilnConvKernel
     /// (KilnIR): the direct kernel for one group with a window larger than 1×1 or groups of a
     /// multiple of 8 output channels, kiln::GroupedConv for groups of 2 or 4 channels. On CPUs
-    /// without AVX-512 oneDNN 2.6 runs groups of 4 as an im2col and a product per group
-    /// (ResNeXt-50's first stage: 4 GFLOP/s, 7.2 ms per conv; Kiln's 0.8 ms), and groups of 16 and
-    /// 32 at 50-75 GFLOP/s on two Zen 3 cores where the direct kernel reaches 100-140.
+    /// without AVX-512 oneDNN 2.6 runs small groups as an im2col and a product per group, and
+    /// larger ones slower than the direct kernel (docs/optimizations.md).
     func kilnConvKernelCandidate(_ n: Node, _ a: ConvAttributes, _ geo: WindowGeometry) -> KilnConvKernel? {
         let x = n.inputs[0]!, y = n.outputs[0]
         guard options.directConv != .off, elem(y) == .f32, layout(x) == .channelsLast, layout(y) == .channelsLast,
@@ -283,9 +280,9 @@ extension ModelEmitter {
 
     /// The C++ condition under which Kiln's conv kernels replace oneDNN's at create time. A direct
     /// candidate that kilnDirectConvPreferred does not prefer (`auto`: fewer than 8 input channels
-    /// per group, no tanh) replaces it only where oneDNN chose its im2col GEMM (kiln::onednn_im2col:
-    /// AlexNet's first conv 1.8 → 1.2 ms on two Zen 3 cores; its direct kernels are faster on the
-    /// first convs of ResNet and VGG). A rule of the CPU and oneDNN's build, not a timing.
+    /// per group, no tanh) replaces it only where oneDNN chose its im2col GEMM (kiln::onednn_im2col;
+    /// oneDNN's direct kernels are faster on such convs otherwise). A rule of the CPU and oneDNN's
+    /// build, not a timing.
     var kilnKernelWanted: String {
         options.directConv == .always ? "kiln::DirectConv::compiled_in()" : "kiln::DirectConv::preferred_here()"
     }
@@ -338,8 +335,7 @@ extension ModelEmitter {
     /// channel counts that fill oneDNN's 16-wide blocks, constant weights and bias, and post-ops
     /// its Winograd kernels implement (2.6: ReLU and sum only; SiLU, clip, tanh, ... are refused).
     /// Outside the blocked layout, a conv with a sum post-op stays direct: its addend would have
-    /// to move into the Winograd layout too, and measured on 2 threads (ResNet-18's second convs)
-    /// that costs more than it saves.
+    /// to move into the Winograd layout too, which costs more than it saves.
     func winogradCandidate(_ n: Node, _ a: ConvAttributes, _ geo: WindowGeometry) -> Bool {
         let blocked = layout(n.outputs[0]) == .blocked16
         guard options.winograd != .off, blocked || !a.postOps.contains(.sum),
@@ -464,11 +460,9 @@ extension ModelEmitter {
 
     /// Whether a product of `rows` × depth activations (row-major) by constant weights of depth ×
     /// `columns` runs as a 1×1 convolution over `rows` pixels, channels-last: at least 8 rows, and
-    /// a bias (if any) of one value per column. oneDNN 2.6 runs such products as a GEMM at
-    /// 65-150 GFLOP/s on two Zen 3 cores where its 1×1 conv kernel (the weights reordered once,
-    /// the post-ops inside its loop) reaches 150-185: ConvNeXt's MLP 49 × 768 by 768 × 3072
-    /// 3.1 → 1.5 ms, DeiT's 197 × 192 by 192 × 768 0.48 → 0.35 ms; below 8 rows (a classifier's
-    /// single row) the GEMM is faster.
+    /// a bias (if any) of one value per column: oneDNN 2.6's 1×1 conv kernel (the weights
+    /// reordered once, the post-ops inside its loop) beats its GEMM from 8 rows on; below (a
+    /// classifier's single row) the GEMM is faster. Measurements: docs/optimizations.md.
     func productAsConvApplies(rows: Int, columns: Int, weights: ValueID, bias: ValueID?) -> Bool {
         guard rows >= 8, constant(weights) != nil, shape(weights).count == 2 else { return false }
         guard let bias else { return true }

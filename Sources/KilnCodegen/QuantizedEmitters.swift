@@ -3,7 +3,7 @@ import KilnIR
 /// Quantized ops through oneDNN's int8 primitives.
 ///
 /// Without VNNI, oneDNN 2.6's int8 convolutions add pairs of u8·s8 products in 16 bits with
-/// saturation (`vpmaddubsw`; measured here: up to 243 quantization steps off on AVX2), and
+/// saturation (`vpmaddubsw`: far from the exact result on large products), and
 /// halve the weights of s8 sources. So a quantized conv runs oneDNN's int8 kernel where that is
 /// exact: on a CPU with VNNI (`kiln::int8_exact`, decided at create time), or on any CPU when the
 /// source is u8 and every weight is within ±64 (255 · (64 + 64) fits in 16 bits: weights

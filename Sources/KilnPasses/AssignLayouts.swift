@@ -257,9 +257,8 @@ func oneDNNPoolingTakesBlocked(_ n: Node, _ g: Graph) -> Bool {
 /// The blocked layout pays when every conv is ungrouped, nothing but convs and pooling reads
 /// the 4-D activations (no concatenation or elementwise op would need a converted copy), and
 /// 3×3 stride-1 convs with channel counts in multiples of 16 (Winograd's) do at least 70% of
-/// the convs' multiply-accumulates. Measured (2 threads, Zen 4): ResNet-18 (83% of its MACs)
-/// 7.1 → 6.55 ms and VGG-16 (99%) 44.8 → 42.2 ms in the blocked layout, while ResNet-50 (37%)
-/// gains nothing and AlexNet (55%) loses 5-9%: its other convs run slower blocked.
+/// the convs' multiply-accumulates: below, the other convs run slower blocked than the Winograd
+/// ones gain (docs/optimizations.md has the models measured).
 func prefersBlockedLayout(_ g: Graph) -> Bool {
     var total = 0, winograd = 0
     for n in g.nodes {

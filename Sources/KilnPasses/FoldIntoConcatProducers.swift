@@ -5,7 +5,7 @@ import KilnIR
 /// and bias (as `foldBatchNorm` does) and takes the activations as post-ops, and the
 /// concatenation is left to copy. MixNet's mixed convs (a Split, one conv per kernel size, a
 /// Concat) are followed by BatchNormalization and ReLU or SiLU; without this they cost a
-/// scale-and-shift pass over the concatenated tensor (14% of MixNet-S).
+/// scale-and-shift pass over the concatenated tensor.
 ///
 ///     before: %a = conv(%x0, %w0, %b0); %b = conv(%x1, %w1, %b1); %c = concat(%a, %b) {axis=1}
 ///             %y = batch_norm(%c, %scale, %bias, %mean, %var); %r = relu(%y)

@@ -13,9 +13,8 @@ import KilnIR
 ///
 /// The sum must be the conv's first post-op: oneDNN 2.6's f32 kernels for CPUs without the
 /// AVX-512 core instructions (jit:avx2, jit:sse41, the depthwise uni kernels) take a sum only
-/// there, and otherwise the conv falls to the reference kernel, a hundred times slower
-/// (YOLO's `conv → SiLU → add` bottlenecks took 0.4 s each). A conv that already has an
-/// activation keeps its add as a separate step.
+/// there, and otherwise the conv falls to the reference kernel, a hundred times slower. A conv
+/// that already has an activation keeps its add as a separate step.
 public func fuseSum(_ g: inout Graph) {
     let producers = g.producers()
     let consumers = g.consumers()

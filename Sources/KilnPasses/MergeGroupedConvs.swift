@@ -6,7 +6,7 @@ import KilnIR
 /// group, its weights and biases the parts' concatenated along the output channels (a missing
 /// bias is zeros). The same arithmetic, one conv instead of a split, several convs and a
 /// concatenation: the split and the concatenation copied every element (MixNet-S's grouped
-/// pointwise convs, timm's `create_conv2d` with `num_groups`: 24% of its time).
+/// pointwise convs, timm's `create_conv2d` with `num_groups`).
 ///
 ///     before: %a, %b = split(%x) {axis=1}; %c = conv(%a, %w0, %b0); %d = conv(%b, %w1, %b1)
 ///             %y = concat(%c, %d) {axis=1}

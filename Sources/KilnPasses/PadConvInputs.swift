@@ -15,7 +15,7 @@ import KilnTarget
 /// not the convs Kiln's own kernels take on those CPUs (include/kiln/direct_conv.hpp, by
 /// kilnConvKernel and kilnDirectConvPreferred; constant weights):
 /// they read the pads as zeros and skip the taps that read only pads, where the explicit Pad
-/// would cost a copy and the taps full work (DeepLabV3's atrous convs: 41 → 12 ms).
+/// would cost a copy and the taps full work (DeepLabV3's atrous convs).
 public func padConvInputs(_ g: inout Graph, kilnConvKernels: Bool = true) {
     let producers = g.producers()
     var nodes: [Node] = []

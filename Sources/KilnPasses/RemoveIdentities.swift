@@ -2,7 +2,7 @@ import KilnIR
 
 /// Removes Identity nodes, inference-time Dropout, and the ops that copy their input unchanged
 /// at the graph's static shapes: a Slice with positive steps whose output has the input's shape
-/// (GhostNet's `cat([x1, x2])[:, :oup]` where oup is every channel: a 16-48 MB/s copy each), an
+/// (GhostNet's `cat([x1, x2])[:, :oup]` where oup is every channel: a slow strided copy each), an
 /// Expand or Tile to the input's own shape, a Cast to the input's own type. Their readers read
 /// the input directly.
 ///

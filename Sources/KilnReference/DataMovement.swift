@@ -177,3 +177,73 @@ func gatherAlongAxis(_ x: Tensor, _ indices: Tensor, axis: Int, _ what: String) 
         return off
     }
 }
+
+extension NodeEvaluation {
+    /// The reference of the DataMovement family's ops (`OpFamily.dataMovement`).
+    func evaluateDataMovement() throws -> [Tensor] {
+        switch node.op {
+        case .concat(let axis):
+            return [concat(inputs.compactMap { $0 }, axis: try normalizeAxis(axis, rank: shape.count, what), out: shape)]
+        case .split(let axis):
+            let ax = try normalizeAxis(axis, rank: x(0).rank, what)
+            var outs: [Tensor] = []
+            var offset = 0
+            for t in types {
+                let s = t.shape!
+                var sl = x(0).shape.map { SliceAxis(start: 0, step: 1, count: $0) }
+                sl[ax] = SliceAxis(start: offset, step: 1, count: s[ax])
+                outs.append(slice(x(0), sl))
+                offset += s[ax]
+            }
+            return outs
+        case .slice:
+            let sl = try resolveSlice(shape: x(0).shape, starts: x(1).int64Values, ends: x(2).int64Values,
+                                      axes: opt(3)?.int64Values, steps: opt(4)?.int64Values, what)
+            return [slice(x(0), sl)]
+        case .reshape, .flatten, .squeeze, .unsqueeze, .identity, .layoutConvert:
+            return [x(0).reshaped(shape)]
+        case .dropout:
+            let y = x(0)
+            return node.outputs.count > 1 ? [y, Tensor(.bool, shape: shape, ints: [Int64](repeating: 1, count: y.count))] : [y]
+        case .transpose(let perm):
+            return [transpose(x(0), perm: perm ?? Array((0..<x(0).rank).reversed()))]
+        case .gather(let axis):
+            return [try gather(x(0), x(1), axis: try normalizeAxis(axis, rank: x(0).rank, what), out: shape, what)]
+        case .pad(let mode):
+            let axes = try padAxes(opt(3)?.int64Values, rank: x(0).rank, what)
+            return [pad(x(0), pads: x(1).int64Values, axes: axes, mode: mode, value: opt(2), out: shape)]
+        case .resize(let r):
+            let (_, scales) = try resolveResize(input: x(0).shape, scales: opt(2)?.floatValues, sizes: opt(3)?.int64Values,
+                                               attributes: r, what)
+            return [resize(x(0), r, scales: scales, roi: opt(1)?.floatValues, out: shape)]
+        case .expand:
+            return [expand(x(0), to: shape)]
+        case .depthToSpace(let b, let crd):
+            // y[n, c, h·b + i, w·b + j] = x[n, DCR: (i·b + j)·C' + c, CRD: c·b² + i·b + j, h, w]
+            let s = x(0).shape, c2 = s[1] / (b * b)
+            return [gatherElements(x(0), shape: shape) { o in
+                let (n, c, i, j) = (o[0], o[1], o[2] % b, o[3] % b)
+                let ch = crd ? c * b * b + i * b + j : (i * b + j) * c2 + c
+                return ((n * s[1] + ch) * s[2] + o[2] / b) * s[3] + o[3] / b
+            }]
+        case .spaceToDepth(let b, let crd):
+            // y[n, DCR: (i·b + j)·C + c, CRD: c·b² + i·b + j, h, w] = x[n, c, h·b + i, w·b + j]
+            let s = x(0).shape
+            return [gatherElements(x(0), shape: shape) { o in
+                let (n, ch) = (o[0], o[1])
+                let (i, j, c) = crd ? ((ch % (b * b)) / b, ch % b, ch / (b * b)) : (ch / (b * s[1]), (ch / s[1]) % b, ch % s[1])
+                return ((n * s[1] + c) * s[2] + o[2] * b + i) * s[3] + o[3] * b + j
+            }]
+        case .tile:
+            let s = x(0).shape, st = contiguousStrides(s)
+            return [gatherElements(x(0), shape: shape) { o in
+                var off = 0
+                for d in 0..<o.count { off += (o[d] % s[d]) * st[d] }
+                return off
+            }]
+        case .gatherElements(let axis):
+            return [try gatherAlongAxis(x(0), x(1), axis: try normalizeAxis(axis, rank: x(0).rank, what), what)]
+        default: preconditionFailure("\(node.op.name) is not of the dataMovement family")
+        }
+    }
+}

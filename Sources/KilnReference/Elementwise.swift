@@ -254,3 +254,55 @@ public func quantize(_ x: Tensor, _ q: Quantization) -> Tensor {
     let k = parameterIndex(q, x.shape)
     return Tensor(q.type, shape: x.shape, ints: x.floats.indices.map { q.quantize(x.floats[$0], k($0)) })
 }
+
+extension NodeEvaluation {
+    /// The reference of the Elementwise family's ops (`OpFamily.elementwise`).
+    func evaluateElementwise() throws -> [Tensor] {
+        switch node.op {
+        case .unary(let u):
+            return [unary(u, x(0))]
+        case .leakyRelu, .elu, .selu, .hardSigmoid, .gelu:
+            return [mapFloat(x(0), node.op.scalarFunction!.apply)]
+        case .clip:
+            return [clip(x(0), opt(1), opt(2))]
+        case .binary(let b):
+            return [try binary(b, x(0), x(1), out: out)]
+        case .variadic(let b):
+            var acc = x(0)
+            for i in 1..<inputs.count {
+                let t = try broadcastShapes([acc.shape, x(i).shape], what)
+                acc = try binary(b, acc, x(i), out: TensorType(out.elementType, t))
+            }
+            if acc.shape != shape { acc = expand(acc, to: shape) }
+            return [acc]
+        case .alignForBroadcast:
+            return [x(1).reshaped(shape)]
+        case .cast(let to):
+            return [cast(x(0), to: to)]
+        case .castLike:
+            return [cast(x(0), to: x(1).elementType)]
+        case .where:
+            return [whereOp(x(0), x(1), x(2), out: out)]
+        case .elementwiseGroup(let e):
+            // Each step as the op it stands for, then the reduction as a reduce node.
+            var results: [Tensor] = []
+            for (k, step) in e.steps.enumerated() {
+                let operands: [Tensor?] = step.operands.map { o in
+                    switch o {
+                    case .input(let i): return inputs[i]
+                    case .step(let j): return results[j]
+                    case .absent: return nil
+                    }
+                }
+                let stepNode = Node(name: "\(node.name)/s\(k)", op: step.op, inputs: operands.indices.map { ValueID($0) },
+                                    outputs: [ValueID(0)], origin: node.origin)
+                results.append(try evaluateNode(stepNode, operands)[0])
+            }
+            let result = results.last!
+            guard let r = e.reduction else { return [expand(result, to: shape)] }
+            let full = try broadcastShapes(inputs.map { $0!.shape }, what)
+            return [reduce(r.kind, expand(result, to: full), axes: r.axes, out: shape)]
+        default: preconditionFailure("\(node.op.name) is not of the elementwise family")
+        }
+    }
+}

@@ -58,10 +58,9 @@ public func kilnConvKernel(inputChannels c: Int, outputChannels k: Int, group: I
 }
 
 /// Where `--direct-conv auto` gives a conv the direct kernel takes that kernel: at least 8 input
-/// channels per group (below, oneDNN's kernel is up to 2× faster: the first convs of ResNet and
-/// VGG), or a tanh after the conv (oneDNN 2.6's AVX2 tanh costs 5× the conv: ESPCN's 1-channel
-/// 5×5 conv, 9 → 4.4 ms). A rule of the shapes, not a timing: every library and handle of a model
-/// computes the same bits on one machine.
+/// channels per group (below, oneDNN's kernel is faster), or a tanh after the conv (oneDNN 2.6's
+/// AVX2 tanh post-op is slow). A rule of the shapes, not a timing: every library and handle of a
+/// model computes the same bits on one machine. Measurements: docs/optimizations.md.
 public func kilnDirectConvPreferred(inputChannels c: Int, group: Int, postOps: [PostOp]) -> Bool {
     c / max(group, 1) >= 8 || postOps.contains(.tanh)
 }
@@ -72,14 +71,9 @@ public func kilnDirectConvPreferred(inputChannels c: Int, group: Int, postOps: [
 /// than ReLU, channel counts not multiples of 16), from 16 output tiles of 4×4 (14×14) on; when
 /// it can, from 196 tiles (56×56) with at most 256 input and output channels together (Kiln's
 /// kernel then keeps each thread's chunk of transformed tiles and products in L2): below, or
-/// with more channels, oneDNN's AVX-512 F(4×4, 3×3) is as fast or faster (1.2-1.3× on ResNet-18's
-/// 28×28 and 14×14, 1.0-1.15× on VGG-16's 56×56 with 128 → 256 and 256 → 256 channels).
-/// Measured on two Zen 4 cores, whose AVX2 FMA rate equals their AVX-512 one, Kiln's against
-/// oneDNN 2.6's: RepVGG-A0's 3×3 convs with their branches' sum 0.50× (48 channels on 56×56) to
-/// 0.90× (192 on 14×14); YOLOv8n's SiLU convs 0.4-0.6×; ResNet-18's second convs 0.53× (64 on
-/// 56×56), 0.60× (128 on 28×28), 0.86× (256 on 14×14); DenseNet-121's 128 → 32 on 56×56
-/// 0.64-0.79×; VGG-16's 112×112 and 224×224 convs 0.91×; ESPCN's 64 → 32 on 224×224 0.63×.
-/// A rule of the shapes and the CPU, not a timing.
+/// with more channels, oneDNN's AVX-512 F(4×4, 3×3) is as fast or faster. A rule of the shapes and
+/// the CPU (Zen 4's AVX2 FMA rate equals its AVX-512 one), not a timing; the per-conv
+/// measurements are in docs/optimizations.md.
 public func kilnWinogradOnAVX512(inputChannels c: Int, outputChannels k: Int, outputHeight oh: Int, outputWidth ow: Int,
                                  oneDNNWinograd: Bool) -> Bool {
     let tiles = ((oh + 3) / 4) * ((ow + 3) / 4)
