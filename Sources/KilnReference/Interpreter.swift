@@ -51,7 +51,7 @@ public struct ReferenceInterpreter {
 /// Evaluates one node on concrete inputs (nil where an optional input is absent).
 public func evaluateNode(_ node: Node, _ inputs: [Tensor?]) throws -> [Tensor] {
     let types = try inferOutputTypes(node, inputs: inputs.map { $0?.type }, constants: inputs)
-    let e = NodeEvaluation(node: node, inputs: inputs, out: types[0])
+    let e = NodeEvaluation(node: node, inputs: inputs, types: types)
     switch node.op.family {
     case .conv: return try e.evaluateConv()
     case .pool: return try e.evaluatePool()
@@ -73,13 +73,13 @@ public func evaluateNode(_ node: Node, _ inputs: [Tensor?]) throws -> [Tensor] {
 struct NodeEvaluation {
     let node: Node
     let inputs: [Tensor?]
-    /// The (first) output's type, and its shape.
-    let out: TensorType
+    /// The outputs' types, the first one's, and its shape.
+    let types: [TensorType]
+    var out: TensorType { types[0] }
     var shape: [Int] { out.shape! }
     var what: String { node.label }
     func x(_ i: Int) -> Tensor { inputs[i]! }
     func opt(_ i: Int) -> Tensor? { i < inputs.count ? inputs[i] : nil }
-
 }
 
 import Foundation
