@@ -20,6 +20,11 @@ extension ModelEmitter {
         }
     }
 
+    /// A node's first operand, its first output, and its operand `i` (nil when absent).
+    func operands(_ n: Node) -> (x0: ValueID?, y: ValueID, x: (Int) -> ValueID?) {
+        (n.inputs.first ?? nil, n.outputs[0], { i in i < n.inputs.count ? n.inputs[i] : nil })
+    }
+
     /// The constant scale and zero point of a per-tensor QuantizeLinear or DequantizeLinear
     /// between f32 and u8/s8, and which of the two it is (nil otherwise).
     func perTensorParameters(_ n: Node) -> (scale: Float, zero: Int32, quantizes: Bool)? {

@@ -3,8 +3,7 @@ import KilnIR
 extension ModelEmitter {
     /// The code of the Conv family's ops (`OpFamily.conv`).
     mutating func emitConv(_ n: Node, index: Int) throws {
-        let y = n.outputs[0]
-        func x(_ i: Int) -> ValueID? { i < n.inputs.count ? n.inputs[i] : nil }
+        let (_, y, x) = operands(n)
         switch n.op {
         case .conv(let a):
             if elem(y) == .f32 && shapeProduct(shape(y)) > 0 {

@@ -3,9 +3,7 @@ import KilnIR
 extension ModelEmitter {
     /// The code of the DataMovement family's ops (`OpFamily.dataMovement`).
     mutating func emitDataMovement(_ n: Node, index: Int) throws {
-        let x0 = n.inputs.first ?? nil
-        let y = n.outputs[0]
-        func x(_ i: Int) -> ValueID? { i < n.inputs.count ? n.inputs[i] : nil }
+        let (x0, y, x) = operands(n)
         switch n.op {
         case .concat(let axis):
             let inputs = n.inputs.compactMap { $0 }

@@ -3,9 +3,7 @@ import KilnIR
 extension ModelEmitter {
     /// The code of the MatMul family's ops (`OpFamily.matMul`).
     mutating func emitMatMul(_ n: Node, index: Int) throws {
-        let x0 = n.inputs.first ?? nil
-        let y = n.outputs[0]
-        func x(_ i: Int) -> ValueID? { i < n.inputs.count ? n.inputs[i] : nil }
+        let (x0, y, x) = operands(n)
         switch n.op {
         case .gemm(let a):
             if elem(y) == .f32 && oneDNNGemmApplies(n, a) {

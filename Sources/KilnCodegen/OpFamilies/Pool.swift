@@ -3,8 +3,7 @@ import KilnIR
 extension ModelEmitter {
     /// The code of the Pool family's ops (`OpFamily.pool`).
     mutating func emitPool(_ n: Node, index: Int) throws {
-        let x0 = n.inputs.first ?? nil
-        let y = n.outputs[0]
+        let (x0, y, _) = operands(n)
         switch n.op {
         case .maxPool(let p), .averagePool(let p):
             var average = false

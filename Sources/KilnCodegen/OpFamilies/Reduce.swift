@@ -3,9 +3,7 @@ import KilnIR
 extension ModelEmitter {
     /// The code of the Reduce family's ops (`OpFamily.reduce`).
     mutating func emitReduce(_ n: Node, index _: Int) throws {
-        let x0 = n.inputs.first ?? nil
-        let y = n.outputs[0]
-        func x(_ i: Int) -> ValueID? { i < n.inputs.count ? n.inputs[i] : nil }
+        let (x0, y, x) = operands(n)
         switch n.op {
         case .argReduce(let a):
             let s = shape(x0!)

@@ -3,7 +3,7 @@ import KilnIR
 extension ModelEmitter {
     /// The code of the Shape family's ops (`OpFamily.shape`).
     mutating func emitShape(_ n: Node, index _: Int) throws {
-        let y = n.outputs[0]
+        let (_, y, _) = operands(n)
         switch n.op {
         case .constantOfShape(let value):
             loopCount += 1
