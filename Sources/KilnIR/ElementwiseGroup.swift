@@ -64,9 +64,11 @@ public struct ElementwiseGroup: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The steps as the IR's text form writes them, each step's attributes (when it has any) after it.
     public var description: String {
         let body = steps.enumerated().map { k, s in
-            "s\(k)=\(s.op.name)(\(s.operands.map(\.description).joined(separator: ", ")))"
+            let a = attributeText(s.op)
+            return "s\(k)=\(s.op.name)(\(s.operands.map(\.description).joined(separator: ", ")))" + (a.isEmpty ? "" : "{\(a)}")
         }.joined(separator: "; ")
         guard let r = reduction else { return "[\(body)]" }
         return "[\(body)] reduce_\(r.kind.rawValue) axes=\(r.axes) keepdims=\(r.keepDims)"

@@ -174,29 +174,17 @@ struct IRLine {
         return try valueName()
     }
 
-    mutating func int(_ what: String) throws -> Int {
+    /// A number of type `T`; `kind` says what the error expected ("an integer").
+    mutating func number<T: LosslessStringConvertible>(_ what: String, _ kind: String) throws -> T {
         skipSpaces()
         let start = i
-        let w = word()
-        guard let v = Int(w) else { throw error("expected \(what) (an integer)", at: start) }
+        guard let v = T(word()) else { throw error("expected \(what) (\(kind))", at: start) }
         return v
     }
 
-    mutating func int64(_ what: String) throws -> Int64 {
-        skipSpaces()
-        let start = i
-        let w = word()
-        guard let v = Int64(w) else { throw error("expected \(what) (an integer)", at: start) }
-        return v
-    }
-
-    mutating func float(_ what: String) throws -> Float {
-        skipSpaces()
-        let start = i
-        let w = word()
-        guard let v = Float(w) else { throw error("expected \(what) (a number)", at: start) }
-        return v
-    }
+    mutating func int(_ what: String) throws -> Int { try number(what, "an integer") }
+    mutating func int64(_ what: String) throws -> Int64 { try number(what, "an integer") }
+    mutating func float(_ what: String) throws -> Float { try number(what, "a number") }
 
     mutating func bool(_ what: String) throws -> Bool {
         skipSpaces()

@@ -76,7 +76,8 @@ func irType(_ t: TensorType) -> String {
     return "\(t.elementType)[\(t.dims.map(dim).joined(separator: "x"))]"
 }
 
-private func attributeText(_ op: Op) -> String {
+/// An op's attributes as the text form writes them ("" when it has none).
+func attributeText(_ op: Op) -> String {
     func conv(_ a: ConvAttributes) -> String {
         var parts = ["group=\(a.group)"]
         if let k = a.kernelShape { parts.append("kernel=\(k)") }
@@ -152,14 +153,7 @@ private func attributeText(_ op: Op) -> String {
         let inner = attributeText(q.op)
         return (inner.isEmpty ? "" : inner + " ") + "inputs=[\(q.inputs.map { $0?.description ?? "f32" }.joined(separator: ", "))] output=\(q.output)"
     case .unsupported(let r): return "reason=\(irQuoted(r))"
-    case .elementwiseGroup(let e):
-        // `ElementwiseGroup.description`, with each step's attributes (when it has any) after it.
-        let body = e.steps.enumerated().map { k, step in
-            let a = attributeText(step.op)
-            return "s\(k)=\(step.op.name)(\(step.operands.map(\.description).joined(separator: ", ")))" + (a.isEmpty ? "" : "{\(a)}")
-        }.joined(separator: "; ")
-        guard let r = e.reduction else { return "steps=[\(body)]" }
-        return "steps=[\(body)] reduce_\(r.kind.rawValue) axes=\(r.axes) keepdims=\(r.keepDims)"
+    case .elementwiseGroup(let e): return "steps=\(e)"
     case .matMul(let a): return a.postOps.isEmpty ? "" : "post_ops=[\(a.postOps.map(\.description).joined(separator: ", "))]"
     case .unary, .clip, .binary, .variadic, .globalAveragePool, .globalMaxPool, .slice, .squeeze,
          .unsqueeze, .identity, .dropout, .expand, .range, .where, .layoutConvert:

@@ -49,13 +49,17 @@ public enum Pipeline {
     /// Import → static, simplified graph: what the reference interpreter and later stages take.
     public static func simplify(_ g: inout Graph, inputShapes: [String: [Int]], options: PassOptions = PassOptions(),
                                 progress: (String) -> Void = { _ in }) throws {
-        try run([
+        try run(simplification(inputShapes: inputShapes), on: &g, options: options, progress: progress, staticAfter: "infer-shapes")
+        try verify(g, requireStaticShapes: true)
+    }
+
+    static func simplification(inputShapes: [String: [Int]]) -> [Pass] {
+        [
             Pass("pin-input-shapes", "pin input shapes", optional: false) { try pinInputShapes(&$0, inputShapes) },
             Pass("infer-shapes", "infer shapes, fold", optional: false) { try inferShapes(&$0) },
             Pass("remove-identities", "remove identities", optional: false) { removeIdentities(&$0) },
             Pass("eliminate-dead-code", "eliminate dead code") { eliminateDeadCode(&$0) },
-        ], on: &g, options: options, progress: progress, staticAfter: "infer-shapes")
-        try verify(g, requireStaticShapes: true)
+        ]
     }
 
     /// The f32 fusions: what a conv, a matrix product and their post-ops become.
@@ -96,19 +100,21 @@ public enum Pipeline {
         [Pass("assign-layouts", "assign layouts", optional: false) { assignLayouts(&$0, policy: policy) }]
     }
 
+    /// Every pass, in pipeline order (a pass that runs twice, twice).
+    static var allPasses: [Pass] {
+        simplification(inputShapes: [:]) + floatFusions(kilnConvKernels: true) + lowering { _ in } + layouts(.auto)
+    }
+
     /// Every pass's name, in pipeline order, each once.
     public static var passNames: [String] {
         var names: [String] = []
-        let all = [Pass("pin-input-shapes", "", optional: false) { _ in }, Pass("infer-shapes", "", optional: false) { _ in },
-                   Pass("remove-identities", "", optional: false) { _ in }, Pass("eliminate-dead-code", "") { _ in }]
-            + floatFusions(kilnConvKernels: true) + lowering { _ in } + layouts(.auto)
-        for p in all where !names.contains(p.name) { names.append(p.name) }
+        for p in allPasses where !names.contains(p.name) { names.append(p.name) }
         return names
     }
 
     /// The names of the passes that `--disable-pass` may skip.
     public static var optionalPassNames: [String] {
-        let required: Set = ["pin-input-shapes", "infer-shapes", "remove-identities", "lower-batch-norm", "lower-quantized", "assign-layouts"]
+        let required = Set(allPasses.filter { !$0.optional }.map(\.name))
         return passNames.filter { !required.contains($0) }
     }
 
