@@ -86,7 +86,7 @@ public func planMemory(_ g: Graph) -> MemoryPlan {
     for (i, n) in g.nodes.enumerated() {
         let y = n.outputs.first
         switch n.op {
-        case .reshape, .flatten, .squeeze, .unsqueeze, .identity, .dropout, .layoutConvert:
+        case _ where n.op.traits.movement == .reshapes || n.op == .layoutConvert:
             guard n.outputs.count == 1, let x = n.inputs[0], let y, first[x] != nil, first[y] != nil else { continue }
             if case .layoutConvert = n.op, !Layout.sameBytes(g.values[y].type.shape ?? [], g.values[x].layout, g.values[y].layout) { continue }
             merge(y, into: x)

@@ -52,18 +52,6 @@ public struct ElementwiseGroup: Sendable, Equatable, CustomStringConvertible {
         self.reduction = reduction
     }
 
-    /// Whether an op can be a step: elementwise, float in and out, or per-tensor quantization
-    /// (u8/s8 in or out, the integers held in floats between steps).
-    public static func isStep(_ op: Op) -> Bool {
-        switch op {
-        case .quantizeLinear, .dequantizeLinear: return true
-        case .unary(let u): return u != .not
-        case .leakyRelu, .elu, .selu, .hardSigmoid, .gelu, .clip: return true
-        case .binary(let b): return !b.producesBool && b != .mod
-        default: return false
-        }
-    }
-
     /// The steps as the IR's text form writes them, each step's attributes (when it has any) after it.
     public var description: String {
         let body = steps.enumerated().map { k, s in

@@ -492,7 +492,7 @@ struct IRAttributes {
             attrs = try IRAttributes(&l)
         }
         let op = try IRParser.op(name, &attrs, line: l, column: opColumn)
-        guard ElementwiseGroup.isStep(op) else { throw l.error("\(name) cannot be a step of an elementwise group", at: opColumn) }
+        guard op.traits.elementwiseStep else { throw l.error("\(name) cannot be a step of an elementwise group", at: opColumn) }
         return ElementwiseGroup.Step(op: op, operands: operands)
     }
 

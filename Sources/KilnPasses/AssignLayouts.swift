@@ -62,57 +62,10 @@ public func assignLayouts(_ g: inout Graph, policy: LayoutPolicy = .auto) {
         }
         // Kiln's own kernels read channels-last copies of blocked values.
         n.inputs = n.inputs.map { $0.map { g.values[$0].layout == .blocked16 ? ensure($0, .channelsLast) : $0 } }
-        switch n.op {
-        case .conv(let a):
-            if let y = out, rank(y) == 4, g.values[y].type.elementType == .f32, (g.values[y].type.elementCount ?? 0) > 0 {
-                // (A plain source with a channels-last destination sends oneDNN 2.6 to its reference
-                // kernel, a thousand times slower: convert the input once instead.)
-                n.inputs[0] = ensure(n.inputs[0]!, .channelsLast)
-                if a.postOps.contains(.sum), n.inputs.count > 3, let addend = n.inputs[3] {
-                    n.inputs[3] = ensure(addend, .channelsLast)
-                }
-                outLayout = .channelsLast
-            } else {
-                n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
-            }
-        case .quantizedConv:
-            // oneDNN's int8 convolutions run channels-last (the source, the addend and the result).
-            if let y = out, rank(y) == 4 {
-                n.inputs[0] = ensure(n.inputs[0]!, .channelsLast)
-                if n.op.sumsIntoAddend, n.inputs.count > 3, let addend = n.inputs[3] { n.inputs[3] = ensure(addend, .channelsLast) }
-                outLayout = .channelsLast
-            } else {
-                n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
-            }
-        case .quantizeLinear, .dequantizeLinear:
-            // Per tensor they are elementwise, in the input's layout; per axis, plain.
-            let x = n.inputs[0]!
-            let perTensor = n.inputs.count > 1 && n.inputs[1].map({ g.values[$0].type.elementCount == 1 }) == true
-            let main = perTensor && rank(x) == 4 ? g.values[x].layout : .plain
-            for k in n.inputs.indices { if let v = n.inputs[k] { n.inputs[k] = ensure(v, k == 0 ? main : .plain) } }
-            outLayout = main
-            // An image quantized for int8 convs (a plain input of at most 4 channels) is written
-            // channels-last as it is quantized: one pass instead of two (kiln::quantize_to_channels_last).
-            if case .quantizeLinear = n.op, perTensor, main == .plain, let y = out, rank(y) == 4, !outputs.contains(y),
-               let c = g.values[y].type.shape?[1], c <= 4, !consumers[y].isEmpty,
-               consumers[y].allSatisfy({ if case .quantizedConv = g.nodes[$0].op { return true } else { return false } }) {
-                outLayout = .channelsLast
-            }
-        case .convTranspose(let a):
-            // oneDNN's deconvolution runs channels-last; Kiln's generic loop needs plain values.
-            if let y = out, rank(y) == 4, g.values[y].type.elementType == .f32, (g.values[y].type.elementCount ?? 0) > 0,
-               (g.values[n.inputs[0]!].type.elementCount ?? 0) > 0,
-               let xs = g.values[n.inputs[0]!].type.shape, let ws = g.values[n.inputs[1]!].type.shape,
-               let geo = try? convTransposeGeometry(input: Array(xs.dropFirst(2)), kernel: Array(ws.dropFirst(2)), attributes: a, n.name),
-               oneDNNDeconvolutionApplies(geo) {
-                n.inputs[0] = ensure(n.inputs[0]!, .channelsLast)
-                for k in n.inputs.indices.dropFirst() { if let v = n.inputs[k] { n.inputs[k] = ensure(v, .plain) } }
-                outLayout = .channelsLast
-            } else {
-                n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
-            }
-        case .maxPool, .averagePool, .globalAveragePool, .globalMaxPool, .batchNormalization, .channelScaleShift, .unary, .leakyRelu, .elu, .selu,
-             .hardSigmoid, .gelu, .clip, .cast, .identity:
+        switch n.op.traits.layout {
+        case .plain:
+            n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
+        case .followsFirst:
             // Follow the (main) input's layout; everything else must be plain.
             let x = n.inputs[0]!
             let main = rank(x) == 4 && out.map { rank($0) == 4 } == true ? g.values[x].layout : .plain
@@ -120,93 +73,142 @@ public func assignLayouts(_ g: inout Graph, policy: LayoutPolicy = .auto) {
                 if let v = n.inputs[k] { n.inputs[k] = ensure(v, k == 0 ? main : .plain) }
             }
             outLayout = main
-        case .elementwiseGroup(let e) where e.reduction != nil:
-            n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
-        case .binary, .variadic, .where, .elementwiseGroup:
+        case .strided:
             // Elementwise with broadcasting: operands are read through strides, whatever their layout.
             if let y = out, rank(y) == 4, n.inputs.contains(where: { $0.map { rank($0) == 4 && g.values[$0].layout == .channelsLast } ?? false }) {
                 outLayout = .channelsLast
             }
-        case .slice, .split:
-            // Follow the input's layout (4-D to 4-D); the bounds are plain.
-            let x = n.inputs[0]!
-            let main = rank(x) == 4 ? g.values[x].layout : .plain
-            for k in n.inputs.indices.dropFirst() { if let v = n.inputs[k] { n.inputs[k] = ensure(v, .plain) } }
-            for y in n.outputs { g.values[y].layout = main }
-            nodes.append(n)
-            continue
-        case .depthToSpace, .spaceToDepth:
-            // Strided copies in either layout: follow a channels-last input.
-            let x = n.inputs[0]!
-            outLayout = rank(x) == 4 && g.values[x].layout == .channelsLast ? .channelsLast : .plain
-        case .pad:
-            // Padding commutes with the permutation of a channels-last value: it stays so.
-            let x = n.inputs[0]!
-            let main: Layout = rank(x) == 4 && g.values[x].layout == .channelsLast ? .channelsLast : .plain
-            n.inputs = n.inputs.enumerated().map { k, v in v.map { ensure($0, k == 0 ? main : .plain) } }
-            outLayout = main
-        case .transpose(let perm):
-            // A permute between NCHW and NHWC keeps channels-last bytes as they are: from a
-            // channels-last input to a plain result, or from a plain input to a channels-last result.
-            let x = n.inputs[0]!
-            if let xs = g.values[x].type.shape, xs.count == 4, let p = perm {
-                if g.values[x].layout == .channelsLast, Layout.transposeKeepsBytes(xs, perm: p, from: .channelsLast, to: .plain) {
-                    outLayout = .plain
-                } else if let y = out, !g.outputs.contains(y), Layout.transposeKeepsBytes(xs, perm: p, from: .plain, to: .channelsLast) {
-                    n.inputs[0] = ensure(x, .plain)
+        case .own:
+            switch n.op {
+            case .conv(let a):
+                if let y = out, rank(y) == 4, g.values[y].type.elementType == .f32, (g.values[y].type.elementCount ?? 0) > 0 {
+                    // (A plain source with a channels-last destination sends oneDNN 2.6 to its reference
+                    // kernel, a thousand times slower: convert the input once instead.)
+                    n.inputs[0] = ensure(n.inputs[0]!, .channelsLast)
+                    if a.postOps.contains(.sum), n.inputs.count > 3, let addend = n.inputs[3] {
+                        n.inputs[3] = ensure(addend, .channelsLast)
+                    }
                     outLayout = .channelsLast
                 } else {
-                    n.inputs[0] = ensure(x, .plain)
+                    n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
                 }
-            } else {
-                n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
+            case .quantizedConv:
+                // oneDNN's int8 convolutions run channels-last (the source, the addend and the result).
+                if let y = out, rank(y) == 4 {
+                    n.inputs[0] = ensure(n.inputs[0]!, .channelsLast)
+                    if n.op.sumsIntoAddend, n.inputs.count > 3, let addend = n.inputs[3] { n.inputs[3] = ensure(addend, .channelsLast) }
+                    outLayout = .channelsLast
+                } else {
+                    n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
+                }
+            case .quantizeLinear, .dequantizeLinear:
+                // Per tensor they are elementwise, in the input's layout; per axis, plain.
+                let x = n.inputs[0]!
+                let perTensor = n.inputs.count > 1 && n.inputs[1].map({ g.values[$0].type.elementCount == 1 }) == true
+                let main = perTensor && rank(x) == 4 ? g.values[x].layout : .plain
+                for k in n.inputs.indices { if let v = n.inputs[k] { n.inputs[k] = ensure(v, k == 0 ? main : .plain) } }
+                outLayout = main
+                // An image quantized for int8 convs (a plain input of at most 4 channels) is written
+                // channels-last as it is quantized: one pass instead of two (kiln::quantize_to_channels_last).
+                if case .quantizeLinear = n.op, perTensor, main == .plain, let y = out, rank(y) == 4, !outputs.contains(y),
+                   let c = g.values[y].type.shape?[1], c <= 4, !consumers[y].isEmpty,
+                   consumers[y].allSatisfy({ if case .quantizedConv = g.nodes[$0].op { return true } else { return false } }) {
+                    outLayout = .channelsLast
+                }
+            case .convTranspose(let a):
+                // oneDNN's deconvolution runs channels-last; Kiln's generic loop needs plain values.
+                if let y = out, rank(y) == 4, g.values[y].type.elementType == .f32, (g.values[y].type.elementCount ?? 0) > 0,
+                   (g.values[n.inputs[0]!].type.elementCount ?? 0) > 0,
+                   let xs = g.values[n.inputs[0]!].type.shape, let ws = g.values[n.inputs[1]!].type.shape,
+                   let geo = try? convTransposeGeometry(input: Array(xs.dropFirst(2)), kernel: Array(ws.dropFirst(2)), attributes: a, n.name),
+                   oneDNNDeconvolutionApplies(geo) {
+                    n.inputs[0] = ensure(n.inputs[0]!, .channelsLast)
+                    for k in n.inputs.indices.dropFirst() { if let v = n.inputs[k] { n.inputs[k] = ensure(v, .plain) } }
+                    outLayout = .channelsLast
+                } else {
+                    n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
+                }
+            case .slice, .split:
+                // Follow the input's layout (4-D to 4-D); the bounds are plain.
+                let x = n.inputs[0]!
+                let main = rank(x) == 4 ? g.values[x].layout : .plain
+                for k in n.inputs.indices.dropFirst() { if let v = n.inputs[k] { n.inputs[k] = ensure(v, .plain) } }
+                for y in n.outputs { g.values[y].layout = main }
+                nodes.append(n)
+                continue
+            case .depthToSpace, .spaceToDepth:
+                // Strided copies in either layout: follow a channels-last input.
+                let x = n.inputs[0]!
+                outLayout = rank(x) == 4 && g.values[x].layout == .channelsLast ? .channelsLast : .plain
+            case .pad:
+                // Padding commutes with the permutation of a channels-last value: it stays so.
+                let x = n.inputs[0]!
+                let main: Layout = rank(x) == 4 && g.values[x].layout == .channelsLast ? .channelsLast : .plain
+                n.inputs = n.inputs.enumerated().map { k, v in v.map { ensure($0, k == 0 ? main : .plain) } }
+                outLayout = main
+            case .transpose(let perm):
+                // A permute between NCHW and NHWC keeps channels-last bytes as they are: from a
+                // channels-last input to a plain result, or from a plain input to a channels-last result.
+                let x = n.inputs[0]!
+                if let xs = g.values[x].type.shape, xs.count == 4, let p = perm {
+                    if g.values[x].layout == .channelsLast, Layout.transposeKeepsBytes(xs, perm: p, from: .channelsLast, to: .plain) {
+                        outLayout = .plain
+                    } else if let y = out, !g.outputs.contains(y), Layout.transposeKeepsBytes(xs, perm: p, from: .plain, to: .channelsLast) {
+                        n.inputs[0] = ensure(x, .plain)
+                        outLayout = .channelsLast
+                    } else {
+                        n.inputs[0] = ensure(x, .plain)
+                    }
+                } else {
+                    n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
+                }
+            case .resize(let r):
+                // A resize of height and width (kiln::resize_hw) follows a channels-last input,
+                // unless its result is a graph output (then the smaller input is converted).
+                let x = n.inputs[0]!
+                func constant(_ i: Int) -> Tensor? { i < n.inputs.count ? n.inputs[i].flatMap { g.values[$0].constant } : nil }
+                var main = Layout.plain
+                if let y = out, let xs = g.values[x].type.shape, let ys = g.values[y].type.shape, g.values[x].layout == .channelsLast,
+                   !g.outputs.contains(y), g.values[x].type.elementType == .f32,
+                   let (_, scales) = try? resolveResize(input: xs, scales: constant(2)?.floatValues, sizes: constant(3)?.int64Values, attributes: r, ""),
+                   resizeSpatialTables(input: xs, output: ys, scales: scales, roi: constant(1)?.floatValues, attributes: r) != nil {
+                    main = .channelsLast
+                }
+                n.inputs = n.inputs.enumerated().map { k, v in v.map { ensure($0, k == 0 ? main : .plain) } }
+                outLayout = main
+            case .gather(let axis):
+                // A gather of channels (1-D indices) keeps channels-last: ShuffleNet's channel shuffle.
+                let x = n.inputs[0]!
+                let idx = n.inputs[1]!
+                if rank(x) == 4, g.values[x].layout == .channelsLast, axis == 1 || axis == -3, rank(idx) == 1 {
+                    n.inputs[1] = ensure(idx, .plain)
+                    outLayout = .channelsLast
+                } else {
+                    n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
+                }
+            case .quantized(let q):
+                // Kiln's kernels: pooling and scale-shift follow a channels-last input (plain
+                // otherwise), a concatenation goes channels-last when any input is.
+                let channelsLast: Bool
+                if case .concat = q.op {
+                    channelsLast = n.inputs.contains { $0.map { rank($0) == 4 && g.values[$0].layout == .channelsLast } ?? false }
+                } else {
+                    channelsLast = rank(n.inputs[0]!) == 4 && g.values[n.inputs[0]!].layout == .channelsLast
+                }
+                let main: Layout = channelsLast && out.map({ rank($0) == 4 }) == true ? .channelsLast : .plain
+                n.inputs = n.inputs.map { $0.map { ensure($0, rank($0) == 4 ? main : .plain) } }
+                outLayout = main
+            case .concat:
+                if let y = out, rank(y) == 4, n.inputs.contains(where: { $0.map { g.values[$0].layout == .channelsLast } ?? false }) {
+                    n.inputs = n.inputs.map { $0.map { ensure($0, .channelsLast) } }
+                    outLayout = .channelsLast
+                }
+            case .layoutConvert:
+                // A conversion already in the graph keeps the layout it converts to.
+                outLayout = out.map { g.values[$0].layout } ?? .plain
+            default:
+                preconditionFailure("\(n.op.name) has its own layout rule (OpTraits) but assignLayouts has none")
             }
-        case .resize(let r):
-            // A resize of height and width (kiln::resize_hw) follows a channels-last input,
-            // unless its result is a graph output (then the smaller input is converted).
-            let x = n.inputs[0]!
-            func constant(_ i: Int) -> Tensor? { i < n.inputs.count ? n.inputs[i].flatMap { g.values[$0].constant } : nil }
-            var main = Layout.plain
-            if let y = out, let xs = g.values[x].type.shape, let ys = g.values[y].type.shape, g.values[x].layout == .channelsLast,
-               !g.outputs.contains(y), g.values[x].type.elementType == .f32,
-               let (_, scales) = try? resolveResize(input: xs, scales: constant(2)?.floatValues, sizes: constant(3)?.int64Values, attributes: r, ""),
-               resizeSpatialTables(input: xs, output: ys, scales: scales, roi: constant(1)?.floatValues, attributes: r) != nil {
-                main = .channelsLast
-            }
-            n.inputs = n.inputs.enumerated().map { k, v in v.map { ensure($0, k == 0 ? main : .plain) } }
-            outLayout = main
-        case .gather(let axis):
-            // A gather of channels (1-D indices) keeps channels-last: ShuffleNet's channel shuffle.
-            let x = n.inputs[0]!
-            let idx = n.inputs[1]!
-            if rank(x) == 4, g.values[x].layout == .channelsLast, axis == 1 || axis == -3, rank(idx) == 1 {
-                n.inputs[1] = ensure(idx, .plain)
-                outLayout = .channelsLast
-            } else {
-                n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
-            }
-        case .quantized(let q):
-            // Kiln's kernels: pooling and scale-shift follow a channels-last input (plain
-            // otherwise), a concatenation goes channels-last when any input is.
-            let channelsLast: Bool
-            if case .concat = q.op {
-                channelsLast = n.inputs.contains { $0.map { rank($0) == 4 && g.values[$0].layout == .channelsLast } ?? false }
-            } else {
-                channelsLast = rank(n.inputs[0]!) == 4 && g.values[n.inputs[0]!].layout == .channelsLast
-            }
-            let main: Layout = channelsLast && out.map({ rank($0) == 4 }) == true ? .channelsLast : .plain
-            n.inputs = n.inputs.map { $0.map { ensure($0, rank($0) == 4 ? main : .plain) } }
-            outLayout = main
-        case .concat:
-            if let y = out, rank(y) == 4, n.inputs.contains(where: { $0.map { g.values[$0].layout == .channelsLast } ?? false }) {
-                n.inputs = n.inputs.map { $0.map { ensure($0, .channelsLast) } }
-                outLayout = .channelsLast
-            }
-        case .layoutConvert:
-            // A conversion already in the graph keeps the layout it converts to.
-            outLayout = out.map { g.values[$0].layout } ?? .plain
-        default:
-            n.inputs = n.inputs.map { $0.map { ensure($0, .plain) } }
         }
         for y in n.outputs { g.values[y].layout = n.outputs.count == 1 ? outLayout : .plain }
         nodes.append(n)

@@ -79,7 +79,7 @@ public func fuseElementwise(_ g: inout Graph) {
             return isF32(x0) && quantized.contains(g.values[y].type.elementType)
                 ? .quantizeLinear(axis: axis, outputType: g.values[y].type.elementType) : nil
         default:
-            return ElementwiseGroup.isStep(n.op) && isF32(y) && n.inputs.allSatisfy({ $0.map(isF32) ?? true }) ? n.op : nil
+            return n.op.traits.elementwiseStep && isF32(y) && n.inputs.allSatisfy({ $0.map(isF32) ?? true }) ? n.op : nil
         }
     }
 

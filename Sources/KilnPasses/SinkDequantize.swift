@@ -9,9 +9,9 @@ import KilnIR
 ///     after:  %p' = max_pool(%aq) : u8; %d = dequantize_linear(%p', 0.1, 3); %c = conv(%d, ...)
 ///
 /// Exact: these ops commute with the (increasing, elementwise) dequantization, and
-/// `quantize(dequantize(q)) = q` under equal parameters. The ops: reshapes, transposes, slices,
-/// gathers, max pooling, nearest resizing, depth/space moves, tiling, expansion, and concatenation
-/// of inputs with equal parameters. Runs before `lowerQuantized`, which then sees the
+/// `quantize(dequantize(q)) = q` under equal parameters. The ops: those whose `OpTraits.movement`
+/// says they move values (reshapes, transposes, slices, gathers, max pooling, nearest resizing,
+/// depth/space moves, tiling, expansion, and concatenation of inputs with equal parameters). Runs before `lowerQuantized`, which then sees the
 /// dequantization right before the convolutions.
 ///
 /// First, a per-tensor quantization moves above the reshapes and transposes that feed it, so
@@ -41,7 +41,7 @@ public func sinkDequantize(_ g: inout Graph) {
                 continue
             }
         default:
-            if let data = commutingOperands(n), n.outputs.count == 1, !data.isEmpty,
+            if let data = n.op.traits.movedOperands(of: n.inputs.count), n.outputs.count == 1, !data.isEmpty,
                let first = n.inputs[data[0]].flatMap({ dequantized[$0] }),
                data.allSatisfy({ k in n.inputs[k].flatMap { dequantized[$0] }?.quantization == first.quantization }) {
                 let y = n.outputs[0]
@@ -76,10 +76,7 @@ private func hoistQuantization(_ g: inout Graph) {
             guard case .quantizeLinear = n.op, let q = perTensorQuantization(n, g, integer: n.outputs[0]),
                   let x = n.inputs[0], uses.only(x, readBy: i), let mi = uses.node(x), g.nodes[mi].outputs.count == 1,
                   let src = g.nodes[mi].inputs.first ?? nil, g.values[src].type.elementType == .f32 else { continue }
-            switch g.nodes[mi].op {
-            case .reshape, .flatten, .squeeze, .unsqueeze, .transpose, .identity: break
-            default: continue
-            }
+            guard let movement = g.nodes[mi].op.traits.movement, movement == .reshapes || movement == .permutes else { continue }
             var integers = g.values[src]
             integers.name += "_quantized"
             integers.type.elementType = q.type
@@ -114,20 +111,4 @@ public func perTensorQuantization(_ n: Node, _ g: Graph, integer: ValueID?) -> Q
         zero = Int32(zt.ints[0])
     }
     return .perTensor(t, scale: scale.floats[0], zeroPoint: zero)
-}
-
-/// The operands of `n` that carry the data it moves, when `n` commutes with an elementwise
-/// increasing function (nil for any other op).
-private func commutingOperands(_ n: Node) -> [Int]? {
-    switch n.op {
-    case .reshape, .flatten, .squeeze, .unsqueeze, .transpose, .slice, .gather, .maxPool, .globalMaxPool,
-         .depthToSpace, .spaceToDepth, .tile, .expand, .identity:
-        return [0]
-    case .resize(let a) where a.mode == .nearest:
-        return [0]
-    case .concat:
-        return Array(n.inputs.indices)
-    default:
-        return nil
-    }
 }

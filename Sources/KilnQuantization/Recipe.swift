@@ -194,19 +194,11 @@ private func recipe(_ n: Node, _ g: Graph, _ isActivation: (ValueID?) -> Bool) -
     case .averagePool, .globalAveragePool:
         guard isActivation(n.inputs[0]), rank(0) == 4 else { return .notQuantized }
         return .compute(data: [0], output: true)
-    case .maxPool, .globalMaxPool, .reshape, .flatten, .squeeze, .unsqueeze, .transpose, .identity, .slice, .gather,
-         .depthToSpace, .spaceToDepth, .tile, .expand:
-        // Ops that move values (or pick the largest): the dequantization sinks below them.
-        guard isActivation(n.inputs[0]) else { return .notQuantized }
-        return .passThrough(data: [0])
-    case .resize(let a) where a.mode == .nearest:
-        guard isActivation(n.inputs[0]) else { return .notQuantized }
-        return .passThrough(data: [0])
-    case .concat:
-        guard n.inputs.allSatisfy(isActivation) else { return .notQuantized }
-        return .passThrough(data: Array(n.inputs.indices))
     default:
-        return .notQuantized
+        // Ops that move values (or pick the largest): the dequantization sinks below them.
+        guard let data = n.op.traits.movedOperands(of: n.inputs.count) else { return .notQuantized }
+        guard data.allSatisfy({ isActivation(n.inputs[$0]) }) else { return .notQuantized }
+        return .passThrough(data: data)
     }
 }
 

@@ -36,7 +36,7 @@ extension TypeRule {
             // Float operands, except what per-tensor quantization steps read: u8/s8 values and zero points.
             var integerAllowed = Set<Int>()
             for (k, step) in e.steps.enumerated() {
-                guard ElementwiseGroup.isStep(step.op) else { throw KilnError("\(what): \(step.op.name) cannot be an elementwise step") }
+                guard step.op.traits.elementwiseStep else { throw KilnError("\(what): \(step.op.name) cannot be an elementwise step") }
                 for o in step.operands {
                     switch o {
                     case .input(let i): guard i >= 0 && i < inputs.count else { throw KilnError("\(what): step \(k) reads a missing input \(i)") }
