@@ -32,3 +32,70 @@ extension NodeEvaluation {
         }
     }
 }
+
+/// Index of the quantization parameter for each element: per tensor, or per `axis`. Checks that
+/// the scale is a float tensor and the zero point, when given, an integer one of the same count.
+private func quantParamIndex(_ x: Tensor, _ scale: Tensor, _ zp: Tensor?, axis: Int, _ what: String) throws -> (Int) -> Int {
+    guard scale.elementType.isFloat, scale.count > 0 else { throw KilnError("\(what): the scale must be a non-empty float tensor, not \(scale.type)") }
+    if let zp {
+        guard !zp.elementType.isFloat, zp.count == scale.count else {
+            throw KilnError("\(what): the zero point (\(zp.type)) must be an integer tensor with one value per scale (\(scale.count))")
+        }
+    }
+    if scale.count == 1 && scale.rank <= 1 { return { _ in 0 } }
+    guard scale.rank == 1 else { throw KilnError("\(what): scale must be a scalar or 1-D (blocked quantization is not supported)") }
+    let ax = try normalizeAxis(axis, rank: x.rank, what)
+    guard scale.count == x.shape[ax] else {
+        throw KilnError("\(what): \(scale.count) scales for axis \(ax) of size \(x.shape[ax])")
+    }
+    let inner = shapeProduct(Array(x.shape.dropFirst(ax + 1)))
+    let dim = x.shape[ax]
+    return { ($0 / inner) % dim }
+}
+
+/// ONNX QuantizeLinear: saturate(round_half_to_even(x / scale) + zero_point).
+func quantize(_ x: Tensor, _ scale: Tensor, _ zp: Tensor?, axis: Int, to t: ElementType, _ what: String) throws -> Tensor {
+    guard !t.isFloat else { throw KilnError("\(what): quantizes to \(t), not an integer type") }
+    let p = try quantParamIndex(x, scale, zp, axis: axis, what)
+    let r = t.intRange
+    let xs = x.floatValues
+    let out: [Int64] = (0..<x.count).map { i in
+        let k = p(i)
+        let q = (xs[i] / scale.floats[k]).rounded(.toNearestOrEven)
+        let v = Double(q) + Double(zp?.ints[k] ?? 0)
+        if v.isNaN { return 0 }
+        return min(max(saturatingInt64(v), r.lowerBound), r.upperBound)
+    }
+    return Tensor(t, shape: x.shape, ints: out)
+}
+
+/// ONNX DequantizeLinear: (x - zero_point) * scale.
+func dequantize(_ x: Tensor, _ scale: Tensor, _ zp: Tensor?, axis: Int, to t: ElementType, _ what: String) throws -> Tensor {
+    guard !x.elementType.isFloat, t.isFloat else { throw KilnError("\(what): dequantizes \(x.elementType) to \(t); it takes an integer tensor to a float one") }
+    let p = try quantParamIndex(x, scale, zp, axis: axis, what)
+    let out: [Float] = (0..<x.count).map { i in
+        let k = p(i)
+        return t.roundFloat(Float(x.ints[i] - (zp?.ints[k] ?? 0)) * scale.floats[k])
+    }
+    return Tensor(t, shape: x.shape, floats: out)
+}
+
+/// The parameter index of each element of a tensor of `shape` under `q`.
+private func parameterIndex(_ q: Quantization, _ shape: [Int]) -> (Int) -> Int {
+    guard !q.isPerTensor else { return { _ in 0 } }
+    let axis = q.axis < 0 ? q.axis + shape.count : q.axis
+    let inner = shapeProduct(Array(shape.dropFirst(axis + 1))), dim = shape[axis]
+    return { ($0 / inner) % dim }
+}
+
+/// The real values of a quantized tensor (`Quantization.dequantize`, element by element).
+public func dequantize(_ x: Tensor, _ q: Quantization) -> Tensor {
+    let k = parameterIndex(q, x.shape)
+    return Tensor(.f32, shape: x.shape, floats: x.ints.indices.map { q.dequantize(x.ints[$0], k($0)) })
+}
+
+/// A real tensor quantized by `q` (`Quantization.quantize`, element by element).
+public func quantize(_ x: Tensor, _ q: Quantization) -> Tensor {
+    let k = parameterIndex(q, x.shape)
+    return Tensor(q.type, shape: x.shape, ints: x.floats.indices.map { q.quantize(x.floats[$0], k($0)) })
+}

@@ -180,6 +180,20 @@ test_abi_numbers() {
     show "${CXX:-c++}" -std=c++11 -fsyntax-only -Wall -Werror "$here/abi_numbers.cpp" -I "$lib" -I "$root/include"
 }
 
+test_headers_self_contained() {
+    # Each runtime header compiles alone (it includes what it uses), with and without AVX2/FMA
+    # and with AVX-512 enabled.
+    local h flags
+    for flags in "" "-mavx2 -mfma" "-march=x86-64-v4"; do
+        for h in "$root"/include/kiln/*.hpp; do
+            printf '#include <kiln/%s>\nint main() { return 0; }\n' "$(basename "$h")" >"$tmp/header_alone.cpp"
+            # shellcheck disable=SC2086
+            "${CXX:-c++}" -std=c++17 -fopenmp $flags -fsyntax-only -Wall -Werror -I "$root/include" "$tmp/header_alone.cpp" ||
+                die "include/kiln/$(basename "$h") does not compile alone (flags: ${flags:-none})"
+        done
+    done
+}
+
 test_python() {
     # samples/python/classify.py: kiln_runtime.py (ctypes + numpy) drives libdigits.so through
     # its introspection; then its checks: a wrong dtype, shape or thread count raises KilnError.
@@ -588,6 +602,7 @@ if [[ $failed -eq 0 ]]; then
     run_test "C++ program with the static library" test_cxx_consumer
     run_test "C++ RAII wrapper (kiln/model.hpp), C++11" test_cxx_wrapper
     run_test "ABI numbers: the header against kiln/abi.hpp (C++ static_assert)" test_abi_numbers
+    run_test "each include/kiln header compiles alone" test_headers_self_contained
     run_test "Python host: kiln_runtime.py (ctypes + numpy)" test_python
     run_test "Rust host: extern \"C\" + build.rs, std only" test_rust
     run_test "Go host: cgo + pkg-config" test_go

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <cstring>
 #include <vector>
+#include <dnnl.hpp>
 #include <omp.h>
 #include "limits.hpp"
 #if defined(__AVX2__) && defined(__FMA__)
@@ -104,6 +105,12 @@ struct DirectConv {
     int span_origin(int oc0) const { return oc0 / (k / group) * (c / group); }
     // Floats of scratch `run` needs (Winograd's transformed tiles: one chunk the threads share,
     // or one chunk for each of up to `slots` threads).
+    // Tiles per chunk when each thread takes whole chunks: V and M within a core's L2.
+    int local_chunk() const {
+        const size_t per_tile = (size_t)kXi * (c + kpad()) * sizeof(float);
+        return (int)std::max<size_t>(kTileRows, kLocalBytes / per_tile / kTileRows * kTileRows);
+    }
+    size_t local_floats() const { return (size_t)kXi * local_chunk() * (c + kpad()); }
     size_t scratch_floats() const {
         return winograd ? std::max((size_t)kXi * wino_chunk() * (c + kpad()), (size_t)slots * local_floats()) : 0;
     }
@@ -303,13 +310,6 @@ struct DirectConv {
         else
             for (int r = 0; r < nt; r += 8) wgemm<1, 8>(v + (size_t)r * c, u, m + (size_t)r * kp, kp);
     }
-
-    // Tiles per chunk when each thread takes whole chunks: V and M within a core's L2.
-    int local_chunk() const {
-        const size_t per_tile = (size_t)kXi * (c + kpad()) * sizeof(float);
-        return (int)std::max<size_t>(kTileRows, kLocalBytes / per_tile / kTileRows * kTileRows);
-    }
-    size_t local_floats() const { return (size_t)kXi * local_chunk() * (c + kpad()); }
 
     template <class Post>
     void run_winograd(const float* x, float* y, float* scratch, bool sum, const Post& post) const {

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
+#include <dnnl.hpp>
 
 namespace kiln {
 namespace {
