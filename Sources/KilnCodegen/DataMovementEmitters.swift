@@ -75,15 +75,21 @@ extension ModelEmitter {
         let (_, scales) = try resolveResize(input: shape(x), scales: input(2)?.floatValues, sizes: input(3)?.int64Values,
                                            attributes: r, n.label)
         let roi = input(1)?.floatValues
-        if elem(x) == .f32, let (h, w) = resizeSpatialTables(input: shape(x), output: shape(y), scales: scales, roi: roi, attributes: r) {
+        if resizeSpatialKernelTakes(elem(x), r),
+           let (h, w) = resizeSpatialTables(input: shape(x), output: shape(y), scales: scales, roi: roi, attributes: r) {
             let xs = shape(x), ys = shape(y)
             let channelsLast = layout(x) == .channelsLast
-            let linear = r.mode == .linear
+            let planes = "\(channelsLast ? xs[0] : xs[0] * xs[1]), \(channelsLast ? xs[1] : 1), \(xs[2]), \(xs[3]), \(ys[2]), \(ys[3])"
             loopCount += 1
             run.open()
-            run.line("static const int64_t ly[] = \(list(linear ? h.lower : h.nearest)), uy[] = \(list(h.upper)), lx[] = \(list(linear ? w.lower : w.nearest)), ux[] = \(list(w.upper));")
-            run.line("static const float wy[] = {\(h.weight.map(floatLiteral).joined(separator: ", "))}, wx[] = {\(w.weight.map(floatLiteral).joined(separator: ", "))};")
-            run.line("kiln::resize_hw(\(v(x)), \(v(y)), \(channelsLast ? xs[0] : xs[0] * xs[1]), \(channelsLast ? xs[1] : 1), \(xs[2]), \(xs[3]), \(ys[2]), \(ys[3]), ly, uy, wy, lx, ux, wx, \(linear));")
+            if r.mode == .nearest {
+                run.line("static const int64_t ly[] = \(list(h.nearest)), lx[] = \(list(w.nearest));")
+                run.line("kiln::resize_hw_nearest(\(v(x)), \(v(y)), \(planes), ly, lx);")
+            } else {
+                run.line("static const int64_t ly[] = \(list(h.lower)), uy[] = \(list(h.upper)), lx[] = \(list(w.lower)), ux[] = \(list(w.upper));")
+                run.line("static const float wy[] = {\(h.weight.map(floatLiteral).joined(separator: ", "))}, wx[] = {\(w.weight.map(floatLiteral).joined(separator: ", "))};")
+                run.line("kiln::resize_hw(\(v(x)), \(v(y)), \(planes), ly, uy, wy, lx, ux, wx);")
+            }
             run.close()
             return
         }

@@ -375,6 +375,12 @@ public func resizeSpatialTables(input: [Int], output: [Int], scales: [Float], ro
     return (t[2], t[3])
 }
 
+/// Whether Kiln's kernel of the two spatial axes (`kiln::resize_hw`, where `resizeSpatialTables`
+/// gives tables) takes a tensor of element type `t`: f32, or 8-bit integers when nearest (a copy).
+public func resizeSpatialKernelTakes(_ t: ElementType, _ r: ResizeAttributes) -> Bool {
+    t == .f32 || (r.mode == .nearest && (t == .u8 || t == .s8))
+}
+
 public func resizeAxisTable(inLen: Int, outLen: Int, scale: Float, attributes r: ResizeAttributes,
                             roiStart: Float, roiEnd: Float) -> ResizeAxisTable {
     var t = ResizeAxisTable()

@@ -169,7 +169,7 @@ public func assignLayouts(_ g: inout Graph, policy: LayoutPolicy = .auto) {
                 func constant(_ i: Int) -> Tensor? { i < n.inputs.count ? n.inputs[i].flatMap { g.values[$0].constant } : nil }
                 var main = Layout.plain
                 if let y = out, let xs = g.values[x].type.shape, let ys = g.values[y].type.shape, g.values[x].layout == .channelsLast,
-                   !g.outputs.contains(y), g.values[x].type.elementType == .f32,
+                   !g.outputs.contains(y), resizeSpatialKernelTakes(g.values[x].type.elementType, r),
                    let (_, scales) = try? resolveResize(input: xs, scales: constant(2)?.floatValues, sizes: constant(3)?.int64Values, attributes: r, ""),
                    resizeSpatialTables(input: xs, output: ys, scales: scales, roi: constant(1)?.floatValues, attributes: r) != nil {
                     main = .channelsLast

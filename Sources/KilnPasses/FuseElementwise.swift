@@ -9,6 +9,8 @@ import KilnIR
 ///
 /// A producer joins its consumer's loop when its result has the consumer's shape (nothing is
 /// recomputed per broadcast element), is read by that consumer alone and is not a graph output.
+/// A lone dequantization joins every loop that reads it (two operations an element, recomputed
+/// for each: the loops read 8-bit values instead of f32 ones), and goes when all of them do.
 /// Steps compute in f32; per-tensor QuantizeLinear and DequantizeLinear join as steps, so that a
 /// quantized add (`Q(DQ(a) + DQ(b))`) or any activation between quantized tensors is one loop
 /// over u8/s8 values. Runs after the post-op fusions (an activation after a conv is better as a
@@ -26,10 +28,16 @@ public func fuseElementwise(_ g: inout Graph) {
     }
     var pending: [ValueID: Pending] = [:]
     var absorbed = Set<Int>()
+    /// The lone dequantizations inlined into more than one loop, and the nodes whose loops took them.
+    var sharedBy: [ValueID: Set<Int>] = [:]
+    func isLoneDequantization(_ q: Pending) -> Bool {
+        guard q.steps.count == 1, case .dequantizeLinear = q.steps[0].op else { return false }
+        return true
+    }
     var replaced: [Int: Node] = [:]
 
     /// Starts a group that inlines the groups computing the given operands where it may.
-    func build(_ operands: [ValueID?], into out: ValueID) -> (Pending, [ElementwiseGroup.Operand]) {
+    func build(_ operands: [ValueID?], into out: ValueID, for consumer: Int) -> (Pending, [ElementwiseGroup.Operand]) {
         var p = Pending()
         var inlined: [ValueID: ElementwiseGroup.Operand] = [:]
         func addInput(_ v: ValueID) -> ElementwiseGroup.Operand {
@@ -41,7 +49,7 @@ public func fuseElementwise(_ g: inout Graph) {
         for x in operands {
             guard let x else { result.append(.absent); continue }
             if let known = inlined[x] { result.append(known); continue }
-            guard let q = pending[x], consumers[x].count == 1, !outputs.contains(x),
+            guard let q = pending[x], consumers[x].count == 1 || isLoneDequantization(q), !outputs.contains(x),
                   g.values[x].type.shape == g.values[out].type.shape else {
                 result.append(addInput(x))
                 continue
@@ -58,7 +66,11 @@ public func fuseElementwise(_ g: inout Graph) {
                 p.steps.append(ElementwiseGroup.Step(op: s.op, operands: ops))
             }
             p.members += q.members
-            absorbed.insert(q.members.last!)
+            if consumers[x].count == 1 {
+                absorbed.insert(q.members.last!)
+            } else {
+                sharedBy[x, default: []].insert(consumer)
+            }
             inlined[x] = .step(p.steps.count - 1)
             result.append(.step(p.steps.count - 1))
         }
@@ -87,7 +99,7 @@ public func fuseElementwise(_ g: inout Graph) {
         guard n.outputs.count == 1, let x0 = n.inputs.first ?? nil else { continue }
         let y = n.outputs[0]
         if let op = step(n) {
-            var (p, operands) = build(n.inputs, into: y)
+            var (p, operands) = build(n.inputs, into: y, for: i)
             p.steps.append(ElementwiseGroup.Step(op: op, operands: operands))
             p.members.append(i)
             pending[y] = p
@@ -103,13 +115,16 @@ public func fuseElementwise(_ g: inout Graph) {
             guard axesInput == nil || axesTensor != nil,
                   let axes = try? resolveReduceAxes(axesTensor?.int64Values, rank: rank, noopWithEmptyAxes: noop, n.label),
                   !axes.isEmpty else { continue }
-            var (p, operands) = build([x0], into: x0)
+            var (p, operands) = build([x0], into: x0, for: i)
             guard case .step = operands[0] else { continue }
             p.members.append(i)
             let reduction = ElementwiseGroup.Reduction(kind: kind, axes: axes.sorted(), keepDims: keepDims)
             replaced[i] = Node(name: n.name, op: .elementwiseGroup(ElementwiseGroup(steps: p.steps, reduction: reduction)),
                                inputs: p.inputs, outputs: [y], origin: n.origin)
         }
+    }
+    for (x, readers) in sharedBy where Set(consumers[x]).isSubset(of: readers) {
+        absorbed.insert(pending[x]!.members.last!)
     }
     var nodes: [Node] = []
     for (i, n) in g.nodes.enumerated() where !absorbed.contains(i) {

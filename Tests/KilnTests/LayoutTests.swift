@@ -126,6 +126,37 @@ import KilnTarget
     /// YOLO's neck and DeepLab's head: conv → resize (nearest 2×, linear to a size) → conv stays
     /// channels-last (kiln::resize_hw along the channels); a resize that is a graph output runs
     /// plain on the converted input; a resize of the channel axis takes the generic kernel.
+    /// A detector's int8 neck: conv → quantize → nearest resize ×2 of the u8 values → dequantize →
+    /// conv: the u8 resize stays channels-last too (kiln::resize_hw_nearest), no conversion on
+    /// either side, and copies the same bytes as the reference.
+    @Test func quantizedNearestResizeStaysChannelsLast() throws {
+        var g = Graph(name: "upsample_u8")
+        let x = g.addValue("x", TensorType(.f32, [1, 3, 5, 6]))
+        g.inputs = [x]
+        func v(_ name: String) -> ValueID { g.addValue(name, TensorType(.f32, dims: [.symbolic("?")])) }
+        let c1 = v("c1"), q = v("q"), up = v("up"), d = v("d"), c2 = v("c2")
+        let scale = g.addConstant("scale", .scalar(0.05)), zero = g.addConstant("zero", Tensor(.u8, shape: [], ints: [128]))
+        let attrs = ResizeAttributes(mode: .nearest, coordinateTransformation: .asymmetric, nearestMode: .floor)
+        g.nodes = [
+            Node(name: "conv1", op: .conv(ConvAttributes(pads: [1, 1, 1, 1])), inputs: [x, g.addConstant("w1", CodegenTests.random(.f32, [19, 3, 3, 3], seed: 1))], outputs: [c1], origin: Self.origin),
+            Node(name: "q", op: .quantizeLinear(axis: 1, outputType: .u8), inputs: [c1, scale, zero], outputs: [q], origin: Self.origin),
+            Node(name: "up", op: .resize(attrs), inputs: [q, nil, g.addConstant("sc", Tensor(.f32, shape: [4], floats: [1, 1, 2, 2]))], outputs: [up], origin: Self.origin),
+            Node(name: "d", op: .dequantizeLinear(axis: 1), inputs: [up, scale, zero], outputs: [d], origin: Self.origin),
+            Node(name: "conv2", op: .conv(ConvAttributes()), inputs: [d, g.addConstant("w2", CodegenTests.random(.f32, [4, 19, 1, 1], seed: 2))], outputs: [c2], origin: Self.origin),
+        ]
+        g.outputs = [c2]
+        try inferShapes(&g)
+        let inputs = ["x": CodegenTests.random(.f32, [1, 3, 5, 6], seed: 3)]
+        let want = try ReferenceInterpreter(g).run(inputs)
+        try Pipeline.optimize(&g)
+        let layoutOf = Dictionary(uniqueKeysWithValues: g.values.map { ($0.name, $0.layout) })
+        #expect(layoutOf["up"] == .channelsLast && g.values.first { $0.name == "up" }?.type.elementType == .u8)
+        #expect(g.nodes.filter { $0.op == .layoutConvert }.count == 2)  // the image in, the result out
+        let (got, emitted) = try compileAndRun(g, inputs, name: "upsample_u8")
+        #expect(emitted.source.contains("kiln::resize_hw_nearest(v"))
+        #expect(Conformance.compare(got["c2"]!, want["c2"]!, rtol: 1e-5, atol: 1e-5) == nil, "\(Conformance.compare(got["c2"]!, want["c2"]!, rtol: 1e-5, atol: 1e-5) ?? "")")
+    }
+
     @Test(arguments: [ResizeAttributes.Mode.nearest, .linear])
     func spatialResizeStaysChannelsLast(_ mode: ResizeAttributes.Mode) throws {
         var g = Graph(name: "upsample")
@@ -151,7 +182,7 @@ import KilnTarget
         #expect(layoutOf["up"] == .channelsLast && layoutOf["head"] == .plain && layoutOf["mixed"] == .plain)
         #expect(!g.nodes.contains { $0.op == .layoutConvert && $0.name.hasPrefix("c1") })
         let (got, emitted) = try compileAndRun(g, inputs, name: "upsample_\(mode.rawValue)")
-        #expect(emitted.source.components(separatedBy: "kiln::resize_hw(").count == 3)
+        #expect(emitted.source.components(separatedBy: mode == .nearest ? "kiln::resize_hw_nearest(" : "kiln::resize_hw(").count == 3)
         #expect(emitted.source.contains("kiln::resize("))
         for (k, expected) in want {
             #expect(Conformance.compare(got[k]!, expected, rtol: 1e-5, atol: 1e-6) == nil, "\(k): \(Conformance.compare(got[k]!, expected, rtol: 1e-5, atol: 1e-6) ?? "")")
@@ -390,8 +421,9 @@ import KilnTarget
         try verify(g, requireStaticShapes: true)
         for (name, _, _, _) in ops {
             let n = try #require(g.nodes.first { $0.name == name })
-            // Kiln's Resize reads channels-last f32 only; the others follow any channels-last input.
-            let followed = !name.hasPrefix("resize") || t == .f32
+            // Kiln's Resize reads channels-last f32, and 8-bit integers when nearest; the others
+            // follow any channels-last input.
+            let followed = !name.hasPrefix("resize") || t == .f32 || name.hasPrefix("resize_nearest")
             let x = n.inputs[name == "where" ? 1 : 0]!
             #expect((g.values[x].layout == .channelsLast) == followed, "\(name) reads \(g.values[x].layout)")
         }

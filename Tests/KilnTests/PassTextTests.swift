@@ -204,6 +204,38 @@ func withoutTrailers(_ text: String) -> String {
             """)
     }
 
+    @Test func aDequantizationJoinsEveryLoopThatReadsIt() throws {
+        // %d has two elementwise readers: each loop dequantizes the u8 values itself, %d goes.
+        try checkPass(fuseElementwise, before: """
+            graph g(%q: u8[2x8], %w: f32[2x8]) -> (%y, %z)
+              %s = constant f32[] [0.5]
+              %zp = constant u8[] [3]
+              %d = dequantize_linear(%q, %s, %zp) {axis=1} : f32[2x8]
+              %y = mul(%d, %w) : f32[2x8]
+              %z = relu(%d) : f32[2x8]
+            """, after: """
+            graph g(%q: u8[2x8], %w: f32[2x8]) -> (%y, %z)
+              %s = constant f32[] [0.5]
+              %zp = constant u8[] [3]
+              %y = elementwise(%q, %s, %zp, %w) {steps=[s0=dequantize_linear(in0, in1, in2){axis=1}; s1=mul(s0, in3)]} : f32[2x8]
+              %z = elementwise(%q, %s, %zp) {steps=[s0=dequantize_linear(in0, in1, in2){axis=1}; s1=relu(s0)]} : f32[2x8]
+            """)
+        // A reader that is not a loop (the transpose) keeps %d; the loop still reads the u8 values.
+        try checkPass(fuseElementwise, before: """
+            graph g(%q: u8[2x8]) -> (%y, %t)
+              %s = constant f32[] [0.5]
+              %d = dequantize_linear(%q, %s) {axis=1} : f32[2x8]
+              %y = relu(%d) : f32[2x8]
+              %t = transpose(%d) {perm=[1, 0]} : f32[8x2]
+            """, after: """
+            graph g(%q: u8[2x8]) -> (%y, %t)
+              %s = constant f32[] [0.5]
+              %d = dequantize_linear(%q, %s) {axis=1} : f32[2x8]
+              %y = elementwise(%q, %s) {steps=[s0=dequantize_linear(in0, in1){axis=1}; s1=relu(s0)]} : f32[2x8]
+              %t = transpose(%d) {perm=[1, 0]} : f32[8x2]
+            """)
+    }
+
     @Test func inferShapesFoldsConstantSubgraphs() throws {
         // add(a, b) feeds expand's shape: it folds to the constant [3, 4], and expand's type follows.
         try checkPass({ _ = try inferShapes(&$0) }, before: """

@@ -464,16 +464,45 @@ inline void resize_hw_planes_linear(const float* x, float* y, int64_t planes, in
     }
 }
 
-// Resize of the two spatial axes of a 4-D f32 tensor whose batch and channel axes stay
+// Nearest resize of the two spatial axes (any element type: a copy): NCHW as `planes` = N·C
+// planes of one channel, or NHWC as N planes of `c` channels. Each thread takes a run of output
+// rows; a row whose source row is the previous row's copies that row whole (upsampling by 2: half
+// the rows), and in NHWC a pixel is `c` contiguous elements.
+template <class T>
+inline void resize_hw_nearest(const T* x, T* y, int64_t planes, int64_t c, int64_t ih, int64_t iw, int64_t oh, int64_t ow,
+                              const int64_t* ly, const int64_t* lx) {
+    const int64_t rows = planes * oh, row = ow * c;
+    const bool parallel = rows * row * (int64_t)sizeof(T) >= kParallelThreshold * 4 && rows > 1;
+#pragma omp parallel if (parallel)
+    {
+        const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+        const int64_t r0 = rows * t / threads, r1 = rows * (t + 1) / threads;
+        for (int64_t r = r0; r < r1; r++) {
+            const int64_t p = r / oh, oy = r % oh;
+            T* out = y + r * row;
+            if (r > r0 && oy > 0 && ly[oy] == ly[oy - 1]) {
+                std::memcpy(out, out - row, sizeof(T) * row);
+                continue;
+            }
+            const T* src = x + (p * ih + ly[oy]) * iw * c;
+            if (c == 1) {
+                for (int64_t ox = 0; ox < ow; ox++) out[ox] = src[lx[ox]];
+            } else {
+                for (int64_t ox = 0; ox < ow; ox++) std::memcpy(out + ox * c, src + lx[ox] * c, sizeof(T) * c);
+            }
+        }
+    }
+}
+
+// Linear resize of the two spatial axes of a 4-D f32 tensor whose batch and channel axes stay
 // (`resize` handles the rest): NCHW as `planes` = N·C planes of one channel, or NHWC as N
-// planes of `c` channels, vectorized along the channels. Per-axis tables as for `resize`;
-// nearest reads lower[] (the nearest index). Linear weighs the four neighbours as `resize`
-// does, in the same order, so both give the same bits (NCHW rows up to kResizeRow take
-// resize_hw_planes_linear). Parallel over output rows.
+// planes of `c` channels, vectorized along the channels. Per-axis tables as for `resize`. It
+// weighs the four neighbours as `resize` does, in the same order, so both give the same bits
+// (NCHW rows up to kResizeRow take resize_hw_planes_linear). Parallel over output rows.
 inline void resize_hw(const float* x, float* y, int64_t planes, int64_t c, int64_t ih, int64_t iw, int64_t oh, int64_t ow,
                       const int64_t* ly, const int64_t* uy, const float* wy, const int64_t* lx, const int64_t* ux,
-                      const float* wx, bool linear) {
-    if (c == 1 && linear && ow <= kResizeRow) {
+                      const float* wx) {
+    if (c == 1 && ow <= kResizeRow) {
         resize_hw_planes_linear(x, y, planes, ih, iw, oh, ow, ly, uy, wy, lx, ux, wx);
         return;
     }
@@ -483,33 +512,25 @@ inline void resize_hw(const float* x, float* y, int64_t planes, int64_t c, int64
         const float* top = x + (p * ih + ly[oy]) * iw * c;
         const float* bottom = x + (p * ih + uy[oy]) * iw * c;
         float* out = y + r * ow * c;
-        const float b = linear ? wy[oy] : 0.0f, a = 1.0f - b;
+        const float b = wy[oy], a = 1.0f - b;
         // A corner of weight 0 adds nothing (not even an infinity's NaN), as in `resize`.
         auto term = [](float w, float v) { return w != 0.0f ? w * v : 0.0f; };
         if (c == 1) {
-            if (!linear) {
-                for (int64_t ox = 0; ox < ow; ox++) out[ox] = top[lx[ox]];
-            } else {
 #pragma omp simd
-                for (int64_t ox = 0; ox < ow; ox++) {
-                    const float d = wx[ox], e = 1.0f - d;
-                    float v = 0.0f;
-                    v += term(a * e, top[lx[ox]]);
-                    v += term(b * e, bottom[lx[ox]]);
-                    v += term(a * d, top[ux[ox]]);
-                    v += term(b * d, bottom[ux[ox]]);
-                    out[ox] = v;
-                }
+            for (int64_t ox = 0; ox < ow; ox++) {
+                const float d = wx[ox], e = 1.0f - d;
+                float v = 0.0f;
+                v += term(a * e, top[lx[ox]]);
+                v += term(b * e, bottom[lx[ox]]);
+                v += term(a * d, top[ux[ox]]);
+                v += term(b * d, bottom[ux[ox]]);
+                out[ox] = v;
             }
             continue;
         }
         for (int64_t ox = 0; ox < ow; ox++) {
             float* o = out + ox * c;
             const float* t0 = top + lx[ox] * c;
-            if (!linear) {
-                std::memcpy(o, t0, sizeof(float) * c);
-                continue;
-            }
             const float* t1 = top + ux[ox] * c;
             const float* b0 = bottom + lx[ox] * c;
             const float* b1 = bottom + ux[ox] * c;
