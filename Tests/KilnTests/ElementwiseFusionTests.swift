@@ -110,4 +110,32 @@ import KilnReference
             #expect(problem == nil, "\(g.name): \(problem ?? "")")
         }
     }
+
+    /// A quantized residual with a per-channel weight, as in PP-OCR's FPN (x + x·w, requantized) over
+    /// 24 channels: the dequantization of x, read twice, is inlined into the loop (the loop reads
+    /// u8 only), and rows of 24 go four at a time. Against the reference within one quantization
+    /// step (g++ may fuse a multiply and an add).
+    @Test func quantizedResidualOverShortRowsMatchesTheReference() throws {
+        var g = Graph(name: "short_rows")
+        let x = g.addValue("x", TensorType(.u8, [4, 4, 24])), w = g.addValue("w", TensorType(.f32, [24]))
+        g.inputs = [x, w]
+        func v(_ name: String) -> ValueID { g.addValue(name, TensorType(.f32, dims: [.symbolic("?")])) }
+        let scale = g.addConstant("s", .scalar(0.05)), zero = g.addConstant("z", Tensor(.u8, shape: [], ints: [120]))
+        let d = v("d"), m = v("m"), a = v("a"), y = g.addValue("y", TensorType(.u8, dims: [.symbolic("?")]))
+        g.nodes = [
+            Node(name: "dq", op: .dequantizeLinear(axis: 1), inputs: [x, scale, zero], outputs: [d], origin: Self.origin),
+            Node(name: "mul", op: .binary(.mul), inputs: [d, w], outputs: [m], origin: Self.origin),
+            Node(name: "add", op: .binary(.add), inputs: [d, m], outputs: [a], origin: Self.origin),
+            Node(name: "q", op: .quantizeLinear(axis: 1, outputType: .u8), inputs: [a, g.addConstant("s2", .scalar(0.08)), zero], outputs: [y], origin: Self.origin),
+        ]
+        g.outputs = [y]
+        try inferShapes(&g)
+        let inputs = ["x": CodegenTests.random(.u8, [4, 4, 24], seed: 5), "w": CodegenTests.random(.f32, [24], seed: 6)]
+        let want = try ReferenceInterpreter(g).run(inputs)
+        try Pipeline.optimize(&g)
+        #expect(g.nodes.count == 1 && g.nodes[0].inputs.first == x)
+        let (got, emitted) = try compileAndRun(g, inputs, name: g.name)
+        #expect(emitted.source.contains("k < 96; k++"))
+        #expect(Conformance.compare(got["y"]!, want["y"]!, rtol: 0, atol: 1) == nil, "\(Conformance.compare(got["y"]!, want["y"]!, rtol: 0, atol: 1) ?? "")")
+    }
 }
