@@ -8,7 +8,7 @@ public struct OpTraits: Sendable, Equatable {
         /// The output is the first operand's elements, each once, in another order (transpose).
         case permutes
         /// Each output element is one of the first operand's elements, or (for max pooling) the
-        /// largest of several (slices, gathers, tiling, nearest resizing, depth/space moves).
+        /// largest of several (splits, slices, gathers, tiling, nearest resizing, depth/space moves).
         case selectsFromFirst
         /// Each output element is one element of one operand (concatenation).
         case selectsFromEvery
@@ -68,8 +68,7 @@ extension Op {
         case .maxPool, .globalMaxPool: return OpTraits(movement: .selectsFromFirst, layout: .followsFirst)
         case .averagePool, .globalAveragePool: return OpTraits(layout: .followsFirst)
         case .concat: return OpTraits(movement: .selectsFromEvery, layout: .own)
-        case .split: return OpTraits(layout: .own)
-        case .slice, .gather, .depthToSpace, .spaceToDepth: return OpTraits(movement: .selectsFromFirst, layout: .own)
+        case .split, .slice, .gather, .depthToSpace, .spaceToDepth: return OpTraits(movement: .selectsFromFirst, layout: .own)
         case .reshape, .flatten, .squeeze, .unsqueeze, .dropout: return OpTraits(movement: .reshapes)
         case .identity: return OpTraits(movement: .reshapes, layout: .followsFirst)
         case .transpose: return OpTraits(movement: .permutes, layout: .own)

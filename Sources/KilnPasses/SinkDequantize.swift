@@ -41,21 +41,25 @@ public func sinkDequantize(_ g: inout Graph) {
                 continue
             }
         default:
-            if let data = n.op.traits.movedOperands(of: n.inputs.count), n.outputs.count == 1, !data.isEmpty,
+            if let data = n.op.traits.movedOperands(of: n.inputs.count), !data.isEmpty,
                let first = n.inputs[data[0]].flatMap({ dequantized[$0] }),
                data.allSatisfy({ k in n.inputs[k].flatMap { dequantized[$0] }?.quantization == first.quantization }) {
-                let y = n.outputs[0]
-                var inner = g.values[y]
-                inner.name += "_quantized"
-                inner.type.elementType = first.quantization.type
-                g.values.append(inner)
-                let u = g.values.count - 1
+                // Each output (a Split has several) is the integers moved, dequantized after.
                 for k in data { n.inputs[k] = dequantized[n.inputs[k]!]!.source }
-                n.outputs = [u]
+                let ys = n.outputs
+                n.outputs = ys.map { y in
+                    var inner = g.values[y]
+                    inner.name += "_quantized"
+                    inner.type.elementType = first.quantization.type
+                    g.values.append(inner)
+                    return g.values.count - 1
+                }
                 nodes.append(n)
-                nodes.append(Node(name: "\(n.name)_dequantize", op: .dequantizeLinear(axis: 1), inputs: [u] + first.operands,
-                                  outputs: [y], origin: n.origin))
-                dequantized[y] = Dequantized(source: u, operands: first.operands, quantization: first.quantization)
+                for (j, (y, u)) in zip(ys, n.outputs).enumerated() {
+                    nodes.append(Node(name: "\(n.name)_dequantize\(ys.count > 1 ? "_\(j)" : "")", op: .dequantizeLinear(axis: 1),
+                                      inputs: [u] + first.operands, outputs: [y], origin: n.origin))
+                    dequantized[y] = Dequantized(source: u, operands: first.operands, quantization: first.quantization)
+                }
                 continue
             }
         }

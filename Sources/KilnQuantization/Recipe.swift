@@ -88,12 +88,14 @@ public func planQuantization(_ g: Graph, keepFloat: [String: String] = [:]) -> Q
         }
     }
     for (i, n) in g.nodes.enumerated().reversed() {
-        guard case .passThrough(let data) = recipe(n, g, isActivation), quantized.contains(n.outputs[0]) else { continue }
+        guard case .passThrough(let data) = recipe(n, g, isActivation), n.outputs.contains(where: quantized.contains) else { continue }
         precisionOf[n.name] = "int8 (moves u8 values, its input's parameters)"
         quantizedNodes.insert(i)
+        // Every output (a Split's) shares the parameters: the op moves u8 values into each.
+        for y in n.outputs { quantized.insert(y) }
         for k in data {
             quantized.insert(n.inputs[k]!)
-            union(n.inputs[k]!, n.outputs[0])
+            for y in n.outputs { union(n.inputs[k]!, y) }
         }
     }
     var groups: [[ValueID]] = [], groupOf: [ValueID: Int] = [:], rootGroup: [ValueID: Int] = [:]
@@ -141,7 +143,7 @@ private enum RecipeVerdict {
 private func recipe(_ n: Node, _ g: Graph, _ isActivation: (ValueID?) -> Bool) -> RecipeVerdict {
     func constant(_ k: Int) -> Tensor? { k < n.inputs.count ? n.inputs[k].flatMap { g.values[$0].constant } : nil }
     func rank(_ k: Int) -> Int { n.inputs[k].map { g.values[$0].type.rank } ?? 0 }
-    guard n.outputs.count == 1, !n.inputs.isEmpty else { return .notQuantized }
+    guard n.outputs.count == 1 || n.op.traits.movement != nil, !n.inputs.isEmpty else { return .notQuantized }
     switch n.op {
     case .conv(let a):
         guard isActivation(n.inputs[0]), (3...5).contains(rank(0)) else { return .float("its input is not an f32 activation") }

@@ -236,6 +236,31 @@ func withoutTrailers(_ text: String) -> String {
             """)
     }
 
+    @Test func dequantizationSinksBelowASplit() throws {
+        // YOLO's C2f block: a Split of a dequantized tensor moves the u8 values; each output is
+        // dequantized after it, and the quantization of an output then cancels.
+        try checkPass(sinkDequantize, before: """
+            graph g(%q: u8[1x4x2x2]) -> (%b, %r)
+              %s = constant f32[] [0.5]
+              %z = constant u8[] [3]
+              %sizes = constant s64[2] [2, 2]
+              %flat = constant s64[2] [2, 4]
+              %d = dequantize_linear(%q, %s, %z) {axis=1} : f32[1x4x2x2]
+              %a, %b = split(%d, %sizes) {axis=1} : f32[1x2x2x2], f32[1x2x2x2]
+              %aq = quantize_linear(%a, %s, %z) {axis=1 to=u8} : u8[1x2x2x2]
+              %r = reshape(%aq, %flat) : u8[2x4]
+            """, after: """
+            graph g(%q: u8[1x4x2x2]) -> (%b, %r)
+              %s = constant f32[] [0.5]
+              %z = constant u8[] [3]
+              %sizes = constant s64[2] [2, 2]
+              %flat = constant s64[2] [2, 4]
+              %a_quantized, %b_quantized = split(%q, %sizes) {axis=1} : u8[1x2x2x2], u8[1x2x2x2]
+              %b = dequantize_linear(%b_quantized, %s, %z) {axis=1} : f32[1x2x2x2]
+              %r = reshape(%a_quantized, %flat) : u8[2x4]
+            """)
+    }
+
     @Test func inferShapesFoldsConstantSubgraphs() throws {
         // add(a, b) feeds expand's shape: it folds to the constant [3, 4], and expand's type follows.
         try checkPass({ _ = try inferShapes(&$0) }, before: """
