@@ -60,6 +60,17 @@ extension ModelEmitter {
         return layout(id).physicalOrder(rank: s.count).map { s[$0] }
     }
 
+    /// A concatenation or split along `axis` of `whole` into `parts` (all in `whole`'s layout), as
+    /// rows in memory order: each part's chunk of a row (elements from the axis on) and the rows.
+    func rowChunks(along axis: Int, of whole: ValueID, parts: [ValueID], _ label: String) throws -> (chunks: [Int], rows: Int) {
+        let rank = shape(whole).count
+        let ax = try normalizeAxis(axis, rank: rank, label)
+        let order = layout(whole).physicalOrder(rank: rank)
+        let pax = order.firstIndex(of: ax)!
+        func physical(_ id: ValueID) -> [Int] { order.map { shape(id)[$0] } }
+        return (parts.map { shapeProduct(Array(physical($0).dropFirst(pax))) }, shapeProduct(Array(physical(whole).prefix(pax))))
+    }
+
     /// Strides that read `a` (in its own layout, broadcast numpy-style) while walking `y`'s
     /// elements in `y`'s memory order.
     func iterationStrides(_ a: ValueID, over y: ValueID) -> [Int] {

@@ -273,16 +273,13 @@ extension ModelEmitter {
             guard params.count == inputs.count, params.allSatisfy({ $0.type == out.type }) else {
                 throw KilnError("\(n.label): internal error: a quantized concatenation needs every input quantized as its output")
             }
-            let ax = try normalizeAxis(axis, rank: shape(y).count, n.label)
-            let order = layout(y).physicalOrder(rank: shape(y).count)
-            let pax = order.firstIndex(of: ax)!
-            func physical(_ id: ValueID) -> [Int] { order.map { shape(id)[$0] } }
+            let (chunks, rows) = try rowChunks(along: axis, of: y, parts: inputs, n.label)
             run.open()
             run.line("const \(outType)* xs[] = {\(inputs.map { v($0) }.joined(separator: ", "))};")
-            run.line("static const int64_t chunks[] = \(list(inputs.map { shapeProduct(Array(physical($0).dropFirst(pax))) }));")
+            run.line("static const int64_t chunks[] = \(list(chunks));")
             run.line("static const float scales[] = {\(params.map { floatLiteral($0.scales[0]) }.joined(separator: ", "))};")
             run.line("static const int32_t zeros[] = {\(params.map { String($0.zeroPoints[0]) }.joined(separator: ", "))};")
-            run.line("kiln::concat_requantize(\(inputs.count), xs, chunks, scales, zeros, \(v(y)), \(shapeProduct(Array(physical(y).prefix(pax)))), \(floatLiteral(out.scales[0])), \(out.zeroPoints[0]));")
+            run.line("kiln::concat_requantize(\(inputs.count), xs, chunks, scales, zeros, \(v(y)), \(rows), \(floatLiteral(out.scales[0])), \(out.zeroPoints[0]));")
             run.close()
         case .channelScaleShift(let postOps):
             guard let input = q.inputs[0] else { throw KilnError("\(n.label): internal error: unquantized input") }

@@ -10,9 +10,10 @@ import KilnIR
 ///
 /// Exact: these ops commute with the (increasing, elementwise) dequantization, and
 /// `quantize(dequantize(q)) = q` under equal parameters. The ops: those whose `OpTraits.movement`
-/// says they move values (reshapes, transposes, slices, gathers, max pooling, nearest resizing,
-/// depth/space moves, tiling, expansion, and concatenation of inputs with equal parameters). Runs before `lowerQuantized`, which then sees the
-/// dequantization right before the convolutions.
+/// says they move values (reshapes, transposes, slices, splits, gathers, max pooling, nearest
+/// resizing, depth/space moves, tiling, expansion, and concatenation of inputs with equal
+/// parameters). Runs before `lowerQuantized`, which then sees the dequantization right before
+/// the convolutions.
 ///
 /// First, a per-tensor quantization moves above the reshapes and transposes that feed it, so
 /// that what they move is integers and the op before them meets its quantization (MnasNet's

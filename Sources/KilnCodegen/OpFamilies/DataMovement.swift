@@ -7,31 +7,26 @@ extension ModelEmitter {
         switch n.op {
         case .concat(let axis):
             let inputs = n.inputs.compactMap { $0 }
-            let ax = try normalizeAxis(axis, rank: shape(y).count, n.label)
             // In the output's physical order (all inputs share its layout).
-            let order = layout(y).physicalOrder(rank: shape(y).count)
-            let pax = order.firstIndex(of: ax)!
-            func physical(_ id: ValueID) -> [Int] { order.map { shape(id)[$0] } }
+            let (chunks, rows) = try rowChunks(along: axis, of: y, parts: inputs, n.label)
             let t = cType(elem(y))
             loopCount += 1
             run.open()
             run.line("const \(t)* xs[] = {\(inputs.map { v($0) }.joined(separator: ", "))};")
-            run.line("static const int64_t chunks[] = \(list(inputs.map { shapeProduct(Array(physical($0).dropFirst(pax))) }));")
-            run.line("kiln::concat(\(inputs.count), xs, chunks, \(v(y)), \(shapeProduct(Array(physical(y).prefix(pax)))));")
+            run.line("static const int64_t chunks[] = \(list(chunks));")
+            run.line("kiln::concat(\(inputs.count), xs, chunks, \(v(y)), \(rows));")
             run.close()
         case .split(let axis):
             let s = shape(x0!)
             let ax = try normalizeAxis(axis, rank: s.count, n.label)
             if layout(x0!) != .blocked16, n.outputs.allSatisfy({ layout($0) == layout(x0!) }), n.outputs.count > 1 {
                 // Chunks of rows in x's physical order: one pass (kiln::split).
-                let order = layout(x0!).physicalOrder(rank: s.count)
-                let pax = order.firstIndex(of: ax)!
-                func physical(_ id: ValueID) -> [Int] { order.map { shape(id)[$0] } }
+                let (chunks, rows) = try rowChunks(along: axis, of: x0!, parts: n.outputs, n.label)
                 loopCount += 1
                 run.open()
                 run.line("\(cType(elem(x0!)))* ys[] = {\(n.outputs.map { v($0) }.joined(separator: ", "))};")
-                run.line("static const int64_t chunks[] = \(list(n.outputs.map { shapeProduct(Array(physical($0).dropFirst(pax))) }));")
-                run.line("kiln::split(\(v(x0!)), \(n.outputs.count), ys, chunks, \(shapeProduct(Array(physical(x0!).prefix(pax)))));")
+                run.line("static const int64_t chunks[] = \(list(chunks));")
+                run.line("kiln::split(\(v(x0!)), \(n.outputs.count), ys, chunks, \(rows));")
                 run.close()
                 break
             }
