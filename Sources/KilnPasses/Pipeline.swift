@@ -73,6 +73,7 @@ public enum Pipeline {
             Pass("recognize-layer-norm", "layer norms") { recognizeLayerNorm(&$0) },
             Pass("recognize-channel-shuffle", "channel shuffles") { recognizeChannelShuffle(&$0) },
             Pass("recognize-global-pooling", "global pooling") { recognizeGlobalPooling(&$0) },
+            Pass("fold-bias-adds", "fold bias adds") { foldBiasAdds(&$0) },
             Pass("fold-batch-norm", "fold batch norm") { foldBatchNorm(&$0) },
             Pass("fold-into-concat-producers", "fold into concats") { foldIntoConcatProducers(&$0) },
             Pass("lower-batch-norm", "lower batch norm", optional: false) { lowerBatchNorm(&$0) },

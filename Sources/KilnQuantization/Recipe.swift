@@ -22,7 +22,9 @@ import KilnIR
 /// of two activations, average and global average pooling, and — sharing their input's
 /// parameters — max pooling, concatenation and the ops that only move values (reshape, flatten,
 /// squeeze, unsqueeze, transpose, slice, gather, channel shuffles, depth-to-space and back, tile,
-/// expand, nearest resize) between them. Everything else stays f32.
+/// expand, nearest resize) between them. Everything else stays f32. A value one elementwise loop
+/// computes and consumes (an add's operand `x·s`, or `a + b` before `+ c`) is not quantized: it
+/// never reaches memory.
 public struct QuantizationPlan: Sendable {
     /// Sets of values that share one scale and zero point (a max pooling's input and output, a
     /// concatenation's inputs and output, ...), each in graph order.
@@ -58,10 +60,22 @@ public func planQuantization(_ g: Graph, keepFloat: [String: String] = [:]) -> Q
         guard let v else { return false }
         return g.values[v].constant == nil && g.values[v].type.elementType == .f32 && (g.values[v].type.shape.map { shapeProduct($0) > 0 } ?? false)
     }
+    let producers = g.producers(), consumers = g.consumers(), graphOutputs = Set(g.outputs)
+    func isStep(_ n: Node) -> Bool {
+        n.op.traits.elementwiseStep && n.outputs.count == 1 && (n.inputs + n.outputs).allSatisfy { $0.map { g.values[$0].type.elementType == .f32 } ?? true }
+    }
+    /// Whether `v` stays in registers: an elementwise op's result that one elementwise op of its
+    /// shape alone reads, so that both are one loop (`fuseElementwise`). Quantizing it would only
+    /// round it.
+    func staysInLoop(_ v: ValueID?) -> Bool {
+        guard let v, !graphOutputs.contains(v), consumers[v].count == 1, let p = producers[v] else { return false }
+        let reader = g.nodes[consumers[v][0]]
+        return isStep(g.nodes[p]) && isStep(reader) && g.values[v].type == g.values[reader.outputs[0]].type
+    }
     var quantized = Set<ValueID>(), quantizedNodes = Set<Int>(), decisions: [String] = [], layers: [Int] = []
     // The computing ops, in graph order.
     for (i, n) in g.nodes.enumerated() {
-        var verdict = recipe(n, g, isActivation)
+        var verdict = recipe(n, g, isActivation, staysInLoop)
         if case .compute = verdict, let why = keepFloat[n.name] { verdict = .float(why) }
         switch verdict {
         case .compute(let data, let outputQuantized):
@@ -80,7 +94,7 @@ public func planQuantization(_ g: Graph, keepFloat: [String: String] = [:]) -> Q
     // then their inputs are, with the same parameters (last to first, so chains propagate).
     var precisionOf: [String: String] = [:]
     for (i, n) in g.nodes.enumerated() {
-        switch recipe(n, g, isActivation) {
+        switch recipe(n, g, isActivation, staysInLoop) {
         case .compute: precisionOf[n.name] = quantizedNodes.contains(i) ? "int8" : "FP32: \(keepFloat[n.name] ?? "")"
         case .float(let why): precisionOf[n.name] = "FP32: \(why)"
         case .passThrough: precisionOf[n.name] = "FP32: moves f32 values (it shares its input's u8 parameters only where an int8 op reads its result)"
@@ -88,7 +102,7 @@ public func planQuantization(_ g: Graph, keepFloat: [String: String] = [:]) -> Q
         }
     }
     for (i, n) in g.nodes.enumerated().reversed() {
-        guard case .passThrough(let data) = recipe(n, g, isActivation), n.outputs.contains(where: quantized.contains) else { continue }
+        guard case .passThrough(let data) = recipe(n, g, isActivation, staysInLoop), n.outputs.contains(where: quantized.contains) else { continue }
         precisionOf[n.name] = "int8 (moves u8 values, its input's parameters)"
         quantizedNodes.insert(i)
         // Every output (a Split's) shares the parameters: the op moves u8 values into each.
@@ -140,7 +154,7 @@ private enum RecipeVerdict {
     case notQuantized
 }
 
-private func recipe(_ n: Node, _ g: Graph, _ isActivation: (ValueID?) -> Bool) -> RecipeVerdict {
+private func recipe(_ n: Node, _ g: Graph, _ isActivation: (ValueID?) -> Bool, _ staysInLoop: (ValueID?) -> Bool) -> RecipeVerdict {
     func constant(_ k: Int) -> Tensor? { k < n.inputs.count ? n.inputs[k].flatMap { g.values[$0].constant } : nil }
     func rank(_ k: Int) -> Int { n.inputs[k].map { g.values[$0].type.rank } ?? 0 }
     guard n.outputs.count == 1 || n.op.traits.movement != nil, !n.inputs.isEmpty else { return .notQuantized }
@@ -192,7 +206,9 @@ private func recipe(_ n: Node, _ g: Graph, _ isActivation: (ValueID?) -> Bool) -
         guard n.inputs.count == 2, isActivation(n.inputs[0]), isActivation(n.inputs[1]),
               g.values[n.inputs[0]!].type == g.values[n.outputs[0]].type,
               g.values[n.inputs[1]!].type == g.values[n.outputs[0]].type else { return .notQuantized }
-        return .compute(data: [0, 1], output: true)
+        // An operand or result that never leaves the add's loop stays f32 (x + x·s, a + b + c).
+        let data = [0, 1].filter { !staysInLoop(n.inputs[$0]) }, output = !staysInLoop(n.outputs[0])
+        return data.isEmpty && !output ? .notQuantized : .compute(data: data, output: output)
     case .averagePool, .globalAveragePool:
         guard isActivation(n.inputs[0]), rank(0) == 4 else { return .notQuantized }
         return .compute(data: [0], output: true)

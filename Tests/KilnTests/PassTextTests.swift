@@ -75,6 +75,40 @@ func withoutTrailers(_ text: String) -> String {
             """)
     }
 
+    @Test func aPerChannelConstantAddBecomesTheConvsBias() throws {
+        // The transposed conv has no bias: the add's [1, 2, 1, 1] constant becomes it. The conv's
+        // bias [0.5, -0.5] takes the one-element constant 1. A rank-1 [2] constant broadcasts
+        // along the width, and an add after a post-op is not the conv's bias: both stay.
+        try checkPass(foldBiasAdds, before: """
+            graph block(%x: f32[1x2x2x2]) -> (%y, %z, %u, %v)
+              %w = constant f32[2x2x1x1] [1.0, 0.5, -1.0, 2.0]
+              %b = constant f32[2] [0.5, -0.5]
+              %k = constant f32[1x2x1x1] [3.0, 4.0]
+              %one = constant f32[] [1.0]
+              %t = conv_transpose(%x, %w) {kernel=[1, 1]} : f32[1x2x2x2]
+              %y = add(%t, %k) : f32[1x2x2x2]
+              %c = conv(%x, %w, %b) : f32[1x2x2x2]
+              %z = add(%one, %c) : f32[1x2x2x2]
+              %c2 = conv(%x, %w) : f32[1x2x2x2]
+              %u = add(%c2, %b) : f32[1x2x2x2]
+              %c3 = conv(%x, %w) {post_ops=[relu]} : f32[1x2x2x2]
+              %v = add(%c3, %k) : f32[1x2x2x2]
+            """, after: """
+            graph block(%x: f32[1x2x2x2]) -> (%y, %z, %u, %v)
+              %w = constant f32[2x2x1x1] [1.0, 0.5, -1.0, 2.0]
+              %b = constant f32[2] [0.5, -0.5]
+              %k = constant f32[1x2x1x1] [3.0, 4.0]
+              %y_bias = constant f32[2] [3.0, 4.0]
+              %z_bias = constant f32[2] [1.5, 0.5]
+              %y = conv_transpose(%x, %w, %y_bias) {kernel=[1, 1]} : f32[1x2x2x2]
+              %z = conv(%x, %w, %z_bias) : f32[1x2x2x2]
+              %c2 = conv(%x, %w) : f32[1x2x2x2]
+              %u = add(%c2, %b) : f32[1x2x2x2]
+              %c3 = conv(%x, %w) {post_ops=[relu]} : f32[1x2x2x2]
+              %v = add(%c3, %k) : f32[1x2x2x2]
+            """)
+    }
+
     @Test func activationsBecomePostOps() throws {
         // ReLU, ReLU6 (a clip with constant bounds) and SiLU (x · sigmoid(x)) join their conv; the
         // relu of a conv that is also a graph output does not.

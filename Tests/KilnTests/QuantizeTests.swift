@@ -65,6 +65,41 @@ import KilnQuantization
         #expect(Set(plan.groups.map { Set($0.map { g.values[$0].name }) }) == [["x"], ["r1", "half"]], "\(printIR(g))")
     }
 
+    /// Values that one elementwise loop computes and consumes are not quantized: `x·s` in x + x·s
+    /// (PP-OCR's neck), and `a + b` in (a + b) + c, whose add reads u8 operands only. The loop's
+    /// operands and its result, which a conv reads, are.
+    @Test func valuesInsideOneLoopStayF32() throws {
+        var b = Builder()
+        let x = b.input("x", [1, 8, 6, 6]), y = b.input("y", [1, 8, 6, 6])
+        let c1 = b.node(.conv(ConvAttributes()), [x, b.constant("w1", [8, 8, 1, 1]), b.constant("b1", [8])], "c1")
+        let xs = b.node(.binary(.mul), [c1, b.constant("s", [1, 8, 1, 1])], "xs")
+        let a1 = b.node(.binary(.add), [c1, xs], "a1")
+        let a2 = b.node(.binary(.add), [x, y], "a2")
+        let a3 = b.node(.binary(.add), [a2, a1], "a3")
+        b.g.outputs = [b.node(.conv(ConvAttributes()), [a3, b.constant("w2", [8, 8, 1, 1]), b.constant("b2", [8])], "c2")]
+        var g = b.g
+        try Pipeline.simplify(&g, inputShapes: [:])
+        try Pipeline.fuseFloat(&g)
+        let plan = planQuantization(g)
+        let groups = Set(plan.groups.flatMap { $0.map { g.values[$0].name } })
+        #expect(groups == ["x", "y", "c1", "a3"], "\(plan.groups.map { $0.map { g.values[$0].name } })\n\(printIR(g))")
+        #expect(plan.precisionOf["a1"] == "int8" && plan.precisionOf["a2"] == "int8", "\(plan.precisionOf)")
+        // Inserted and lowered: one loop from the u8 values to a3's, and the library computes the
+        // reference interpreter's function of the inserted QDQ graph.
+        let params = plan.groups.indices.map { Quantization.perTensor(.u8, scale: 0.05, zeroPoint: Int32(100 + $0)) }
+        insertQuantization(&g, plan, parameters: params)
+        let want = try ReferenceInterpreter(g).run(b.inputs)
+        try Pipeline.lower(&g)
+        assignLayouts(&g, policy: .channelsLast)
+        let loops = g.nodes.filter { if case .elementwiseGroup = $0.op { return true }; return false }
+        #expect(loops.count == 1, "\(printIR(g))")
+        let (got, _) = try compileAndRun(g, b.inputs, name: "inloop", winograd: .off)
+        for (k, expected) in want {
+            let d = got[k].flatMap { Conformance.compare($0, expected, rtol: 1e-4, atol: 1e-5) } ?? (got[k] == nil ? "missing" : nil)
+            #expect(d == nil, "\(k): \(d ?? "")")
+        }
+    }
+
     /// The plan with made-up parameters, inserted and lowered: every conv and the gemm run int8, the
     /// sigmoid reads the block's output through DequantizeLinear (what the int8 conv wrote), and the
     /// library computes the reference interpreter's function of the inserted QDQ graph.
