@@ -18,14 +18,19 @@ Entries, each at --threads threads:
   openvino-nncf  OpenVINO on nncf.quantize of the FP32 model (default preset), on the samples
   kiln           `kiln compile M.onnx`
   kiln-int8      `kiln compile M.onnx --quantize int8 --calibration DIR/calibration-<m>`
-Both int8 entries calibrate on the same --calibration seeded standard-normal samples (for
-speed; accuracy needs real images). Timing: the entries take turns for --rounds rounds (the
+Both int8 entries calibrate on the same samples: for the zoo's random-weight models
+--calibration seeded standard-normal ones (for speed only); for ppocr_det the photographs and
+printed text scikit-image bundles (CALIBRATION_IMAGES), prepared as rapidocr prepares an image
+(BGR, 640×640, (x/255 − 0.5)/0.5). Accuracy, for ppocr_det (trained): on EVAL_IMAGES (other
+bundled images, none calibrated on; those where FP32 finds text), each int8 entry's probability
+map against ONNX Runtime FP32's: cosine, and the IoU of the text masks at rapidocr's threshold 0.3. Timing: the entries take turns for --rounds rounds (the
 order rotating), each timed --seconds per round (median per-inference ms; `kiln bench`'s for
 Kiln), an entry's figure the median of its round medians (kilnbench.timing.take_turns).
 
 Writes --out (default bench/results/dense.md): per model each entry's ms, Kiln int8 against Kiln
-FP32 and against OpenVINO NNCF, the best FP32 peer against Kiln int8, and their geometric means.
-Needs the torch venv (scripts/lib.sh ensure_torch_venv: openvino, nncf, ultralytics, timm).
+FP32 and against OpenVINO NNCF, the best FP32 peer against Kiln int8, and their geometric means;
+then the accuracy table. Needs the torch venv (scripts/lib.sh ensure_torch_venv: openvino, nncf,
+ultralytics, timm, scikit-image).
 """
 
 import argparse
@@ -48,6 +53,10 @@ RAPIDOCR = "rapidocr-onnxruntime==1.4.4"
 PPOCR_MEMBER = "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"
 PPOCR_SHAPE = (1, 3, 640, 640)
 ENTRIES = ["ort", "openvino", "openvino-nncf", "kiln", "kiln-int8"]
+# scikit-image's bundled images (skimage.data, no download): photographs and printed text.
+CALIBRATION_IMAGES = ["astronaut", "coffee", "page"]
+EVAL_IMAGES = ["text", "chelsea", "rocket", "coins", "clock", "moon"]
+TRAINED = {"ppocr_det"}
 
 
 def log(*a):
@@ -83,18 +92,61 @@ def input_info(path, shape):
     return x.name, tuple(dims)
 
 
+def ocr_image(image, shape):
+    """scikit-image's bundled image as rapidocr feeds its detector: BGR, resized to the input's
+    height and width, (x/255 − 0.5)/0.5, NCHW f32."""
+    import numpy as np
+    from skimage import data, transform
+
+    a = getattr(data, image)()
+    a = np.stack([a] * 3, -1) if a.ndim == 2 else a[..., :3]
+    a = transform.resize(a[..., ::-1], shape[2:], anti_aliasing=True)  # floats in [0, 1]
+    return ((a - 0.5) / 0.5).transpose(2, 0, 1)[None].astype(np.float32)
+
+
 def calibration(m, directory, name, shape, count):
-    """The samples, seeded standard normal, and the directory of them in Kiln's form
-    (DIR/calibration-<m>/<input>_<k>.npy)."""
+    """The samples (real images for a trained model, else seeded standard normal) and the
+    directory of them in Kiln's form (DIR/calibration-<m>/<input>_<k>.npy)."""
     import numpy as np
 
     d = os.path.join(directory, f"calibration-{m}")
     os.makedirs(d, exist_ok=True)
-    rng = np.random.default_rng(0)
-    samples = [rng.standard_normal(shape).astype(np.float32) for _ in range(count)]
+    if m in TRAINED:
+        samples = [ocr_image(i, shape) for i in CALIBRATION_IMAGES]
+    else:
+        rng = np.random.default_rng(0)
+        samples = [rng.standard_normal(shape).astype(np.float32) for _ in range(count)]
     for k, x in enumerate(samples):
         np.save(os.path.join(d, f"{name}_{k}.npy"), x)
     return d, samples
+
+
+def accuracy(m, shape, name, sess, nncf_compiled, kiln, lib, directory):
+    """Each int8 entry's outputs on EVAL_IMAGES against ONNX Runtime FP32's: {entry: (mean
+    cosine, min cosine, mean IoU of the masks at 0.3, images)}, over the images where FP32 finds
+    text."""
+    import numpy as np
+
+    from kilnbench.kiln import run_output
+
+    scores = {"openvino-nncf": [], "kiln-int8": []}
+    output = sess.get_outputs()[0].name
+    for image in EVAL_IMAGES:
+        x = ocr_image(image, shape)
+        ref = sess.run(None, {name: x})[0].ravel()
+        if not (ref > 0.3).any():
+            continue  # no text for FP32: the map is near 0 everywhere, its cosine noise
+        inp = os.path.join(directory, f"eval-{m}-{image}.npy")
+        np.save(inp, x)
+        got = {"openvino-nncf": np.asarray(next(iter(nncf_compiled({name: x}).values()))).ravel(),
+               "kiln-int8": run_output(kiln, lib, inp, os.path.join(directory, f"eval-{m}-out"), 2, output)}
+        for k, y in got.items():
+            cos = float(np.dot(ref, y) / (np.linalg.norm(ref) * np.linalg.norm(y) + 1e-30))
+            a, b = ref > 0.3, y > 0.3
+            iou = float((a & b).sum() / (a | b).sum())
+            scores[k].append((cos, iou))
+    return {k: (float(np.mean([c for c, _ in v])), float(np.min([c for c, _ in v])), float(np.mean([i for _, i in v])), len(v))
+            for k, v in scores.items()}
 
 
 def nncf_model(model, samples, xml):
@@ -125,7 +177,7 @@ def main():
 
     os.makedirs(a.dir, exist_ok=True)
     core = ov.Core()
-    rows = []
+    rows, accuracies = [], []
     for m in a.models.split(","):
         path, pinned = model_file(m, a.dir)
         name, shape = input_info(path, pinned)
@@ -141,7 +193,8 @@ def main():
         compiled, _ = openvino_compile(core, ov_model, a.threads)
         timers.append(("openvino", lambda c=compiled: median_ms(lambda: c({name: x}), a.seconds)))
         log(f"{m}: nncf.quantize")
-        nncf_xml = nncf_model(ov_model if pinned else path, samples, os.path.join(a.dir, f"{m}.nncf.xml"))
+        calibrated_on = "images" if m in TRAINED else "normal"
+        nncf_xml = nncf_model(ov_model if pinned else path, samples, os.path.join(a.dir, f"{m}.{calibrated_on}.nncf.xml"))
         nncf_compiled, _ = openvino_compile(core, nncf_xml, a.threads)
         timers.append(("openvino-nncf", lambda c=nncf_compiled: median_ms(lambda: c({name: x}), a.seconds)))
         for key, extra in (("kiln", []), ("kiln-int8", ["--quantize", "int8", "--calibration", cal])):
@@ -151,6 +204,9 @@ def main():
                 log(f"{m}: {key}: {summary}")
                 continue
             timers.append((key, lambda lib=lib: bench_ms(a.kiln, lib, a.threads, a.seconds)))
+            if key == "kiln-int8" and m in TRAINED:
+                log(f"{m}: accuracy on {len(EVAL_IMAGES)} images")
+                accuracies.append((m, accuracy(m, shape, name, sess, nncf_compiled, a.kiln, lib, a.dir)))
         figures = take_turns(timers, a.rounds)
         med = {k: float(np.median(v)) for k, v in figures.items() if v}
         rows.append((m, med))
@@ -174,6 +230,14 @@ def main():
     def geo(v):
         return math.exp(sum(map(math.log, v)) / len(v)) if v else float("nan")
     lines.append(f"| geometric mean | | | | | | {geo(ratios['self']):.2f} | {geo(ratios['nncf']):.2f} | {geo(ratios['peer']):.2f} |")
+    if accuracies:
+        lines += ["", f"Accuracy against ONNX Runtime FP32 on scikit-image's {', '.join(EVAL_IMAGES)} (calibrated on "
+                  f"{', '.join(CALIBRATION_IMAGES)}), those where FP32 finds text: output cosine mean / min, and the mean IoU "
+                  "of the text masks at 0.3", "",
+                  "| model | images | openvino-nncf cosine | kiln-int8 cosine | openvino-nncf IoU | kiln-int8 IoU |", "|---|---|---|---|---|---|"]
+        for m, acc in accuracies:
+            n, k = acc["openvino-nncf"], acc["kiln-int8"]
+            lines.append(f"| {m} | {k[3]} | {n[0]:.4f} / {n[1]:.4f} | {k[0]:.4f} / {k[1]:.4f} | {n[2]:.3f} | {k[2]:.3f} |")
     text = "\n".join(lines) + "\n"
     with open(a.out, "w") as f:
         f.write(text)

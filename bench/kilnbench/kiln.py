@@ -32,13 +32,14 @@ def compile_library(kiln, args, out, name):
     return os.path.join(out, f"lib{name}.so"), next((l for l in c.stdout.splitlines() if l.startswith("int8:")), ""), seconds
 
 
-def run_output(kiln, lib, inp, out, threads):
-    """The library's output on the input file inp (`kiln run`, written into the directory out)."""
+def run_output(kiln, lib, inp, out, threads, name="output"):
+    """The library's output `name` on the input file inp (`kiln run`, written into the directory
+    out), flattened."""
     import numpy as np
 
     subprocess.run([kiln, "run", lib, "--input", inp, "--output-dir", out, "--threads", str(threads)],
                    check=True, capture_output=True)
-    return np.load(os.path.join(out, "output.npy")).ravel()
+    return np.load(os.path.join(out, output_file_name(name) + ".npy")).ravel()
 
 
 def bench_ms(kiln, lib, threads, seconds):
