@@ -213,13 +213,34 @@ public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressH
                     let (ratio, a, b) = try m.compareLatency(lib, trialLib)
                     let names = slower.keys.sorted().prefix(4).map { "'\($0)'" }.joined(separator: ", ") + (slower.count > 4 ? ", ..." : "")
                     if ratio < 0.99 {
-                        m.keepFloat(slower, line: String(format: "speed: %d layer%@ slower in int8 (%@) kept FP32: the whole model %.4f -> %.4f ms on this machine", slower.count, slower.count == 1 ? "" : "s", names, a, b))
+                        m.keepFloat(slower, line: String(format: "speed: %d layer%@ slower in int8 (%@) kept FP32: the whole model %.4f -> %.4f ms on this machine (interleaved, median ratio %.3f)", slower.count, slower.count == 1 ? "" : "s", names, a, b, ratio))
                         progress("compile with g++ (\(slower.count) layers FP32)")
                         (graph, sqnr, keptFloat, emitted, measured) = (g, trialSQNR, trialKept, trialEmitted, trialLib)
                         products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights, options: build, log: log)
                     } else {
-                        m.noteSpeed(String(format: "speed: %d layer%@ slower in int8 by their steps (%@), but the whole model is not faster with them FP32 (%.4f -> %.4f ms): int8 kept", slower.count, slower.count == 1 ? "" : "s", names, a, b))
+                        m.noteSpeed(String(format: "speed: %d layer%@ slower in int8 by their steps (%@), but the whole model is not faster with them FP32 (%.4f -> %.4f ms, median ratio %.3f): int8 kept", slower.count, slower.count == 1 ? "" : "s", names, a, b, ratio))
                     }
+                }
+                // The whole int8 library against the FP32 library of the same model: int8 is never
+                // slower on the compiling machine; where it is, every layer goes FP32.
+                progress("speed: the int8 library against the FP32 library")
+                var f = m.fused
+                let floatKept = try Pipeline.finish(&f, layout: layout, options: o.passes.printingNothing)
+                let floatEmitted = try emitModel(f, options: codegen)
+                var floatBuild = build
+                floatBuild.outputDirectory = (c.directory as NSString).appendingPathComponent("fp32")
+                floatBuild.library = .shared
+                let floatLib = try CLibrary(path: buildLibrary(header: floatEmitted.header, source: floatEmitted.source, weights: floatEmitted.weights,
+                                                               options: floatBuild, log: log).sharedLibrary!, name: o.name)
+                let (ratio, fp32, int8) = try m.compareLatency(floatLib, measured!, seconds: 0.3)
+                if ratio > 1 {
+                    m.keepFloat(m.int8Layers(reason: String(format: "kept FP32: the int8 library is slower than the FP32 one on the compiling machine (%.4f against %.4f ms)", int8, fp32)),
+                                line: String(format: "speed: the int8 library %.4f ms, the FP32 library %.4f ms on this machine (interleaved, median ratio %.3f): int8 is slower, every layer FP32", int8, fp32, ratio))
+                    progress("compile with g++ (every layer FP32)")
+                    (graph, sqnr, keptFloat, emitted, measured) = (f, [:], floatKept, floatEmitted, floatLib)
+                    products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights, options: build, log: log)
+                } else {
+                    m.noteSpeed(String(format: "speed: the int8 library %.4f ms, the FP32 library %.4f ms on this machine (interleaved, median ratio %.3f)", int8, fp32, ratio))
                 }
             } catch {
                 m.noteSpeed("speed: not measured (\(error))")

@@ -95,6 +95,11 @@ final class ModelQuantizer {
 
     func noteSpeed(_ line: String) { speedLines.append(line) }
 
+    /// Every layer that runs int8 in the current plan, with `reason` (to keep them all FP32).
+    func int8Layers(reason: String) -> [String: String] {
+        Dictionary(plan(keeping: keep).layers.map { (fused.nodes[$0].name, reason) }, uniquingKeysWith: { a, _ in a })
+    }
+
     private var sampleCache: [String: Tensor] = [:]
 
     /// Milliseconds per run of each step of `lib` on `sample`, by node name (the steps' names
@@ -113,8 +118,8 @@ final class ModelQuantizer {
     }
 
     /// The median over 5 rounds of the ratio of `b`'s median latency to `a`'s, each timed for
-    /// 0.15 s per round in turns on the first sample, and `a`'s and `b`'s medians in ms.
-    func compareLatency(_ a: CLibrary, _ b: CLibrary) throws -> (ratio: Double, a: Double, b: Double) {
+    /// `seconds` per round in turns on the first sample, and `a`'s and `b`'s medians in ms.
+    func compareLatency(_ a: CLibrary, _ b: CLibrary, seconds: Double = 0.15) throws -> (ratio: Double, a: Double, b: Double) {
         let sample = try calibration.samples.sample(0, cache: &sampleCache)
         let libs = [a, b]
         let instances = try libs.map { try $0.makeInstance(threads: 0) }
@@ -128,7 +133,7 @@ final class ModelQuantizer {
             for k in 0..<2 {
                 var times: [Double] = []
                 let start = Date()
-                while times.count < 5 || Date().timeIntervalSince(start) < 0.15 {
+                while times.count < 5 || Date().timeIntervalSince(start) < seconds {
                     let t0 = Date()
                     try calibration.run(instances[k], of: libs[k], sample, outputs[k])
                     times.append(Date().timeIntervalSince(t0) * 1000)

@@ -61,7 +61,7 @@ struct Compile: ParsableCommand {
     @Option(name: .customLong("precision-plan"), help: "With --quantize: replay the layer precisions of an earlier compile's NAME.precision.json (editable by hand): nothing is measured, the same inputs give the same library.")
     var precisionPlan: String?
 
-    @Flag(name: .customLong("speed-check"), inversion: .prefixedNo, help: "With --quantize: keep FP32 the layers whose int8 step is slower on this machine, if the whole model is then faster. --no-speed-check: every layer the recipe allows runs int8.")
+    @Flag(name: .customLong("speed-check"), inversion: .prefixedNo, help: "With --quantize: keep FP32 the layers whose int8 step is slower on this machine, if the whole model is then faster; then every layer, if the int8 library is slower than the FP32 one. --no-speed-check: every layer the recipe allows runs int8.")
     var speedCheck = true
 
     @Flag(name: .customLong("time-steps"), inversion: .prefixedNo, help: "Run the built library here (zeros, about 0.25 s) for each step's time share in NAME.report.html. --no-time-steps: no timings, and the same model and options give byte-identical files.")
