@@ -29,7 +29,8 @@ Kiln), an entry's figure the median of its round medians (kilnbench.timing.take_
 
 Writes --out (default bench/results/dense.md): per model each entry's ms, Kiln int8 against Kiln
 FP32 and against OpenVINO NNCF, the best FP32 peer against Kiln int8, and their geometric means;
-then the accuracy table. Needs the torch venv (scripts/lib.sh ensure_torch_venv: openvino, nncf,
+then the accuracy table, and the int8 libraries' u8 steps over 1 MB under 50% of copy bandwidth
+(`kiln bench --profile`). Needs the torch venv (scripts/lib.sh ensure_torch_venv: openvino, nncf,
 ultralytics, timm, scikit-image).
 """
 
@@ -149,6 +150,35 @@ def accuracy(m, shape, name, sess, nncf_compiled, kiln, lib, directory):
             for k, v in scores.items()}
 
 
+def u8_steps(kiln, lib, threads, seconds):
+    """The steps of an int8 library (other than convs and matrix products) that write u8/s8 and
+    move over 1 MB, from `kiln bench --profile --json` and the library's report: [(step, MB, ms,
+    % of copy bandwidth)], slowest share of copy first. Each step's best of three profiled runs
+    against the best copy bandwidth (one profile moves by 2-4x on this host)."""
+    import json
+
+    best, copy = {}, 0.0
+    for _ in range(3):
+        b = subprocess.run([kiln, "bench", lib, "--threads", str(threads), "--seconds", str(seconds), "--profile", "--json"],
+                           capture_output=True, text=True, check=True)
+        bench = json.loads(b.stdout)
+        copy = max(copy, bench["copy_bandwidth"])
+        for step in bench["steps"]:
+            if step["ms"] > 0 and (step["name"] not in best or step["ms"] < best[step["name"]]["ms"]):
+                best[step["name"]] = step
+    report = os.path.join(os.path.dirname(lib), "m.report.json")
+    with open(report) as f:
+        types = {n["name"]: n["output"] for n in json.load(f)["nodes"]}
+    rows = []
+    for step in best.values():
+        node, _, op = step["name"].rpartition(" (")
+        if op.startswith(("quantized_conv", "quantized_mat")) or not types.get(node, "").startswith(("u8", "s8")):
+            continue
+        if step["bytes"] > 1e6:
+            rows.append((step["name"], step["bytes"] / 1e6, step["ms"], 100 * step["bytes"] / (step["ms"] * 1e-3) / copy))
+    return sorted(rows, key=lambda r: r[3])
+
+
 def nncf_model(model, samples, xml):
     """nncf.quantize of model (an ov.Model, or a file's path) saved as xml, unless xml exists."""
     import nncf
@@ -177,7 +207,7 @@ def main():
 
     os.makedirs(a.dir, exist_ok=True)
     core = ov.Core()
-    rows, accuracies = [], []
+    rows, accuracies, steps = [], [], []
     for m in a.models.split(","):
         path, pinned = model_file(m, a.dir)
         name, shape = input_info(path, pinned)
@@ -208,6 +238,9 @@ def main():
                 log(f"{m}: accuracy on {len(EVAL_IMAGES)} images")
                 accuracies.append((m, accuracy(m, shape, name, sess, nncf_compiled, a.kiln, lib, a.dir)))
         figures = take_turns(timers, a.rounds)
+        int8_lib = os.path.join(a.dir, f"{m}-kiln-int8", "libm.so")
+        if os.path.exists(int8_lib):
+            steps.append((m, u8_steps(a.kiln, int8_lib, a.threads, a.seconds)))
         med = {k: float(np.median(v)) for k, v in figures.items() if v}
         rows.append((m, med))
         log(m, " ".join(f"{k} {v:.2f}" for k, v in med.items()))
@@ -238,6 +271,13 @@ def main():
         for m, acc in accuracies:
             n, k = acc["openvino-nncf"], acc["kiln-int8"]
             lines.append(f"| {m} | {k[3]} | {n[0]:.4f} / {n[1]:.4f} | {k[0]:.4f} / {k[1]:.4f} | {n[2]:.3f} | {k[2]:.3f} |")
+    if steps:
+        lines += ["", "Kiln int8's u8/s8 steps other than convs that move over 1 MB: how many, and those under 50% of copy "
+                  "bandwidth (`kiln bench --profile`, each step's best of three runs after the rounds)", "",
+                  "| model | steps | under 50% of copy (MB, ms, % of copy) |", "|---|---|---|"]
+        for m, st in steps:
+            slow = "; ".join(f"{n}: {mb:.1f}, {ms:.3f}, {pc:.0f}%" for n, mb, ms, pc in st if pc < 50)
+            lines.append(f"| {m} | {len(st)} | {slow or 'none'} |")
     text = "\n".join(lines) + "\n"
     with open(a.out, "w") as f:
         f.write(text)
