@@ -185,6 +185,19 @@ public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressH
     var measured: CLibrary?
     if let m = quantizer {
         let c = m.calibration
+        /// `fused` (quantized or not) lowered and built as this compile would build it, as a shared
+        /// library in the calibration's folder `folder`, loaded: what the speed check times.
+        func trialLibrary(_ fused: Graph, in folder: String) throws -> (graph: Graph, kept: [String], emitted: EmittedModel, lib: CLibrary) {
+            var g = fused
+            let kept = try Pipeline.finish(&g, layout: layout, options: o.passes.printingNothing)
+            let e = try emitModel(g, options: codegen)
+            var b = build
+            b.outputDirectory = (c.directory as NSString).appendingPathComponent(folder)
+            b.library = .shared
+            let products = try buildLibrary(header: e.header, source: e.source, weights: e.weights, options: b, log: log)
+            guard let so = products.sharedLibrary else { throw KilnError("the trial library was not built") }
+            return (g, kept, e, try CLibrary(path: so, name: o.name))
+        }
         quantizationLines.append(String(format: "calibration: %d samples, %.1f s", c.samples.count, c.seconds))
         quantizationLines += m.budgetLines
         // Per-layer precision by measured speed: layers whose int8 step is slower than their f32
@@ -202,14 +215,8 @@ public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressH
                     m.noteSpeed("speed: every int8 layer's step is faster than its FP32 one on this machine (\(o.name).precision.json has the figures)")
                 } else {
                     progress("speed: the whole model with \(slower.count) layer\(slower.count == 1 ? "" : "s") FP32")
-                    var (g, trialSQNR) = m.quantizedGraph(keeping: m.keep.merging(slower) { a, _ in a })
-                    let trialKept = try Pipeline.finish(&g, layout: layout, options: o.passes.printingNothing)
-                    let trialEmitted = try emitModel(g, options: codegen)
-                    var trialBuild = build
-                    trialBuild.outputDirectory = (c.directory as NSString).appendingPathComponent("speed")
-                    trialBuild.library = .shared
-                    let trial = try buildLibrary(header: trialEmitted.header, source: trialEmitted.source, weights: trialEmitted.weights, options: trialBuild, log: log)
-                    let trialLib = try CLibrary(path: trial.sharedLibrary!, name: o.name)
+                    let (trialGraph, trialSQNR) = m.quantizedGraph(keeping: m.keep.merging(slower) { a, _ in a })
+                    let (g, trialKept, trialEmitted, trialLib) = try trialLibrary(trialGraph, in: "speed")
                     let (ratio, a, b) = try m.compareLatency(lib, trialLib)
                     let names = slower.keys.sorted().prefix(4).map { "'\($0)'" }.joined(separator: ", ") + (slower.count > 4 ? ", ..." : "")
                     if ratio < 0.99 {
@@ -224,14 +231,7 @@ public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressH
                 // The whole int8 library against the FP32 library of the same model: int8 is never
                 // slower on the compiling machine; where it is, every layer goes FP32.
                 progress("speed: the int8 library against the FP32 library")
-                var f = m.fused
-                let floatKept = try Pipeline.finish(&f, layout: layout, options: o.passes.printingNothing)
-                let floatEmitted = try emitModel(f, options: codegen)
-                var floatBuild = build
-                floatBuild.outputDirectory = (c.directory as NSString).appendingPathComponent("fp32")
-                floatBuild.library = .shared
-                let floatLib = try CLibrary(path: buildLibrary(header: floatEmitted.header, source: floatEmitted.source, weights: floatEmitted.weights,
-                                                               options: floatBuild, log: log).sharedLibrary!, name: o.name)
+                let (f, floatKept, floatEmitted, floatLib) = try trialLibrary(m.fused, in: "fp32")
                 let (ratio, fp32, int8) = try m.compareLatency(floatLib, measured!, seconds: 0.3)
                 if ratio > 1 {
                     m.keepFloat(m.int8Layers(reason: String(format: "kept FP32: the int8 library is slower than the FP32 one on the compiling machine (%.4f against %.4f ms)", int8, fp32)),
