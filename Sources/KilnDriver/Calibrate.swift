@@ -41,8 +41,8 @@ public struct CalibrationSamples: Sendable {
                 let t = cache[key]!
                 let shape = inputs[i].type.shape ?? []
                 guard let index else { return t.reshaped(shape) }
-                let n = shapeProduct(shape)
-                return Tensor(.f32, shape: shape, floats: Array(t.floats[(index * n)..<((index + 1) * n)]))
+                let n = shapeProduct(shape) * t.elementType.byteSize
+                return t.rawBytes()[(index * n)..<((index + 1) * n)].withUnsafeBytes { Tensor(t.elementType, shape: shape, rawBytes: $0)! }
             }
         }
     }
@@ -67,9 +67,6 @@ public struct CalibrationSamples: Sendable {
         var isDirectory: ObjCBool = false
         guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else { throw KilnError("--calibration \(path): no such file or directory") }
         let inputs = g.inputs.map { (name: g.values[$0].name, type: g.values[$0].type) }
-        for input in inputs where input.type.elementType != .f32 {
-            throw KilnError("--calibration: input '\(input.name)' is \(input.type.elementType); calibration takes f32 inputs only")
-        }
         var files: [[String]] = Array(repeating: [], count: inputs.count)
         if !isDirectory.boolValue {
             guard inputs.count == 1 else {

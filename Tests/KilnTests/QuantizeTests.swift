@@ -301,6 +301,44 @@ import KilnQuantization
         #expect(qdq.status != 0 && qdq.err.contains("is already quantized"), "\(qdq.err)")
     }
 
+    /// Calibration samples of any input type: a token-id model (int64 ids into an embedding
+    /// Gather, an int64 mask) calibrates from `input_ids_<k>.npy` and `attention_mask_<k>.npy`
+    /// (one file a batch of 3 samples), its matmul runs int8, and its output follows FP32's.
+    @Test func calibratesTokenIdInputs() throws {
+        let cli = BadInputTests()
+        var rng = SplitMix64(seed: 11)
+        func uniform(_ n: Int, _ scale: Float) -> [Float] { (0..<n).map { _ in Float(rng.nextDouble() * 2 - 1) * scale } }
+        var m = ModelBuilder()
+        m.input("input_ids", .s64, [.fixed(1), .fixed(16)])
+        m.input("attention_mask", .s64, [.fixed(1), .fixed(16)])
+        m.initializer("embedding", Tensor(.f32, shape: [50, 32], floats: uniform(50 * 32, 1)))
+        m.initializer("w", Tensor(.f32, shape: [32, 24], floats: uniform(32 * 24, 0.3)))
+        m.initializer("axes", .vector(ints: [2]))
+        m.node("Gather", ["embedding", "input_ids"], ["e"], name: "embed")
+        m.node("Cast", ["attention_mask"], ["mf"], name: "cast", attributes: [ModelBuilder.int("to", 1)])
+        m.node("Unsqueeze", ["mf", "axes"], ["mu"], name: "unsqueeze")
+        m.node("Mul", ["e", "mu"], ["masked"], name: "mask")
+        m.node("MatMul", ["masked", "w"], ["y"], name: "dense")
+        m.output("y", .f32, [.fixed(1), .fixed(16), .fixed(24)])
+        let model = try m.write()
+        func ids(_ n: Int) -> Tensor { Tensor(.s64, shape: [n, 16], ints: (0..<(n * 16)).map { _ in Int64(rng.next() % 50) }) }
+        func mask(_ n: Int) -> Tensor { Tensor(.s64, shape: [n, 16], ints: (0..<(n * 16)).map { $0 % 16 < 12 ? 1 : 0 }) }
+        let dir = temporaryDirectory()
+        for k in 0..<2 {
+            try NPY.write(ids(1), path: (dir as NSString).appendingPathComponent("input_ids_\(k).npy"))
+            try NPY.write(mask(1), path: (dir as NSString).appendingPathComponent("attention_mask_\(k).npy"))
+        }
+        try NPY.write(ids(3), path: (dir as NSString).appendingPathComponent("input_ids_2.npy"))
+        try NPY.write(mask(3), path: (dir as NSString).appendingPathComponent("attention_mask_2.npy"))
+        let out = temporaryDirectory()
+        let r = try cli.kiln(["compile", model, "-o", out, "--name", "tokens", "--library", "shared", "--quantize", "int8", "--calibration", dir, "--no-speed-check"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.contains("int8: 1 of 1 convs and matrix products"), "\(r.out)")
+        let line = try #require(r.out.split(separator: "\n").first { $0.hasPrefix("int8 against FP32 on the 5 calibration samples: output 'y'") }, "\(r.out)")
+        let cosine = try #require(Double(line.split(separator: " ").last!), "\(line)")
+        #expect(cosine > 0.999, "\(line)")
+    }
+
     /// A model plain post-training quantization breaks, written as an exporter would: the image's
     /// first channel is large (±40) and the first conv ignores it (zero weights), so the per-tensor
     /// u8 quantization of the image (step about 0.3) rounds the other channels (±0.05), all that

@@ -442,6 +442,12 @@ inline void matmul(const T* a, const T* b, T* y, int64_t m, int64_t n, int64_t k
         }
 }
 
+// A softmax probability below the smallest normal float becomes 0. exp_vec gives masked
+// positions (an additive mask of -3.4e38, as transformers' exporters write) the smallest normal,
+// 1.2e-38, which divided by the sum is subnormal; a matmul over subnormal probabilities ran 50x
+// slower (MiniLM's attention x V on a padded sentence: 7.9 ms against 0.05). NaN stays NaN.
+inline float flush_subnormal(float v) { return v < std::numeric_limits<float>::min() ? 0.0f : v; }
+
 // Softmax (or log-softmax) of one contiguous row of f32. The exponentials are summed in float
 // within blocks of 256 (vectorized) and the blocks in double.
 template <bool log_softmax>
@@ -471,7 +477,7 @@ inline void softmax_row(const float* x, float* y, int64_t len) {
     } else {
         const float inv = (float)(1.0 / sum);
 #pragma omp simd
-        for (int64_t l = 0; l < len; l++) y[l] *= inv;
+        for (int64_t l = 0; l < len; l++) y[l] = flush_subnormal(y[l] * inv);
     }
 }
 
@@ -514,7 +520,7 @@ inline void softmax_columns(const float* x, float* y, int64_t len, int64_t inner
             for (int64_t j = 0; j < w; j++) q[j] = p[j] - acc[j];
         } else {
 #pragma omp simd
-            for (int64_t j = 0; j < w; j++) q[j] *= acc[j];
+            for (int64_t j = 0; j < w; j++) q[j] = flush_subnormal(q[j] * acc[j]);
         }
     }
 }
