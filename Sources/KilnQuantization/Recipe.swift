@@ -19,7 +19,8 @@ import KilnIR
 /// The recipe: activations u8, per tensor, affine; weights of convs and matrix products s8,
 /// symmetric, per output channel (scale max|w| / 127: no weight clips); bias f32. Quantized:
 /// convs (with their post-ops and residual sum), matrix products with constant weights, adds
-/// of two activations, average and global average pooling, and — sharing their input's
+/// of two activations whose result an int8 op reads (not a transformer's residual add before
+/// its LayerNorm), average and global average pooling, and — sharing their input's
 /// parameters — max pooling, concatenation and the ops that only move values (reshape, flatten,
 /// squeeze, unsqueeze, transpose, slice, gather, channel shuffles, depth-to-space and back, tile,
 /// expand, nearest resize) between them. Everything else stays f32. A value one elementwise loop
@@ -72,10 +73,28 @@ public func planQuantization(_ g: Graph, keepFloat: [String: String] = [:]) -> Q
         let reader = g.nodes[consumers[v][0]]
         return isStep(g.nodes[p]) && isStep(reader) && g.values[v].type == g.values[reader.outputs[0]].type
     }
+    /// Whether an int8 op would read `v` quantized: a conv, matrix product, add or pooling taking
+    /// it as a data operand, directly or through ops that move values. An add whose result no
+    /// such op reads (a transformer's residual add before its LayerNorm, an output) stays f32:
+    /// quantizing it would only round it.
+    func readInt8(_ v: ValueID, depth: Int = 0) -> Bool {
+        guard depth < 64 else { return true }
+        return consumers[v].contains { c in
+            let n = g.nodes[c]
+            // An add reading it counts as int8 (whether that add's own result is read in int8 is its own question).
+            switch KilnQuantization.recipe(n, g, isActivation, staysInLoop, { _ in true }) {
+            case .compute(let data, _): return data.contains { n.inputs[$0] == v }
+            case .passThrough(let data):
+                return data.contains { n.inputs[$0] == v } && n.outputs.contains { readInt8($0, depth: depth + 1) }
+            case .float, .notQuantized: return false
+            }
+        }
+    }
+    func recipe(_ n: Node) -> RecipeVerdict { KilnQuantization.recipe(n, g, isActivation, staysInLoop, { readInt8($0) }) }
     var quantized = Set<ValueID>(), quantizedNodes = Set<Int>(), decisions: [String] = [], layers: [Int] = []
     // The computing ops, in graph order.
     for (i, n) in g.nodes.enumerated() {
-        var verdict = recipe(n, g, isActivation, staysInLoop)
+        var verdict = recipe(n)
         if case .compute = verdict, let why = keepFloat[n.name] { verdict = .float(why) }
         switch verdict {
         case .compute(let data, let outputQuantized):
@@ -94,7 +113,7 @@ public func planQuantization(_ g: Graph, keepFloat: [String: String] = [:]) -> Q
     // then their inputs are, with the same parameters (last to first, so chains propagate).
     var precisionOf: [String: String] = [:]
     for (i, n) in g.nodes.enumerated() {
-        switch recipe(n, g, isActivation, staysInLoop) {
+        switch recipe(n) {
         case .compute: precisionOf[n.name] = quantizedNodes.contains(i) ? "int8" : "FP32: \(keepFloat[n.name] ?? "")"
         case .float(let why): precisionOf[n.name] = "FP32: \(why)"
         case .passThrough: precisionOf[n.name] = "FP32: moves f32 values (it shares its input's u8 parameters only where an int8 op reads its result)"
@@ -102,7 +121,7 @@ public func planQuantization(_ g: Graph, keepFloat: [String: String] = [:]) -> Q
         }
     }
     for (i, n) in g.nodes.enumerated().reversed() {
-        guard case .passThrough(let data) = recipe(n, g, isActivation, staysInLoop), n.outputs.contains(where: quantized.contains) else { continue }
+        guard case .passThrough(let data) = recipe(n), n.outputs.contains(where: quantized.contains) else { continue }
         precisionOf[n.name] = "int8 (moves u8 values, its input's parameters)"
         quantizedNodes.insert(i)
         // Every output (a Split's) shares the parameters: the op moves u8 values into each.
@@ -154,7 +173,8 @@ private enum RecipeVerdict {
     case notQuantized
 }
 
-private func recipe(_ n: Node, _ g: Graph, _ isActivation: (ValueID?) -> Bool, _ staysInLoop: (ValueID?) -> Bool) -> RecipeVerdict {
+private func recipe(_ n: Node, _ g: Graph, _ isActivation: (ValueID?) -> Bool, _ staysInLoop: (ValueID?) -> Bool,
+                    _ readInt8: (ValueID) -> Bool) -> RecipeVerdict {
     func constant(_ k: Int) -> Tensor? { k < n.inputs.count ? n.inputs[k].flatMap { g.values[$0].constant } : nil }
     func rank(_ k: Int) -> Int { n.inputs[k].map { g.values[$0].type.rank } ?? 0 }
     guard n.outputs.count == 1 || n.op.traits.movement != nil, !n.inputs.isEmpty else { return .notQuantized }
@@ -208,6 +228,8 @@ private func recipe(_ n: Node, _ g: Graph, _ isActivation: (ValueID?) -> Bool, _
               g.values[n.inputs[1]!].type == g.values[n.outputs[0]].type else { return .notQuantized }
         // An operand or result that never leaves the add's loop stays f32 (x + x·s, a + b + c).
         let data = [0, 1].filter { !staysInLoop(n.inputs[$0]) }, output = !staysInLoop(n.outputs[0])
+        // A result that leaves the loop but that no int8 op reads: the add stays f32.
+        if output, !readInt8(n.outputs[0]) { return .notQuantized }
         return data.isEmpty && !output ? .notQuantized : .compute(data: data, output: output)
     case .averagePool, .globalAveragePool:
         guard isActivation(n.inputs[0]), rank(0) == 4 else { return .notQuantized }
