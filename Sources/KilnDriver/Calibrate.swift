@@ -41,8 +41,9 @@ public struct CalibrationSamples: Sendable {
                 let t = cache[key]!
                 let shape = inputs[i].type.shape ?? []
                 guard let index else { return t.reshaped(shape) }
-                let n = shapeProduct(shape) * t.elementType.byteSize
-                return t.rawBytes()[(index * n)..<((index + 1) * n)].withUnsafeBytes { Tensor(t.elementType, shape: shape, rawBytes: $0)! }
+                let n = shapeProduct(shape), range = (index * n)..<((index + 1) * n)
+                return t.elementType.isFloat ? Tensor(t.elementType, shape: shape, floats: Array(t.floats[range]))
+                                             : Tensor(t.elementType, shape: shape, ints: Array(t.ints[range]))
             }
         }
     }
