@@ -46,6 +46,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kilnbench.kiln import bench_ms, binary, compile_library  # noqa: E402
 from kilnbench.models import REPO  # noqa: E402
 from kilnbench.peers import openvino_compile, ort_session  # noqa: E402
+from kilnbench.report import write_table  # noqa: E402
 from kilnbench.timing import median_ms, take_turns  # noqa: E402
 
 ZOO = ["yolov8n", "yolo11n", "unet", "lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", "crnn"]
@@ -278,10 +279,7 @@ def main():
         for m, st in steps:
             slow = "; ".join(f"{n}: {mb:.1f}, {ms:.3f}, {pc:.0f}%" for n, mb, ms, pc in st if pc < 50)
             lines.append(f"| {m} | {len(st)} | {slow or 'none'} |")
-    text = "\n".join(lines) + "\n"
-    with open(a.out, "w") as f:
-        f.write(text)
-    print(text)
+    write_table(a.out, lines)
 
 
 if __name__ == "__main__":

