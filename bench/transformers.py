@@ -29,7 +29,6 @@ Writes --out (default bench/results/transformers.md) and prints it. Needs the to
 """
 
 import argparse
-import ctypes
 import glob
 import os
 import subprocess
@@ -40,7 +39,7 @@ import zipfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path = [d for d in sys.path if os.path.abspath(d or ".") != HERE] + [HERE]
 
-from kilnbench.kiln import binary, compile_library  # noqa: E402
+from kilnbench.kiln import bench_ms, binary, compile_library, run_output  # noqa: E402
 from kilnbench.models import REPO  # noqa: E402
 from kilnbench.peers import openvino_compile, ort_session  # noqa: E402
 from kilnbench.report import write_table  # noqa: E402
@@ -135,56 +134,21 @@ def tokenize(mdir, sentences, seq):
     return out
 
 
-class KilnLib:
-    """A compiled library through its C ABI (ctypes): NAME_run on numpy buffers, by input name."""
+def save_feed(feed, directory, tag):
+    """The feed's arrays as DIRECTORY/TAG_NAME.npy: the NAME=FILE list `kiln run` and `kiln bench` take."""
+    import numpy as np
 
-    def __init__(self, path, name, threads):
-        import numpy as np
-
-        lib = ctypes.CDLL(path)
-        c_size, c_void = ctypes.c_size_t, ctypes.c_void_p
-
-        def fn(suffix, restype, *argtypes):
-            f = getattr(lib, f"{name}_{suffix}")
-            f.restype, f.argtypes = restype, list(argtypes)
-            return f
-
-        self.handle = c_void()
-        if fn("create", ctypes.c_int, ctypes.POINTER(c_void))(ctypes.byref(self.handle)) != 0:
-            raise RuntimeError(f"{name}_create failed")
-        fn("set_num_threads", ctypes.c_int, c_void, ctypes.c_int)(self.handle, threads)
-        self._run = fn("run", ctypes.c_int, c_void, c_size, ctypes.POINTER(c_void), ctypes.POINTER(c_size),
-                       c_size, ctypes.POINTER(c_void), ctypes.POINTER(c_size))
-        in_name = fn("input_name", ctypes.c_char_p, c_size)
-        self.names = [in_name(i).decode() for i in range(fn("num_inputs", c_size)())]
-        out_bytes = fn("output_bytes", c_size, c_size)
-        self.out = np.zeros(out_bytes(0) // 4, np.float32)
-        self.lib = lib
-
-    def run(self, feed):
-        bufs = [feed[n] for n in self.names]
-        ins = (ctypes.c_void_p * len(bufs))(*[b.ctypes.data for b in bufs])
-        in_bytes = (ctypes.c_size_t * len(bufs))(*[b.nbytes for b in bufs])
-        outs = (ctypes.c_void_p * 1)(self.out.ctypes.data)
-        out_bytes = (ctypes.c_size_t * 1)(self.out.nbytes)
-        if self._run(self.handle, len(bufs), ins, in_bytes, 1, outs, out_bytes) != 0:
-            raise RuntimeError("run failed")
-        return self.out.copy()
-
-
-def kiln_bench_ms(kiln, lib, files, threads, seconds):
-    """The library's median ms over seconds (`kiln bench` with the input files)."""
-    import re
-
-    b = subprocess.run([kiln, "bench", lib, "--threads", str(threads), "--seconds", str(seconds)] + files,
-                       capture_output=True, text=True, check=True)
-    med = re.search(r"median\s+([0-9.]+)", b.stdout)
-    return float(med.group(1)) if med else float("nan")
+    specs = []
+    for name, x in feed.items():
+        path = os.path.join(directory, f"{tag}_{name}.npy")
+        np.save(path, x)
+        specs.append(f"{name}={path}")
+    return specs
 
 
 def build_entries(args, onnx_path, calib, work):
-    """{entry: a function that sets the entry up and returns its fn(feed) -> embedding (flat f32), or
-    for Kiln a KilnLib (its .run that function, its .path the library for `kiln bench`)}."""
+    """{entry: a function that sets the entry up and returns its fn(feed) -> embedding (flat f32);
+    Kiln's run the library by `kiln run`, and carry it as fn.lib for `kiln bench`}."""
     import numpy as np
 
     def ort_entry(path):
@@ -240,9 +204,14 @@ def build_entries(args, onnx_path, calib, work):
         lib, summary, _ = compile_library(kiln, [onnx_path, "--cpu", "native"] + extra, os.path.join(work, name), name)
         if lib is None:
             raise RuntimeError(summary)
-        k = KilnLib(lib, name, args.threads)
-        k.path = lib
-        return k
+        out = os.path.join(work, name, "run")
+        os.makedirs(out, exist_ok=True)
+
+        def run(feed):
+            return run_output(kiln, lib, save_feed(feed, out, "input"), out, args.threads, "embedding")
+
+        run.lib = lib
+        return run
 
     entries["kiln"] = lambda: kiln_entry([], "kiln_minilm")
     entries["kiln-int8"] = lambda: kiln_entry(["--quantize", "int8", "--calibration", cal_dir], "kiln_minilm_int8")
@@ -277,20 +246,16 @@ def main():
     ref = [runs["ort"](f) for f in test]
     cos = {}
     for name, run in runs.items():
-        fn = run.run if isinstance(run, KilnLib) else run
-        c = [float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)) for a, b in zip(ref, (fn(f) for f in test))]
+        c = [float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)) for a, b in zip(ref, (run(f) for f in test))]
         cos[name] = (float(np.mean(c)), float(np.min(c)))
     # Timed on the first test sentence; Kiln's libraries by `kiln bench` in a process of their
     # own, as bench/dense.py does (OpenMP's spinning threads and the peers' pools stay apart).
     feed = test[0]
-    files = []
-    for name, x in feed.items():
-        np.save(os.path.join(work, f"timed_{name}.npy"), x)
-        files += ["--input", f"{name}={os.path.join(work, f'timed_{name}.npy')}"]
+    files = save_feed(feed, work, "timed")
 
     def timer(run):
-        if isinstance(run, KilnLib):
-            return lambda: kiln_bench_ms(args.kiln, run.path, files, args.threads, args.seconds)
+        if hasattr(run, "lib"):
+            return lambda: bench_ms(args.kiln, run.lib, args.threads, args.seconds, files)
         return lambda: median_ms(lambda: run(feed), args.seconds)
 
     figures = take_turns([(n, timer(r)) for n, r in runs.items()], args.rounds)

@@ -32,19 +32,25 @@ def compile_library(kiln, args, out, name):
     return os.path.join(out, f"lib{name}.so"), next((l for l in c.stdout.splitlines() if l.startswith("int8:")), ""), seconds
 
 
+def input_args(inp):
+    """`--input` arguments: inp a file (a model of one input) or a list of NAME=FILE."""
+    return [a for i in ([inp] if isinstance(inp, str) else inp) for a in ("--input", i)]
+
+
 def run_output(kiln, lib, inp, out, threads, name="output"):
-    """The library's output `name` on the input file inp (`kiln run`, written into the directory
-    out), flattened."""
+    """The library's output `name` on the input file inp, or the NAME=FILE list inp (`kiln run`,
+    written into the directory out), flattened."""
     import numpy as np
 
-    subprocess.run([kiln, "run", lib, "--input", inp, "--output-dir", out, "--threads", str(threads)],
+    subprocess.run([kiln, "run", lib] + input_args(inp) + ["--output-dir", out, "--threads", str(threads)],
                    check=True, capture_output=True)
     return np.load(os.path.join(out, output_file_name(name) + ".npy")).ravel()
 
 
-def bench_ms(kiln, lib, threads, seconds):
-    """The library's median ms over seconds (`kiln bench`)."""
-    b = subprocess.run([kiln, "bench", lib, "--threads", str(threads), "--seconds", str(seconds)],
+def bench_ms(kiln, lib, threads, seconds, inp=()):
+    """The library's median ms over seconds (`kiln bench`; on the input file or NAME=FILE list
+    inp, or zeros)."""
+    b = subprocess.run([kiln, "bench", lib, "--threads", str(threads), "--seconds", str(seconds)] + input_args(inp),
                        capture_output=True, text=True, check=True)
     med = re.search(r"median\s+([0-9.]+)", b.stdout)
     return float(med.group(1)) if med else float("nan")
