@@ -132,10 +132,12 @@ extension ModelEmitter {
     }
 
     /// Sets a oneDNN post-op list on `attr`.
-    mutating func emitPostOpList(_ lowered: [OneDNNPostOp]) {
-        guard !lowered.isEmpty else { return }
+    /// `leading`: lines appending post-ops of the caller's own before these.
+    mutating func emitPostOpList(_ lowered: [OneDNNPostOp], leading: [String] = []) {
+        guard !lowered.isEmpty || !leading.isEmpty else { return }
         func bound(_ x: Float) -> String { x.isInfinite ? (x < 0 ? "-FLT_MAX" : "FLT_MAX") : floatLiteral(x) }
         create.line("post_ops po;")
+        for l in leading { create.line(l) }
         for p in lowered {
             switch p {
             case .sum(let scale, let zero):

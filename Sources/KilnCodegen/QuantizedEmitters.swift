@@ -207,6 +207,118 @@ extension ModelEmitter {
     }
 }
 
+/// Matrix products over sources quantized when the model runs: ONNX's MatMulInteger, and the
+/// dynamically quantized matmul (`DynamicQuantizedMatMulAttributes`).
+extension ModelEmitter {
+    /// A u8 source quantized at run time (scale and zero point in the arena), s8 weights per column:
+    /// oneDNN's int8 matmul with the weight scales as its output scales, the source's zero point a
+    /// run-time zero point (the weights carry its compensation), and post-ops multiplying by the
+    /// source's scale (a run-time scalar), adding the bias, then the node's own. oneDNN 2.6 runs
+    /// run-time output scales on its slower gemm kernel and a per-row multiplier on its reference
+    /// one; a run-time scalar operand keeps its brgemm kernel. Without VNNI: the f32 form.
+    mutating func emitDynamicQuantizedMatMul(_ n: Node, index: Int, _ q: DynamicQuantizedMatMulAttributes) throws {
+        let x = n.inputs[0]!, scale = n.inputs[1]!, zero = n.inputs[2]!, w = n.inputs[3]!, y = n.outputs[0]
+        let b = n.inputs.count > 4 ? n.inputs[4] : nil
+        guard let lowered = PostOp.oneDNNLowering(q.postOps), case .constant(let weightsOffset) = plan.storage[w]! else {
+            throw KilnError("internal error: \(n.label): not a dynamically quantized matmul oneDNN can run")
+        }
+        let ws = shape(w), (k, cols) = (ws[0], ws[1])
+        let rows = shapeProduct(shape(x).dropLast())
+        let prim = "p\(index)", m = "m->\(prim)"
+        let perChannel = !q.weights.isPerTensor
+        for member in ["dnnl::matmul \(prim);", "bool \(prim)_int8 = false;", "int32_t \(prim)_zp = 0;", "std::vector<float> \(prim)_xf;",
+                       "dnnl::memory \(prim)_wei, \(prim)_zpm, \(prim)_srcf;"] {
+            members.append(member)
+        }
+        create.line("{  // \(n.name)")
+        create.line("memory::desc dst_md(\(dims([rows, cols])), dt::f32, tag::ab);")
+        create.line("memory::desc wei_plain(\(dims(ws)), dt::s8, tag::ab);")
+        create.line("memory::desc scalar_md(\(dims([1, 1])), dt::f32, tag::ab);")
+        if b != nil { create.line("memory::desc bias_md(\(dims([1, cols])), dt::f32, tag::ab);") }
+        create.line("static const float wscale[] = {\(q.weights.scales.map(floatLiteral).joined(separator: ", "))};")
+        if options.int8 == .fast {
+            create.line("\(m)_int8 = true;  // --int8 fast: oneDNN's int8 kernels on every CPU")
+        } else {
+            create.line("\(m)_int8 = kiln::int8_exact();")
+        }
+        let dst = boundMemory(prim, "dst", desc: "dst_md", value: y)
+        let sx = boundMemory(prim, "scale", desc: "scalar_md", value: scale)
+        let bias = b.map { boundMemory(prim, "bias", desc: "bias_md", value: $0) }
+        create.line("memory::desc src_md(\(dims([rows, k])), dt::u8, tag::ab);")
+        let src = boundMemory(prim, "src", desc: "src_md", value: x)
+        create.open("if (\(m)_int8)")
+        create.line("auto d = matmul::desc(src_md, memory::desc(wei_plain.dims(), dt::s8, tag::any), dst_md);")
+        create.line("primitive_attr attr;")
+        create.line(perChannel ? "attr.set_output_scales(2, std::vector<float>(wscale, wscale + \(cols)));" : "attr.set_output_scales(0, {wscale[0]});")
+        create.line("attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});")
+        emitPostOpList(lowered, leading: ["po.append_binary(algorithm::binary_mul, scalar_md);"]
+                       + (b != nil ? ["po.append_binary(algorithm::binary_add, bias_md);"] : []))
+        create.line("auto pd = matmul::primitive_desc(d, attr, m->eng);")
+        create.line("\(m) = matmul(pd);")
+        create.line("memory plain(wei_plain, m->eng, (void*)(W + \(weightsOffset)));")
+        create.line("\(m)_wei = memory(pd.weights_desc(), m->eng);")
+        create.line("reorder(plain, \(m)_wei).execute(m->strm, plain, \(m)_wei);")
+        create.line("m->strm.wait();")
+        create.line("\(m)_zpm = memory(memory::desc(\(dims([1])), dt::s32, tag::a), m->eng, &\(m)_zp);")
+        var args = [("DNNL_ARG_SRC", src), ("DNNL_ARG_WEIGHTS", "\(prim)_wei"), ("DNNL_ARG_DST", dst),
+                    ("DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC", "\(prim)_zpm"),
+                    ("DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1", sx)]
+        if let bias { args.append(("DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1", bias)) }
+        let int8Count = args.count
+        members.append("dnnl_exec_arg_t \(prim)_args[\(int8Count)];")
+        for (i, arg) in args.enumerated() { create.line("\(m)_args[\(i)] = {\(arg.0), m->\(arg.1).get()};") }
+        // The f32 form: the definition, on the dequantized source.
+        create.reopen("} else {")
+        create.line("memory::desc srcf_md(\(dims([rows, k])), dt::f32, tag::ab);")
+        create.line("auto d = \(b != nil ? "matmul::desc(srcf_md, memory::desc(wei_plain.dims(), dt::f32, tag::any), bias_md, dst_md)" : "matmul::desc(srcf_md, memory::desc(wei_plain.dims(), dt::f32, tag::any), dst_md)");")
+        create.line("primitive_attr attr;")
+        emitPostOpList(lowered)
+        create.line("auto pd = matmul::primitive_desc(d, attr, m->eng);")
+        create.line("\(m) = matmul(pd);")
+        create.line("std::vector<float> wf(\(k * cols));")
+        create.line("for (size_t i = 0; i < wf.size(); i++) wf[i] = ((const int8_t*)(W + \(weightsOffset)))[i] * wscale[\(perChannel ? "i % \(cols)" : "0")];")
+        create.line("memory plain(memory::desc(wei_plain.dims(), dt::f32, tag::ab), m->eng, wf.data());")
+        create.line("\(m)_wei = memory(pd.weights_desc(), m->eng);")
+        create.line("reorder(plain, \(m)_wei).execute(m->strm, plain, \(m)_wei);")
+        create.line("m->strm.wait();")
+        create.line("\(m)_xf.resize(\(rows * k));")
+        create.line("\(m)_srcf = memory(srcf_md, m->eng, \(m)_xf.data());")
+        args = [("DNNL_ARG_SRC", "\(prim)_srcf"), ("DNNL_ARG_WEIGHTS", "\(prim)_wei")] + (bias.map { [("DNNL_ARG_BIAS", $0)] } ?? [])
+            + [("DNNL_ARG_DST", dst)]
+        for (i, arg) in args.enumerated() { create.line("\(m)_args[\(i)] = {\(arg.0), m->\(arg.1).get()};") }
+        create.close()
+        create.line("}")
+
+        run.open("if (\(m)_int8)")
+        run.line("\(m)_zp = *\(v(zero));")
+        executeLine(prim, count: int8Count, index: index)
+        run.reopen("} else {")
+        run.line("kiln::dequantize_tensor(\(v(x)), *\(v(scale)), (int32_t)*\(v(zero)), \(m)_xf.data(), \(rows * k));")
+        executeLine(prim, count: args.count, index: index)
+        run.close()
+        oneDNNCount += 1
+    }
+
+    /// ONNX MatMulInteger, exactly in 32 bits: Kiln's loop (the form ONNX Runtime's graphs take
+    /// through the dynamically quantized matmul instead, where the pattern allows).
+    mutating func emitMatMulInteger(_ n: Node) throws {
+        let a = n.inputs[0]!, b = n.inputs[1]!, y = n.outputs[0]
+        let az = n.inputs.count > 2 ? n.inputs[2] : nil, bz = n.inputs.count > 3 ? n.inputs[3] : nil
+        let sa = shape(a).count == 1 ? [1] + shape(a) : shape(a), sb = shape(b).count == 1 ? shape(b) + [1] : shape(b)
+        let (rows, k, cols) = (sa[sa.count - 2], sa[sa.count - 1], sb[sb.count - 1])
+        let batchA = shapeProduct(sa.dropLast(2)), batchB = shapeProduct(sb.dropLast(2))
+        guard batchB == 1 || Array(sa.dropLast(2)) == Array(sb.dropLast(2)) else {
+            throw KilnError("\(n.label): MatMulInteger broadcasting batch \(shapeString(Array(sa.dropLast(2)))) against \(shapeString(Array(sb.dropLast(2)))) is not supported (equal batches, or 2-D B)", unsupported: true)
+        }
+        let batch = max(batchA, batchB)
+        func zeroPoint(_ z: ValueID?, _ t: ElementType) -> String { z.map { v($0) } ?? "(const \(cType(t))*)nullptr" }
+        loopCount += 1
+        run.line("kiln::matmul_integer(\(v(a)), \(v(b)), \(zeroPoint(az, elem(a))), \(az.map { shapeProduct(shape($0)) > 1 } ?? false), "
+                 + "\(zeroPoint(bz, elem(b))), \(bz.map { shapeProduct(shape($0)) > 1 } ?? false), \(v(y)), \(batch), \(batchA == 1 ? 0 : rows * k), "
+                 + "\(batchB == 1 ? 0 : k * cols), \(rows), \(k), \(cols));")
+    }
+}
+
 extension ModelEmitter {
     /// The f32 form's post-ops from a fake quantization on, as one loop over the f32 result: the
     /// sum adds the dequantized addend, and a quantized output is quantized.

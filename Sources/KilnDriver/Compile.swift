@@ -29,6 +29,9 @@ public struct CompileOptions: Sendable {
     public var layout: LayoutPolicy = .auto
     /// Kiln's own int8 quantization of an f32 model (`--quantize int8`), nil to keep the model's precision.
     public var quantize: QuantizeOptions?
+    /// `--quantize dynamic`: every MatMul/Gemm with constant weights int8, its source quantized when
+    /// the model runs (`quantizeDynamically`); no calibration.
+    public var quantizeDynamic = false
     /// Run the built library on this machine (zero inputs, about a quarter of a second) and show
     /// each step's share of the time and each compile step's duration in NAME.report.html.
     /// `kiln compile` does unless --no-time-steps; without, every file is the same from compile to compile.
@@ -129,6 +132,12 @@ public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressH
     let layout: LayoutPolicy = o.layout == .auto && !o.cpu.guaranteesAVX512 ? .channelsLast : o.layout
     var quantizationNotes: [String] = []
     var samples: CalibrationSamples?
+    if o.quantize != nil && o.quantizeDynamic { throw KilnError("--quantize takes int8 or dynamic, not both") }
+    if o.quantize != nil || o.quantizeDynamic, graph.nodes.contains(where: {
+        if case .quantizeLinear = $0.op { return true }; if case .dequantizeLinear = $0.op { return true }; return false
+    }) {
+        throw KilnError("\(o.modelPath) is already quantized (it has QuantizeLinear/DequantizeLinear nodes): compile it without --quantize, and Kiln keeps its scales and zero points")
+    }
     if let q = o.quantize {
         if graph.nodes.contains(where: { if case .quantizeLinear = $0.op { return true }; if case .dequantizeLinear = $0.op { return true }; return false }) {
             throw KilnError("\(o.modelPath) is already quantized (it has QuantizeLinear/DequantizeLinear nodes): compile it without --quantize, and Kiln keeps its scales and zero points")
@@ -142,6 +151,14 @@ public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressH
     var quantizer: ModelQuantizer?
     var sqnr: [String: Double?] = [:]
     var keptFloat = try Pipeline.optimize(&graph, layout: layout, kilnConvKernels: o.directConv != .off, quantize: { g in
+        if o.quantizeDynamic {
+            progress("quantize: dynamic")
+            let names = quantizeDynamically(&g)
+            quantizationNotes.append(names.isEmpty
+                ? "--quantize dynamic: no MatMul or Gemm with constant weights; the library is FP32"
+                : "--quantize dynamic: \(names.count) matrix product\(names.count == 1 ? "" : "s") int8 (weights s8 per column, each source u8 per tensor, quantized when the model runs); the rest FP32")
+            return
+        }
         guard let q = o.quantize, let samples else { return }
         progress("quantize: plan by the X86 recipe")
         let recipe = planQuantization(g)

@@ -16,7 +16,7 @@ public struct ModelReport: Codable, Sendable, Equatable {
         public var op: String
         /// Element type and shape of its (first) result.
         public var output: String
-        /// "int8" or "FP32" for convs and matrix products; nil for other ops.
+        /// "int8", "int8 (dynamic)" or "FP32" for convs and matrix products; nil for other ops.
         public var precision: String?
     }
     public struct QuantizedTensor: Codable, Sendable, Equatable {
@@ -91,6 +91,9 @@ public struct ModelReport: Codable, Sendable, Equatable {
             case .quantized(let q):
                 for (x, p) in zip(n.inputs, q.inputs) { if let x, let p { quantization[x] = p } }
                 quantization[n.outputs[0]] = q.output
+            case .dynamicQuantizedMatMul:
+                precision = "int8 (dynamic)"
+                if int8Policy == .exact { f32Form += 1 }
             case .conv, .convTranspose, .gemm, .matMul:
                 precision = "FP32"
             case .quantizeLinear:
@@ -115,7 +118,7 @@ public struct ModelReport: Codable, Sendable, Equatable {
             }
             if let p = precision {
                 compute += 1
-                if p == "int8" { int8 += 1 }
+                if p.hasPrefix("int8") { int8 += 1 }
             }
             let y = n.outputs[0]
             // Kiln's own quantization says why for every node of the graph it planned on.

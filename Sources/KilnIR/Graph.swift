@@ -149,7 +149,7 @@ public func multiplyAccumulates(_ n: Node, in g: Graph) -> Int {
         let s = shape(0)
         guard s.count == 2 else { return 0 }
         return shapeProduct(out) * (a.transA ? s[0] : s[1])
-    case .matMul, .quantizedMatMul:
+    case .matMul, .quantizedMatMul, .dynamicQuantizedMatMul, .matMulInteger:
         guard let k = shape(0).last else { return 0 }
         return shapeProduct(out) * k
     default:

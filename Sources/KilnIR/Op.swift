@@ -25,6 +25,15 @@ public enum Op: Sendable, Equatable {
     /// A (u8/s8 [..., M, K]), B (s8 constant [K, N]), bias? (f32 [N], real units) -> Y [..., M, N]
     /// (the output's type, or f32): a matrix product over quantized values.
     case quantizedMatMul(QuantizedMatMulAttributes)
+    /// A (u8 [..., M, K]), a_scale (f32 []), a_zero_point (u8 []), B (s8 constant [K, N]), bias? (f32
+    /// [N]) -> Y (f32 [..., M, N]): a matrix product over a source quantized when the model runs
+    /// (`DynamicQuantizedMatMulAttributes`), its parameters operands.
+    case dynamicQuantizedMatMul(DynamicQuantizedMatMulAttributes)
+    /// X (f32) -> Y (u8), scale (f32 scalar), zero point (u8 scalar): ONNX DynamicQuantizeLinear.
+    case dynamicQuantizeLinear
+    /// A (u8/s8 [..., M, K]), B (u8/s8 [..., K, N]), a_zero_point?, b_zero_point? -> Y (s32):
+    /// ONNX MatMulInteger, (A − a_zero_point) · (B − b_zero_point) exactly.
+    case matMulInteger
     /// X -> Y, elementwise
     case unary(UnaryOp)
     /// X -> Y
@@ -152,6 +161,9 @@ public enum Op: Sendable, Equatable {
         case .gemm: return "gemm"
         case .matMul: return "matmul"
         case .quantizedMatMul: return "quantized_matmul"
+        case .dynamicQuantizedMatMul: return "dynamic_quantized_matmul"
+        case .dynamicQuantizeLinear: return "dynamic_quantize_linear"
+        case .matMulInteger: return "matmul_integer"
         case .unary(let u): return u.rawValue
         case .leakyRelu: return "leaky_relu"
         case .elu: return "elu"

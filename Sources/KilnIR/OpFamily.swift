@@ -42,7 +42,8 @@ extension Op {
              .identity, .dropout, .pad, .resize, .expand, .tile, .depthToSpace, .spaceToDepth, .layoutConvert:
             return .dataMovement
         case .gemm, .matMul: return .matMul
-        case .quantizedConv, .quantizedMatMul, .quantizeLinear, .dequantizeLinear, .quantized: return .quantized
+        case .quantizedConv, .quantizedMatMul, .dynamicQuantizedMatMul, .dynamicQuantizeLinear, .matMulInteger, .quantizeLinear, .dequantizeLinear,
+             .quantized: return .quantized
         case .shape, .size, .constantOfShape, .range: return .shape
         case .unsupported: return .unsupported
         }

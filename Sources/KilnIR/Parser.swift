@@ -901,6 +901,10 @@ struct IRParser {
             return .quantizedMatMul(QuantizedMatMulAttributes(
                 input: try a.requiredQuantization("input", name), weights: try a.requiredQuantization("weights", name),
                 output: try a.quantization("output") ?? nil, postOps: try a.postOps()))
+        case "dynamic_quantized_matmul":
+            return .dynamicQuantizedMatMul(DynamicQuantizedMatMulAttributes(weights: try a.requiredQuantization("weights", name), postOps: try a.postOps()))
+        case "dynamic_quantize_linear": return .dynamicQuantizeLinear
+        case "matmul_integer": return .matMulInteger
         case "batch_norm": return .batchNormalization(epsilon: try a.float("epsilon", default: 1e-5))
         case "scale_shift": return .channelScaleShift(postOps: try a.postOps())
         case "gemm":

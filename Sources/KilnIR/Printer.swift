@@ -103,6 +103,8 @@ func attributeText(_ op: Op) -> String {
     case .quantizedMatMul(let q):
         return "input=\(q.input) weights=\(q.weights) output=\(q.output?.description ?? "f32")"
             + (q.postOps.isEmpty ? "" : " post_ops=[\(q.postOps.map(\.description).joined(separator: ", "))]")
+    case .dynamicQuantizedMatMul(let q):
+        return "weights=\(q.weights)" + (q.postOps.isEmpty ? "" : " post_ops=[\(q.postOps.map(\.description).joined(separator: ", "))]")
     case .quantizedConv(let q):
         return [conv(q.conv), "input=\(q.input)", "weights=\(q.weights)", "output=\(q.output?.description ?? "f32")"]
             .filter { !$0.isEmpty }.joined(separator: " ") + (q.addend.map { " addend=\($0)" } ?? "")
@@ -156,7 +158,7 @@ func attributeText(_ op: Op) -> String {
     case .elementwiseGroup(let e): return "steps=\(e)"
     case .matMul(let a): return a.postOps.isEmpty ? "" : "post_ops=[\(a.postOps.map(\.description).joined(separator: ", "))]"
     case .unary, .clip, .binary, .variadic, .globalAveragePool, .globalMaxPool, .slice, .squeeze,
-         .unsqueeze, .identity, .dropout, .expand, .range, .where, .layoutConvert:
+         .unsqueeze, .identity, .dropout, .expand, .range, .where, .layoutConvert, .dynamicQuantizeLinear, .matMulInteger:
         return ""
     }
 }

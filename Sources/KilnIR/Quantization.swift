@@ -96,6 +96,32 @@ public struct QuantizedMatMulAttributes: Sendable, Equatable {
     }
 }
 
+/// A matrix product over a source quantized when the model runs, by a DynamicQuantizeLinear whose
+/// three results are its first operands, as ONNX Runtime's `quantize_dynamic` writes it
+/// (DynamicQuantizeLinear → MatMulInteger → Cast → Mul) and `--quantize dynamic` makes it:
+/// `postOps((A − a_zero_point) · a_scale · dequantize(B) + bias)`.
+public struct DynamicQuantizedMatMulAttributes: Sendable, Equatable {
+    /// The weights' parameters: s8, symmetric, per tensor or per column (axis 1).
+    public var weights: Quantization
+    /// Applied to the real result, in order (no `.sum`).
+    public var postOps: [PostOp]
+
+    public init(weights: Quantization, postOps: [PostOp] = []) {
+        self.weights = weights
+        self.postOps = postOps
+    }
+}
+
+/// ONNX DynamicQuantizeLinear's parameters for values in [lo, hi]: the range widened to hold 0,
+/// scale (hi − lo) / 255 (1 / 255 when the range is empty, as ONNX's reference does), zero point
+/// round_half_to_even(−lo / scale) within 0..255.
+public func dynamicQuantizationParameters(min lo: Float, max hi: Float) -> (scale: Float, zeroPoint: Int32) {
+    let lo = Swift.min(lo, 0), hi = Swift.max(hi, 0)
+    let scale: Float = (hi == lo ? 1 : hi - lo) / 255
+    let z = Swift.max(0, Swift.min(255, 0 - lo / scale)).rounded(.toNearestOrEven)
+    return (scale, Int32(z))
+}
+
 /// An op over quantized values that is neither a conv nor a matrix product: what it computes is
 /// `quantize(op(dequantize(X0), dequantize(X1), ...), output)`, each input dequantized by its
 /// own parameters (inputs without parameters are read as they are). Average pooling,

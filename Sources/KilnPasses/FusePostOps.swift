@@ -1,7 +1,7 @@
 import KilnIR
 
 /// Fuses elementwise activations into the convolution, transposed convolution, Gemm or MatMul
-/// that feeds them, as oneDNN post-ops: Relu, LeakyRelu, Clip (ReLU6) with constant bounds,
+/// (or dynamically quantized matmul) that feeds them, as oneDNN post-ops: Relu, LeakyRelu, Clip (ReLU6) with constant bounds,
 /// Sigmoid, Tanh, HardSwish, HardSigmoid, GELU, and SiLU written as x · sigmoid(x). A MatMul
 /// first takes the bias added right after it (a constant varying only along the last axis).
 ///
@@ -32,7 +32,7 @@ public func fusePostOps(_ g: inout Graph) {
             var newOutputs: [ValueID]?
             var gone: [Int] = []
             // A MatMul's bias: Add of a constant that varies only along the last axis.
-            if case .matMul = n.op, postOps.isEmpty, n.inputs.count == 2, readers.count == 1,
+            if postOps.isEmpty, n.inputs.count == biasPosition(n.op), readers.count == 1,
                let bias = matMulBias(&g, add: g.nodes[readers[0]], product: y) {
                 g.nodes[i].inputs.append(bias)
                 g.nodes[i].outputs = g.nodes[readers[0]].outputs
@@ -83,7 +83,7 @@ func activation(reading y: ValueID, readers: [Int], in g: Graph, consumers: [[In
 /// and some lists it computes wrongly (`PostOp.oneDNNLowering`); those stay separate nodes.
 func expressible(_ n: Node, _ postOps: [PostOp]) -> Bool {
     switch n.op {
-    case .conv, .convTranspose, .gemm, .matMul: return PostOp.oneDNNLowering(postOps) != nil
+    case .conv, .convTranspose, .gemm, .matMul, .dynamicQuantizedMatMul: return PostOp.oneDNNLowering(postOps) != nil
     default: return true
     }
 }
@@ -95,6 +95,7 @@ func fusablePostOps(_ n: Node) -> [PostOp]? {
     case .convTranspose(let a): return a.conv.postOps
     case .gemm(let a): return a.postOps
     case .matMul(let a): return a.postOps
+    case .dynamicQuantizedMatMul(let q): return q.postOps
     case .channelScaleShift(let p): return p
     default: return nil
     }
@@ -114,8 +115,20 @@ func withPostOps(_ op: Op, _ postOps: [PostOp]) -> Op {
     case .matMul(var a):
         a.postOps = postOps
         return .matMul(a)
+    case .dynamicQuantizedMatMul(var q):
+        q.postOps = postOps
+        return .dynamicQuantizedMatMul(q)
     case .channelScaleShift: return .channelScaleShift(postOps: postOps)
     default: return op
+    }
+}
+
+/// Where a matrix product's bias operand goes (its operand count without one), nil for other ops.
+private func biasPosition(_ op: Op) -> Int? {
+    switch op {
+    case .matMul: return 2
+    case .dynamicQuantizedMatMul: return 4
+    default: return nil
     }
 }
 

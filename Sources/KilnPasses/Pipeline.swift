@@ -69,6 +69,7 @@ public enum Pipeline {
             Pass("merge-grouped-convs", "grouped convs") { mergeGroupedConvs(&$0) },
             Pass("trim-conv-taps", "trim conv taps") { trimConvTaps(&$0) },
             Pass("pad-conv-inputs", "pad conv inputs") { padConvInputs(&$0, kilnConvKernels: kilnConvKernels) },
+            Pass("recognize-dynamic-quantization", "dynamic quantization") { recognizeDynamicQuantization(&$0) },
             Pass("recognize-activations", "activations") { recognizeActivations(&$0) },
             Pass("recognize-layer-norm", "layer norms") { recognizeLayerNorm(&$0) },
             Pass("recognize-channel-shuffle", "channel shuffles") { recognizeChannelShuffle(&$0) },

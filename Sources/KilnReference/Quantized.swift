@@ -16,6 +16,24 @@ extension NodeEvaluation {
             if let bias = opt(2) { y = try binary(.add, y, bias, out: y.type) }
             let real = applyPostOps(q.postOps, y, addend: nil)
             return [q.output.map { quantize(real, $0) } ?? real]
+        case .dynamicQuantizedMatMul(let q):
+            let p = Quantization.perTensor(.u8, scale: x(1).floats[0], zeroPoint: Int32(x(2).ints[0]))
+            var y = matMul(dequantize(x(0), p), dequantize(x(3), q.weights), out: TensorType(.f32, shape))
+            if let bias = opt(4) { y = try binary(.add, y, bias, out: y.type) }
+            return [applyPostOps(q.postOps, y, addend: nil)]
+        case .dynamicQuantizeLinear:
+            let (xq, p) = dynamicallyQuantized(x(0))
+            return [xq, Tensor(.f32, shape: [], floats: [p.scales[0]]), Tensor(.u8, shape: [], ints: [Int64(p.zeroPoints[0])])]
+        case .matMulInteger:
+            // Exactly, in 64 bits: (A − a_zero_point) · (B − b_zero_point), then s32.
+            func centered(_ t: Tensor, _ zp: Tensor?, perRow: Bool) -> Tensor {
+                guard let zp else { return Tensor(.s32, shape: t.shape, ints: t.ints) }
+                let n = t.shape.last ?? 1
+                return Tensor(.s32, shape: t.shape, ints: t.ints.indices.map { i in
+                    t.ints[i] - (zp.count == 1 ? zp.ints[0] : zp.ints[perRow ? i / n : i % n])
+                })
+            }
+            return [matMul(centered(x(0), opt(2), perRow: true), centered(x(1), opt(3), perRow: false), out: out)]
         case .quantizeLinear(let axis, _):
             return [try quantize(x(0), x(1), opt(2), axis: axis, to: out.elementType, what)]
         case .dequantizeLinear(let axis):
@@ -86,6 +104,14 @@ private func parameterIndex(_ q: Quantization, _ shape: [Int]) -> (Int) -> Int {
     let axis = q.axis < 0 ? q.axis + shape.count : q.axis
     let inner = shapeProduct(Array(shape.dropFirst(axis + 1))), dim = shape[axis]
     return { ($0 / inner) % dim }
+}
+
+/// ONNX DynamicQuantizeLinear: `x` as u8 over its range widened to hold 0, and the parameters.
+public func dynamicallyQuantized(_ x: Tensor) -> (Tensor, Quantization) {
+    let v = x.floatValues
+    let (s, z) = dynamicQuantizationParameters(min: v.min() ?? 0, max: v.max() ?? 0)
+    let p = Quantization.perTensor(.u8, scale: s, zeroPoint: z)
+    return (quantize(x, p), p)
 }
 
 /// The real values of a quantized tensor (`Quantization.dequantize`, element by element).

@@ -43,7 +43,7 @@ struct Compile: ParsableCommand {
     @Option(help: "Activation layout around convs: auto (channels-last, or oneDNN's blocked nChw16c for Winograd-heavy graphs on AVX-512 targets), nhwc, or blocked. Rules: docs/optimizations.md.")
     var layout: String = LayoutPolicy.auto.rawValue
 
-    @Option(help: "Quantize an FP32 model: int8 (the X86 recipe, scales from --calibration). A model already quantized (QuantizeLinear/DequantizeLinear) needs no flag. See docs/int8.md.")
+    @Option(help: "Quantize an FP32 model: int8 (the X86 recipe, scales from --calibration) or dynamic (MatMul/Gemm weights int8, their sources quantized as the model runs; no calibration). A model already quantized (QuantizeLinear/DequantizeLinear, or ONNX Runtime's quantize_dynamic) needs no flag. See docs/int8.md.")
     var quantize: String?
 
     @Option(help: "Calibration samples for --quantize: a directory of <input name>_<k>.npy files (k = 0, 1, ...), or one .npy file for a model with one input. Forms: docs/int8.md.")
@@ -102,8 +102,12 @@ struct Compile: ParsableCommand {
             throw ValidationError("--cpu must be one of: \(TargetCPU.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         var quantizeOptions: QuantizeOptions?
-        if let quantize {
-            guard quantize == "int8" else { throw ValidationError("--quantize must be int8") }
+        if quantize == "dynamic" {
+            if calibration != nil || calibrationRandom != nil || calibrationMethod != nil || accuracyBudget != nil || precisionPlan != nil || !speedCheck {
+                throw ValidationError("--quantize dynamic needs no calibration: --calibration, --calibration-random, --calibration-method, --accuracy-budget, --precision-plan and --no-speed-check go with --quantize int8")
+            }
+        } else if let quantize {
+            guard quantize == "int8" else { throw ValidationError("--quantize must be int8 or dynamic") }
             guard let method = CalibrationMethod(rawValue: calibrationMethod ?? CalibrationMethod.histogram.rawValue) else {
                 throw ValidationError("--calibration-method must be one of: \(CalibrationMethod.allCases.map(\.rawValue).joined(separator: ", "))")
             }
@@ -135,6 +139,7 @@ struct Compile: ParsableCommand {
         o.layout = layoutPolicy
         quantizeOptions?.speedCheck = speedCheck
         o.quantize = quantizeOptions
+        o.quantizeDynamic = quantize == "dynamic"
         o.timeSteps = timeSteps
         o.passes.disabled = Set(disablePass)
         o.passes.printAfter = Set(printAfter)

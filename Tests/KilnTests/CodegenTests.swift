@@ -197,6 +197,20 @@ import KilnToolchain
         try add("quantize_u8", .quantizeLinear(axis: 1, outputType: .u8), [.input(f, [2, 3, 5]), .constant(.scalar(0.02)), .constant(.scalar(int: 128, .u8))])
         try add("quantize_s8_per_axis", .quantizeLinear(axis: 1, outputType: .s8), [.input(f, [2, 3, 5]), .constant(Tensor(.f32, shape: [3], floats: [0.01, 0.02, 0.05])), .constant(Tensor(.s8, shape: [3], ints: [0, 1, -1]))])
         try add("dequantize_u8", .dequantizeLinear(axis: 1), [.input(.u8, [2, 7]), .constant(.scalar(0.1)), .constant(.scalar(int: 3, .u8))])
+        // Dynamic quantization: ONNX's DynamicQuantizeLinear and MatMulInteger (Kiln's loops), and
+        // the dynamically quantized matmul (oneDNN's int8 matmul, or its f32 form without VNNI).
+        try add("dynamic_quantize", .dynamicQuantizeLinear, [.input(f, [3, 37])], outputs: 3)
+        try add("dynamic_quantize_positive", .dynamicQuantizeLinear, [.input(f, [70])], outputs: 3, positive: true)
+        try add("matmul_integer_zero_points", .matMulInteger, [.input(.u8, [4, 5]), .input(.s8, [5, 3]), .constant(.scalar(int: 7, .u8)), .constant(Tensor(.s8, shape: [3], ints: [0, 5, -3]))])
+        try add("matmul_integer_per_row", .matMulInteger, [.input(.u8, [4, 6]), .constant(random(.u8, [6, 5], seed: 60)), .constant(Tensor(.u8, shape: [4], ints: [1, 2, 3, 40])), .absent])
+        try add("matmul_integer_batched", .matMulInteger, [.input(.s8, [2, 3, 5]), .input(.u8, [2, 5, 4])])
+        try add("matmul_integer_shared_b", .matMulInteger, [.input(.u8, [2, 3, 5]), .constant(random(.s8, [5, 4], seed: 61))])
+        let columns = (0..<24).map { Float(0.01 + 0.001 * Double($0)) }
+        try add("dynamic_quantized_matmul_bias_gelu", .dynamicQuantizedMatMul(DynamicQuantizedMatMulAttributes(
+            weights: Quantization(.s8, scales: columns, zeroPoints: [Int32](repeating: 0, count: 24), axis: 1), postOps: [.gelu(tanhApproximation: false)])),
+            [.input(.u8, [2, 5, 16]), .constant(.scalar(0.05)), .constant(.scalar(int: 20, .u8)), .constant(random(.s8, [16, 24], seed: 62)), .constant(random(f, [24], seed: 63))])
+        try add("dynamic_quantized_matmul_per_tensor", .dynamicQuantizedMatMul(DynamicQuantizedMatMulAttributes(weights: .perTensor(.s8, scale: 0.02, zeroPoint: 0))),
+            [.input(.u8, [7, 9]), .constant(.scalar(0.1)), .constant(.scalar(int: 3, .u8)), .constant(random(.s8, [9, 5], seed: 64))])
         for t in [ElementType.u8, .s8] { try addInt8Cases(t, add) }
         return out
     }

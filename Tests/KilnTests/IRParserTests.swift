@@ -111,6 +111,9 @@ import KilnPasses
             .quantized(QuantizedOpAttributes(op: .channelScaleShift(postOps: [.relu]), inputs: [q8, nil, nil], output: q8)),
             .unsupported(reason: "attribute 'foo' with \"quotes\", a \\ backslash,\na new line and # a hash  # more"),
             .unsupported(reason: ""),
+            .dynamicQuantizedMatMul(DynamicQuantizedMatMulAttributes(weights: Quantization(.s8, scales: [0.25, 0.5], zeroPoints: [0, 0], axis: 1), postOps: [.gelu(tanhApproximation: true)])),
+            .dynamicQuantizeLinear,
+            .matMulInteger,
         ]
         ops += UnaryOp.allCases.map { .unary($0) } + BinaryOp.allCases.map { .binary($0) } + BinaryOp.allCases.map { .variadic($0) }
         ops += ReduceOp.allCases.map { .reduce($0, keepDims: false, noopWithEmptyAxes: true) }
@@ -127,7 +130,7 @@ import KilnPasses
              .unsqueeze, .gather, .shape, .size, .cast, .castLike, .constantOfShape, .identity, .dropout, .pad, .resize, .softmax,
              .logSoftmax, .reduce, .expand, .range, .where, .layerNormalization, .instanceNormalization, .depthToSpace,
              .spaceToDepth, .tile, .argReduce, .gatherElements, .topK, .quantizeLinear, .dequantizeLinear, .layoutConvert,
-             .elementwiseGroup, .quantized, .unsupported:
+             .elementwiseGroup, .quantized, .unsupported, .dynamicQuantizedMatMul, .dynamicQuantizeLinear, .matMulInteger:
             return true
         }
     }

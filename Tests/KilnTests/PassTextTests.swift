@@ -320,4 +320,61 @@ func withoutTrailers(_ text: String) -> String {
               %a = relu(%x) : f32[4]
             """)
     }
+
+    @Test func ortDynamicMatMulsBecomeOneOp() throws {
+        // quantize_dynamic's chain: the weights' zero points all 0, the scale product of the
+        // source's scale and the per-column scales; what the match leaves unread goes.
+        try checkPass(recognizeDynamicQuantization, before: """
+            graph dq(%x: f32[4x3]) -> (%y)
+              %w = constant s8[3x2] [1, -2, 3, 4, -5, 6]
+              %wz = constant s8[2] [0, 0]
+              %ws = constant f32[2] [0.5, 0.25]
+              %q, %s, %z = dynamic_quantize_linear(%x) : u8[4x3], f32[], u8[]
+              %i = matmul_integer(%q, %w, %z, %wz) : s32[4x2]
+              %f = cast(%i) {to=f32} : f32[4x2]
+              %k = mul(%s, %ws) : f32[2]
+              %y = mul(%f, %k) : f32[4x2]
+            """, after: """
+            graph dq(%x: f32[4x3]) -> (%y)
+              %w = constant s8[3x2] [1, -2, 3, 4, -5, 6]
+              %q, %s, %z = dynamic_quantize_linear(%x) : u8[4x3], f32[], u8[]
+              %y = dynamic_quantized_matmul(%q, %s, %z, %w) {weights=s8(axis 1: s=[0.5, 0.25], z=0)} : f32[4x2]
+            """)
+    }
+
+    @Test func dynamicMatMulWithNonzeroWeightZeroPointStays() throws {
+        // Asymmetric weights are not what the dynamically quantized matmul computes: MatMulInteger stays.
+        let text = """
+            graph dq(%x: f32[4x3]) -> (%y)
+              %w = constant s8[3x2] [1, -2, 3, 4, -5, 6]
+              %wz = constant s8[2] [0, 1]
+              %ws = constant f32[2] [0.5, 0.25]
+              %q, %s, %z = dynamic_quantize_linear(%x) : u8[4x3], f32[], u8[]
+              %i = matmul_integer(%q, %w, %z, %wz) : s32[4x2]
+              %f = cast(%i) {to=f32} : f32[4x2]
+              %k = mul(%s, %ws) : f32[2]
+              %y = mul(%f, %k) : f32[4x2]
+            """
+        try checkPass(recognizeDynamicQuantization, before: text, after: text)
+    }
+
+    @Test func quantizeDynamicallySharesTheSourceQuantization() throws {
+        // Two matmuls read %x: one DynamicQuantizeLinear; the weights s8 per column (max|w| / 127),
+        // the bias and post-ops kept; the Gemm's transposed weights stored [K, N].
+        try checkPass({ quantizeDynamically(&$0) }, before: """
+            graph mlp(%x: f32[2x2]) -> (%y, %g)
+              %w = constant f32[2x2] [1.2, -0.5, -2.54, 0.2]
+              %b = constant f32[2] [0.5, -0.5]
+              %y = matmul(%x, %w, %b) {post_ops=[relu]} : f32[2x2]
+              %g = gemm(%x, %w) {trans_b=true} : f32[2x2]
+            """, after: """
+            graph mlp(%x: f32[2x2]) -> (%y, %g)
+              %b = constant f32[2] [0.5, -0.5]
+              %y_weights = constant s8[2x2] [60, -127, -127, 51]
+              %g_weights = constant s8[2x2] [127, -127, -53, 10]
+              %x_quantized, %x_scale, %x_zero_point = dynamic_quantize_linear(%x) : u8[2x2], f32[], u8[]
+              %y = dynamic_quantized_matmul(%x_quantized, %x_scale, %x_zero_point, %y_weights, %b) {weights=s8(axis 1: s=[0.02, 0.003937008], z=0) post_ops=[relu]} : f32[2x2]
+              %g = dynamic_quantized_matmul(%x_quantized, %x_scale, %x_zero_point, %g_weights) {weights=s8(axis 1: s=[0.009448819, 0.02], z=0)} : f32[2x2]
+            """)
+    }
 }

@@ -277,6 +277,35 @@ import KilnQuantization
         #expect(accuracy.total == 360 && abs(Double(accuracy.correct) / 360 - fp32) <= 0.005, "int8 \(accuracy), FP32 \(fp32)")
     }
 
+    /// `--quantize dynamic` on the trained digits model: its Gemms int8 with their sources
+    /// quantized as the model runs, the convs FP32, no calibration; the held-back digits' top-1
+    /// within 0.5 points of FP32's. Calibration flags with it are refused.
+    @Test func digitsDynamic() throws {
+        let dir = temporaryDirectory()
+        var o = CompileOptions(modelPath: BadInputTests().digitsModel(), outputDirectory: dir, name: "digits_dynamic", kilnVersion: "test")
+        o.inputShapes = ["image": [1, 1, 8, 8]]
+        o.library = .shared
+        o.quantizeDynamic = true
+        let r = try compileModel(o)
+        let dynamic = r.report.nodes.filter { $0.precision == "int8 (dynamic)" }
+        #expect(!dynamic.isEmpty && dynamic.allSatisfy { $0.op == "dynamic_quantized_matmul" }, "\(r.report.nodes.map { ($0.op, $0.precision) })")
+        #expect(r.report.summary.hasPrefix("int8: \(dynamic.count) of 5 convs and matrix products"), "\(r.report.summary)")
+        #expect(r.report.notes.contains { $0.hasPrefix("--quantize dynamic: \(dynamic.count) matrix product") }, "\(r.report.notes)")
+        let images = try NPY.read(path: (Self.samplesDir as NSString).appendingPathComponent("digits_test_images.npy"))
+        let labels = try NPY.read(path: (Self.samplesDir as NSString).appendingPathComponent("digits_test_labels.npy"))
+        let instance = try CLibrary(path: r.products.sharedLibrary!, name: "digits_dynamic").makeInstance()
+        let logits = try #require(try instance.runBatches(["image": images])["logits"])
+        let accuracy = try top1Accuracy(logits: logits, labels: labels)
+        struct Recorded: Decodable { let fp32_accuracy: Double }
+        let fp32 = try JSONDecoder().decode(Recorded.self, from: Data(contentsOf: URL(fileURLWithPath: (Self.samplesDir as NSString).appendingPathComponent("digits_pt2e.json")))).fp32_accuracy
+        #expect(accuracy.total == 360 && abs(Double(accuracy.correct) / 360 - fp32) <= 0.005, "dynamic \(accuracy), FP32 \(fp32)")
+        let cli = BadInputTests()
+        let refused = try cli.kiln(["compile", BadInputTests().digitsModel(), "-o", temporaryDirectory(), "--quantize", "dynamic", "--calibration-random", "4"])
+        #expect(refused.status != 0 && refused.err.contains("--quantize dynamic needs no calibration"), "\(refused.err)")
+        let unknown = try cli.kiln(["compile", BadInputTests().digitsModel(), "-o", temporaryDirectory(), "--quantize", "int4"])
+        #expect(unknown.status != 0 && unknown.err.contains("--quantize must be int8 or dynamic"), "\(unknown.err)")
+    }
+
     /// The directory form through the CLI, and each wrong form refused with a message that says why.
     @Test func calibrationSampleForms() throws {
         let cli = BadInputTests()

@@ -93,8 +93,8 @@ def run_ort(path, feeds):
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]).run(None, feeds)
 
 
-def kiln_outputs(kiln, path, feeds, names, work, compiled):
-    """Kiln's outputs (reference interpreter, or compiled), or a string saying why there are none."""
+def kiln_outputs(kiln, path, feeds, names, work, compiled, compile_args=()):
+    """Kiln's outputs (reference interpreter, or compiled with compile_args), or a string saying why there are none."""
     os.makedirs(work, exist_ok=True)
     args = []
     for k, v in feeds.items():
@@ -105,7 +105,7 @@ def kiln_outputs(kiln, path, feeds, names, work, compiled):
     if compiled:
         lib = os.path.join(work, "lib")
         shapes = sum((["--input-shape", f"{k}={'x'.join(map(str, v.shape)) or '1'}"] for k, v in feeds.items()), [])
-        r = subprocess.run([kiln, "compile", path, "-o", lib, "--name", "q", "--library", "shared"] + shapes,
+        r = subprocess.run([kiln, "compile", path, "-o", lib, "--name", "q", "--library", "shared"] + shapes + list(compile_args),
                            capture_output=True, text=True)
         if r.returncode != 0:
             return f"compile: {(r.stderr.strip().splitlines() or ['?'])[-1][:300]}"

@@ -290,5 +290,52 @@ inline void dequantize_tensor(const Q* __restrict x, float scale, int32_t zp, fl
     for (int64_t i = 0; i < n; i++) y[i] = (float)((int32_t)x[i] - zp) * scale;
 }
 
+// ONNX DynamicQuantizeLinear of n floats into u8: the range [min(x, 0), max(x, 0)] onto 0..255,
+// scale (max − min) / 255 (1 / 255 for an empty range, as ONNX's reference), zero point
+// round_half_to_even(−min / scale), then quantize_tensor. Returns the parameters.
+struct DynamicQuantization {
+    float scale;
+    int32_t zero_point;
+};
+
+inline DynamicQuantization dynamic_quantize(const float* __restrict x, int64_t n, uint8_t* __restrict y) {
+    float lo = 0.0f, hi = 0.0f;
+#pragma omp parallel for simd reduction(min : lo) reduction(max : hi) if (n >= kParallelThreshold)
+    for (int64_t i = 0; i < n; i++) {
+        lo = x[i] < lo ? x[i] : lo;
+        hi = x[i] > hi ? x[i] : hi;
+    }
+    const float scale = (hi == lo ? 1.0f : hi - lo) / 255.0f;
+    const float z = std::nearbyint(std::max(0.0f, std::min(255.0f, 0.0f - lo / scale)));
+    quantize_tensor(x, scale, (int32_t)z, y, n);
+    return {scale, (int32_t)z};
+}
+
+// ONNX MatMulInteger: y = (a − a_zp) · (b − b_zp) in 32 bits, over `batch` products of
+// rows×k by k×cols (a and b advancing by their batch strides, 0 for a shared operand). The zero
+// points: none (null), one, or one per row of a (per_row) and per column of b (per_column).
+template <class A, class B>
+inline void matmul_integer(const A* a, const B* b, const A* a_zp, bool per_row, const B* b_zp, bool per_column, int32_t* y,
+                           int64_t batch, int64_t a_stride, int64_t b_stride, int64_t rows, int64_t k, int64_t cols) {
+#pragma omp parallel for collapse(2) if (batch * rows * cols * k >= kParallelThreshold)
+    for (int64_t t = 0; t < batch; t++) {
+        for (int64_t i = 0; i < rows; i++) {
+            const A* ar = a + t * a_stride + i * k;
+            const B* bt = b + t * b_stride;
+            const int32_t za = a_zp ? (int32_t)a_zp[per_row ? i : 0] : 0;
+            int32_t* yr = y + (t * rows + i) * cols;
+            for (int64_t j = 0; j < cols; j++) yr[j] = 0;
+            for (int64_t kk = 0; kk < k; kk++) {
+                const int32_t av = (int32_t)ar[kk] - za;
+                const B* br = bt + kk * cols;
+                for (int64_t j = 0; j < cols; j++) {
+                    const int32_t zb = b_zp ? (int32_t)b_zp[per_column ? j : 0] : 0;
+                    yr[j] += av * ((int32_t)br[j] - zb);
+                }
+            }
+        }
+    }
+}
+
 }  // namespace
 }  // namespace kiln

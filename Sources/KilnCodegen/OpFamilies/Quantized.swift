@@ -11,6 +11,13 @@ extension ModelEmitter {
             try emitQuantizedMatMul(n, index: index, q)
         case .quantized(let q):
             try emitQuantizedOp(n, q)
+        case .dynamicQuantizedMatMul(let q):
+            try emitDynamicQuantizedMatMul(n, index: index, q)
+        case .dynamicQuantizeLinear:
+            loopCount += 1
+            run.line("{ const auto p = kiln::dynamic_quantize(\(v(x0!)), \(shapeProduct(shape(x0!))), \(v(y))); *\(v(n.outputs[1])) = p.scale; *\(v(n.outputs[2])) = (uint8_t)p.zero_point; }")
+        case .matMulInteger:
+            try emitMatMulInteger(n)
         case _ where perTensorParameters(n) != nil:
             let (scale, zero, quantizes) = perTensorParameters(n)!
             loopCount += 1

@@ -36,6 +36,44 @@ extension TypeRule {
                 guard try type(2) == TensorType(.f32, [b[1]]) else { throw KilnError("\(what): the bias must be f32[\(b[1])]") }
             }
             return [TensorType(q.output?.type ?? .f32, Array(a.dropLast()) + [b[1]])]
+        case .dynamicQuantizedMatMul(let q):
+            let a = try shape(0), b = try shape(3)
+            guard try type(0).elementType == .u8, try type(1) == TensorType(.f32, []), try type(2) == TensorType(.u8, []),
+                  try type(3).elementType == .s8 else {
+                throw KilnError("\(what): needs a u8 source with its f32 scale and u8 zero point (scalars) and s8 weights")
+            }
+            guard a.count >= 2, b.count == 2, a.last == b[0] else {
+                throw KilnError("\(what): input \(shapeString(a)) and weights \(shapeString(b)) do not multiply")
+            }
+            guard q.weights.type == .s8, q.weights.isSymmetric, q.weights.scales.allSatisfy({ $0 > 0 && $0.isFinite }),
+                  q.weights.isPerTensor || (q.weights.axis == 1 && q.weights.scales.count == b[1]), !q.postOps.contains(.sum) else {
+                throw KilnError("\(what): needs s8 weights, symmetric, with positive scales per tensor or per column")
+            }
+            if has(4) {
+                guard try type(4) == TensorType(.f32, [b[1]]) else { throw KilnError("\(what): the bias must be f32[\(b[1])]") }
+            }
+            return [TensorType(.f32, Array(a.dropLast()) + [b[1]])]
+        case .dynamicQuantizeLinear:
+            guard try type(0).elementType == .f32 else { throw KilnError("\(what): quantizes f32, not \(try type(0).elementType)", unsupported: true) }
+            return [TensorType(.u8, try shape(0)), TensorType(.f32, []), TensorType(.u8, [])]
+        case .matMulInteger:
+            let ta = try type(0).elementType, tb = try type(1).elementType
+            guard ta == .u8 || ta == .s8, tb == .u8 || tb == .s8 else {
+                throw KilnError("\(what): multiplies u8 or s8 tensors, not \(ta) and \(tb)", unsupported: true)
+            }
+            for (i, t, role) in [(2, ta, "A"), (3, tb, "B")] where has(i) {
+                guard try type(i).elementType == t else { throw KilnError("\(what): \(role)'s zero point must be \(t) as \(role) is") }
+            }
+            let a = try shape(0), b = try shape(1)
+            let out = try matMulShape(a, b, what)
+            // Per tensor, or per row of a 2-D A and per column of a 2-D B.
+            for (i, x, dim, role) in [(2, a, 0, "a row of A"), (3, b, 1, "a column of B")] where has(i) {
+                let z = try shape(i)
+                guard shapeProduct(z) == 1 || (x.count == 2 && z == [x[dim]]) else {
+                    throw KilnError("\(what): zero point \(shapeString(z)): Kiln takes one per tensor, or one per \(role) when it is 2-D", unsupported: true)
+                }
+            }
+            return [TensorType(.s32, out)]
         case .quantizeLinear(_, let outputType):
             let t = has(2) ? try type(2).elementType : outputType
             guard t == .u8 || t == .s8 else { throw KilnError("\(what): quantizing to \(t) is not supported (u8 and s8 are)", unsupported: true) }

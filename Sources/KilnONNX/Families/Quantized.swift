@@ -1,7 +1,7 @@
 import KilnIR
 
 extension NodeConversion {
-    /// QuantizeLinear and DequantizeLinear.
+    /// QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear and MatMulInteger.
     mutating func convertQuantized(_ importer: inout Importer) throws -> (Op, [ValueID?])? {
         switch opType {
         case "QuantizeLinear":
@@ -23,6 +23,12 @@ extension NodeConversion {
                 throw Unsupported(reason: "output_dtype \(onnxTypeName(code)) is not supported (f32 is)")
             }
             return (.dequantizeLinear(axis: try a.int("axis", default: 1)), inputs)
+        case "DynamicQuantizeLinear":
+            try need(1)
+            return (.dynamicQuantizeLinear, Array(inputs.prefix(1)))
+        case "MatMulInteger":
+            try need(2)
+            return (.matMulInteger, Array(inputs.prefix(4)))
         default:
             return nil
         }
