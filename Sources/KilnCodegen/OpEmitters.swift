@@ -16,6 +16,7 @@ extension ModelEmitter {
         case .matMul: try emitMatMul(n, index: index)
         case .quantized: try emitQuantized(n, index: index)
         case .shape: try emitShape(n, index: index)
+        case .recurrent: try emitRecurrent(n, index: index)
         case .unsupported: try emitUnsupported(n, index: index)
         }
     }

@@ -34,6 +34,9 @@ public enum Op: Sendable, Equatable {
     /// A (u8/s8 [..., M, K]), B (u8/s8 [..., K, N]), a_zero_point?, b_zero_point? -> Y (s32):
     /// ONNX MatMulInteger, (A − a_zero_point) · (B − b_zero_point) exactly.
     case matMulInteger
+    /// X, W, R, B?, sequence_lens?, initial_h?, initial_c?, P? -> Y, Y_h, Y_c (as many as the
+    /// node lists): ONNX RNN, GRU and LSTM (`RecurrentAttributes`).
+    case recurrent(RecurrentAttributes)
     /// X -> Y, elementwise
     case unary(UnaryOp)
     /// X -> Y
@@ -163,6 +166,7 @@ public enum Op: Sendable, Equatable {
         case .quantizedMatMul: return "quantized_matmul"
         case .dynamicQuantizedMatMul: return "dynamic_quantized_matmul"
         case .dynamicQuantizeLinear: return "dynamic_quantize_linear"
+        case .recurrent(let a): return a.kind.rawValue
         case .matMulInteger: return "matmul_integer"
         case .unary(let u): return u.rawValue
         case .leakyRelu: return "leaky_relu"
@@ -266,6 +270,54 @@ public struct ArgReduceAttributes: Sendable, Equatable {
         self.axis = axis
         self.keepDims = keepDims
         self.selectLastIndex = selectLastIndex
+    }
+}
+
+/// ONNX's recurrent layers over a sequence, in each direction: RNN (one gate), GRU (update,
+/// reset, hidden: `zrh`) and LSTM (input, output, forget, cell: `iofc`), with ONNX's operand
+/// shapes (W [directions, gates·hidden, input], R [directions, gates·hidden, hidden], B
+/// [directions, 2·gates·hidden], P [directions, 3·hidden]) and outputs Y [seq, directions, batch,
+/// hidden] and Y_h, Y_c [directions, batch, hidden] (`batchMajor`, ONNX's layout 1: X [batch,
+/// seq, input], Y [batch, seq, directions, hidden], Y_h, Y_c [batch, directions, hidden]). A
+/// batch entry shorter than the sequence (sequence_lens) stops there: Y is 0 beyond it, Y_h and
+/// Y_c hold its last step (0 for an entry of no steps, as ONNX Runtime gives).
+public struct RecurrentAttributes: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case rnn, gru, lstm
+        /// Gates per direction (the row blocks of W and R).
+        public var gates: Int { self == .rnn ? 1 : self == .gru ? 3 : 4 }
+        /// Activation functions per direction (f; f, g; f, g, h).
+        public var functions: Int { self == .rnn ? 1 : self == .gru ? 2 : 3 }
+        /// ONNX's defaults for one direction.
+        public var defaultActivations: [PostOp] { self == .rnn ? [.tanh] : self == .gru ? [.sigmoid, .tanh] : [.sigmoid, .tanh, .tanh] }
+    }
+    public enum Direction: String, Sendable, CaseIterable {
+        case forward, reverse, bidirectional
+        public var count: Int { self == .bidirectional ? 2 : 1 }
+    }
+    public var kind: Kind
+    public var direction: Direction
+    public var hiddenSize: Int
+    /// `kind.functions` per direction, the forward direction's first.
+    public var activations: [PostOp]
+    /// Bounds the activations' inputs to [−clip, clip].
+    public var clip: Float?
+    public var batchMajor: Bool
+    /// GRU: the reset gate multiplies (H·Rₕᵀ + Rbₕ) instead of H.
+    public var linearBeforeReset: Bool
+    /// LSTM: the forget gate is 1 − the input gate.
+    public var inputForget: Bool
+
+    public init(kind: Kind, direction: Direction = .forward, hiddenSize: Int, activations: [PostOp]? = nil, clip: Float? = nil,
+                batchMajor: Bool = false, linearBeforeReset: Bool = false, inputForget: Bool = false) {
+        self.kind = kind
+        self.direction = direction
+        self.hiddenSize = hiddenSize
+        self.activations = activations ?? Array(Array(repeating: kind.defaultActivations, count: direction.count).joined())
+        self.clip = clip
+        self.batchMajor = batchMajor
+        self.linearBeforeReset = linearBeforeReset
+        self.inputForget = inputForget
     }
 }
 

@@ -23,6 +23,8 @@ public enum OpFamily: String, Sendable, CaseIterable {
     case quantized
     /// Ops that compute shapes or fill tensors: Shape, Size, ConstantOfShape, Range.
     case shape
+    /// RNN, GRU and LSTM.
+    case recurrent
     /// A node Kiln cannot handle.
     case unsupported
 }
@@ -45,6 +47,7 @@ extension Op {
         case .quantizedConv, .quantizedMatMul, .dynamicQuantizedMatMul, .dynamicQuantizeLinear, .matMulInteger, .quantizeLinear, .dequantizeLinear,
              .quantized: return .quantized
         case .shape, .size, .constantOfShape, .range: return .shape
+        case .recurrent: return .recurrent
         case .unsupported: return .unsupported
         }
     }

@@ -76,7 +76,7 @@ extension Op {
         case .resize(let r): return OpTraits(movement: r.mode == .nearest ? .selectsFromFirst : nil, layout: .own)
         case .pad: return OpTraits(layout: .own)
         case .cast: return OpTraits(layout: .followsFirst)
-        case .castLike, .shape, .size, .constantOfShape, .range: return OpTraits()
+        case .castLike, .shape, .size, .constantOfShape, .range, .recurrent: return OpTraits()
         case .softmax, .logSoftmax, .layerNormalization, .instanceNormalization: return OpTraits()
         case .reduce, .argReduce, .topK, .gatherElements: return OpTraits()
         case .quantizeLinear, .dequantizeLinear: return OpTraits(layout: .own, elementwiseStep: true)

@@ -408,17 +408,17 @@ struct IRAttributes {
             var value = Value.flag
             if l.eat("=") {
                 switch key {
-                case "group", "axis", "start", "end", "blocksize":
+                case "group", "axis", "start", "end", "blocksize", "hidden_size":
                     value = .int(try l.int(key))
                 case "kernel", "strides", "pads", "dilations", "output_padding", "output_shape", "perm", "axes":
                     value = .ints(try l.ints(key))
-                case "epsilon", "alpha", "beta", "gamma", "extrapolation":
+                case "epsilon", "alpha", "beta", "gamma", "extrapolation", "clip":
                     value = .float(try l.float(key))
                 case "trans_a", "trans_b", "keepdims":
                     value = .bool(try l.bool(key))
-                case "auto_pad", "approximate", "mode", "coordinates", "nearest", "keep_aspect_ratio", "to":
+                case "auto_pad", "approximate", "mode", "coordinates", "nearest", "keep_aspect_ratio", "to", "direction":
                     value = .word(try l.word(key))
-                case "post_ops":
+                case "post_ops", "activations":
                     value = .postOps(try l.postOps())
                 case "input", "weights", "output", "addend":
                     value = .quantization(try l.optionalQuantization(key))
@@ -565,9 +565,9 @@ struct IRAttributes {
         return t
     }
 
-    mutating func postOps() throws -> [PostOp] {
-        guard let (v, c) = take("post_ops") else { return [] }
-        guard case .postOps(let x) = v else { throw wrong("post_ops", c, "a list of post-ops") }
+    mutating func postOps(_ key: String = "post_ops") throws -> [PostOp] {
+        guard let (v, c) = take(key) else { return [] }
+        guard case .postOps(let x) = v else { throw wrong(key, c, "a list of post-ops") }
         return x
     }
 
@@ -904,6 +904,15 @@ struct IRParser {
         case "dynamic_quantized_matmul":
             return .dynamicQuantizedMatMul(DynamicQuantizedMatMulAttributes(weights: try a.requiredQuantization("weights", name), postOps: try a.postOps()))
         case "dynamic_quantize_linear": return .dynamicQuantizeLinear
+        case "rnn", "gru", "lstm":
+            let kind = RecurrentAttributes.Kind(rawValue: name)!
+            let d = try a.choice("direction", default: RecurrentAttributes.Direction.forward)
+            guard let hidden = try a.int("hidden_size") else { throw line.error("\(name) needs hidden_size=...") }
+            let acts = try a.postOps("activations")
+            let clip = try a.float("clip", default: .nan)
+            return .recurrent(RecurrentAttributes(kind: kind, direction: d, hiddenSize: hidden, activations: acts.isEmpty ? nil : acts,
+                                                  clip: clip.isNaN ? nil : clip, batchMajor: try a.flag("batch_major"),
+                                                  linearBeforeReset: try a.flag("linear_before_reset"), inputForget: try a.flag("input_forget")))
         case "matmul_integer": return .matMulInteger
         case "batch_norm": return .batchNormalization(epsilon: try a.float("epsilon", default: 1e-5))
         case "scale_shift": return .channelScaleShift(postOps: try a.postOps())

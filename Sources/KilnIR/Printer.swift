@@ -103,6 +103,16 @@ func attributeText(_ op: Op) -> String {
     case .quantizedMatMul(let q):
         return "input=\(q.input) weights=\(q.weights) output=\(q.output?.description ?? "f32")"
             + (q.postOps.isEmpty ? "" : " post_ops=[\(q.postOps.map(\.description).joined(separator: ", "))]")
+    case .recurrent(let a):
+        var parts = ["direction=\(a.direction.rawValue)", "hidden_size=\(a.hiddenSize)"]
+        if a.activations != RecurrentAttributes(kind: a.kind, direction: a.direction, hiddenSize: a.hiddenSize).activations {
+            parts.append("activations=[\(a.activations.map(\.description).joined(separator: ", "))]")
+        }
+        if let c = a.clip { parts.append("clip=\(c)") }
+        if a.batchMajor { parts.append("batch_major") }
+        if a.linearBeforeReset { parts.append("linear_before_reset") }
+        if a.inputForget { parts.append("input_forget") }
+        return parts.joined(separator: " ")
     case .dynamicQuantizedMatMul(let q):
         return "weights=\(q.weights)" + (q.postOps.isEmpty ? "" : " post_ops=[\(q.postOps.map(\.description).joined(separator: ", "))]")
     case .quantizedConv(let q):

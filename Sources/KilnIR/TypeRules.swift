@@ -13,6 +13,7 @@ public func inferOutputTypes(_ node: Node, inputs: [TensorType?], constants: [Te
     case .matMul: return try r.matMulTypes()
     case .quantized: return try r.quantizedTypes()
     case .shape: return try r.shapeTypes()
+    case .recurrent: return try r.recurrentTypes()
     case .unsupported:
         guard case .unsupported(let reason) = node.op else { preconditionFailure() }
         throw KilnError("\(node.label) is not supported: \(reason)", unsupported: true)

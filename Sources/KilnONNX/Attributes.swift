@@ -114,6 +114,16 @@ struct Attributes {
 
     mutating func string(_ name: String, default d: String) throws -> String { try string(name) ?? d }
 
+    mutating func strings(_ name: String) throws -> [String]? {
+        guard let a = get(name) else { return nil }
+        let k = kind(a)
+        guard k == .strings || k == .undefined else { throw mismatch(name, "a list of strings") }
+        return try a.strings.map { d in
+            guard let s = String(data: d, encoding: .utf8) else { throw mismatch(name, "UTF-8 text") }
+            return s
+        }
+    }
+
     mutating func tensor(_ name: String) throws -> Tensor? {
         guard let a = get(name) else { return nil }
         guard kind(a) == .tensor else { throw mismatch(name, "a tensor") }

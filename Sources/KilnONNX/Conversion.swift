@@ -52,6 +52,7 @@ extension Importer {
             { try $0.convertConv(&$1) }, { try $0.convertPool(&$1) }, { try $0.convertElementwise(&$1) },
             { try $0.convertNormalize(&$1) }, { try $0.convertReduce(&$1) }, { try $0.convertDataMovement(&$1) },
             { try $0.convertMatMul(&$1) }, { try $0.convertQuantized(&$1) }, { try $0.convertShape(&$1) },
+            { try $0.convertRecurrent(&$1) },
         ]
         for convert in families {
             if let converted = try convert(&c, &self) { return converted }

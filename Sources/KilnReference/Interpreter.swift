@@ -62,6 +62,7 @@ public func evaluateNode(_ node: Node, _ inputs: [Tensor?]) throws -> [Tensor] {
     case .matMul: return try e.evaluateMatMul()
     case .quantized: return try e.evaluateQuantized()
     case .shape: return try e.evaluateShape()
+    case .recurrent: return try e.evaluateRecurrent()
     case .unsupported:
         guard case .unsupported(let reason) = node.op else { preconditionFailure() }
         throw KilnError("\(node.label) is not supported: \(reason)", unsupported: true)

@@ -114,6 +114,10 @@ import KilnPasses
             .dynamicQuantizedMatMul(DynamicQuantizedMatMulAttributes(weights: Quantization(.s8, scales: [0.25, 0.5], zeroPoints: [0, 0], axis: 1), postOps: [.gelu(tanhApproximation: true)])),
             .dynamicQuantizeLinear,
             .matMulInteger,
+            .recurrent(RecurrentAttributes(kind: .lstm, direction: .bidirectional, hiddenSize: 8)),
+            .recurrent(RecurrentAttributes(kind: .gru, hiddenSize: 3, activations: [.hardSigmoid(alpha: 0.3, beta: 0.45), .leakyRelu(alpha: 0.05)],
+                                           clip: 2.5, batchMajor: true, linearBeforeReset: true)),
+            .recurrent(RecurrentAttributes(kind: .rnn, direction: .reverse, hiddenSize: 1, inputForget: true)),
         ]
         ops += UnaryOp.allCases.map { .unary($0) } + BinaryOp.allCases.map { .binary($0) } + BinaryOp.allCases.map { .variadic($0) }
         ops += ReduceOp.allCases.map { .reduce($0, keepDims: false, noopWithEmptyAxes: true) }
@@ -130,7 +134,7 @@ import KilnPasses
              .unsqueeze, .gather, .shape, .size, .cast, .castLike, .constantOfShape, .identity, .dropout, .pad, .resize, .softmax,
              .logSoftmax, .reduce, .expand, .range, .where, .layerNormalization, .instanceNormalization, .depthToSpace,
              .spaceToDepth, .tile, .argReduce, .gatherElements, .topK, .quantizeLinear, .dequantizeLinear, .layoutConvert,
-             .elementwiseGroup, .quantized, .unsupported, .dynamicQuantizedMatMul, .dynamicQuantizeLinear, .matMulInteger:
+             .elementwiseGroup, .quantized, .unsupported, .dynamicQuantizedMatMul, .dynamicQuantizeLinear, .matMulInteger, .recurrent:
             return true
         }
     }

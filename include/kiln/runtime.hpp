@@ -7,3 +7,4 @@
 #include "elementwise.hpp"
 #include "data_movement.hpp"
 #include "compute.hpp"
+#include "recurrent.hpp"
