@@ -1,10 +1,13 @@
 // Kiln's C++ runtime, recurrent layers: ONNX RNN, GRU and LSTM, one direction per call, by their
 // definitions (gate orders: GRU z, r, h; LSTM i, o, f, c). The input projections of every step
-// (W·x + biases) are computed first, then the steps one after another, each a product by R per
-// batch entry and the gates' functions. Included through runtime.hpp; internal linkage.
+// (X·Wᵀ, one oneDNN sgemm) are computed first, then the steps one after another, each a product
+// of the batch's states by Rᵀ (sgemm) and the gates' functions. Included through runtime.hpp;
+// internal linkage.
 #pragma once
 
 #include "core.hpp"
+
+#include <dnnl.h>
 
 #include <algorithm>
 #include <vector>
@@ -19,11 +22,14 @@ struct RecurrentShape {
     bool batch_major;
 };
 
-inline float recurrent_dot(const float* __restrict a, const float* __restrict b, int64_t n) {
-    float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-    for (int64_t i = 0; i < n; i++) acc += a[i] * b[i];
-    return acc;
+// C[m×n] = A[m×k] · B[n×k]ᵀ, row-major, by oneDNN's sgemm.
+inline void recurrent_product(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, int64_t ldc) {
+    if (m == 0 || n == 0) return;
+    if (k == 0) {
+        for (int64_t i = 0; i < m; i++) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+        return;
+    }
+    dnnl_sgemm('N', 'T', m, n, k, 1.0f, a, k, b, k, 0.0f, c, ldc);
 }
 
 // Direction `dir` (reverse: from each entry's last step back) of an RNN, GRU or LSTM over x;
@@ -41,18 +47,18 @@ inline void recurrent_direction(const RecurrentShape& s, int64_t dir, bool rever
     const float* wb = b ? b + dir * 2 * rows : nullptr;
     const float* rb = b ? wb + rows : nullptr;
     auto clipped = [clip](float v) { return clip > 0 ? std::min(std::max(v, -clip), clip) : v; };
-    auto x_at = [&](int64_t t, int64_t bi) { return x + (s.batch_major ? bi * S + t : t * B + bi) * I; };
     auto y_at = [&](int64_t t, int64_t bi) { return y + (s.batch_major ? (bi * S + t) * D + dir : (t * D + dir) * B + bi) * Hd; };
     auto state_at = [&](int64_t bi) { return (s.batch_major ? bi * D + dir : dir * B + bi) * Hd; };
-    // W·x + Wb (+ Rb, except a GRU's hidden gate with linear_before_reset) for every step.
+    // X·Wᵀ for every step, in X's own row order (row_of), then Wb (+ Rb, except a GRU's hidden
+    // gate with linear_before_reset).
     std::vector<float> xw(S * B * rows);
-#pragma omp parallel for collapse(2) if (S * B * rows * I >= kParallelThreshold)
-    for (int64_t tb = 0; tb < S * B; tb++) {
-        for (int64_t j = 0; j < rows; j++) {
-            float v = recurrent_dot(x_at(tb / B, tb % B), wd + j * I, I);
-            if (wb) v += wb[j] + (K == RecurrentKind::gru && linear_before_reset && j >= 2 * Hd ? 0.0f : rb[j]);
-            xw[tb * rows + j] = v;
-        }
+    recurrent_product(x, wd, xw.data(), S * B, rows, I, rows);
+    auto row_of = [&](int64_t t, int64_t bi) { return s.batch_major ? bi * S + t : t * B + bi; };
+    if (wb) {
+        std::vector<float> bias(rows);
+        for (int64_t j = 0; j < rows; j++) bias[j] = wb[j] + (K == RecurrentKind::gru && linear_before_reset && j >= 2 * Hd ? 0.0f : rb[j]);
+        for (int64_t q = 0; q < S * B; q++)
+            for (int64_t j = 0; j < rows; j++) xw[q * rows + j] += bias[j];
     }
     std::vector<float> hs(B * Hd), cs(B * Hd), hr(B * rows), hn(B * Hd), rh(B * Hd);
     for (int64_t bi = 0; bi < B; bi++) {
@@ -71,35 +77,25 @@ inline void recurrent_direction(const RecurrentShape& s, int64_t dir, bool rever
     }
     const float* pi = p ? p + dir * 3 * Hd : nullptr;
     for (int64_t step = 0; step < longest; step++) {
-        // R·h for every live entry: all gates' rows (a GRU without linear_before_reset: z and r).
+        // H·Rᵀ for the whole batch: every gate's rows (a GRU without linear_before_reset: z and r).
         const int64_t recurrent_rows = K == RecurrentKind::gru && !linear_before_reset ? 2 * Hd : rows;
-#pragma omp parallel for collapse(2) if (B * recurrent_rows * Hd >= kParallelThreshold)
-        for (int64_t bi = 0; bi < B; bi++) {
-            for (int64_t j = 0; j < recurrent_rows; j++) {
-                if (step < len[bi]) hr[bi * rows + j] = recurrent_dot(hs.data() + bi * Hd, rd + j * Hd, Hd);
-            }
-        }
+        recurrent_product(hs.data(), rd, hr.data(), B, recurrent_rows, Hd, rows);
         if constexpr (K == RecurrentKind::gru) {
             if (!linear_before_reset) {
                 // (r ⊙ h)·Rₕᵀ: the reset gate first.
                 for (int64_t bi = 0; bi < B; bi++) {
                     if (step >= len[bi]) continue;
                     const int64_t t = reverse ? len[bi] - 1 - step : step;
-                    const float* a = xw.data() + (t * B + bi) * rows;
+                    const float* a = xw.data() + row_of(t, bi) * rows;
                     for (int64_t j = 0; j < Hd; j++) rh[bi * Hd + j] = f(clipped(a[Hd + j] + hr[bi * rows + Hd + j])) * hs[bi * Hd + j];
                 }
-#pragma omp parallel for collapse(2) if (B * Hd * Hd >= kParallelThreshold)
-                for (int64_t bi = 0; bi < B; bi++) {
-                    for (int64_t j = 0; j < Hd; j++) {
-                        if (step < len[bi]) hr[bi * rows + 2 * Hd + j] = recurrent_dot(rh.data() + bi * Hd, rd + (2 * Hd + j) * Hd, Hd);
-                    }
-                }
+                recurrent_product(rh.data(), rd + 2 * Hd * Hd, hr.data() + 2 * Hd, B, Hd, Hd, rows);
             }
         }
         for (int64_t bi = 0; bi < B; bi++) {
             if (step >= len[bi]) continue;
             const int64_t t = reverse ? len[bi] - 1 - step : step;
-            const float* a = xw.data() + (t * B + bi) * rows;
+            const float* a = xw.data() + row_of(t, bi) * rows;
             const float* q = hr.data() + bi * rows;
             float* hp = hs.data() + bi * Hd;
             float* cp = cs.data() + bi * Hd;
