@@ -79,6 +79,27 @@ extension ModelEmitter {
         try emitQuantizedPrimitive(n, index: index, p)
     }
 
+    /// Sets `M_int8`, whether primitive M runs oneDNN's int8 kernel: always with --int8 fast or
+    /// where that is exact on every CPU (`exactEverywhere`), else on CPUs with VNNI.
+    mutating func emitInt8Choice(_ m: String, exactEverywhere: Bool) {
+        if options.int8 == .fast {
+            create.line("\(m)_int8 = true;  // --int8 fast: oneDNN's int8 kernels on every CPU")
+        } else if exactEverywhere {
+            create.line("\(m)_int8 = true;  // u8 source, weights within ±64")
+        } else {
+            create.line("\(m)_int8 = kiln::int8_exact();")
+        }
+    }
+
+    /// Reorders the weights, a memory made `from` these constructor arguments, into `M_wei` in the
+    /// layout primitive M's `pd` chose.
+    mutating func emitWeightsReorder(_ m: String, from arguments: String) {
+        create.line("memory plain(\(arguments));")
+        create.line("\(m)_wei = memory(pd.weights_desc(), m->eng);")
+        create.line("reorder(plain, \(m)_wei).execute(m->strm, plain, \(m)_wei);")
+        create.line("m->strm.wait();")
+    }
+
     /// A quantized conv or matmul: the int8 primitive where it is exact, else the f32 form.
     mutating func emitQuantizedPrimitive(_ n: Node, index: Int, _ p: QuantizedPrimitive) throws {
         let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
@@ -108,13 +129,7 @@ extension ModelEmitter {
         create.line("static const float wscale[] = {\(p.weights.scales.map(floatLiteral).joined(separator: ", "))};")
         let src = boundMemory(prim, "src", desc: "src_md", value: x)
         let dst = boundMemory(prim, "dst", desc: "dst_md", value: y)
-        if options.int8 == .fast {
-            create.line("\(m)_int8 = true;  // --int8 fast: oneDNN's int8 kernels on every CPU")
-        } else if int8ExactEverywhere(n) {
-            create.line("\(m)_int8 = true;  // u8 source, weights within ±64")
-        } else {
-            create.line("\(m)_int8 = kiln::int8_exact();")
-        }
+        emitInt8Choice(m, exactEverywhere: int8ExactEverywhere(n))
         var args: [(String, String)] = []
 
         // The int8 primitive.
@@ -129,10 +144,7 @@ extension ModelEmitter {
         emitPostOpList(p.int8.postOps)
         create.line("auto pd = \(p.type)::primitive_desc(d, attr, m->eng);")
         create.line("\(m) = \(p.type)(pd);")
-        create.line("memory plain(wei_plain, m->eng, (void*)(W + \(weightsOffset)));")
-        create.line("\(m)_wei = memory(pd.weights_desc(), m->eng);")
-        create.line("reorder(plain, \(m)_wei).execute(m->strm, plain, \(m)_wei);")
-        create.line("m->strm.wait();")
+        emitWeightsReorder(m, from: "wei_plain, m->eng, (void*)(W + \(weightsOffset))")
         args = [("DNNL_ARG_SRC", src), ("DNNL_ARG_WEIGHTS", "\(prim)_wei")]
         if let b, case .constant(let biasOffset) = plan.storage[b]! {
             // oneDNN adds the bias to the accumulator, before the output scales.
@@ -155,10 +167,7 @@ extension ModelEmitter {
         create.line("\(m) = \(p.type)(pd);")
         create.line("std::vector<float> wf(\(shapeProduct(p.weightDims)));")
         create.line("for (size_t k = 0; k < wf.size(); k++) wf[k] = ((const int8_t*)(W + \(weightsOffset)))[k] * wscale[\(perChannel ? p.weightScaleIndex : "0")];")
-        create.line("memory plain(memory::desc(wei_plain.dims(), dt::f32, \(p.weightTag)), m->eng, wf.data());")
-        create.line("\(m)_wei = memory(pd.weights_desc(), m->eng);")
-        create.line("reorder(plain, \(m)_wei).execute(m->strm, plain, \(m)_wei);")
-        create.line("m->strm.wait();")
+        emitWeightsReorder(m, from: "memory::desc(wei_plain.dims(), dt::f32, \(p.weightTag)), m->eng, wf.data()")
         create.line("\(m)_xf.resize(\(shapeProduct(p.srcDims)));")
         create.line("\(m)_srcf = memory(srcf_md, m->eng, \(m)_xf.data());")
         args = [("DNNL_ARG_SRC", "\(prim)_srcf"), ("DNNL_ARG_WEIGHTS", "\(prim)_wei")]
@@ -236,11 +245,7 @@ extension ModelEmitter {
         create.line("memory::desc scalar_md(\(dims([1, 1])), dt::f32, tag::ab);")
         if b != nil { create.line("memory::desc bias_md(\(dims([1, cols])), dt::f32, tag::ab);") }
         create.line("static const float wscale[] = {\(q.weights.scales.map(floatLiteral).joined(separator: ", "))};")
-        if options.int8 == .fast {
-            create.line("\(m)_int8 = true;  // --int8 fast: oneDNN's int8 kernels on every CPU")
-        } else {
-            create.line("\(m)_int8 = kiln::int8_exact();")
-        }
+        emitInt8Choice(m, exactEverywhere: false)
         let dst = boundMemory(prim, "dst", desc: "dst_md", value: y)
         let sx = boundMemory(prim, "scale", desc: "scalar_md", value: scale)
         let bias = b.map { boundMemory(prim, "bias", desc: "bias_md", value: $0) }
@@ -255,10 +260,7 @@ extension ModelEmitter {
                        + (b != nil ? ["po.append_binary(algorithm::binary_add, bias_md);"] : []))
         create.line("auto pd = matmul::primitive_desc(d, attr, m->eng);")
         create.line("\(m) = matmul(pd);")
-        create.line("memory plain(wei_plain, m->eng, (void*)(W + \(weightsOffset)));")
-        create.line("\(m)_wei = memory(pd.weights_desc(), m->eng);")
-        create.line("reorder(plain, \(m)_wei).execute(m->strm, plain, \(m)_wei);")
-        create.line("m->strm.wait();")
+        emitWeightsReorder(m, from: "wei_plain, m->eng, (void*)(W + \(weightsOffset))")
         create.line("\(m)_zpm = memory(memory::desc(\(dims([1])), dt::s32, tag::a), m->eng, &\(m)_zp);")
         var args = [("DNNL_ARG_SRC", src), ("DNNL_ARG_WEIGHTS", "\(prim)_wei"), ("DNNL_ARG_DST", dst),
                     ("DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC", "\(prim)_zpm"),
@@ -277,10 +279,7 @@ extension ModelEmitter {
         create.line("\(m) = matmul(pd);")
         create.line("std::vector<float> wf(\(k * cols));")
         create.line("for (size_t i = 0; i < wf.size(); i++) wf[i] = ((const int8_t*)(W + \(weightsOffset)))[i] * wscale[\(perChannel ? "i % \(cols)" : "0")];")
-        create.line("memory plain(memory::desc(wei_plain.dims(), dt::f32, tag::ab), m->eng, wf.data());")
-        create.line("\(m)_wei = memory(pd.weights_desc(), m->eng);")
-        create.line("reorder(plain, \(m)_wei).execute(m->strm, plain, \(m)_wei);")
-        create.line("m->strm.wait();")
+        emitWeightsReorder(m, from: "memory::desc(wei_plain.dims(), dt::f32, tag::ab), m->eng, wf.data()")
         create.line("\(m)_xf.resize(\(rows * k));")
         create.line("\(m)_srcf = memory(srcf_md, m->eng, \(m)_xf.data());")
         args = [("DNNL_ARG_SRC", "\(prim)_srcf"), ("DNNL_ARG_WEIGHTS", "\(prim)_wei")] + (bias.map { [("DNNL_ARG_BIAS", $0)] } ?? [])
