@@ -195,7 +195,8 @@ public func compileModel(_ o: CompileOptions, progress show: @escaping ProgressH
     var emitted = try emitModel(graph, options: codegen)
     progress("compile with g++")
     var products = try buildLibrary(header: emitted.header, source: emitted.source, weights: emitted.weights, options: build, log: log)
-    var quantizationLines: [String] = []
+    // `--quantize dynamic` says what it quantized (no calibration, nothing measured).
+    var quantizationLines: [String] = o.quantizeDynamic ? quantizationNotes : []
     // The library the outputs and steps are measured on: the final one, or after a rebuild its
     // trial twin (the same code; the rebuilt file's path is already loaded, and dlopen would
     // return the library it replaced).
