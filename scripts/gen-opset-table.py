@@ -12,7 +12,7 @@ Gather Shape Cast Constant ConstantOfShape Identity Dropout Pad Resize Softmax L
 ReduceSum ReduceMax Expand Range Equal Where LayerNormalization QuantizeLinear DequantizeLinear
 Less Greater LessOrEqual GreaterOrEqual And Or Xor Not Mod PRelu Softplus Elu Selu CastLike Size DepthToSpace SpaceToDepth Tile InstanceNormalization
 ReduceMin ReduceProd ReduceSumSquare ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ArgMax ArgMin TopK GatherElements
-Mish DynamicQuantizeLinear MatMulInteger RNN GRU LSTM""".split()
+Mish DynamicQuantizeLinear MatMulInteger ConvInteger RNN GRU LSTM""".split()
 
 versions = {}
 for s in defs.get_all_schemas_with_history():

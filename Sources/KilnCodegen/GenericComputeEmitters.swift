@@ -23,6 +23,23 @@ extension ModelEmitter {
         run.close()
     }
 
+    /// ONNX ConvInteger, exactly in 32 bits: Kiln's loop.
+    mutating func emitConvInteger(_ n: Node, _ a: ConvAttributes) throws {
+        let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
+        let xz = n.inputs.count > 2 ? n.inputs[2] : nil, wz = n.inputs.count > 3 ? n.inputs[3] : nil
+        let xs = shape(x), ws = shape(w)
+        let geo = try windowGeometry(input: Array(xs.dropFirst(2)), kernel: Array(ws.dropFirst(2)), strides: a.strides,
+                                     pads: a.pads, dilations: a.dilations, autoPad: a.autoPad, n.label)
+        guard geo.input.count <= 3 else { throw KilnError("\(n.label): more than 3 spatial axes are not supported", unsupported: true) }
+        loopCount += 1
+        run.open()
+        run.line("static const kiln::Window g = \(window(geo));")
+        run.line("kiln::conv_integer(\(v(x)), \(v(w)), \(xz.map { v($0) } ?? "(const \(cType(elem(x)))*)nullptr"), "
+                 + "\(wz.map { v($0) } ?? "(const \(cType(elem(w)))*)nullptr"), \(wz.map { shapeProduct(shape($0)) > 1 } ?? false), "
+                 + "\(v(y)), \(xs[0]), \(xs[1]), \(ws[0]), \(a.group), g);")
+        run.close()
+    }
+
     mutating func emitGenericConvTranspose(_ n: Node, _ a: ConvTransposeAttributes) throws {
         let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
         let b = n.inputs.count > 2 ? n.inputs[2] : nil

@@ -137,7 +137,7 @@ public func multiplyAccumulates(_ n: Node, in g: Graph) -> Int {
     func shape(_ i: Int) -> [Int] { i < n.inputs.count ? n.inputs[i].flatMap { g.values[$0].type.shape } ?? [] : [] }
     let out = g.values[n.outputs[0]].type.shape ?? []
     switch n.op {
-    case .conv, .quantizedConv:
+    case .conv, .quantizedConv, .convInteger:
         let w = shape(1)
         guard w.count >= 2 else { return 0 }
         return shapeProduct(out) * shapeProduct(Array(w.dropFirst(2))) * w[1]

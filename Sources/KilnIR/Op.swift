@@ -29,6 +29,9 @@ public enum Op: Sendable, Equatable {
     /// [N]) -> Y (f32 [..., M, N]): a matrix product over a source quantized when the model runs
     /// (`DynamicQuantizedMatMulAttributes`), its parameters operands.
     case dynamicQuantizedMatMul(DynamicQuantizedMatMulAttributes)
+    /// X (u8/s8), W (u8/s8), x_zero_point?, w_zero_point? -> Y (s32): ONNX ConvInteger,
+    /// conv(X − x_zero_point, W − w_zero_point) exactly (no post-ops).
+    case convInteger(ConvAttributes)
     /// X (f32) -> Y (u8), scale (f32 scalar), zero point (u8 scalar): ONNX DynamicQuantizeLinear.
     case dynamicQuantizeLinear
     /// A (u8/s8 [..., M, K]), B (u8/s8 [..., K, N]), a_zero_point?, b_zero_point? -> Y (s32):
@@ -166,6 +169,7 @@ public enum Op: Sendable, Equatable {
         case .quantizedMatMul: return "quantized_matmul"
         case .dynamicQuantizedMatMul: return "dynamic_quantized_matmul"
         case .dynamicQuantizeLinear: return "dynamic_quantize_linear"
+        case .convInteger: return "conv_integer"
         case .recurrent(let a): return a.kind.rawValue
         case .matMulInteger: return "matmul_integer"
         case .unary(let u): return u.rawValue

@@ -44,7 +44,8 @@ extension Op {
              .identity, .dropout, .pad, .resize, .expand, .tile, .depthToSpace, .spaceToDepth, .layoutConvert:
             return .dataMovement
         case .gemm, .matMul: return .matMul
-        case .quantizedConv, .quantizedMatMul, .dynamicQuantizedMatMul, .dynamicQuantizeLinear, .matMulInteger, .quantizeLinear, .dequantizeLinear,
+        case .quantizedConv, .quantizedMatMul, .dynamicQuantizedMatMul, .dynamicQuantizeLinear, .matMulInteger, .convInteger, .quantizeLinear,
+             .dequantizeLinear,
              .quantized: return .quantized
         case .shape, .size, .constantOfShape, .range: return .shape
         case .recurrent: return .recurrent

@@ -59,7 +59,7 @@ extension Op {
         switch self {
         case .conv, .convTranspose, .quantizedConv: return OpTraits(layout: .own)
         case .batchNormalization, .channelScaleShift: return OpTraits(layout: .followsFirst)
-        case .gemm, .matMul, .quantizedMatMul, .dynamicQuantizedMatMul, .dynamicQuantizeLinear, .matMulInteger: return OpTraits()
+        case .gemm, .matMul, .quantizedMatMul, .dynamicQuantizedMatMul, .dynamicQuantizeLinear, .matMulInteger, .convInteger: return OpTraits()
         case .unary(let u): return OpTraits(layout: .followsFirst, elementwiseStep: u != .not)
         case .leakyRelu, .elu, .selu, .hardSigmoid, .clip, .gelu: return OpTraits(layout: .followsFirst, elementwiseStep: true)
         case .binary(let b): return OpTraits(layout: .strided, elementwiseStep: !b.producesBool && b != .mod)

@@ -889,6 +889,7 @@ struct IRParser {
         }
         switch name {
         case "conv": return .conv(try conv(&a))
+        case "conv_integer": return .convInteger(try conv(&a))
         case "conv_transpose":
             return .convTranspose(ConvTransposeAttributes(conv: try conv(&a), outputPadding: try a.ints("output_padding"),
                                                           outputShape: try a.ints("output_shape")))

@@ -99,7 +99,7 @@ func attributeText(_ op: Op) -> String {
         return parts.joined(separator: " ")
     }
     switch op {
-    case .conv(let a): return conv(a)
+    case .conv(let a), .convInteger(let a): return conv(a)
     case .quantizedMatMul(let q):
         return "input=\(q.input) weights=\(q.weights) output=\(q.output?.description ?? "f32")"
             + (q.postOps.isEmpty ? "" : " post_ops=[\(q.postOps.map(\.description).joined(separator: ", "))]")

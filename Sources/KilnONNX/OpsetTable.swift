@@ -19,6 +19,7 @@ let opSinceVersions: [String: [Int]] = [
     "Constant": [1, 9, 11, 12, 13, 19, 21, 23, 24, 25],
     "ConstantOfShape": [9, 20, 21, 23, 24, 25],
     "Conv": [1, 11, 22],
+    "ConvInteger": [10],
     "ConvTranspose": [1, 11, 22],
     "DepthToSpace": [1, 11, 13, 28],
     "DequantizeLinear": [10, 13, 19, 21, 23, 24, 25, 28],

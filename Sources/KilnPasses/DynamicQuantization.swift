@@ -12,8 +12,11 @@ import KilnIR
 ///
 /// Needs constant s8 weights [K, N] with zero points all 0 (or none) and positive scales, one
 /// or one per column; the MatMulInteger's and the cast's results read by the next step alone.
-/// Other forms stay as they are (MatMulInteger runs as Kiln's exact loop). Runs before
-/// `fusePostOps`; removes what the matches leave unread.
+/// ConvInteger in the same chain (constant s8 weights, a scale per tensor or per output channel)
+/// becomes DequantizeLinear of the source and an f32 conv by the dequantized weights: the same
+/// function within f32 rounding, and then a conv like any other (bias, activations, oneDNN).
+/// Other forms stay as they are (MatMulInteger and ConvInteger run as Kiln's exact loops). Runs
+/// before `fusePostOps`; removes what the matches leave unread.
 public func recognizeDynamicQuantization(_ g: inout Graph) {
     let uses = GraphUses(g)
     var matched = false
@@ -22,25 +25,45 @@ public func recognizeDynamicQuantization(_ g: inout Graph) {
         guard case .binary(.mul) = mul.op, mul.inputs.count == 2 else { continue }
         for (f, k) in [(mul.inputs[0], mul.inputs[1]), (mul.inputs[1], mul.inputs[0])] {
             guard let f, let k, let ci = uses.node(f), uses.only(f, readBy: mi), case .cast(to: .f32) = g.nodes[ci].op,
-                  let i = g.nodes[ci].inputs[0], let ii = uses.node(i), uses.only(i, readBy: ci),
-                  case .matMulInteger = g.nodes[ii].op else { continue }
+                  let i = g.nodes[ci].inputs[0], let ii = uses.node(i), uses.only(i, readBy: ci) else { continue }
             let mm = g.nodes[ii]
             guard mm.inputs.count >= 3, let q = mm.inputs[0], let z = mm.inputs[2], let di = uses.node(q),
                   case .dynamicQuantizeLinear = g.nodes[di].op, g.nodes[di].outputs[0] == q, g.nodes[di].outputs[2] == z,
-                  let w = mm.inputs[1], let wt = g.values[w].constant, wt.elementType == .s8, wt.rank == 2,
+                  let w = mm.inputs[1], let wt = g.values[w].constant, wt.elementType == .s8,
                   let ki = uses.node(k), case .binary(.mul) = g.nodes[ki].op else { continue }
-            if mm.inputs.count > 3, let wz = mm.inputs[3] {
-                guard let zt = g.values[wz].constant, zt.ints.allSatisfy({ $0 == 0 }) else { continue }
-            }
+            let wz = mm.inputs.count > 3 ? mm.inputs[3].flatMap { g.values[$0].constant } : nil
+            if mm.inputs.count > 3, mm.inputs[3] != nil, wz == nil { continue }
             // The scale product: the source's scale times the weights' constant scales.
             let s = g.nodes[di].outputs[1], sk = g.nodes[ki].inputs
             guard sk.count == 2, sk.contains(s), let other = sk.first(where: { $0 != s }), let other,
                   let scales = g.values[other].constant, scales.elementType == .f32,
-                  scales.count == 1 || (scales.rank == 1 && scales.count == wt.shape[1]),
                   scales.floats.allSatisfy({ $0 > 0 && $0.isFinite }) else { continue }
-            let weights = Quantization(.s8, scales: scales.floats, zeroPoints: [Int32](repeating: 0, count: scales.count), axis: 1)
-            g.nodes[mi] = Node(name: mm.name, op: .dynamicQuantizedMatMul(DynamicQuantizedMatMulAttributes(weights: weights)),
-                               inputs: [q, s, z, w], outputs: mul.outputs, origin: mm.origin)
+            switch mm.op {
+            case .matMulInteger:
+                guard wt.rank == 2, scales.count == 1 || (scales.rank == 1 && scales.count == wt.shape[1]),
+                      wz?.ints.allSatisfy({ $0 == 0 }) ?? true else { continue }
+                let weights = Quantization(.s8, scales: scales.floats, zeroPoints: [Int32](repeating: 0, count: scales.count), axis: 1)
+                g.nodes[mi] = Node(name: mm.name, op: .dynamicQuantizedMatMul(DynamicQuantizedMatMulAttributes(weights: weights)),
+                                   inputs: [q, s, z, w], outputs: mul.outputs, origin: mm.origin)
+            case .convInteger(let a):
+                // The f32 conv of the dequantized source by the dequantized weights: the same
+                // function within f32 rounding, on oneDNN's f32 conv.
+                let m = wt.shape[0], per = shapeProduct(Array(wt.shape.dropFirst()))
+                let channelScales = scales.count == 1 || (scales.count == m && scales.shape.dropFirst().allSatisfy { $0 == 1 }
+                                                          && scales.rank == wt.rank - 1)
+                guard channelScales, wz.map({ $0.count == 1 || $0.count == m }) ?? true else { continue }
+                let real = Tensor(.f32, shape: wt.shape, floats: wt.ints.indices.map { i in
+                    let oc = i / per
+                    let zero = wz.map { $0.count == 1 ? $0.ints[0] : $0.ints[oc] } ?? 0
+                    return Float(wt.ints[i] - zero) * (scales.count == 1 ? scales.floats[0] : scales.floats[oc])
+                })
+                let wf = g.addConstant("\(g.values[w].name)_dequantized", real)
+                let x = g.addValue("\(g.values[q].name)_dequantized", TensorType(.f32, dims: g.values[q].type.dims))
+                g.nodes[ci] = Node(name: "\(mm.name)_dequantize", op: .dequantizeLinear(axis: 1), inputs: [q, s, z], outputs: [x], origin: mm.origin)
+                g.nodes[mi] = Node(name: mm.name, op: .conv(a), inputs: [x, wf], outputs: mul.outputs, origin: mm.origin)
+            default:
+                continue
+            }
             matched = true
             break
         }

@@ -15,15 +15,33 @@ extension NodeEvaluation {
 }
 
 func conv(_ x: Tensor, _ w: Tensor, _ b: Tensor?, _ a: ConvAttributes, out shape: [Int], _ what: String) throws -> Tensor {
-    let geo = try windowGeometry(input: Array(x.shape.dropFirst(2)), kernel: Array(w.shape.dropFirst(2)), strides: a.strides,
+    let t = x.elementType
+    let bs = b?.floatValues
+    let result = try directConv(x.floats, w.floats, xShape: x.shape, wShape: w.shape, bias: { bs?[$0] ?? 0 }, a, out: shape, what)
+    return Tensor(t, shape: shape, floats: t == .f32 ? result : result.map(t.roundFloat))
+}
+
+/// ONNX ConvInteger: conv(x − x_zero_point, w − w_zero_point) in 64-bit integers, as s32.
+func convInteger(_ x: Tensor, _ w: Tensor, _ xz: Tensor?, _ wz: Tensor?, _ a: ConvAttributes, out shape: [Int], _ what: String) throws -> Tensor {
+    let zx = xz?.ints[0] ?? 0
+    let perChannel = (wz?.count ?? 1) > 1, k = shapeProduct(Array(w.shape.dropFirst()))
+    let xs = x.ints.map { $0 - zx }
+    let ws = w.ints.indices.map { i in w.ints[i] - (wz.map { perChannel ? $0.ints[i / k] : $0.ints[0] } ?? 0) }
+    let result = try directConv(xs, ws, xShape: x.shape, wShape: w.shape, bias: { _ in 0 }, a, out: shape, what)
+    return Tensor(.s32, shape: shape, ints: result.map(ElementType.s32.wrap))
+}
+
+/// The direct convolution of x (N×C×spatial) by w (M×C/group×kernel), plus bias(oc), in T.
+private func directConv<T: Numeric & Sendable>(_ xs: [T], _ ws: [T], xShape: [Int], wShape: [Int], bias: (Int) -> T, _ a: ConvAttributes,
+                                    out shape: [Int], _ what: String) throws -> [T] {
+    let geo = try windowGeometry(input: Array(xShape.dropFirst(2)), kernel: Array(wShape.dropFirst(2)), strides: a.strides,
                                  pads: a.pads, dilations: a.dilations, autoPad: a.autoPad, what)
     guard geo.input.count <= 3 else { throw KilnError("\(what): convolutions over more than 3 spatial axes are not supported") }
     let g = Geometry3(geo)
-    let n = x.shape[0], c = x.shape[1], m = w.shape[0], groups = a.group
+    let n = xShape[0], c = xShape[1], m = wShape[0], groups = a.group
     let cg = c / groups, mg = m / groups
-    let t = x.elementType
-    var result = [Float](repeating: 0, count: shapeProduct(shape))
-    let xs = x.floats, ws = w.floats, bs = b?.floatValues
+    var result = [T](repeating: 0, count: shapeProduct(shape))
+    let biases = (0..<m).map(bias)
     result.withUnsafeMutableBufferPointer { out in
         let outBase = out.baseAddress!
         xs.withUnsafeBufferPointer { xp in
@@ -31,8 +49,7 @@ func conv(_ x: Tensor, _ w: Tensor, _ b: Tensor?, _ a: ConvAttributes, out shape
                 parallelFor(n * m) { job in
                     let batch = job / m, oc = job % m, grp = oc / mg
                     let o = outBase + job * g.outSize
-                    let bias = bs?[oc] ?? 0
-                    for i in 0..<g.outSize { o[i] = bias }
+                    for i in 0..<g.outSize { o[i] = biases[oc] }
                     for icg in 0..<cg {
                         let ic = grp * cg + icg
                         let xin = xp.baseAddress! + (batch * c + ic) * g.inSize
@@ -59,7 +76,7 @@ func conv(_ x: Tensor, _ w: Tensor, _ b: Tensor?, _ a: ConvAttributes, out shape
             }
         }
     }
-    return Tensor(t, shape: shape, floats: t == .f32 ? result : result.map(t.roundFloat))
+    return result
 }
 
 func convTranspose(_ x: Tensor, _ w: Tensor, _ b: Tensor?, _ a: ConvTransposeAttributes, out shape: [Int],

@@ -24,6 +24,8 @@ extension NodeEvaluation {
         case .dynamicQuantizeLinear:
             let (xq, p) = dynamicallyQuantized(x(0))
             return [xq, Tensor(.f32, shape: [], floats: [p.scales[0]]), Tensor(.u8, shape: [], ints: [Int64(p.zeroPoints[0])])]
+        case .convInteger(let a):
+            return [try convInteger(x(0), x(1), opt(2), opt(3), a, out: shape, what)]
         case .matMulInteger:
             // Exactly, in 64 bits: (A − a_zero_point) · (B − b_zero_point), then s32.
             func centered(_ t: Tensor, _ zp: Tensor?, perRow: Bool) -> Tensor {

@@ -205,6 +205,8 @@ import KilnToolchain
         try add("matmul_integer_per_row", .matMulInteger, [.input(.u8, [4, 6]), .constant(random(.u8, [6, 5], seed: 60)), .constant(Tensor(.u8, shape: [4], ints: [1, 2, 3, 40])), .absent])
         try add("matmul_integer_batched", .matMulInteger, [.input(.s8, [2, 3, 5]), .input(.u8, [2, 5, 4])])
         try add("matmul_integer_shared_b", .matMulInteger, [.input(.u8, [2, 3, 5]), .constant(random(.s8, [5, 4], seed: 61))])
+        try add("conv_integer_zero_points", .convInteger(ConvAttributes(pads: [1, 1, 1, 1], group: 2)), [.input(.u8, [1, 4, 6, 5]), .constant(random(.s8, [6, 2, 3, 3], seed: 65)), .constant(.scalar(int: 9, .u8)), .constant(Tensor(.s8, shape: [6], ints: [0, 1, -2, 3, 0, 5]))])
+        try add("conv_integer_strided", .convInteger(ConvAttributes(strides: [2, 2])), [.input(.s8, [2, 3, 7, 7]), .constant(random(.u8, [4, 3, 2, 2], seed: 66))])
         let columns = (0..<24).map { Float(0.01 + 0.001 * Double($0)) }
         try add("dynamic_quantized_matmul_bias_gelu", .dynamicQuantizedMatMul(DynamicQuantizedMatMulAttributes(
             weights: Quantization(.s8, scales: columns, zeroPoints: [Int32](repeating: 0, count: 24), axis: 1), postOps: [.gelu(tanhApproximation: false)])),

@@ -114,6 +114,7 @@ import KilnPasses
             .dynamicQuantizedMatMul(DynamicQuantizedMatMulAttributes(weights: Quantization(.s8, scales: [0.25, 0.5], zeroPoints: [0, 0], axis: 1), postOps: [.gelu(tanhApproximation: true)])),
             .dynamicQuantizeLinear,
             .matMulInteger,
+            .convInteger(ConvAttributes(strides: [2, 2], pads: [1, 0, 1, 0], group: 2)),
             .recurrent(RecurrentAttributes(kind: .lstm, direction: .bidirectional, hiddenSize: 8)),
             .recurrent(RecurrentAttributes(kind: .gru, hiddenSize: 3, activations: [.hardSigmoid(alpha: 0.3, beta: 0.45), .leakyRelu(alpha: 0.05)],
                                            clip: 2.5, batchMajor: true, linearBeforeReset: true)),
@@ -134,7 +135,7 @@ import KilnPasses
              .unsqueeze, .gather, .shape, .size, .cast, .castLike, .constantOfShape, .identity, .dropout, .pad, .resize, .softmax,
              .logSoftmax, .reduce, .expand, .range, .where, .layerNormalization, .instanceNormalization, .depthToSpace,
              .spaceToDepth, .tile, .argReduce, .gatherElements, .topK, .quantizeLinear, .dequantizeLinear, .layoutConvert,
-             .elementwiseGroup, .quantized, .unsupported, .dynamicQuantizedMatMul, .dynamicQuantizeLinear, .matMulInteger, .recurrent:
+             .elementwiseGroup, .quantized, .unsupported, .dynamicQuantizedMatMul, .dynamicQuantizeLinear, .matMulInteger, .recurrent, .convInteger:
             return true
         }
     }

@@ -342,6 +342,28 @@ func withoutTrailers(_ text: String) -> String {
             """)
     }
 
+    @Test func ortDynamicConvBecomesADequantizedConv() throws {
+        // ConvInteger with a weight zero point of 1 and one scale: the source dequantized by its
+        // run-time parameters, the weights by their constant ones ((w − 1) · 0.5).
+        try checkPass(recognizeDynamicQuantization, before: """
+            graph dc(%x: f32[1x1x3x3]) -> (%y)
+              %w = constant s8[2x1x1x1] [3, -1]
+              %wz = constant s8[] [1]
+              %ws = constant f32[] [0.5]
+              %q, %s, %z = dynamic_quantize_linear(%x) : u8[1x1x3x3], f32[], u8[]
+              %i = conv_integer(%q, %w, %z, %wz) : s32[1x2x3x3]
+              %f = cast(%i) {to=f32} : f32[1x2x3x3]
+              %k = mul(%s, %ws) : f32[]
+              %y = mul(%f, %k) : f32[1x2x3x3]
+            """, after: """
+            graph dc(%x: f32[1x1x3x3]) -> (%y)
+              %w_dequantized = constant f32[2x1x1x1] [1.0, -1.0]
+              %q, %s, %z = dynamic_quantize_linear(%x) : u8[1x1x3x3], f32[], u8[]
+              %q_dequantized = dequantize_linear(%q, %s, %z) {axis=1} : f32[1x1x3x3]
+              %y = conv(%q_dequantized, %w_dequantized) : f32[1x2x3x3]
+            """)
+    }
+
     @Test func dynamicMatMulWithNonzeroWeightZeroPointStays() throws {
         // Asymmetric weights are not what the dynamically quantized matmul computes: MatMulInteger stays.
         let text = """

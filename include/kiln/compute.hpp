@@ -105,10 +105,10 @@ struct Window {
     int64_t in[3], out[3], k[3], s[3], d[3], p[3], pe[3];
 };
 
-// Direct convolution (any element type; the f32 path goes through oneDNN instead).
-template <class T>
-inline void conv(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t c, int64_t m, int64_t groups,
-                 const Window& g) {
+// Direct convolution, accumulating in Acc: y[oc] = store(bias(oc) + Σ load_x(x) · load_w(w, oc)).
+template <class Acc, class X, class Wt, class Y, class LoadX, class LoadW, class Bias, class Store>
+inline void conv_loop(const X* x, const Wt* w, Y* y, int64_t n, int64_t c, int64_t m, int64_t groups, const Window& g,
+                      LoadX load_x, LoadW load_w, Bias bias, Store store_y) {
     const int64_t cg = c / groups, mg = m / groups;
     const int64_t insz = g.in[0] * g.in[1] * g.in[2], outsz = g.out[0] * g.out[1] * g.out[2];
     const int64_t ksz = g.k[0] * g.k[1] * g.k[2];
@@ -119,10 +119,10 @@ inline void conv(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t c,
             for (int64_t od = 0; od < g.out[0]; od++)
                 for (int64_t oh = 0; oh < g.out[1]; oh++)
                     for (int64_t ow = 0; ow < g.out[2]; ow++) {
-                        float acc = b ? load(b[oc]) : 0.0f;
+                        Acc acc = bias(oc);
                         for (int64_t icg = 0; icg < cg; icg++) {
-                            const T* xin = x + (bi * c + grp * cg + icg) * insz;
-                            const T* wk = w + (oc * cg + icg) * ksz;
+                            const X* xin = x + (bi * c + grp * cg + icg) * insz;
+                            const Wt* wk = w + (oc * cg + icg) * ksz;
                             for (int64_t kd = 0; kd < g.k[0]; kd++) {
                                 int64_t id = od * g.s[0] + kd * g.d[0] - g.p[0];
                                 if (id < 0 || id >= g.in[0]) continue;
@@ -132,15 +132,34 @@ inline void conv(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t c,
                                     for (int64_t kw = 0; kw < g.k[2]; kw++) {
                                         int64_t iw = ow * g.s[2] + kw * g.d[2] - g.p[2];
                                         if (iw < 0 || iw >= g.in[2]) continue;
-                                        acc += load(xin[(id * g.in[1] + ih) * g.in[2] + iw]) *
-                                               load(wk[(kd * g.k[1] + kh) * g.k[2] + kw]);
+                                        acc += load_x(xin[(id * g.in[1] + ih) * g.in[2] + iw]) *
+                                               load_w(wk[(kd * g.k[1] + kh) * g.k[2] + kw], oc);
                                     }
                                 }
                             }
                         }
-                        y[(bi * m + oc) * outsz + (od * g.out[1] + oh) * g.out[2] + ow] = store<T>(acc);
+                        y[(bi * m + oc) * outsz + (od * g.out[1] + oh) * g.out[2] + ow] = store_y(acc);
                     }
         }
+}
+
+// Direct convolution (any element type; the f32 path goes through oneDNN instead).
+template <class T>
+inline void conv(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t c, int64_t m, int64_t groups,
+                 const Window& g) {
+    conv_loop<float>(x, w, y, n, c, m, groups, g, [](T v) { return (float)load(v); }, [](T v, int64_t) { return (float)load(v); },
+                     [b](int64_t oc) { return b ? (float)load(b[oc]) : 0.0f; }, [](float a) { return store<T>(a); });
+}
+
+// ONNX ConvInteger: conv(x − x_zp, w − w_zp) in 32 bits; x_zp one value or null, w_zp one value,
+// one per output channel (w_per_channel), or null.
+template <class X, class Wt>
+inline void conv_integer(const X* x, const Wt* w, const X* x_zp, const Wt* w_zp, bool w_per_channel, int32_t* y, int64_t n,
+                         int64_t c, int64_t m, int64_t groups, const Window& g) {
+    const int32_t zx = x_zp ? (int32_t)x_zp[0] : 0;
+    conv_loop<int32_t>(x, w, y, n, c, m, groups, g, [zx](X v) { return (int32_t)v - zx; },
+                       [w_zp, w_per_channel](Wt v, int64_t oc) { return (int32_t)v - (w_zp ? (int32_t)w_zp[w_per_channel ? oc : 0] : 0); },
+                       [](int64_t) { return (int32_t)0; }, [](int32_t a) { return a; });
 }
 
 // Transposed convolution (weights [C, M/g, k...]).

@@ -18,6 +18,8 @@ extension ModelEmitter {
             run.line("{ const auto p = kiln::dynamic_quantize(\(v(x0!)), \(shapeProduct(shape(x0!))), \(v(y))); *\(v(n.outputs[1])) = p.scale; *\(v(n.outputs[2])) = (uint8_t)p.zero_point; }")
         case .matMulInteger:
             try emitMatMulInteger(n)
+        case .convInteger(let a):
+            try emitConvInteger(n, a)
         case _ where perTensorParameters(n) != nil:
             let (scale, zero, quantizes) = perTensorParameters(n)!
             loopCount += 1

@@ -56,6 +56,22 @@ extension TypeRule {
         case .dynamicQuantizeLinear:
             guard try type(0).elementType == .f32 else { throw KilnError("\(what): quantizes f32, not \(try type(0).elementType)", unsupported: true) }
             return [TensorType(.u8, try shape(0)), TensorType(.f32, []), TensorType(.u8, [])]
+        case .convInteger(let a):
+            let tx = try type(0).elementType, tw = try type(1).elementType
+            guard tx == .u8 || tx == .s8, tw == .u8 || tw == .s8, a.postOps.isEmpty else {
+                throw KilnError("\(what): convolves u8 or s8 tensors, not \(tx) and \(tw)", unsupported: true)
+            }
+            let out = try TypeRule(node: node, inputs: Array(inputs.prefix(2)), constants: Array(constants.prefix(2))).convOutputShape(a)
+            if has(2) {
+                guard try type(2).elementType == tx, shapeProduct(try shape(2)) == 1 else { throw KilnError("\(what): x_zero_point must be one \(tx)") }
+            }
+            if has(3) {
+                let z = try shape(3), m = try shape(1)[0]
+                guard try type(3).elementType == tw, shapeProduct(z) == 1 || z == [m] else {
+                    throw KilnError("\(what): w_zero_point must be one \(tw) or one per output channel (\(m)), not \(shapeString(z))")
+                }
+            }
+            return [TensorType(.s32, out)]
         case .matMulInteger:
             let ta = try type(0).elementType, tb = try type(1).elementType
             guard ta == .u8 || ta == .s8, tb == .u8 || tb == .s8 else {

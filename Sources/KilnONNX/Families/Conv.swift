@@ -17,7 +17,7 @@ extension NodeConversion {
         }
     }
 
-    private mutating func convAttributes() throws -> ConvAttributes {
+    mutating func convAttributes() throws -> ConvAttributes {
         let autoPad = try a.string("auto_pad", default: "NOTSET")
         guard let ap = AutoPad(rawValue: autoPad) else { throw Unsupported(reason: "auto_pad '\(autoPad)' is not supported") }
         return ConvAttributes(kernelShape: try a.ints("kernel_shape"), strides: try a.ints("strides"),

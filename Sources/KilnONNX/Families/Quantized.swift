@@ -1,7 +1,7 @@
 import KilnIR
 
 extension NodeConversion {
-    /// QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear and MatMulInteger.
+    /// QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, MatMulInteger and ConvInteger.
     mutating func convertQuantized(_ importer: inout Importer) throws -> (Op, [ValueID?])? {
         switch opType {
         case "QuantizeLinear":
@@ -26,6 +26,9 @@ extension NodeConversion {
         case "DynamicQuantizeLinear":
             try need(1)
             return (.dynamicQuantizeLinear, Array(inputs.prefix(1)))
+        case "ConvInteger":
+            try need(2)
+            return (.convInteger(try convAttributes()), Array(inputs.prefix(4)))
         case "MatMulInteger":
             try need(2)
             return (.matMulInteger, Array(inputs.prefix(4)))
