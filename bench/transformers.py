@@ -112,10 +112,15 @@ def model_dir(cache):
 
 def export(mdir, path, seq):
     """all-MiniLM-L6-v2 with mean pooling as ONNX (TorchScript exporter, opset 17, eager attention)."""
-    import torch
     from transformers import BertModel
 
-    bert = BertModel.from_pretrained(mdir, attn_implementation="eager").eval()
+    export_mean_pooled(BertModel.from_pretrained(mdir, attn_implementation="eager").eval(), path, seq)
+
+
+def export_mean_pooled(encoder, path, seq):
+    """A text encoder with mean pooling over the attention mask as ONNX (TorchScript exporter,
+    opset 17): inputs input_ids and attention_mask (int64, 1 x seq), output embedding."""
+    import torch
 
     class MeanPooled(torch.nn.Module):
         def __init__(self, m):
@@ -128,7 +133,7 @@ def export(mdir, path, seq):
             return (h * w).sum(1) / w.sum(1).clamp(min=1e-9)
 
     ids = torch.ones(1, seq, dtype=torch.int64)
-    torch.onnx.export(MeanPooled(bert), (ids, torch.ones_like(ids)), path, input_names=["input_ids", "attention_mask"],
+    torch.onnx.export(MeanPooled(encoder), (ids, torch.ones_like(ids)), path, input_names=["input_ids", "attention_mask"],
                       output_names=["embedding"], opset_version=17, dynamo=False)
 
 
@@ -165,19 +170,7 @@ def export_random(model, path, seq):
         enc = BertModel(BertConfig(hidden_size=384, num_hidden_layers=12, num_attention_heads=12, intermediate_size=1536,
                                    attn_implementation="eager")).eval()
 
-    class MeanPooled(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, ids, mask):
-            h = self.m(input_ids=ids, attention_mask=mask).last_hidden_state
-            w = mask.unsqueeze(-1).to(h.dtype)
-            return (h * w).sum(1) / w.sum(1).clamp(min=1e-9)
-
-    ids = torch.ones(1, seq, dtype=torch.int64)
-    torch.onnx.export(MeanPooled(enc), (ids, torch.ones_like(ids)), path, input_names=["input_ids", "attention_mask"],
-                      output_names=["embedding"], opset_version=17, dynamo=False)
+    export_mean_pooled(enc, path, seq)
 
 
 def images(count, seed):
