@@ -9,16 +9,21 @@ extension ModelEmitter {
         return "{\(ext(geo.input, 1)), \(ext(geo.output, 1)), \(ext(geo.kernel, 1)), \(ext(geo.strides, 1)), \(ext(geo.dilations, 1)), \(ext(geo.padsBegin, 0)), \(ext(geo.padsEnd, 0))}"
     }
 
-    mutating func emitGenericConv(_ n: Node, _ a: ConvAttributes) throws {
-        let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
-        let b = n.inputs.count > 2 ? n.inputs[2] : nil
-        let xs = shape(x), ws = shape(w)
+    /// Opens the block of a direct conv loop over input `xs` by weights `ws`: its window `g`.
+    mutating func openConvLoop(_ n: Node, _ a: ConvAttributes, input xs: [Int], weights ws: [Int]) throws {
         let geo = try windowGeometry(input: Array(xs.dropFirst(2)), kernel: Array(ws.dropFirst(2)), strides: a.strides,
                                      pads: a.pads, dilations: a.dilations, autoPad: a.autoPad, n.label)
         guard geo.input.count <= 3 else { throw KilnError("\(n.label): more than 3 spatial axes are not supported", unsupported: true) }
         loopCount += 1
         run.open()
         run.line("static const kiln::Window g = \(window(geo));")
+    }
+
+    mutating func emitGenericConv(_ n: Node, _ a: ConvAttributes) throws {
+        let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
+        let b = n.inputs.count > 2 ? n.inputs[2] : nil
+        let xs = shape(x), ws = shape(w)
+        try openConvLoop(n, a, input: xs, weights: ws)
         run.line("kiln::conv(\(v(x)), \(v(w)), \(b.map { v($0) } ?? "(const \(cType(elem(x)))*)nullptr"), \(v(y)), \(xs[0]), \(xs[1]), \(ws[0]), \(a.group), g);")
         run.close()
     }
@@ -28,12 +33,7 @@ extension ModelEmitter {
         let x = n.inputs[0]!, w = n.inputs[1]!, y = n.outputs[0]
         let xz = n.inputs.count > 2 ? n.inputs[2] : nil, wz = n.inputs.count > 3 ? n.inputs[3] : nil
         let xs = shape(x), ws = shape(w)
-        let geo = try windowGeometry(input: Array(xs.dropFirst(2)), kernel: Array(ws.dropFirst(2)), strides: a.strides,
-                                     pads: a.pads, dilations: a.dilations, autoPad: a.autoPad, n.label)
-        guard geo.input.count <= 3 else { throw KilnError("\(n.label): more than 3 spatial axes are not supported", unsupported: true) }
-        loopCount += 1
-        run.open()
-        run.line("static const kiln::Window g = \(window(geo));")
+        try openConvLoop(n, a, input: xs, weights: ws)
         run.line("kiln::conv_integer(\(v(x)), \(v(w)), \(xz.map { v($0) } ?? "(const \(cType(elem(x)))*)nullptr"), "
                  + "\(wz.map { v($0) } ?? "(const \(cType(elem(w)))*)nullptr"), \(wz.map { shapeProduct(shape($0)) > 1 } ?? false), "
                  + "\(v(y)), \(xs[0]), \(xs[1]), \(ws[0]), \(a.group), g);")
